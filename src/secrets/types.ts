@@ -1,0 +1,24 @@
+/**
+ * Secret storage. A secret is addressed by (profile, kind); the store decides where it lives.
+ *
+ * Kinds:
+ *   client-secret    the app registration's client secret
+ *   certificate      PEM private key (+ certificate) of a confidential client
+ *   service-account  a Google service-account JSON key
+ *   token-cache      the serialized token cache (MSAL cache JSON, or our own JSON for Google/custom)
+ */
+export type SecretKind = 'client-secret' | 'certificate' | 'service-account' | 'token-cache';
+
+export const SECRET_KINDS: readonly SecretKind[] = ['client-secret', 'certificate', 'service-account', 'token-cache'];
+
+export type StoreKind = 'keychain' | 'file' | 'memory';
+
+export interface SecretStore {
+  readonly kind: StoreKind;
+  /** Human-readable place, e.g. "keychain (Secret Service)" or "/home/u/.local/share/oauthmail/secrets". */
+  readonly location: string;
+  get(profile: string, kind: SecretKind): Promise<string | undefined>;
+  set(profile: string, kind: SecretKind, value: string): Promise<void>;
+  /** Returns true if something was deleted. */
+  delete(profile: string, kind: SecretKind): Promise<boolean>;
+}

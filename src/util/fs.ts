@@ -1,0 +1,63 @@
+import { promises as fsp, constants } from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+/** Create a folder (and parents) with mode 0700; tighten it if it already exists and is ours. */
+export async function ensurePrivateDir(dir: string): Promise<void> {
+  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+  try {
+    const st = await fsp.stat(dir);
+    if ((st.mode & 0o077) !== 0 && typeof process.getuid === 'function' && st.uid === process.getuid()) {
+      await fsp.chmod(dir, 0o700);
+    }
+  } catch {
+    // best effort: a folder we cannot stat will fail loudly on the write that follows
+  }
+}
+
+/**
+ * Write a file atomically: temp file in the same folder, fsync, rename, fsync the folder.
+ * A reader (or a crash) sees either the old content or the new one, never half of it.
+ */
+export async function atomicWriteFile(file: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+  const dir = path.dirname(file);
+  await ensurePrivateDir(dir);
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const fh = await fsp.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    await fsp.rm(tmp, { force: true });
+    throw e;
+  }
+  await fh.close();
+  try {
+    await fsp.rename(tmp, file);
+  } catch (e) {
+    await fsp.rm(tmp, { force: true });
+    throw e;
+  }
+  // fsync the folder so that the rename itself survives a power cut
+  try {
+    const dh = await fsp.open(dir, constants.O_RDONLY);
+    try {
+      await dh.sync();
+    } finally {
+      await dh.close();
+    }
+  } catch {
+    // some filesystems refuse fsync on a folder; the rename is still atomic
+  }
+}
+
+/** Read a file, or undefined when it does not exist. */
+export async function readFileIfExists(file: string): Promise<string | undefined> {
+  try {
+    return await fsp.readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
