@@ -1,0 +1,47 @@
+/**
+ * The `profile add` wizard: asks, on a terminal, for what the flags did not give.
+ * Returns settings; validation happens afterwards exactly as for flags.
+ */
+import type { Setting } from '../config/profiles.js';
+import type { Io } from './io.js';
+
+const has = (settings: readonly Setting[], key: string) =>
+  settings.some(([k]) => k.toLowerCase().replace(/[-_]/g, '') === key.toLowerCase());
+
+export async function runWizard(io: Io, given: readonly Setting[]): Promise<Setting[]> {
+  const out: Setting[] = [];
+  io.err('Creating a profile. Press Enter to accept the [default].');
+  let provider = given.find(([k]) => k === 'provider')?.[1];
+  if (!provider) {
+    provider = await io.prompt('Provider (microsoft, google, custom)', 'microsoft');
+    out.push(['provider', provider]);
+  }
+  if (provider === 'microsoft' && !has(given, 'tenant')) {
+    out.push(['tenant', await io.prompt('Tenant (ID, domain like contoso.com, organizations, common)', 'organizations')]);
+  }
+  if (provider === 'custom') {
+    if (!has(given, 'authorizationEndpoint')) out.push(['authorizationEndpoint', await io.prompt('Authorization endpoint URL')]);
+    if (!has(given, 'tokenEndpoint')) out.push(['tokenEndpoint', await io.prompt('Token endpoint URL')]);
+    if (!has(given, 'scopes')) out.push(['scopes', await io.prompt('Scopes (space-separated)')]);
+  }
+  io.err(
+    provider === 'google'
+      ? 'The client ID is on Google Cloud console → APIs & Services → Credentials (an OAuth client of type "Desktop app").'
+      : provider === 'microsoft'
+        ? 'The client ID is the "Application (client) ID" on Azure portal → App registrations → your app → Overview.'
+        : '',
+  );
+  out.push(['clientId', await io.prompt('Client ID')]);
+  if (!has(given, 'user')) {
+    const user = await io.prompt('Mailbox address (the account whose mail you send and read)');
+    if (user) out.push(['user', user]);
+  }
+  if (!has(given, 'flow') && provider !== 'google') {
+    out.push(['flow', await io.prompt('Sign-in flow (browser, device, client-credentials)', 'browser')]);
+  }
+  if (!has(given, 'clientType')) {
+    const t = await io.prompt('App type: public (no secret), secret, certificate', 'public');
+    out.push(['clientType', t]);
+  }
+  return out;
+}

@@ -1,0 +1,188 @@
+/**
+ * Profile operations: add, edit, rename, remove, use. Pure config work plus the secret moves
+ * that go with renaming and removing; the CLI layer only parses flags and prints.
+ */
+import { ConfigError, UsageError } from '../errors/index.js';
+import type { SecretKind, SecretStore } from '../secrets/types.js';
+import { SECRET_KINDS } from '../secrets/types.js';
+import { applySetting } from './fields.js';
+import { defaultsFor, scopesFor } from './presets.js';
+import { type Config, Invalid, type Profile, PROVIDERS, validateProfile, validateProfileName } from './schema.js';
+import type { ConfigStore } from './store.js';
+
+export type Setting = [key: string, value: string | undefined];
+
+function checkName(name: string): void {
+  const bad = validateProfileName(name);
+  if (bad) throw new UsageError(bad, { code: 'bad_profile_name' });
+}
+
+function validate(draft: Record<string, unknown>): Profile {
+  try {
+    return validateProfile(draft);
+  } catch (e) {
+    if (!(e instanceof Invalid)) throw e;
+    throw new UsageError(e.message, { code: 'bad_value', hint: 'run `oauthmail profile keys` to see what each key takes' });
+  }
+}
+
+const sameList = (a: readonly string[] | undefined, b: readonly string[]) =>
+  !!a && a.length === b.length && a.every((x, i) => x === b[i]);
+
+/** Build a complete profile from settings over the provider's defaults. */
+export function buildProfile(settings: readonly Setting[]): Profile {
+  const providerSetting = [...settings].reverse().find(([k]) => k.toLowerCase() === 'provider');
+  const provider = providerSetting?.[1] ?? 'microsoft';
+  if (!(PROVIDERS as readonly string[]).includes(provider)) {
+    throw new UsageError(`provider must be one of: ${PROVIDERS.join(', ')} (got ${JSON.stringify(provider)})`, {
+      code: 'bad_value',
+    });
+  }
+  const draft: Record<string, unknown> = { ...defaultsFor(provider as Profile['provider']) };
+  for (const [k, v] of settings) applySetting(draft, k, v);
+  if (draft.clientType === 'public' && draft.flow === 'client-credentials') draft.clientType = 'secret';
+  if (!Array.isArray(draft.scopes)) {
+    draft.scopes = scopesFor(
+      draft.provider as Profile['provider'],
+      (draft.capabilities as Profile['capabilities']) ?? [],
+      draft.flow as Profile['flow'],
+    );
+  }
+  if (draft.clientId === undefined) {
+    throw new UsageError('clientId is required', {
+      code: 'missing_value',
+      hint: 'give the app registration\'s client ID with --client-id ID',
+    });
+  }
+  if (draft.provider === 'custom' && (draft.scopes as string[]).length === 0) {
+    throw new UsageError('a custom provider needs scopes', { code: 'missing_value', hint: 'give them with --scopes "a b c"' });
+  }
+  return validate(draft);
+}
+
+/** Apply settings to an existing profile; recompute default scopes when capabilities or flow change. */
+export function editProfile(existing: Profile, settings: readonly Setting[]): Profile {
+  const draft = structuredClone(existing) as unknown as Record<string, unknown>;
+  const before = scopesFor(existing.provider, existing.capabilities, existing.flow);
+  for (const [k, v] of settings) applySetting(draft, k, v);
+  const setScopes = settings.some(([k]) => k.toLowerCase() === 'scopes');
+  if (!setScopes && sameList(existing.scopes, before)) {
+    draft.scopes = scopesFor(
+      draft.provider as Profile['provider'],
+      (draft.capabilities as Profile['capabilities']) ?? [],
+      draft.flow as Profile['flow'],
+    );
+  }
+  return validate(draft);
+}
+
+export class Profiles {
+  constructor(
+    private readonly store: ConfigStore,
+    /** Opens the secret store a profile uses (its `storage` setting decides which). */
+    private readonly secretsFor: (profile: Profile) => Promise<SecretStore>,
+  ) {}
+
+  async list(): Promise<Config> {
+    return this.store.load();
+  }
+
+  async add(name: string, settings: readonly Setting[], opts: { use?: boolean } = {}): Promise<Profile> {
+    checkName(name);
+    const profile = buildProfile(settings);
+    await this.store.update((config) => {
+      if (config.profiles[name]) {
+        throw new UsageError(`a profile named ${JSON.stringify(name)} already exists`, {
+          code: 'duplicate_profile',
+          hint: `change it with \`oauthmail profile edit ${name} --set KEY=VALUE\`, or pick another name`,
+        });
+      }
+      config.profiles[name] = profile;
+      if (opts.use || !config.defaultProfile) config.defaultProfile = name;
+    });
+    return profile;
+  }
+
+  async edit(name: string, settings: readonly Setting[]): Promise<Profile> {
+    checkName(name);
+    if (settings.length === 0) {
+      throw new UsageError('nothing to change', { code: 'bad_usage', hint: 'use --set KEY=VALUE or --unset KEY' });
+    }
+    return this.store.update((config) => {
+      const existing = this.require(config, name);
+      const next = editProfile(existing, settings);
+      config.profiles[name] = next;
+      return next;
+    });
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    checkName(from);
+    checkName(to);
+    let profile: Profile | undefined;
+    await this.store.update((config) => {
+      profile = this.require(config, from);
+      if (config.profiles[to]) {
+        throw new UsageError(`a profile named ${JSON.stringify(to)} already exists`, {
+          code: 'duplicate_profile',
+          hint: 'remove it first, or pick another name',
+        });
+      }
+    });
+    // Copy secrets first, then switch the config, then delete the old copies: a crash in
+    // between leaves a duplicate secret, never a lost one.
+    const secrets = await this.secretsFor(profile!);
+    const moved: SecretKind[] = [];
+    for (const kind of SECRET_KINDS) {
+      const v = await secrets.get(from, kind);
+      if (v !== undefined) {
+        await secrets.set(to, kind, v);
+        moved.push(kind);
+      }
+    }
+    await this.store.update((config) => {
+      const p = this.require(config, from);
+      delete config.profiles[from];
+      config.profiles[to] = p;
+      if (config.defaultProfile === from) config.defaultProfile = to;
+    });
+    for (const kind of moved) await secrets.delete(from, kind);
+  }
+
+  /** Remove a profile and its secrets. Returns the secret kinds deleted. */
+  async remove(name: string): Promise<SecretKind[]> {
+    checkName(name);
+    const config = await this.store.load();
+    const profile = this.require(config, name);
+    const secrets = await this.secretsFor(profile);
+    const deleted: SecretKind[] = [];
+    for (const kind of SECRET_KINDS) {
+      if (await secrets.delete(name, kind)) deleted.push(kind);
+    }
+    await this.store.update((c) => {
+      delete c.profiles[name];
+      if (c.defaultProfile === name) delete c.defaultProfile;
+    });
+    return deleted;
+  }
+
+  async use(name: string): Promise<void> {
+    checkName(name);
+    await this.store.update((config) => {
+      this.require(config, name);
+      config.defaultProfile = name;
+    });
+  }
+
+  require(config: Config, name: string): Profile {
+    const p = config.profiles[name];
+    if (!p) {
+      const names = Object.keys(config.profiles);
+      throw new ConfigError(`no profile named ${JSON.stringify(name)}`, {
+        code: 'profile_not_found',
+        hint: names.length ? `known profiles: ${names.join(', ')}` : `create it: oauthmail profile add ${name}`,
+      });
+    }
+    return p;
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * The config file: one JSON document with a version, the default profile and the profiles.
+ *
+ * Reading never repairs: a file that cannot be parsed or does not match the schema is reported
+ * with its path (and line:column for syntax errors) and is never overwritten, so a hand edit
+ * that went wrong is not lost. Writing is atomic (temp + fsync + rename, 0600 in a 0700 folder)
+ * and happens under a cross-process lock with the file re-read inside the lock, so two
+ * concurrent `profile edit` calls cannot lose each other's change.
+ */
+import { ConfigError, UsageError } from '../errors/index.js';
+import { atomicWriteFile, readFileIfExists } from '../util/fs.js';
+import type { Paths } from './paths.js';
+import {
+  CONFIG_VERSION,
+  type Config,
+  emptyConfig,
+  Invalid,
+  type Profile,
+  validateConfigTop,
+  validateProfile,
+  validateProfileName,
+} from './schema.js';
+
+export type LockFn = <T>(name: string, fn: () => Promise<T>) => Promise<T>;
+
+const noLock: LockFn = (_name, fn) => fn();
+
+function lineCol(text: string, pos: number): string {
+  const before = text.slice(0, pos);
+  const line = before.split('\n').length;
+  const col = pos - before.lastIndexOf('\n');
+  return `${line}:${col}`;
+}
+
+export function parseConfigText(text: string, file: string): Config {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    const msg = (e as Error).message;
+    const m = /position (\d+)/.exec(msg);
+    const where = m ? lineCol(text, Number(m[1])) : lineCol(text, text.length);
+    const what = msg.replace(/ in JSON at position \d+.*$/, '').replace(/^Unexpected end of JSON input$/, 'unexpected end of file');
+    throw new ConfigError(`cannot read config ${file}:${where}: ${what}`, {
+      code: 'config_syntax',
+      hint: `fix the file by hand (it was not changed), or move it away to start afresh`,
+      cause: e,
+    });
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new ConfigError(`cannot read config ${file}: the top level must be a JSON object`, {
+      code: 'config_invalid',
+      hint: 'fix the file by hand (it was not changed), or move it away to start afresh',
+    });
+  }
+  let top: ReturnType<typeof validateConfigTop>;
+  try {
+    top = validateConfigTop(raw as Record<string, unknown>);
+  } catch (e) {
+    if (!(e instanceof Invalid)) throw e;
+    throw new ConfigError(`invalid config ${file}: ${e.message}`, {
+      code: 'config_invalid',
+      hint: 'fix the file by hand (it was not changed)',
+    });
+  }
+  const profiles: Record<string, Profile> = {};
+  for (const [name, value] of Object.entries(top.profiles)) {
+    try {
+      profiles[name] = validateProfile(value);
+    } catch (e) {
+      if (!(e instanceof Invalid)) throw e;
+      throw new ConfigError(`invalid config ${file}: profile ${JSON.stringify(name)}: ${e.message}`, {
+        code: 'config_invalid',
+        hint: `fix it with \`oauthmail profile edit ${name} --set KEY=VALUE\` or by hand (the file was not changed)`,
+      });
+    }
+  }
+  const config: Config = { version: CONFIG_VERSION, profiles };
+  if (top.defaultProfile !== undefined) config.defaultProfile = top.defaultProfile;
+  return config;
+}
+
+export class ConfigStore {
+  constructor(
+    readonly paths: Paths,
+    private readonly lock: LockFn = noLock,
+  ) {}
+
+  get file(): string {
+    return this.paths.configFile;
+  }
+
+  async load(): Promise<Config> {
+    let text: string | undefined;
+    try {
+      text = await readFileIfExists(this.file);
+    } catch (e) {
+      throw new ConfigError(`cannot read config ${this.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, {
+        code: 'config_unreadable',
+        hint: 'check the file permissions',
+        cause: e,
+      });
+    }
+    if (text === undefined) return emptyConfig();
+    return parseConfigText(text, this.file);
+  }
+
+  /** Read-modify-write under the lock; `fn` may throw to abort without writing. */
+  async update<T>(fn: (config: Config) => T | Promise<T>): Promise<T> {
+    return this.lock('config', async () => {
+      const config = await this.load();
+      const result = await fn(config);
+      await this.save(config);
+      return result;
+    });
+  }
+
+  private async save(config: Config): Promise<void> {
+    const out: Record<string, unknown> = { version: CONFIG_VERSION };
+    if (config.defaultProfile) out.defaultProfile = config.defaultProfile;
+    out.profiles = config.profiles;
+    await atomicWriteFile(this.file, JSON.stringify(out, null, 2) + '\n', 0o600);
+  }
+}
+
+/** Which profile a command acts on: explicit name, then OAUTHMAIL_PROFILE, then the default. */
+export function resolveProfileName(
+  config: Config,
+  explicit: string | undefined,
+  env: NodeJS.ProcessEnv,
+): { name: string; profile: Profile } {
+  const name = explicit || env.OAUTHMAIL_PROFILE || config.defaultProfile;
+  if (!name) {
+    const names = Object.keys(config.profiles);
+    if (names.length === 1) return { name: names[0]!, profile: config.profiles[names[0]!]! };
+    throw new ConfigError(names.length === 0 ? 'no profile is configured' : 'no profile given and no default set', {
+      code: 'no_profile',
+      hint:
+        names.length === 0
+          ? 'create one: oauthmail profile add NAME --provider microsoft --client-id ID'
+          : `name one with -p NAME, or set a default: oauthmail profile use ${names[0]}`,
+    });
+  }
+  const bad = validateProfileName(name);
+  if (bad) throw new UsageError(bad, { code: 'bad_profile_name' });
+  const profile = config.profiles[name];
+  if (!profile) {
+    const names = Object.keys(config.profiles);
+    throw new ConfigError(`no profile named ${JSON.stringify(name)}`, {
+      code: 'profile_not_found',
+      hint: names.length ? `known profiles: ${names.join(', ')}` : 'create it: oauthmail profile add ' + name,
+    });
+  }
+  return { name, profile };
+}
