@@ -63,7 +63,7 @@ export const FIELDS: readonly FieldSpec[] = [
   { key: 'clientSecretExpires', kind: 'string', help: 'client secret expiry date, YYYY-MM-DD' },
 ];
 
-const norm = (k: string) => k.toLowerCase().replace(/[-_]/g, '');
+const norm = (k: string) => k.toLowerCase().replace(/[-_.]/g, '');
 
 export function findField(key: string): FieldSpec | undefined {
   const n = norm(key);

@@ -40,7 +40,9 @@ export function buildProfile(settings: readonly Setting[]): Profile {
   }
   const draft: Record<string, unknown> = { ...defaultsFor(provider as Profile['provider']) };
   for (const [k, v] of settings) applySetting(draft, k, v);
-  if (draft.clientType === 'public' && draft.flow === 'client-credentials') draft.clientType = 'secret';
+  // app-only flows always need a credential; default to a secret unless the user chose a type
+  const typeGiven = settings.some(([k]) => k.toLowerCase().replace(/[-_]/g, '') === 'clienttype');
+  if (!typeGiven && draft.clientType === 'public' && draft.flow === 'client-credentials') draft.clientType = 'secret';
   if (!Array.isArray(draft.scopes)) {
     draft.scopes = scopesFor(
       draft.provider as Profile['provider'],
