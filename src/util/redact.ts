@@ -32,13 +32,15 @@ const PATTERNS: Array<[RegExp, string]> = [
     '$1[REDACTED]$2',
   ],
   [
-    /\b((?:access_token|refresh_token|id_token|client_secret|password|code_verifier|assertion|client_assertion|code|device_code)=)[^&\s"]+/gi,
+    /\b((?:access_token|refresh_token|id_token|client_secret|password|code_verifier|assertion|client_assertion|device_code)=)[^&\s"]+/gi,
     '$1[REDACTED]',
   ],
+  // an authorization code in a redirect URL or form body (not "error code=..." in prose)
+  [/([?&]code=)[^&\s"]+/g, '$1[REDACTED]'],
   // PEM private keys
   [/-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----/g, '[REDACTED:private-key]'],
-  // base64 XOAUTH2 initial responses ("user=...\x01auth=Bearer ...") start with dXNlcj0
-  [/dXNlcj0[A-Za-z0-9+/=]{16,}/g, '[REDACTED:sasl]'],
+  // base64 XOAUTH2 initial responses ("user=...\x01auth=Bearer ...") start with dXNlcj
+  [/dXNlcj[A-Za-z0-9+/]{16,}={0,2}/g, '[REDACTED:sasl]'],
   // OAUTHBEARER initial responses start with "n,a=" / "n,," -> biw
   [/\bbiw[A-Za-z0-9+/=]{24,}/g, '[REDACTED:sasl]'],
 ];
