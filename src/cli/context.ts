@@ -8,6 +8,8 @@ import { Profiles } from '../config/profiles.js';
 import type { Profile } from '../config/schema.js';
 import { ConfigStore, type LockFn } from '../config/store.js';
 import type { SecretStore } from '../secrets/types.js';
+import type { TokenSource } from '../mail/token-source.js';
+import { ConfigError } from '../errors/index.js';
 import type { Io } from './io.js';
 
 export interface GlobalOptions {
@@ -37,6 +39,33 @@ export class Context {
     const { withLock } = await import('../secrets/lock.js');
     return withLock(this.paths, name, fn);
   };
+
+  /**
+   * Resolve a profile (explicit name, OAUTHMAIL_PROFILE, default) and the token source the mail
+   * code uses for it: SASL user = the profile's mailbox user, tokens from its TokenProvider.
+   */
+  async tokenSource(explicitName?: string): Promise<{ name: string; profile: Profile; source: TokenSource }> {
+    const { resolveProfileName } = await import('../config/store.js');
+    const config = await this.config.load();
+    const { name, profile } = resolveProfileName(config, explicitName, this.env);
+    if (!profile.user) {
+      throw new ConfigError(`profile ${name} has no mailbox user`, {
+        code: 'no_user',
+        hint: `set it: oauthmail profile edit ${name} --set user=you@example.com`,
+      });
+    }
+    const { tokenProviderFor } = await import('../auth/index.js');
+    const provider = await tokenProviderFor(this, name, profile);
+    const user = profile.user;
+    return {
+      name,
+      profile,
+      source: {
+        user,
+        getAccessToken: async (opts) => (await provider.getToken({ forceRefresh: !!opts?.forceRefresh })).accessToken,
+      },
+    };
+  }
 
   /** The secret store a profile's `storage` setting selects (opened once per run). */
   secretsFor(profile: Pick<Profile, 'storage'>): Promise<SecretStore> {
