@@ -1,0 +1,214 @@
+/**
+ * OS keychain store through keytar (Secret Service on Linux, Keychain on macOS, Credential
+ * Manager on Windows). Service `oauthmail`, account `<profile>/<kind>`.
+ *
+ * keytar is an optionalDependency and is imported lazily: a missing or unloadable module means
+ * "keychain unavailable", never a crash. Every keytar call runs under a timeout (default
+ * 3000 ms, OAUTHMAIL_KEYCHAIN_TIMEOUT_MS overrides) because libsecret can block for the D-Bus
+ * default of 25 s (e.g. when HOME does not exist, the activated gnome-keyring cannot start).
+ *
+ * keytar's native calls cannot be cancelled, and a pending one keeps Node's event loop alive
+ * until it settles (measured: the process exits only after the 25 s D-Bus timeout). So after a
+ * timeout, pendingKeychainCalls() is > 0 and the CLI must end with an explicit process.exit().
+ */
+import { InternalError } from '../errors/index.js';
+import { registerSecret } from '../util/redact.js';
+import { assertSafeName } from './file.js';
+import { SplitStore, defaultSplitLimit, type RawBackend } from './split.js';
+import type { SecretKind, SecretStore } from './types.js';
+
+export const KEYCHAIN_SERVICE = 'oauthmail';
+export const DEFAULT_KEYCHAIN_TIMEOUT_MS = 3000;
+
+/** The part of keytar's API we use. */
+export interface KeytarLike {
+  getPassword(service: string, account: string): Promise<string | null>;
+  setPassword(service: string, account: string, password: string): Promise<void>;
+  deletePassword(service: string, account: string): Promise<boolean>;
+  findCredentials(service: string): Promise<Array<{ account: string; password: string }>>;
+}
+
+export const KEYCHAIN_UNAVAILABLE_HINT =
+  'Use --storage file (secrets go to a 0600 file; set OAUTHMAIL_PASSPHRASE to encrypt it), or start a Secret Service in this session (e.g. gnome-keyring-daemon --unlock --components=secrets).';
+
+/** The keychain cannot be used: no keytar, no Secret Service, a D-Bus error, or no answer in time. */
+export class KeychainUnavailableError extends InternalError {
+  readonly reason: string;
+  constructor(reason: string, cause?: unknown) {
+    super(`the keychain is unavailable: ${reason}.`, {
+      code: 'keychain_unavailable',
+      hint: KEYCHAIN_UNAVAILABLE_HINT,
+      cause,
+    });
+    this.reason = reason;
+  }
+}
+
+let abandoned = 0;
+
+/**
+ * keytar calls that timed out and have not settled yet. Each one keeps the event loop alive
+ * (up to ~25 s); when this is > 0 at the end of a command, exit with process.exit().
+ */
+export function pendingKeychainCalls(): number {
+  return abandoned;
+}
+
+export function keychainTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.OAUTHMAIL_KEYCHAIN_TIMEOUT_MS;
+  const n = raw === undefined || raw === '' ? NaN : Number(raw);
+  return Number.isFinite(n) && n > 0 ? Math.floor(n) : DEFAULT_KEYCHAIN_TIMEOUT_MS;
+}
+
+function message(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).replace(/\.$/, '');
+}
+
+async function loadKeytar(): Promise<KeytarLike> {
+  // a variable specifier: keytar is optional, so the build must not need its types
+  const specifier = 'keytar';
+  let mod: { default?: KeytarLike } & Partial<KeytarLike>;
+  try {
+    mod = (await import(specifier)) as typeof mod;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND'
+        ? 'the keytar module is not installed'
+        : `the keytar module could not be loaded (${message(e)})`;
+    throw new KeychainUnavailableError(why, e);
+  }
+  const k = (mod.default ?? mod) as KeytarLike;
+  if (typeof k.getPassword !== 'function') throw new KeychainUnavailableError('the keytar module has no getPassword');
+  return k;
+}
+
+/** Run one keytar call under a timeout; any failure becomes KeychainUnavailableError. */
+function withTimeout<T>(op: string, ms: number, fn: () => Promise<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      abandoned++;
+      reject(new KeychainUnavailableError(`the keychain did not answer within ${ms} ms (${op})`));
+    }, ms);
+    let p: Promise<T>;
+    try {
+      p = fn();
+    } catch (e) {
+      clearTimeout(timer);
+      reject(new KeychainUnavailableError(message(e), e));
+      return;
+    }
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        if (timedOut) abandoned--;
+        else resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(timer);
+        if (timedOut) abandoned--;
+        else reject(new KeychainUnavailableError(message(e), e));
+      },
+    );
+  });
+}
+
+export interface KeychainStoreOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Overrides OAUTHMAIL_KEYCHAIN_TIMEOUT_MS. */
+  timeoutMs?: number;
+  /** Per-entry limit for the splitting layer (default: 2,560 bytes on Windows). */
+  splitLimitBytes?: number;
+  /** For tests: a keytar stand-in. */
+  loadKeytar?: () => Promise<KeytarLike>;
+  platform?: NodeJS.Platform;
+}
+
+export type ProbeResult = { ok: true; ms: number } | { ok: false; ms: number; reason: string; error: KeychainUnavailableError };
+
+export class KeychainStore implements SecretStore {
+  readonly kind = 'keychain' as const;
+  readonly location: string;
+  readonly timeoutMs: number;
+  private readonly split: SplitStore;
+  private readonly load: () => Promise<KeytarLike>;
+  private keytar: Promise<KeytarLike> | undefined;
+
+  constructor(options: KeychainStoreOptions = {}) {
+    const platform = options.platform ?? process.platform;
+    this.timeoutMs = options.timeoutMs ?? keychainTimeoutMs(options.env ?? process.env);
+    this.load = options.loadKeytar ?? loadKeytar;
+    this.location =
+      platform === 'darwin'
+        ? 'keychain (macOS Keychain)'
+        : platform === 'win32'
+          ? 'keychain (Windows Credential Manager)'
+          : 'keychain (Secret Service)';
+    this.split = new SplitStore(this.backend(), { limitBytes: options.splitLimitBytes ?? defaultSplitLimit(platform) });
+  }
+
+  private kt(): Promise<KeytarLike> {
+    this.keytar ??= this.load().catch((e: unknown) => {
+      throw e instanceof KeychainUnavailableError ? e : new KeychainUnavailableError(message(e), e);
+    });
+    return this.keytar;
+  }
+
+  private backend(): RawBackend {
+    const ms = () => this.timeoutMs;
+    return {
+      get: async (account) => {
+        const k = await this.kt();
+        const v = await withTimeout('read', ms(), () => k.getPassword(KEYCHAIN_SERVICE, account));
+        return v ?? undefined;
+      },
+      set: async (account, value) => {
+        const k = await this.kt();
+        await withTimeout('write', ms(), () => k.setPassword(KEYCHAIN_SERVICE, account, value));
+      },
+      delete: async (account) => {
+        const k = await this.kt();
+        return withTimeout('delete', ms(), () => k.deletePassword(KEYCHAIN_SERVICE, account));
+      },
+    };
+  }
+
+  /**
+   * A cheap check that the keychain answers: a lookup of an account that never exists, under the
+   * timeout. (Not findCredentials: that would pull every stored secret into memory.)
+   */
+  async probe(): Promise<ProbeResult> {
+    const t0 = performance.now();
+    try {
+      const k = await this.kt();
+      await withTimeout('probe', this.timeoutMs, () => k.getPassword(KEYCHAIN_SERVICE, '.probe'));
+      return { ok: true, ms: performance.now() - t0 };
+    } catch (e) {
+      const error = e instanceof KeychainUnavailableError ? e : new KeychainUnavailableError(message(e), e);
+      return { ok: false, ms: performance.now() - t0, reason: error.reason, error };
+    }
+  }
+
+  async get(profile: string, kind: SecretKind): Promise<string | undefined> {
+    const v = await this.split.get(account(profile, kind));
+    registerSecret(v);
+    return v;
+  }
+
+  async set(profile: string, kind: SecretKind, value: string): Promise<void> {
+    registerSecret(value);
+    await this.split.set(account(profile, kind), value);
+  }
+
+  async delete(profile: string, kind: SecretKind): Promise<boolean> {
+    return this.split.delete(account(profile, kind));
+  }
+}
+
+function account(profile: string, kind: SecretKind): string {
+  assertSafeName(profile, 'profile name');
+  assertSafeName(kind, 'secret kind');
+  return `${profile}/${kind}`;
+}
