@@ -6,7 +6,14 @@ import { promisify } from 'node:util';
 import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createHash, createPublicKey, generateKeyPairSync, sign as cryptoSign, verify as cryptoVerify, randomBytes } from 'node:crypto';
+import {
+  createHash,
+  createPublicKey,
+  generateKeyPairSync,
+  sign as cryptoSign,
+  verify as cryptoVerify,
+  randomBytes,
+} from 'node:crypto';
 import { startIdp, type IdpHandle } from '../support/idp/index.mjs';
 
 const run = promisify(execFile);
@@ -36,7 +43,12 @@ interface Resp {
 function request(
   method: string,
   path: string,
-  opts: { form?: Record<string, string>; json?: unknown; headers?: Record<string, string>; cookie?: string } = {},
+  opts: {
+    form?: Record<string, string>;
+    json?: unknown;
+    headers?: Record<string, string>;
+    cookie?: string;
+  } = {},
 ): Promise<Resp> {
   const url = new URL(path, idp.url);
   let body: string | undefined;
@@ -69,7 +81,8 @@ function request(
   });
 }
 
-const admin = (path: string, json?: unknown) => request(json === undefined ? 'GET' : 'POST', `/_admin/${path}`, { json });
+const admin = (path: string, json?: unknown) =>
+  request(json === undefined ? 'GET' : 'POST', `/_admin/${path}`, { json });
 const claims = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString('utf8'));
 const header = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[0]!, 'base64url').toString('utf8'));
 const b64url = (b: Buffer) => b.toString('base64url');
@@ -88,7 +101,9 @@ function expectEntraError(r: Resp, status: number, error: string, code: number) 
   expect(r.json.error).toBe(error);
   expect(r.json.error_codes).toEqual([code]);
   expect(r.json.error_description).toMatch(
-    new RegExp(`^AADSTS${code}: .+\\r\\nTrace ID: [0-9a-f-]{36}\\r\\nCorrelation ID: [0-9a-f-]{36}\\r\\nTimestamp: \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ$`),
+    new RegExp(
+      `^AADSTS${code}: .+\\r\\nTrace ID: [0-9a-f-]{36}\\r\\nCorrelation ID: [0-9a-f-]{36}\\r\\nTimestamp: \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ$`,
+    ),
   );
   expect(r.json.trace_id).toMatch(/^[0-9a-f-]{36}$/);
   expect(r.json.correlation_id).toMatch(/^[0-9a-f-]{36}$/);
@@ -100,7 +115,14 @@ const authorizeUrl = (p: Record<string, string>) =>
   `/${TID}/oauth2/v2.0/authorize?${new URLSearchParams({ response_type: 'code', client_id: PUBLIC, ...p })}`;
 
 /** Browser-less sign-in: authorize -> sign-in form -> consent -> redirect. Returns the final redirect URL. */
-async function signInForCode(opts: { scope: string; redirectUri?: string; challenge?: string; user?: string; password?: string; extra?: Record<string, string> }) {
+async function signInForCode(opts: {
+  scope: string;
+  redirectUri?: string;
+  challenge?: string;
+  user?: string;
+  password?: string;
+  extra?: Record<string, string>;
+}) {
   const redirectUri = opts.redirectUri ?? 'http://localhost:43123';
   const r1 = await request(
     'GET',
@@ -120,13 +142,20 @@ async function signInForCode(opts: { scope: string; redirectUri?: string; challe
   expect(r1.text).toContain('id="password"');
   expect(r1.text).toContain('id="signin"');
   const r2 = await request('POST', '/_flow/login', {
-    form: { txn: txnOf(r1.text), username: opts.user ?? 'alice@contoso.test', password: opts.password ?? 'alice-pw' },
+    form: {
+      txn: txnOf(r1.text),
+      username: opts.user ?? 'alice@contoso.test',
+      password: opts.password ?? 'alice-pw',
+    },
   });
   const cookie = cookieOf(r2);
   expect(r2.status).toBe(200);
   expect(r2.text).toContain('id="accept"');
   expect(r2.text).toContain('id="cancel"');
-  const r3 = await request('POST', '/_flow/consent', { form: { txn: txnOf(r2.text), action: 'accept' }, cookie });
+  const r3 = await request('POST', '/_flow/consent', {
+    form: { txn: txnOf(r2.text), action: 'accept' },
+    cookie,
+  });
   expect(r3.status).toBe(302);
   return { location: new URL(r3.headers.location as string), cookie, consentHtml: r2.text };
 }
@@ -240,7 +269,13 @@ describe('Entra authorization code + PKCE', () => {
     const { challenge } = pkce();
     const r = await request(
       'GET',
-      authorizeUrl({ redirect_uri: 'http://127.0.0.1:50001', scope, state: 's2', code_challenge: challenge, code_challenge_method: 'S256' }),
+      authorizeUrl({
+        redirect_uri: 'http://127.0.0.1:50001',
+        scope,
+        state: 's2',
+        code_challenge: challenge,
+        code_challenge_method: 'S256',
+      }),
       { cookie },
     );
     expect(r.status).toBe(302);
@@ -253,7 +288,13 @@ describe('Entra authorization code + PKCE', () => {
     // prompt=consent shows the consent page again even though consent exists
     const r2 = await request(
       'GET',
-      authorizeUrl({ redirect_uri: 'http://localhost:1', scope, prompt: 'consent', code_challenge: challenge, code_challenge_method: 'S256' }),
+      authorizeUrl({
+        redirect_uri: 'http://localhost:1',
+        scope,
+        prompt: 'consent',
+        code_challenge: challenge,
+        code_challenge_method: 'S256',
+      }),
       { cookie },
     );
     expect(r2.status).toBe(200);
@@ -262,19 +303,39 @@ describe('Entra authorization code + PKCE', () => {
 
   it('shows Entra errors: wrong password, unknown client, redirect mismatch, cancel, prompt=none, missing PKCE', async () => {
     const { challenge } = pkce();
-    const base = { scope: OUTLOOK.join(' '), state: 'abc', code_challenge: challenge, code_challenge_method: 'S256' };
-    const r1 = await request('GET', authorizeUrl({ ...base, redirect_uri: 'http://localhost:9', login_hint: 'bob@contoso.test' }));
+    const base = {
+      scope: OUTLOOK.join(' '),
+      state: 'abc',
+      code_challenge: challenge,
+      code_challenge_method: 'S256',
+    };
+    const r1 = await request(
+      'GET',
+      authorizeUrl({ ...base, redirect_uri: 'http://localhost:9', login_hint: 'bob@contoso.test' }),
+    );
     expect(r1.text).toContain('value="bob@contoso.test"');
-    const wrong = await request('POST', '/_flow/login', { form: { txn: txnOf(r1.text), username: 'bob@contoso.test', password: 'nope' } });
+    const wrong = await request('POST', '/_flow/login', {
+      form: { txn: txnOf(r1.text), username: 'bob@contoso.test', password: 'nope' },
+    });
     expect(wrong.status).toBe(200);
     expect(wrong.text).toContain('AADSTS50126');
     expect(wrong.text).toContain('id="signin"');
 
-    const unknown = await request('GET', authorizeUrl({ ...base, client_id: '99999999-9999-4999-8999-999999999999', redirect_uri: 'http://localhost:9' }));
+    const unknown = await request(
+      'GET',
+      authorizeUrl({
+        ...base,
+        client_id: '99999999-9999-4999-8999-999999999999',
+        redirect_uri: 'http://localhost:9',
+      }),
+    );
     expect(unknown.status).toBe(400);
     expect(unknown.text).toContain('AADSTS700016');
 
-    const mismatch = await request('GET', authorizeUrl({ ...base, client_id: CONF.clientId, redirect_uri: 'http://localhost:9999/evil' }));
+    const mismatch = await request(
+      'GET',
+      authorizeUrl({ ...base, client_id: CONF.clientId, redirect_uri: 'http://localhost:9999/evil' }),
+    );
     expect(mismatch.status).toBe(400);
     expect(mismatch.headers.location).toBeUndefined();
     expect(mismatch.text).toContain('AADSTS50011');
@@ -283,18 +344,28 @@ describe('Entra authorization code + PKCE', () => {
     const login = await request('POST', '/_flow/login', {
       form: { txn: txnOf(r1.text), username: 'bob@contoso.test', password: 'bob-pw' },
     });
-    const cancel = await request('POST', '/_flow/consent', { form: { txn: txnOf(login.text), action: 'cancel' } });
+    const cancel = await request('POST', '/_flow/consent', {
+      form: { txn: txnOf(login.text), action: 'cancel' },
+    });
     expect(cancel.status).toBe(302);
     const loc = new URL(cancel.headers.location as string);
     expect(loc.searchParams.get('error')).toBe('access_denied');
-    expect(loc.searchParams.get('error_description')).toMatch(/^AADSTS65004: User declined to consent to access the app\.\r\nTrace ID/);
+    expect(loc.searchParams.get('error_description')).toMatch(
+      /^AADSTS65004: User declined to consent to access the app\.\r\nTrace ID/,
+    );
     expect(loc.searchParams.get('state')).toBe('abc');
 
-    const none = await request('GET', authorizeUrl({ ...base, redirect_uri: 'http://localhost:9', prompt: 'none' }));
+    const none = await request(
+      'GET',
+      authorizeUrl({ ...base, redirect_uri: 'http://localhost:9', prompt: 'none' }),
+    );
     expect(none.status).toBe(302);
     expect(new URL(none.headers.location as string).searchParams.get('error')).toBe('login_required');
 
-    const noPkce = await request('GET', authorizeUrl({ scope: base.scope, state: 'x', redirect_uri: 'http://localhost:9' }));
+    const noPkce = await request(
+      'GET',
+      authorizeUrl({ scope: base.scope, state: 'x', redirect_uri: 'http://localhost:9' }),
+    );
     expect(noPkce.status).toBe(302);
     expect(new URL(noPkce.headers.location as string).searchParams.get('error')).toBe('invalid_request');
   });
@@ -311,7 +382,12 @@ describe('Entra refresh tokens', () => {
   }
   const refresh = (rt: string, scope?: string) =>
     request('POST', `/${TID}/oauth2/v2.0/token`, {
-      form: { grant_type: 'refresh_token', client_id: PUBLIC, refresh_token: rt, ...(scope ? { scope } : {}) },
+      form: {
+        grant_type: 'refresh_token',
+        client_id: PUBLIC,
+        refresh_token: rt,
+        ...(scope ? { scope } : {}),
+      },
     });
 
   it('rotates: each refresh returns a new refresh token and the old one is refused', async () => {
@@ -338,8 +414,16 @@ describe('Entra refresh tokens', () => {
     const down = await refresh(t0.refresh_token, 'https://outlook.office.com/SMTP.Send offline_access');
     expect(down.status).toBe(200);
     expect(claims(down.json.access_token).scp).toBe('SMTP.Send');
-    await admin('consent', { user: 'alice@contoso.test', clientId: PUBLIC, scopes: ['https://outlook.office.com/SMTP.Send'], action: 'revoke' });
-    const denied = await refresh(down.json.refresh_token, 'https://outlook.office.com/SMTP.Send offline_access');
+    await admin('consent', {
+      user: 'alice@contoso.test',
+      clientId: PUBLIC,
+      scopes: ['https://outlook.office.com/SMTP.Send'],
+      action: 'revoke',
+    });
+    const denied = await refresh(
+      down.json.refresh_token,
+      'https://outlook.office.com/SMTP.Send offline_access',
+    );
     expectEntraError(denied, 400, 'invalid_grant', 65001);
     expect(denied.json.suberror).toBe('consent_required');
   });
@@ -355,7 +439,11 @@ describe('Entra refresh tokens', () => {
 describe('Entra device code', () => {
   const poll = (deviceCode: string) =>
     request('POST', `/${TID}/oauth2/v2.0/token`, {
-      form: { grant_type: 'urn:ietf:params:oauth:grant-type:device_code', client_id: PUBLIC, device_code: deviceCode },
+      form: {
+        grant_type: 'urn:ietf:params:oauth:grant-type:device_code',
+        client_id: PUBLIC,
+        device_code: deviceCode,
+      },
     });
   const start = async () => {
     const r = await request('POST', `/organizations/oauth2/v2.0/devicecode`, {
@@ -379,7 +467,9 @@ describe('Entra device code', () => {
     expect(fast.json.error).toBe('slow_down');
     const pending = await admin('device/pending');
     expect(pending.json.codes.map((c: { user_code: string }) => c.user_code)).toContain(d.user_code);
-    expect((await admin('device', { user_code: d.user_code, action: 'approve', user: 'bob@contoso.test' })).status).toBe(200);
+    expect(
+      (await admin('device', { user_code: d.user_code, action: 'approve', user: 'bob@contoso.test' })).status,
+    ).toBe(200);
     const tok = await poll(d.device_code);
     expect(tok.status).toBe(200);
     expect(claims(tok.json.access_token).upn).toBe('bob@contoso.test');
@@ -406,7 +496,9 @@ describe('Entra device code', () => {
     expect(page.text).toContain('id="otc"');
     const r1 = await request('POST', '/devicelogin', { form: { otc: d.user_code.toLowerCase() } });
     expect(r1.text).toContain('id="username"');
-    const r2 = await request('POST', '/_flow/login', { form: { txn: txnOf(r1.text), username: 'alice@contoso.test', password: 'alice-pw' } });
+    const r2 = await request('POST', '/_flow/login', {
+      form: { txn: txnOf(r1.text), username: 'alice@contoso.test', password: 'alice-pw' },
+    });
     const r3 = await request('POST', '/_flow/consent', { form: { txn: txnOf(r2.text), action: 'accept' } });
     expect(r3.text).toContain('data-result="approved"');
     expect((await poll(d.device_code)).status).toBe(200);
@@ -415,7 +507,10 @@ describe('Entra device code', () => {
 
 describe('Entra client credentials and access token shape', () => {
   const cc = (form: Record<string, string>, headers?: Record<string, string>) =>
-    request('POST', `/${TID}/oauth2/v2.0/token`, { form: { grant_type: 'client_credentials', ...form }, headers });
+    request('POST', `/${TID}/oauth2/v2.0/token`, {
+      form: { grant_type: 'client_credentials', ...form },
+      headers,
+    });
   const scope = 'https://outlook.office365.com/.default';
 
   it('accepts client_secret_post and client_secret_basic; refuses bad credentials Entra-style', async () => {
@@ -427,11 +522,35 @@ describe('Entra client credentials and access token shape', () => {
       { authorization: 'Basic ' + Buffer.from(`${DAEMON.clientId}:${DAEMON.secret}`).toString('base64') },
     );
     expect(basic.status).toBe(200);
-    expectEntraError(await cc({ client_id: DAEMON.clientId, client_secret: 'wrong', scope }), 401, 'invalid_client', 7000215);
+    expectEntraError(
+      await cc({ client_id: DAEMON.clientId, client_secret: 'wrong', scope }),
+      401,
+      'invalid_client',
+      7000215,
+    );
     expectEntraError(await cc({ client_id: DAEMON.clientId, scope }), 401, 'invalid_client', 7000218);
-    expectEntraError(await cc({ client_id: PUBLIC, client_secret: 'x', scope }), 401, 'invalid_client', 700025);
-    expectEntraError(await cc({ client_id: '99999999-9999-4999-8999-999999999999', client_secret: 'x', scope }), 400, 'unauthorized_client', 700016);
-    expectEntraError(await cc({ client_id: DAEMON.clientId, client_secret: DAEMON.secret, scope: 'https://outlook.office365.com/SMTP.SendAsApp' }), 400, 'invalid_scope', 1002012);
+    expectEntraError(
+      await cc({ client_id: PUBLIC, client_secret: 'x', scope }),
+      401,
+      'invalid_client',
+      700025,
+    );
+    expectEntraError(
+      await cc({ client_id: '99999999-9999-4999-8999-999999999999', client_secret: 'x', scope }),
+      400,
+      'unauthorized_client',
+      700016,
+    );
+    expectEntraError(
+      await cc({
+        client_id: DAEMON.clientId,
+        client_secret: DAEMON.secret,
+        scope: 'https://outlook.office365.com/SMTP.SendAsApp',
+      }),
+      400,
+      'invalid_scope',
+      1002012,
+    );
 
     const c = claims(post.json.access_token);
     expect(c.roles).toEqual(DAEMON.appRoles);
@@ -455,7 +574,16 @@ describe('Entra client credentials and access token shape', () => {
     const mk = (key = privateKey) => {
       const h = b64url(Buffer.from(JSON.stringify({ alg: 'RS256', typ: 'JWT', x5t: b64url(thumb) })));
       const p = b64url(
-        Buffer.from(JSON.stringify({ aud: `${idp.url}/${TID}/oauth2/v2.0/token`, iss: DAEMON.clientId, sub: DAEMON.clientId, exp: now + 600, nbf: now, jti: 'j1' })),
+        Buffer.from(
+          JSON.stringify({
+            aud: `${idp.url}/${TID}/oauth2/v2.0/token`,
+            iss: DAEMON.clientId,
+            sub: DAEMON.clientId,
+            exp: now + 600,
+            nbf: now,
+            jti: 'j1',
+          }),
+        ),
       );
       return `${h}.${p}.${b64url(cryptoSign('sha256', Buffer.from(`${h}.${p}`), key))}`;
     };
@@ -472,7 +600,12 @@ describe('Entra client credentials and access token shape', () => {
   });
 
   it('issues RS256 JWTs with typ JWT and Exchange-like v1 claims, verifiable with jwt-pub.pem', async () => {
-    const m = await admin('mint', { provider: 'microsoft', user: 'alice@contoso.test', clientId: PUBLIC, scopes: OUTLOOK });
+    const m = await admin('mint', {
+      provider: 'microsoft',
+      user: 'alice@contoso.test',
+      clientId: PUBLIC,
+      scopes: OUTLOOK,
+    });
     const at: string = m.json.access_token;
     const kid = readFileSync(join(pki, 'jwt-kid'), 'utf8').trim();
     expect(header(at)).toEqual({ typ: 'JWT', alg: 'RS256', kid });
@@ -500,7 +633,12 @@ describe('Entra client credentials and access token shape', () => {
     expect(c.nbf).toBe(c.iat);
     expect(typeof c.sub).toBe('string');
 
-    const graph = await admin('mint', { user: 'alice@contoso.test', clientId: PUBLIC, scopes: ['SMTP.Send'], lifetime: 2 });
+    const graph = await admin('mint', {
+      user: 'alice@contoso.test',
+      clientId: PUBLIC,
+      scopes: ['SMTP.Send'],
+      lifetime: 2,
+    });
     expect(claims(graph.json.access_token).aud).toBe('https://graph.microsoft.com');
     expect(graph.json.expires_in).toBe(2);
 
@@ -512,9 +650,20 @@ describe('Entra client credentials and access token shape', () => {
 
 describe('fault injection', () => {
   it('answers 429 with Retry-After for the next matching call, then succeeds', async () => {
-    const f = await admin('faults', { endpoint: 'token', grantType: 'client_credentials', status: 429, retryAfter: 2, times: 1 });
+    const f = await admin('faults', {
+      endpoint: 'token',
+      grantType: 'client_credentials',
+      status: 429,
+      retryAfter: 2,
+      times: 1,
+    });
     expect(f.status).toBe(200);
-    const form = { grant_type: 'client_credentials', client_id: DAEMON.clientId, client_secret: DAEMON.secret, scope: 'https://outlook.office365.com/.default' };
+    const form = {
+      grant_type: 'client_credentials',
+      client_id: DAEMON.clientId,
+      client_secret: DAEMON.secret,
+      scope: 'https://outlook.office365.com/.default',
+    };
     const r1 = await request('POST', `/${TID}/oauth2/v2.0/token`, { form });
     expect(r1.status).toBe(429);
     expect(r1.headers['retry-after']).toBe('2');
@@ -529,13 +678,20 @@ describe('fault injection', () => {
 
   it('injects Entra error codes and delays, and counts concurrency', async () => {
     await admin('faults', { endpoint: 'token', status: 400, errorCode: 65001 });
-    const form = { grant_type: 'client_credentials', client_id: DAEMON.clientId, client_secret: DAEMON.secret, scope: 'https://outlook.office365.com/.default' };
+    const form = {
+      grant_type: 'client_credentials',
+      client_id: DAEMON.clientId,
+      client_secret: DAEMON.secret,
+      scope: 'https://outlook.office365.com/.default',
+    };
     const r = await request('POST', `/${TID}/oauth2/v2.0/token`, { form });
     expectEntraError(r, 400, 'invalid_grant', 65001);
     expect(r.json.suberror).toBe('consent_required');
     await admin('faults', { endpoint: 'token', delayMs: 300, times: 3 });
     const t0 = Date.now();
-    const all = await Promise.all([1, 2, 3].map(() => request('POST', `/${TID}/oauth2/v2.0/token`, { form })));
+    const all = await Promise.all(
+      [1, 2, 3].map(() => request('POST', `/${TID}/oauth2/v2.0/token`, { form })),
+    );
     expect(all.map((x) => x.status)).toEqual([200, 200, 200]);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
     const stats = await admin('stats');
@@ -565,7 +721,9 @@ describe('Google', () => {
     });
     let r = await request('GET', `${G}?${q}`, { cookie });
     if (r.text.includes('id="signin"')) {
-      r = await request('POST', '/_flow/login', { form: { txn: txnOf(r.text), username: GOOGLE_USER.email, password: GOOGLE_USER.password } });
+      r = await request('POST', '/_flow/login', {
+        form: { txn: txnOf(r.text), username: GOOGLE_USER.email, password: GOOGLE_USER.password },
+      });
       cookie = cookieOf(r);
     }
     if (r.text.includes('id="accept"')) {
@@ -577,68 +735,124 @@ describe('Google', () => {
     return { code: loc.searchParams.get('code')!, verifier, cookie };
   }
   const gtoken = (form: Record<string, string>) =>
-    request('POST', '/token', { form: { client_id: GOOGLE_CLIENT.clientId, client_secret: GOOGLE_CLIENT.secret, ...form } });
+    request('POST', '/token', {
+      form: { client_id: GOOGLE_CLIENT.clientId, client_secret: GOOGLE_CLIENT.secret, ...form },
+    });
 
   it('exchanges a code (offline + consent => refresh token), refreshes without rotation, and shapes errors like Google', async () => {
     const { code, verifier, cookie } = await googleCode({ access_type: 'offline', prompt: 'consent' });
-    const t = await gtoken({ grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: 'http://127.0.0.1:47000' });
+    const t = await gtoken({
+      grant_type: 'authorization_code',
+      code,
+      code_verifier: verifier,
+      redirect_uri: 'http://127.0.0.1:47000',
+    });
     expect(t.status).toBe(200);
     expect(t.json.token_type).toBe('Bearer');
     expect(t.json.refresh_token).toBeTruthy();
     expect(t.json.scope).toContain('https://mail.google.com/');
     const c = claims(t.json.access_token);
     expect(header(t.json.access_token).typ).toBe('JWT');
-    expect(c).toMatchObject({ iss: 'https://accounts.google.com', email: GOOGLE_USER.email, sub: GOOGLE_USER.sub });
+    expect(c).toMatchObject({
+      iss: 'https://accounts.google.com',
+      email: GOOGLE_USER.email,
+      sub: GOOGLE_USER.sub,
+    });
     expect(claims(t.json.id_token).aud).toBe(GOOGLE_CLIENT.clientId);
 
     const r = await gtoken({ grant_type: 'refresh_token', refresh_token: t.json.refresh_token });
     expect(r.status).toBe(200);
     expect(r.json.refresh_token).toBeUndefined();
-    expect((await gtoken({ grant_type: 'refresh_token', refresh_token: t.json.refresh_token })).status).toBe(200);
+    expect((await gtoken({ grant_type: 'refresh_token', refresh_token: t.json.refresh_token })).status).toBe(
+      200,
+    );
 
     const info = await request('GET', `/tokeninfo?access_token=${encodeURIComponent(r.json.access_token)}`);
-    expect(info.json).toMatchObject({ aud: GOOGLE_CLIENT.clientId, azp: GOOGLE_CLIENT.clientId, email: GOOGLE_USER.email, email_verified: 'true', access_type: 'offline' });
+    expect(info.json).toMatchObject({
+      aud: GOOGLE_CLIENT.clientId,
+      azp: GOOGLE_CLIENT.clientId,
+      email: GOOGLE_USER.email,
+      email_verified: 'true',
+      access_type: 'offline',
+    });
     expect(Number(info.json.expires_in)).toBeGreaterThan(3500);
 
     const bad = await gtoken({ grant_type: 'refresh_token', refresh_token: 'nope' });
     expect(bad.status).toBe(400);
-    expect(bad.json).toEqual({ error: 'invalid_grant', error_description: 'Token has been expired or revoked.' });
+    expect(bad.json).toEqual({
+      error: 'invalid_grant',
+      error_description: 'Token has been expired or revoked.',
+    });
     const wrongSecret = await request('POST', '/token', {
-      form: { client_id: GOOGLE_CLIENT.clientId, client_secret: 'x', grant_type: 'refresh_token', refresh_token: t.json.refresh_token },
+      form: {
+        client_id: GOOGLE_CLIENT.clientId,
+        client_secret: 'x',
+        grant_type: 'refresh_token',
+        refresh_token: t.json.refresh_token,
+      },
     });
     expect(wrongSecret.status).toBe(401);
     expect(wrongSecret.json).toEqual({ error: 'invalid_client', error_description: 'Unauthorized' });
-    const reused = await gtoken({ grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: 'http://127.0.0.1:47000' });
+    const reused = await gtoken({
+      grant_type: 'authorization_code',
+      code,
+      code_verifier: verifier,
+      redirect_uri: 'http://127.0.0.1:47000',
+    });
     expect(reused.json.error).toBe('invalid_grant');
 
     // A repeat authorization without prompt=consent gets no new refresh token
     const again = await googleCode({ access_type: 'offline' }, cookie);
-    const t2 = await gtoken({ grant_type: 'authorization_code', code: again.code, code_verifier: again.verifier, redirect_uri: 'http://127.0.0.1:47000' });
+    const t2 = await gtoken({
+      grant_type: 'authorization_code',
+      code: again.code,
+      code_verifier: again.verifier,
+      redirect_uri: 'http://127.0.0.1:47000',
+    });
     expect(t2.status).toBe(200);
     expect(t2.json.refresh_token).toBeUndefined();
 
     const rv = await request('POST', '/revoke', { form: { token: t.json.refresh_token } });
     expect(rv.status).toBe(200);
-    expect((await gtoken({ grant_type: 'refresh_token', refresh_token: t.json.refresh_token })).json.error).toBe('invalid_grant');
+    expect(
+      (await gtoken({ grant_type: 'refresh_token', refresh_token: t.json.refresh_token })).json.error,
+    ).toBe('invalid_grant');
 
     await admin('config', { rotateGoogleRefreshTokens: true });
-    const { code: c3, verifier: v3 } = await googleCode({ access_type: 'offline', prompt: 'consent' }, cookie);
-    const t3 = await gtoken({ grant_type: 'authorization_code', code: c3, code_verifier: v3, redirect_uri: 'http://127.0.0.1:47000' });
+    const { code: c3, verifier: v3 } = await googleCode(
+      { access_type: 'offline', prompt: 'consent' },
+      cookie,
+    );
+    const t3 = await gtoken({
+      grant_type: 'authorization_code',
+      code: c3,
+      code_verifier: v3,
+      redirect_uri: 'http://127.0.0.1:47000',
+    });
     const rot = await gtoken({ grant_type: 'refresh_token', refresh_token: t3.json.refresh_token });
     expect(rot.json.refresh_token).toBeTruthy();
     expect(rot.json.refresh_token).not.toBe(t3.json.refresh_token);
-    expect((await gtoken({ grant_type: 'refresh_token', refresh_token: t3.json.refresh_token })).json.error).toBe('invalid_grant');
+    expect(
+      (await gtoken({ grant_type: 'refresh_token', refresh_token: t3.json.refresh_token })).json.error,
+    ).toBe('invalid_grant');
   });
 
   it('shows redirect_uri_mismatch and redirects access_denied', async () => {
-    const q = new URLSearchParams({ client_id: GOOGLE_CLIENT.clientId, redirect_uri: 'https://evil.test/cb', response_type: 'code', scope: 'email' });
+    const q = new URLSearchParams({
+      client_id: GOOGLE_CLIENT.clientId,
+      redirect_uri: 'https://evil.test/cb',
+      response_type: 'code',
+      scope: 'email',
+    });
     const mm = await request('GET', `${G}?${q}`);
     expect(mm.status).toBe(400);
     expect(mm.text).toContain('redirect_uri_mismatch');
     q.set('redirect_uri', 'http://localhost:5555');
     q.set('state', 'z');
     const r1 = await request('GET', `${G}?${q}`);
-    const r2 = await request('POST', '/_flow/login', { form: { txn: txnOf(r1.text), username: GOOGLE_USER.email, password: GOOGLE_USER.password } });
+    const r2 = await request('POST', '/_flow/login', {
+      form: { txn: txnOf(r1.text), username: GOOGLE_USER.email, password: GOOGLE_USER.password },
+    });
     const r3 = await request('POST', '/_flow/consent', { form: { txn: txnOf(r2.text), action: 'cancel' } });
     const loc = new URL(r3.headers.location as string);
     expect(loc.searchParams.get('error')).toBe('access_denied');
@@ -657,18 +871,37 @@ describe('Google', () => {
     const now = Math.floor(Date.now() / 1000);
     const assertion = (sub?: string) => {
       const h = b64url(Buffer.from(JSON.stringify({ alg: 'RS256', typ: 'JWT' })));
-      const p = b64url(Buffer.from(JSON.stringify({ iss: email, sub, scope: 'https://mail.google.com/', aud: 'https://oauth2.googleapis.com/token', iat: now, exp: now + 3600 })));
+      const p = b64url(
+        Buffer.from(
+          JSON.stringify({
+            iss: email,
+            sub,
+            scope: 'https://mail.google.com/',
+            aud: 'https://oauth2.googleapis.com/token',
+            iat: now,
+            exp: now + 3600,
+          }),
+        ),
+      );
       return `${h}.${p}.${b64url(cryptoSign('sha256', Buffer.from(`${h}.${p}`), privateKey))}`;
     };
     const grant = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
     const self = await request('POST', '/token', { form: { grant_type: grant, assertion: assertion() } });
     expect(self.status).toBe(200);
     expect(claims(self.json.access_token).email).toBe(email);
-    const noDwd = await request('POST', '/token', { form: { grant_type: grant, assertion: assertion(GOOGLE_USER.email) } });
+    const noDwd = await request('POST', '/token', {
+      form: { grant_type: grant, assertion: assertion(GOOGLE_USER.email) },
+    });
     expect(noDwd.status).toBe(401);
     expect(noDwd.json.error).toBe('unauthorized_client');
-    await admin('google/service-accounts', { client_email: email, publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }), domainWideDelegation: true });
-    const dwd = await request('POST', '/token', { form: { grant_type: grant, assertion: assertion(GOOGLE_USER.email) } });
+    await admin('google/service-accounts', {
+      client_email: email,
+      publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }),
+      domainWideDelegation: true,
+    });
+    const dwd = await request('POST', '/token', {
+      form: { grant_type: grant, assertion: assertion(GOOGLE_USER.email) },
+    });
     expect(dwd.status).toBe(200);
     expect(claims(dwd.json.access_token).email).toBe(GOOGLE_USER.email);
   });
@@ -682,13 +915,25 @@ describe('real clients and the CLI', () => {
       timeout: 60_000,
     });
     const out = JSON.parse(stdout);
-    expect(out.deviceCode).toMatchObject({ username: 'alice@contoso.test', tenantId: TID, hasIdToken: true, aud: 'https://outlook.office.com', scp: 'IMAP.AccessAsUser.All SMTP.Send', userCodeSeen: true });
+    expect(out.deviceCode).toMatchObject({
+      username: 'alice@contoso.test',
+      tenantId: TID,
+      hasIdToken: true,
+      aud: 'https://outlook.office.com',
+      scp: 'IMAP.AccessAsUser.All SMTP.Send',
+      userCodeSeen: true,
+    });
     expect(out.deviceCode.homeAccountId).toBe(`${MS.users[0].oid}.${TID}`);
     expect(out.accounts).toEqual(['alice@contoso.test']);
     expect(out.refresh.fromCache).toBe(false);
     expect(out.refresh.uti).not.toBe(out.deviceCode.uti);
     expect(out.silentCached.fromCache).toBe(true);
-    expect(out.clientCredential).toMatchObject({ aud: 'https://outlook.office365.com', roles: DAEMON.appRoles, email: DAEMON.mailboxPermission, appidacr: '1' });
+    expect(out.clientCredential).toMatchObject({
+      aud: 'https://outlook.office365.com',
+      roles: DAEMON.appRoles,
+      email: DAEMON.mailboxPermission,
+      appidacr: '1',
+    });
     expect(out.certificate).toMatchObject({ appidacr: '2', roles: DAEMON.appRoles });
     expect(out.metadataMode).toMatchObject({ aud: 'https://outlook.office.com', roles: DAEMON.appRoles });
     const stats = await admin('stats');
@@ -697,12 +942,47 @@ describe('real clients and the CLI', () => {
     expect(stats.json.token.client_credentials).toBe(3);
   }, 60_000);
 
+  it('google-auth-library 10: code exchange, refresh, tokeninfo, revoke', async () => {
+    const { stdout } = await run(
+      process.execPath,
+      [join(ROOT, 'test/support/idp/google-smoke.mjs'), idp.url],
+      {
+        env: { ...process.env, NODE_EXTRA_CA_CERTS: join(pki, 'ca.pem') },
+        timeout: 30_000,
+      },
+    );
+    const out = JSON.parse(stdout);
+    expect(out.exchange.keys).toEqual([
+      'access_token',
+      'expiry_date',
+      'refresh_token',
+      'scope',
+      'token_type',
+    ]);
+    expect(out.refreshed).toBe(true);
+    expect(out.tokenInfo).toEqual({
+      email: GOOGLE_USER.email,
+      scopes: ['https://mail.google.com/'],
+      aud: GOOGLE_CLIENT.clientId,
+    });
+    expect(out.afterRevoke).toEqual({
+      error: 'invalid_grant',
+      error_description: 'Token has been expired or revoked.',
+    });
+    const stats = await admin('stats');
+    expect(stats.json['google.token']).toEqual({ authorization_code: 1, refresh_token: 2 });
+  }, 30_000);
+
   it('server.mjs writes the ready file, serves, and exits 0 on SIGTERM', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'idp-cli-'));
     const ready = join(dir, 'ready.json');
-    const child = spawn(process.execPath, [join(ROOT, 'test/support/idp/server.mjs'), '--pki', pki, '--port', '0', '--ready-file', ready], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [join(ROOT, 'test/support/idp/server.mjs'), '--pki', pki, '--port', '0', '--ready-file', ready],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     try {
@@ -711,10 +991,12 @@ describe('real clients and the CLI', () => {
       expect(info.pid).toBe(child.pid);
       expect(info.url).toBe(`https://localhost:${info.port}`);
       const r = await new Promise<number>((resolve, reject) => {
-        https.get(`${info.url}/common/v2.0/.well-known/openid-configuration`, { ca }, (res) => {
-          res.resume();
-          resolve(res.statusCode ?? 0);
-        }).on('error', reject);
+        https
+          .get(`${info.url}/common/v2.0/.well-known/openid-configuration`, { ca }, (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          })
+          .on('error', reject);
       });
       expect(r).toBe(200);
       const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));

@@ -12,7 +12,12 @@ import {
   revokeConsent,
 } from './state.mjs';
 import { parseKeyOrCert, b64url } from './jwt.mjs';
-import { parseEntraScopes, mintEntraUserTokens, mintEntraAppToken, mintGoogleAccessToken } from './tokens.mjs';
+import {
+  parseEntraScopes,
+  mintEntraUserTokens,
+  mintEntraAppToken,
+  mintGoogleAccessToken,
+} from './tokens.mjs';
 import { findDeviceByUserCode, approveDevice } from './entra.mjs';
 
 const FAULT_ENDPOINTS = new Set([
@@ -61,10 +66,14 @@ async function route(ctx, req, res, url) {
   const method = req.method;
   const body = method === 'POST' || method === 'PUT' ? await readJson(req) : {};
 
-  if (path === '/_admin/health' && method === 'GET') return sendJson(res, 200, { ok: true, url: ctx.baseUrl });
+  if (path === '/_admin/health' && method === 'GET')
+    return sendJson(res, 200, { ok: true, url: ctx.baseUrl });
 
   if (path === '/_admin/stats' && method === 'GET') {
-    return sendJson(res, 200, { ...structuredClone(state.stats), inFlight: structuredClone(state.inFlight) });
+    return sendJson(res, 200, {
+      ...JSON.parse(JSON.stringify(state.stats)),
+      inFlight: JSON.parse(JSON.stringify(state.inFlight)),
+    });
   }
 
   if (path === '/_admin/reset' && method === 'POST') {
@@ -81,8 +90,10 @@ async function route(ctx, req, res, url) {
     if (method === 'POST') {
       const list = Array.isArray(body) ? body : [body];
       for (const f of list) {
-        if (!FAULT_ENDPOINTS.has(f.endpoint)) throw bad(`unknown endpoint '${f.endpoint}'; one of ${[...FAULT_ENDPOINTS].join(', ')}`);
-        if (f.status === undefined && f.delayMs === undefined) throw bad('a fault needs status and/or delayMs');
+        if (!FAULT_ENDPOINTS.has(f.endpoint))
+          throw bad(`unknown endpoint '${f.endpoint}'; one of ${[...FAULT_ENDPOINTS].join(', ')}`);
+        if (f.status === undefined && f.delayMs === undefined)
+          throw bad('a fault needs status and/or delayMs');
         state.faults.push({
           endpoint: f.endpoint,
           grantType: f.grantType,
@@ -105,7 +116,8 @@ async function route(ctx, req, res, url) {
     if (method === 'GET') return sendJson(res, 200, state.config);
     if (method === 'POST') {
       for (const [k, v] of Object.entries(body)) {
-        if (!(k in DEFAULT_CONFIG)) throw bad(`unknown config key '${k}'; known: ${Object.keys(DEFAULT_CONFIG).join(', ')}`);
+        if (!(k in DEFAULT_CONFIG))
+          throw bad(`unknown config key '${k}'; known: ${Object.keys(DEFAULT_CONFIG).join(', ')}`);
         state.config[k] = v;
       }
       return sendJson(res, 200, state.config);
@@ -143,7 +155,11 @@ async function route(ctx, req, res, url) {
   if (path === '/_admin/consent' && method === 'POST') {
     const provider = body.provider || 'microsoft';
     if (!body.user || !body.clientId) throw bad('user and clientId are required');
-    const scopes = Array.isArray(body.scopes) ? body.scopes : String(body.scopes || '').split(/\s+/).filter(Boolean);
+    const scopes = Array.isArray(body.scopes)
+      ? body.scopes
+      : String(body.scopes || '')
+          .split(/\s+/)
+          .filter(Boolean);
     const keys = provider === 'microsoft' ? parseEntraScopes(scopes.join(' ')).consentKeys : scopes;
     if ((body.action || 'grant') === 'grant') grantConsent(state, provider, body.user, body.clientId, keys);
     else if (body.action === 'revoke') revokeConsent(state, provider, body.user, body.clientId, keys);
@@ -210,7 +226,10 @@ async function route(ctx, req, res, url) {
     const sa = {
       clientEmail: email,
       publicKey: parsed.publicKey,
-      uniqueId: body.client_id || body.uniqueId || BigInt('0x' + createHash('sha256').update(email).digest('hex').slice(0, 15)).toString(),
+      uniqueId:
+        body.client_id ||
+        body.uniqueId ||
+        BigInt('0x' + createHash('sha256').update(email).digest('hex').slice(0, 15)).toString(),
       domainWideDelegation: Boolean(body.domainWideDelegation),
       allowedSubjects: body.allowedSubjects || null,
       allowedScopes: body.allowedScopes || null,
@@ -228,7 +247,10 @@ async function route(ctx, req, res, url) {
       tenantId: r.tenantId,
       tenantDomain: r.tenantDomain,
       users: r.users.map(({ password: _p, ...u }) => u),
-      clients: r.clients.map(({ secret: _s, certificates, ...c }) => ({ ...c, certificates: certificates.length })),
+      clients: r.clients.map(({ secret: _s, certificates, ...c }) => ({
+        ...c,
+        certificates: certificates.length,
+      })),
       google: {
         users: r.google.users.map(({ password: _p, ...u }) => u),
         clients: r.google.clients.map(({ secret: _s, ...c }) => c),
@@ -256,7 +278,11 @@ function mint(ctx, res, body) {
       scope: scopes || 'https://mail.google.com/',
       lifetime: body.lifetime,
     });
-    return sendJson(res, 200, { access_token: at.access_token, expires_in: at.expires_in, token_type: 'Bearer' });
+    return sendJson(res, 200, {
+      access_token: at.access_token,
+      expires_in: at.expires_in,
+      token_type: 'Bearer',
+    });
   }
   if (provider !== 'microsoft') throw bad("provider must be 'microsoft' or 'google'");
   const client = findClient(state, body.clientId || state.registry.clients[0].clientId);
@@ -264,13 +290,23 @@ function mint(ctx, res, body) {
   if (body.app || !body.user) {
     const resource = String(scopes || 'https://outlook.office365.com/.default').replace(/\/\.default$/, '');
     const at = mintEntraAppToken(ctx, { client, resource, lifetime: body.lifetime });
-    return sendJson(res, 200, { access_token: at.access_token, expires_in: at.expires_in, token_type: 'Bearer' });
+    return sendJson(res, 200, {
+      access_token: at.access_token,
+      expires_in: at.expires_in,
+      token_type: 'Bearer',
+    });
   }
   const user = findUser(state, body.user);
   if (!user) throw bad(`unknown user '${body.user}'`);
-  const parsed = parseEntraScopes(scopes || 'https://outlook.office.com/IMAP.AccessAsUser.All https://outlook.office.com/SMTP.Send');
+  const parsed = parseEntraScopes(
+    scopes || 'https://outlook.office.com/IMAP.AccessAsUser.All https://outlook.office.com/SMTP.Send',
+  );
   parsed.oidc = [];
   const out = mintEntraUserTokens(ctx, { user, client, parsed, lifetime: body.lifetime });
-  return sendJson(res, 200, { access_token: out.access_token, expires_in: out.expires_in, token_type: 'Bearer', scope: out.scope });
+  return sendJson(res, 200, {
+    access_token: out.access_token,
+    expires_in: out.expires_in,
+    token_type: 'Bearer',
+    scope: out.scope,
+  });
 }
-

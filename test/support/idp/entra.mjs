@@ -26,7 +26,8 @@ export function resolveTenant(state, seg) {
   const l = seg.toLowerCase();
   const { tenantId, tenantDomain } = state.registry;
   if (RESERVED_TENANTS.has(l)) return { seg: l, tid: tenantId, reserved: true };
-  if (l === tenantId.toLowerCase() || l === tenantDomain.toLowerCase()) return { seg, tid: tenantId, reserved: false };
+  if (l === tenantId.toLowerCase() || l === tenantDomain.toLowerCase())
+    return { seg, tid: tenantId, reserved: false };
   return null;
 }
 
@@ -62,9 +63,25 @@ export function openIdConfiguration(ctx, tenant) {
     frontchannel_logout_supported: true,
     end_session_endpoint: `${base}/${t}/oauth2/v2.0/logout`,
     claims_supported: [
-      'sub', 'iss', 'cloud_instance_name', 'cloud_instance_host_name', 'cloud_graph_host_name', 'msgraph_host',
-      'aud', 'exp', 'iat', 'auth_time', 'acr', 'nonce', 'preferred_username', 'name', 'tid', 'ver', 'at_hash',
-      'c_hash', 'email',
+      'sub',
+      'iss',
+      'cloud_instance_name',
+      'cloud_instance_host_name',
+      'cloud_graph_host_name',
+      'msgraph_host',
+      'aud',
+      'exp',
+      'iat',
+      'auth_time',
+      'acr',
+      'nonce',
+      'preferred_username',
+      'name',
+      'tid',
+      'ver',
+      'at_hash',
+      'c_hash',
+      'email',
     ],
     kerberos_endpoint: `${base}/${t}/kerberos`,
     tenant_region_scope: 'NA',
@@ -104,9 +121,10 @@ export async function handleEntra(ctx, req, res, url) {
     }
     return true;
   }
-  const m = /^\/([^/]+)\/(v2\.0\/\.well-known\/openid-configuration|\.well-known\/openid-configuration|discovery\/v2\.0\/keys|discovery\/keys|oauth2\/v2\.0\/(authorize|token|devicecode|logout))\/?$/.exec(
-    p,
-  );
+  const m =
+    /^\/([^/]+)\/(v2\.0\/\.well-known\/openid-configuration|\.well-known\/openid-configuration|discovery\/v2\.0\/keys|discovery\/keys|oauth2\/v2\.0\/(authorize|token|devicecode|logout))\/?$/.exec(
+      p,
+    );
   if (!m) return false;
   const tenant = resolveTenant(ctx.state, decodeURIComponent(m[1]));
   const what = m[3] || (m[2].includes('keys') ? 'keys' : 'discovery');
@@ -114,7 +132,16 @@ export async function handleEntra(ctx, req, res, url) {
     if (what === 'authorize') {
       count(ctx.state, 'authorize');
       const e = tenantNotFound(m[1]);
-      sendHtml(res, 400, errorPage({ provider: 'microsoft', error: 'invalid_tenant', errorCode: 90002, message: e.body.error_description.split('\r\n')[0] }));
+      sendHtml(
+        res,
+        400,
+        errorPage({
+          provider: 'microsoft',
+          error: 'invalid_tenant',
+          errorCode: 90002,
+          message: e.body.error_description.split('\r\n')[0],
+        }),
+      );
       return true;
     }
     throw tenantNotFound(m[1]);
@@ -129,12 +156,17 @@ export async function handleEntra(ctx, req, res, url) {
       sendJson(res, 200, { keys: [ctx.signer.jwk()] });
       return true;
     case 'authorize':
-      await authorize(ctx, req, res, url, tenant);
+      await authorize(ctx, req, res, url);
       return true;
     case 'token':
     case 'devicecode':
       if (req.method !== 'POST') {
-        throw entraError(400, 'invalid_request', 900561, `The endpoint only accepts POST, OPTIONS requests. Received a ${req.method} request.`);
+        throw entraError(
+          400,
+          'invalid_request',
+          900561,
+          `The endpoint only accepts POST, OPTIONS requests. Received a ${req.method} request.`,
+        );
       }
       if (what === 'devicecode') await deviceCode(ctx, req, res, tenant);
       else await token(ctx, req, res, tenant);
@@ -145,7 +177,12 @@ export async function handleEntra(ctx, req, res, url) {
       if (s) ctx.state.sessions.delete(s.sid);
       const post = url.searchParams.get('post_logout_redirect_uri');
       if (post) redirect(res, post);
-      else sendHtml(res, 200, '<!doctype html><title>Signed out</title><p id="signed-out">You signed out of your account.</p>');
+      else
+        sendHtml(
+          res,
+          200,
+          '<!doctype html><title>Signed out</title><p id="signed-out">You signed out of your account.</p>',
+        );
       return true;
     }
   }
@@ -190,13 +227,17 @@ function respondToClient(res, redirectUri, mode, params) {
   }
 }
 
-async function authorize(ctx, req, res, url, tenant) {
+async function authorize(ctx, req, res, url) {
   const { state } = ctx;
   if (await ctx.guard(res, 'authorize')) return;
   const q = Object.fromEntries(url.searchParams);
   const client = q.client_id ? findClient(state, q.client_id) : undefined;
   if (!q.client_id) {
-    return authorizeErrorPage(res, 900144, "The request body must contain the following parameter: 'client_id'.");
+    return authorizeErrorPage(
+      res,
+      900144,
+      "The request body must contain the following parameter: 'client_id'.",
+    );
   }
   if (!client) {
     return authorizeErrorPage(
@@ -218,7 +259,8 @@ async function authorize(ctx, req, res, url, tenant) {
   }
   const mode = q.response_mode || 'query';
   const st = q.state;
-  const fail = (error, code, message, extra) => redirectError(res, redirectUri, mode, st, error, code, message, extra);
+  const fail = (error, code, message, extra) =>
+    redirectError(res, redirectUri, mode, st, error, code, message, extra);
   if (q.response_type !== 'code') {
     return fail(
       'unsupported_response_type',
@@ -244,7 +286,9 @@ async function authorize(ctx, req, res, url, tenant) {
     );
   }
   const parsed = parseEntraScopes(q.scope);
-  const prompt = String(q.prompt || '').split(/\s+/).filter(Boolean);
+  const prompt = String(q.prompt || '')
+    .split(/\s+/)
+    .filter(Boolean);
   const txn = {
     provider: 'microsoft',
     clientId: client.clientId,
@@ -274,16 +318,27 @@ async function authorize(ctx, req, res, url, tenant) {
         code,
         client_info:
           q.client_info === '1'
-            ? Buffer.from(JSON.stringify({ uid: t.user.oid, utid: state.registry.tenantId })).toString('base64url')
+            ? Buffer.from(JSON.stringify({ uid: t.user.oid, utid: state.registry.tenantId })).toString(
+                'base64url',
+              )
             : undefined,
         state: st,
         session_state: randomUUID(),
       });
     },
     deny: (resp) =>
-      redirectError(resp, redirectUri, mode, st, 'access_denied', 65004, 'User declined to consent to access the app.', {
-        error_subcode: 'cancel',
-      }),
+      redirectError(
+        resp,
+        redirectUri,
+        mode,
+        st,
+        'access_denied',
+        65004,
+        'User declined to consent to access the app.',
+        {
+          error_subcode: 'cancel',
+        },
+      ),
   };
   if (prompt.includes('none')) {
     const s = sessionUser(state, req, 'microsoft');
@@ -308,7 +363,12 @@ async function authorize(ctx, req, res, url, tenant) {
 // token endpoint
 
 function missing(name) {
-  return entraError(400, 'invalid_request', 900144, `The request body must contain the following parameter: '${name}'.`);
+  return entraError(
+    400,
+    'invalid_request',
+    900144,
+    `The request body must contain the following parameter: '${name}'.`,
+  );
 }
 
 /** Authenticate the client (RFC 6749 §2.3; private_key_jwt per RFC 7523 §2.2). */
@@ -349,7 +409,11 @@ function authenticateClient(ctx, req, form) {
       `Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${client.clientId}'.`,
     );
   }
-  return { client, method: basic && form.client_secret === undefined ? 'client_secret_basic' : 'client_secret_post', appidacr: '1' };
+  return {
+    client,
+    method: basic && form.client_secret === undefined ? 'client_secret_basic' : 'client_secret_post',
+    appidacr: '1',
+  };
 }
 
 function verifyClientAssertion(ctx, client, form) {
@@ -463,7 +527,12 @@ async function tokenGrant(ctx, req, form, grant, _tenant) {
   if (!grant) throw missing('grant_type');
   const known = ['authorization_code', 'refresh_token', 'client_credentials', ...DEVICE_GRANTS];
   if (!known.includes(grant)) {
-    throw entraError(400, 'unsupported_grant_type', 70003, `The app requested an unsupported grant type '${grant}'.`);
+    throw entraError(
+      400,
+      'unsupported_grant_type',
+      70003,
+      `The app requested an unsupported grant type '${grant}'.`,
+    );
   }
   const { client, appidacr } = authenticateClient(ctx, req, form);
   const clientInfo = form.client_info === '1';
@@ -472,11 +541,17 @@ async function tokenGrant(ctx, req, form, grant, _tenant) {
     if (!form.code) throw missing('code');
     if (!form.redirect_uri) throw missing('redirect_uri');
     const rec = state.codes.get(form.code);
-    if (!rec) throw entraError(400, 'invalid_grant', 9002313, 'Invalid request. Request is malformed or invalid.');
+    if (!rec)
+      throw entraError(400, 'invalid_grant', 9002313, 'Invalid request. Request is malformed or invalid.');
     if (rec.redeemed) throw entraError(400, 'invalid_grant', 54005, ENTRA_MESSAGES[54005]);
     if (Date.now() > rec.expiresAt) throw entraError(400, 'invalid_grant', 70008, ENTRA_MESSAGES[70008]);
     if (rec.clientId !== client.clientId) {
-      throw entraError(400, 'invalid_grant', 70000, 'Provided grant is invalid or malformed. The code was issued to another application.');
+      throw entraError(
+        400,
+        'invalid_grant',
+        70000,
+        'Provided grant is invalid or malformed. The code was issued to another application.',
+      );
     }
     if (rec.redirectUri !== form.redirect_uri) {
       throw entraError(
@@ -490,7 +565,8 @@ async function tokenGrant(ctx, req, form, grant, _tenant) {
       // RFC 7636 §4.6
       if (!form.code_verifier) throw missing('code_verifier');
       const computed = rec.codeChallengeMethod === 'S256' ? pkceS256(form.code_verifier) : form.code_verifier;
-      if (computed !== rec.codeChallenge) throw entraError(400, 'invalid_grant', 501481, ENTRA_MESSAGES[501481]);
+      if (computed !== rec.codeChallenge)
+        throw entraError(400, 'invalid_grant', 501481, ENTRA_MESSAGES[501481]);
     } else if (form.code_verifier) {
       throw entraError(400, 'invalid_grant', 50148, ENTRA_MESSAGES[50148]);
     }
@@ -499,13 +575,22 @@ async function tokenGrant(ctx, req, form, grant, _tenant) {
     checkSingleResource(parsed);
     requireConsent(ctx, user, client, parsed);
     rec.redeemed = true;
-    return mintEntraUserTokens(ctx, { user, client, parsed, nonce: rec.nonce, clientInfo, appidacr, authTime: rec.authTime });
+    return mintEntraUserTokens(ctx, {
+      user,
+      client,
+      parsed,
+      nonce: rec.nonce,
+      clientInfo,
+      appidacr,
+      authTime: rec.authTime,
+    });
   }
 
   if (grant === 'refresh_token') {
     if (!form.refresh_token) throw missing('refresh_token');
     const rec = state.refreshTokens.get(form.refresh_token);
-    if (!rec) throw entraError(400, 'invalid_grant', 9002313, 'Invalid request. Request is malformed or invalid.');
+    if (!rec)
+      throw entraError(400, 'invalid_grant', 9002313, 'Invalid request. Request is malformed or invalid.');
     const issued = new Date(rec.issuedAt).toISOString();
     const inactive = `${Math.round((Date.now() - rec.issuedAt) / 1000)} seconds`;
     if (rec.revoked) {
@@ -538,9 +623,15 @@ async function tokenGrant(ctx, req, form, grant, _tenant) {
       );
     }
     if (rec.clientId !== client.clientId) {
-      throw entraError(400, 'invalid_grant', 70000, 'Provided grant is invalid or malformed. The refresh token was issued to another application.', {
-        suberror: 'client_mismatch',
-      });
+      throw entraError(
+        400,
+        'invalid_grant',
+        70000,
+        'Provided grant is invalid or malformed. The refresh token was issued to another application.',
+        {
+          suberror: 'client_mismatch',
+        },
+      );
     }
     const user = findUser(state, rec.user);
     const parsed = parseEntraScopes(form.scope || rec.scope);
@@ -560,7 +651,12 @@ async function tokenGrant(ctx, req, form, grant, _tenant) {
     if (!dc) throw missing('device_code');
     const rec = state.deviceCodes.get(dc);
     if (!rec || rec.clientId !== client.clientId) {
-      throw entraError(400, 'invalid_grant', 70000, "The provided value for the input parameter 'device_code' is not valid.");
+      throw entraError(
+        400,
+        'invalid_grant',
+        70000,
+        "The provided value for the input parameter 'device_code' is not valid.",
+      );
     }
     const now = Date.now();
     const last = rec.lastPollAt;
@@ -573,13 +669,23 @@ async function tokenGrant(ctx, req, form, grant, _tenant) {
       throw entraError(400, 'expired_token', 70019, ENTRA_MESSAGES[70019]);
     }
     if (rec.status === 'denied') {
-      throw entraError(400, 'authorization_declined', 70000, 'The end user denied the authorization request.');
+      throw entraError(
+        400,
+        'authorization_declined',
+        70000,
+        'The end user denied the authorization request.',
+      );
     }
     if (rec.status === 'pending') {
       if (state.config.enforceSlowDown && last && now - last < rec.interval * 1000 - 250) {
         // RFC 8628 §3.5: the client must add 5 seconds to its interval.
         rec.interval += 5;
-        throw entraError(400, 'slow_down', null, 'OAuth 2.0 device flow error. Polling too frequently; slow down (interval increased by 5 seconds).');
+        throw entraError(
+          400,
+          'slow_down',
+          null,
+          'OAuth 2.0 device flow error. Polling too frequently; slow down (interval increased by 5 seconds).',
+        );
       }
       throw entraError(400, 'authorization_pending', 70016, ENTRA_MESSAGES[70016]);
     }
@@ -595,7 +701,9 @@ async function tokenGrant(ctx, req, form, grant, _tenant) {
     throw entraError(401, 'invalid_client', 7000218, ENTRA_MESSAGES[7000218]);
   }
   if (!form.scope) throw missing('scope');
-  const scopes = form.scope.split(/\s+/).filter((s) => s && !['openid', 'profile', 'offline_access', 'email'].includes(s));
+  const scopes = form.scope
+    .split(/\s+/)
+    .filter((s) => s && !['openid', 'profile', 'offline_access', 'email'].includes(s));
   const bad = scopes.find((s) => !s.endsWith('/.default'));
   if (bad || scopes.length !== 1) {
     throw entraError(

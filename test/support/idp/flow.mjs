@@ -124,14 +124,24 @@ export async function handleLogin(ctx, req, res) {
       txn.provider === 'google'
         ? "Couldn't find your Google Account."
         : `AADSTS50034: The user account ${username} does not exist in the ${ctx.state.registry.tenantDomain} directory. To sign into this application, the account must be added to the directory.`;
-    return proceed(ctx, res, { ...txn, user: undefined, loginHint: username }, { error: msg, errorCode: txn.provider === 'google' ? '' : '50034' });
+    return proceed(
+      ctx,
+      res,
+      { ...txn, user: undefined, loginHint: username },
+      { error: msg, errorCode: txn.provider === 'google' ? '' : '50034' },
+    );
   }
   if (user.password !== password) {
     const msg =
       txn.provider === 'google'
         ? 'Wrong password. Try again or click Forgot password to reset it.'
         : 'AADSTS50126: Error validating credentials due to invalid username or password.';
-    return proceed(ctx, res, { ...txn, user: undefined, loginHint: username }, { error: msg, errorCode: txn.provider === 'google' ? '' : '50126' });
+    return proceed(
+      ctx,
+      res,
+      { ...txn, user: undefined, loginHint: username },
+      { error: msg, errorCode: txn.provider === 'google' ? '' : '50126' },
+    );
   }
   const sid = randomToken(24);
   const authTime = Math.floor(Date.now() / 1000);

@@ -63,7 +63,12 @@ function googleErrorPage(res, status, error, message) {
   sendHtml(
     res,
     status,
-    errorPage({ provider: 'google', title: 'Access blocked: authorization error', error, message: `Error ${status}: ${error}\n${message}` }),
+    errorPage({
+      provider: 'google',
+      title: 'Access blocked: authorization error',
+      error,
+      message: `Error ${status}: ${error}\n${message}`,
+    }),
   );
 }
 
@@ -87,14 +92,23 @@ async function authorize(ctx, req, res, url) {
     );
   }
   const mode = q.response_mode || 'query';
-  const fail = (error, extra = {}) => respondToClient(res, q.redirect_uri, mode, { error, ...extra, state: q.state });
-  if (q.response_type !== 'code') return googleErrorPage(res, 400, 'unsupported_response_type', `Invalid response_type: ${q.response_type ?? ''}`);
+  const fail = (error, extra = {}) =>
+    respondToClient(res, q.redirect_uri, mode, { error, ...extra, state: q.state });
+  if (q.response_type !== 'code')
+    return googleErrorPage(
+      res,
+      400,
+      'unsupported_response_type',
+      `Invalid response_type: ${q.response_type ?? ''}`,
+    );
   if (!q.scope) return googleErrorPage(res, 400, 'invalid_request', 'Missing required parameter: scope');
   if (q.code_challenge_method && !['S256', 'plain'].includes(q.code_challenge_method)) {
     return googleErrorPage(res, 400, 'invalid_request', 'Invalid code_challenge_method value.');
   }
   const scopes = q.scope.split(/\s+/).filter(Boolean);
-  const prompt = String(q.prompt || '').split(/\s+/).filter(Boolean);
+  const prompt = String(q.prompt || '')
+    .split(/\s+/)
+    .filter(Boolean);
   const offline = q.access_type === 'offline';
   const txn = {
     provider: 'google',
@@ -110,7 +124,8 @@ async function authorize(ctx, req, res, url) {
       const code = `4/0A${randomToken(48)}`;
       const pairKey = `${t.user.email.toLowerCase()}|${client.clientId}`;
       // Google: a refresh token on the first offline grant, and again only with prompt=consent.
-      const issueRefresh = offline && (prompt.includes('consent') || !state.googleOfflineGranted.has(pairKey));
+      const issueRefresh =
+        offline && (prompt.includes('consent') || !state.googleOfflineGranted.has(pairKey));
       state.codes.set(code, {
         provider: 'google',
         clientId: client.clientId,
@@ -152,7 +167,8 @@ function authenticateClient(ctx, req, form) {
   const client = findGoogleClient(ctx.state, clientId);
   if (!client) throw googleError(401, 'invalid_client', 'The OAuth client was not found.');
   const secret = form.client_secret ?? (basic?.clientId === clientId ? basic.secret : undefined);
-  if (secret === undefined || secret === '') throw googleError(400, 'invalid_request', 'client_secret is missing.');
+  if (secret === undefined || secret === '')
+    throw googleError(400, 'invalid_request', 'client_secret is missing.');
   if (secret !== client.secret) throw googleError(401, 'invalid_client', 'Unauthorized');
   return client;
 }
@@ -201,9 +217,18 @@ function tokenGrant(ctx, req, form, grant) {
       scope: rec.scope,
       accessType: rec.accessType,
     });
-    const body = { access_token: at.access_token, expires_in: at.expires_in, scope: rec.scope, token_type: 'Bearer' };
+    const body = {
+      access_token: at.access_token,
+      expires_in: at.expires_in,
+      scope: rec.scope,
+      token_type: 'Bearer',
+    };
     if (rec.issueRefresh) {
-      body.refresh_token = issueGoogleRefreshToken(state, { user: user.email, clientId: client.clientId, scope: rec.scope });
+      body.refresh_token = issueGoogleRefreshToken(state, {
+        user: user.email,
+        clientId: client.clientId,
+        scope: rec.scope,
+      });
       state.googleOfflineGranted.add(`${user.email.toLowerCase()}|${client.clientId}`);
     }
     if (rec.scope.split(' ').includes('openid')) {
@@ -212,7 +237,8 @@ function tokenGrant(ctx, req, form, grant) {
     return body;
   }
   // refresh_token
-  if (!form.refresh_token) throw googleError(400, 'invalid_request', 'Missing required parameter: refresh_token');
+  if (!form.refresh_token)
+    throw googleError(400, 'invalid_request', 'Missing required parameter: refresh_token');
   const rec = state.googleRefreshTokens.get(form.refresh_token);
   if (!rec || rec.revoked || rec.clientId !== client.clientId) {
     throw googleError(400, 'invalid_grant', 'Token has been expired or revoked.');
@@ -240,15 +266,27 @@ function tokenGrant(ctx, req, form, grant) {
   const body = { access_token: at.access_token, expires_in: at.expires_in, scope, token_type: 'Bearer' };
   if (state.config.rotateGoogleRefreshTokens) {
     rec.revoked = true;
-    body.refresh_token = issueGoogleRefreshToken(state, { user: rec.user, clientId: rec.clientId, scope: rec.scope });
+    body.refresh_token = issueGoogleRefreshToken(state, {
+      user: rec.user,
+      clientId: rec.clientId,
+      scope: rec.scope,
+    });
   }
-  if (scope.split(' ').includes('openid')) body.id_token = mintGoogleIdToken(ctx, { user, clientId: client.clientId });
+  if (scope.split(' ').includes('openid'))
+    body.id_token = mintGoogleIdToken(ctx, { user, clientId: client.clientId });
   return body;
 }
 
 function issueGoogleRefreshToken(state, { user, clientId, scope }) {
   const t = `1//0${randomToken(72)}`;
-  state.googleRefreshTokens.set(t, { user, clientId, scope, issuedAt: Date.now(), lastUsedAt: Date.now(), revoked: false });
+  state.googleRefreshTokens.set(t, {
+    user,
+    clientId,
+    scope,
+    issuedAt: Date.now(),
+    lastUsedAt: Date.now(),
+    revoked: false,
+  });
   const obj = (state.stats.issued ||= {});
   obj.google_refresh_token = (obj.google_refresh_token || 0) + 1;
   return t;
@@ -267,7 +305,13 @@ function serviceAccountGrant(ctx, form) {
     throw googleError(400, 'invalid_grant', 'Invalid JWT Signature.');
   }
   const now = Math.floor(Date.now() / 1000);
-  if (typeof c.iat !== 'number' || typeof c.exp !== 'number' || c.exp < now || c.iat > now + 300 || c.exp - c.iat > 3600) {
+  if (
+    typeof c.iat !== 'number' ||
+    typeof c.exp !== 'number' ||
+    c.exp < now ||
+    c.iat > now + 300 ||
+    c.exp - c.iat > 3600
+  ) {
     throw googleError(
       400,
       'invalid_grant',
@@ -289,7 +333,9 @@ function serviceAccountGrant(ctx, form) {
       );
     }
     const user = findGoogleUser(state, c.sub);
-    const allowed = !sa.allowedSubjects || sa.allowedSubjects.map((s) => s.toLowerCase()).includes(String(c.sub).toLowerCase());
+    const allowed =
+      !sa.allowedSubjects ||
+      sa.allowedSubjects.map((s) => s.toLowerCase()).includes(String(c.sub).toLowerCase());
     if (!user || !allowed) throw googleError(400, 'invalid_grant', 'Invalid email or User ID');
     if (sa.allowedScopes && !scope.split(' ').every((s) => sa.allowedScopes.includes(s))) {
       throw googleError(
@@ -317,7 +363,12 @@ async function revoke(ctx, req, res, url) {
     return sendJson(res, 200, {});
   }
   const claims = ctx.signer.verifyOwn(tok);
-  if (claims && claims.iss === 'https://accounts.google.com' && claims.exp > Date.now() / 1000 && !state.revokedAccessTokens.has(claims.jti)) {
+  if (
+    claims &&
+    claims.iss === 'https://accounts.google.com' &&
+    claims.exp > Date.now() / 1000 &&
+    !state.revokedAccessTokens.has(claims.jti)
+  ) {
     state.revokedAccessTokens.add(claims.jti);
     return sendJson(res, 200, {});
   }
@@ -328,10 +379,17 @@ async function tokeninfo(ctx, req, res, url) {
   const { state } = ctx;
   const form = req.method === 'POST' ? await readForm(req) : {};
   if (await ctx.guard(res, 'google.tokeninfo')) return;
-  const tok = form.access_token || url.searchParams.get('access_token');
+  // google-auth-library's getTokenInfo() POSTs with the token in an Authorization: Bearer header
+  const bearer = /^Bearer\s+(.+)$/i.exec(String(req.headers.authorization || ''))?.[1];
+  const tok = form.access_token || url.searchParams.get('access_token') || bearer;
   const claims = tok ? ctx.signer.verifyOwn(tok) : null;
   const now = Math.floor(Date.now() / 1000);
-  if (!claims || claims.iss !== 'https://accounts.google.com' || claims.exp <= now || state.revokedAccessTokens.has(claims.jti)) {
+  if (
+    !claims ||
+    claims.iss !== 'https://accounts.google.com' ||
+    claims.exp <= now ||
+    state.revokedAccessTokens.has(claims.jti)
+  ) {
     throw googleError(400, 'invalid_token', 'Invalid Value');
   }
   sendJson(res, 200, {

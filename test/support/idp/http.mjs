@@ -108,7 +108,12 @@ export function basicAuth(req) {
 }
 
 export function isLoopbackAddress(addr) {
-  return addr === '127.0.0.1' || addr === '::1' || addr === '::ffff:127.0.0.1' || /^(::ffff:)?127\./.test(addr || '');
+  return (
+    addr === '127.0.0.1' ||
+    addr === '::1' ||
+    addr === '::ffff:127.0.0.1' ||
+    /^(::ffff:)?127\./.test(addr || '')
+  );
 }
 
 /** Add query (or fragment) parameters to a redirect URI, keeping any it already has. */
@@ -120,7 +125,8 @@ export function withParams(uri, params, mode = 'query') {
     u.hash = sp.toString();
     return u.toString();
   }
-  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null) u.searchParams.set(k, String(v));
+  for (const [k, v] of Object.entries(params))
+    if (v !== undefined && v !== null) u.searchParams.set(k, String(v));
   return u.toString();
 }
 

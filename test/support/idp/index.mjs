@@ -30,14 +30,22 @@ export async function startIdp({ pkiDir, port = 0, host = '127.0.0.1', fixtures,
   if (!pkiDir) throw new Error('startIdp: pkiDir is required (make one with test/support/pki.sh DIR)');
   const read = (f) => readFileSync(join(pkiDir, f), 'utf8');
   const fx =
-    fixtures && typeof fixtures === 'object' ? fixtures : JSON.parse(readFileSync(fixtures || DEFAULT_FIXTURES, 'utf8'));
+    fixtures && typeof fixtures === 'object'
+      ? fixtures
+      : JSON.parse(readFileSync(fixtures || DEFAULT_FIXTURES, 'utf8'));
   const signer = createSigner({
     privateKeyPem: read('jwt-key.pem'),
     publicKeyPem: read('jwt-pub.pem'),
     kid: read('jwt-kid').trim(),
   });
   const logLine =
-    typeof log === 'function' ? log : log ? (l) => process.stderr.write(l + '\n') : process.env.IDP_LOG ? (l) => process.stderr.write(l + '\n') : null;
+    typeof log === 'function'
+      ? log
+      : log
+        ? (l) => process.stderr.write(l + '\n')
+        : process.env.IDP_LOG
+          ? (l) => process.stderr.write(l + '\n')
+          : null;
 
   const state = createState(fx);
   const ctx = {
@@ -82,14 +90,19 @@ export async function startIdp({ pkiDir, port = 0, host = '127.0.0.1', fixtures,
     }
     try {
       if (url.pathname.startsWith('/_admin/')) {
-        if (!isLoopbackAddress(req.socket.remoteAddress)) return sendJson(res, 403, { error: 'admin API is loopback only' });
+        if (!isLoopbackAddress(req.socket.remoteAddress))
+          return sendJson(res, 403, { error: 'admin API is loopback only' });
         return await handleAdmin(ctx, req, res, url);
       }
       if (req.method === 'POST' && url.pathname === '/_flow/login') return await handleLogin(ctx, req, res);
-      if (req.method === 'POST' && url.pathname === '/_flow/consent') return await handleConsent(ctx, req, res);
+      if (req.method === 'POST' && url.pathname === '/_flow/consent')
+        return await handleConsent(ctx, req, res);
       if (await handleGoogle(ctx, req, res, url)) return;
       if (await handleEntra(ctx, req, res, url)) return;
-      sendJson(res, 404, { error: 'not_found', error_description: `No route for ${req.method} ${url.pathname}` });
+      sendJson(res, 404, {
+        error: 'not_found',
+        error_description: `No route for ${req.method} ${url.pathname}`,
+      });
     } catch (e) {
       if (res.headersSent) {
         res.destroy();
@@ -144,7 +157,8 @@ export async function startIdp({ pkiDir, port = 0, host = '127.0.0.1', fixtures,
 
 /** Answer with an injected fault, shaped like the provider behind `endpoint`. */
 function sendFault(res, endpoint, f) {
-  const headers = f.retryAfter !== undefined && f.retryAfter !== null ? { 'Retry-After': String(f.retryAfter) } : {};
+  const headers =
+    f.retryAfter !== undefined && f.retryAfter !== null ? { 'Retry-After': String(f.retryAfter) } : {};
   const status = Number(f.status);
   if (f.body !== undefined) return sendJson(res, status, f.body, headers);
   if (HTML_ENDPOINTS.has(endpoint)) {
@@ -165,7 +179,9 @@ function sendFault(res, endpoint, f) {
       res,
       status,
       {
-        error: f.error || (status === 429 ? 'rate_limit_exceeded' : status >= 500 ? 'internal_failure' : 'invalid_grant'),
+        error:
+          f.error ||
+          (status === 429 ? 'rate_limit_exceeded' : status >= 500 ? 'internal_failure' : 'invalid_grant'),
         error_description: f.message || (status >= 500 ? 'Backend Error' : 'Bad Request'),
       },
       headers,
@@ -173,7 +189,9 @@ function sendFault(res, endpoint, f) {
   }
   const code = f.errorCode ?? (status === 429 ? 50196 : status >= 500 ? 90033 : 70000);
   const error =
-    f.error || ENTRA_ERROR_FOR_CODE[code] || (status === 429 || status >= 500 ? 'temporarily_unavailable' : 'invalid_grant');
+    f.error ||
+    ENTRA_ERROR_FOR_CODE[code] ||
+    (status === 429 || status >= 500 ? 'temporarily_unavailable' : 'invalid_grant');
   return sendJson(
     res,
     status,

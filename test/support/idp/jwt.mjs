@@ -1,6 +1,16 @@
 // JWT signing/verification and small crypto helpers for the fake identity provider.
 // Node built-ins only (RFC 7515 JWS compact serialization, RFC 7517 JWK).
-import { createHash, createPrivateKey, createPublicKey, randomBytes, randomUUID, sign, verify, constants, X509Certificate } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  randomBytes,
+  randomUUID,
+  sign,
+  verify,
+  constants,
+  X509Certificate,
+} from 'node:crypto';
 
 /** @param {Buffer|string} buf */
 export function b64url(buf) {
@@ -103,7 +113,11 @@ export function verifyJwtSignature(parsed, publicKey) {
         return verify(
           'sha256',
           data,
-          { key: publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_AUTO },
+          {
+            key: publicKey,
+            padding: constants.RSA_PKCS1_PSS_PADDING,
+            saltLength: constants.RSA_PSS_SALTLEN_AUTO,
+          },
           parsed.signature,
         );
       default:

@@ -61,9 +61,11 @@ const dc = await pca.acquireTokenByDeviceCode({
     userCodeSeen = resp.userCode;
     out.deviceCodeMessage = resp.message;
     // approve like a person would, while MSAL polls
-    admin('/_admin/device', { user_code: resp.userCode, action: 'approve', user: fx.users[0].upn }).catch((e) => {
-      process.stderr.write(`approve failed: ${e}\n`);
-    });
+    admin('/_admin/device', { user_code: resp.userCode, action: 'approve', user: fx.users[0].upn }).catch(
+      (e) => {
+        process.stderr.write(`approve failed: ${e}\n`);
+      },
+    );
   },
 });
 out.deviceCode = { ...summary(dc), userCodeSeen: Boolean(userCodeSeen) };
@@ -85,8 +87,14 @@ out.clientCredential = summary(
 // 3. Confidential client with a certificate (private_key_jwt, PS256 + x5t#S256), registered via the admin API.
 const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const publicKeyPem = publicKey.export({ type: 'spki', format: 'pem' });
-const thumbprintSha256 = createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
-await admin(`/_admin/clients/${daemon.clientId}/certificate`, { publicKeyPem, thumbprintSha256, replace: true });
+const thumbprintSha256 = createHash('sha256')
+  .update(publicKey.export({ type: 'spki', format: 'der' }))
+  .digest('hex');
+await admin(`/_admin/clients/${daemon.clientId}/certificate`, {
+  publicKeyPem,
+  thumbprintSha256,
+  replace: true,
+});
 const ccaCert = new ConfidentialClientApplication({
   auth: {
     clientId: daemon.clientId,
@@ -103,9 +111,17 @@ out.certificate = summary(
 const authorityMetadata = JSON.stringify(
   await (await fetch(`${base}/${fx.tenantId}/v2.0/.well-known/openid-configuration`)).json(),
 );
-const cloudDiscoveryMetadata = JSON.stringify(await (await fetch(`${base}/common/discovery/instance`)).json());
+const cloudDiscoveryMetadata = JSON.stringify(
+  await (await fetch(`${base}/common/discovery/instance`)).json(),
+);
 const ccaMeta = new ConfidentialClientApplication({
-  auth: { clientId: daemon.clientId, clientSecret: daemon.secret, authority, authorityMetadata, cloudDiscoveryMetadata },
+  auth: {
+    clientId: daemon.clientId,
+    clientSecret: daemon.secret,
+    authority,
+    authorityMetadata,
+    cloudDiscoveryMetadata,
+  },
 });
 out.metadataMode = summary(
   await ccaMeta.acquireTokenByClientCredential({ scopes: ['https://outlook.office.com/.default'] }),

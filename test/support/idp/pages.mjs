@@ -5,7 +5,10 @@
 //   error pages: #error with data-error / data-error-code attributes
 
 const esc = (s) =>
-  String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+  String(s ?? '').replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c],
+  );
 
 function layout(title, provider, body) {
   const brand = provider === 'google' ? 'Google (fake)' : 'Microsoft (fake)';

@@ -91,7 +91,16 @@ export function resetState(state) {
   state.stats = {};
   state.inFlight = {};
   state.faults = [];
-  for (const k of ['sessions', 'consents', 'txns', 'codes', 'refreshTokens', 'deviceCodes', 'userCodes', 'googleRefreshTokens']) {
+  for (const k of [
+    'sessions',
+    'consents',
+    'txns',
+    'codes',
+    'refreshTokens',
+    'deviceCodes',
+    'userCodes',
+    'googleRefreshTokens',
+  ]) {
     state[k].clear();
   }
   state.googleOfflineGranted.clear();

@@ -9,7 +9,10 @@ const nowSec = () => Math.floor(Date.now() / 1000);
 
 /** Entra's timestamp format in error bodies: "2024-05-01 12:34:56Z". */
 function entraTimestamp(d = new Date()) {
-  return d.toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+  return d
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, 'Z');
 }
 
 /**
@@ -81,7 +84,10 @@ export function parseEntraScopes(scopeStr) {
       oidc.push(s.toLowerCase());
       continue;
     }
-    const m = /^((?:https?|api):\/\/[^/]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/(.+)$/i.exec(s);
+    const m =
+      /^((?:https?|api):\/\/[^/]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/(.+)$/i.exec(
+        s,
+      );
     if (m) res.push({ full: s, resource: m[1], short: m[2] });
     else res.push({ full: s, resource: GRAPH, short: s });
   }
@@ -93,7 +99,9 @@ export function parseEntraScopes(scopeStr) {
     resources,
     /** the resource (audience) as the client spelled it */
     resource: res[0]?.resource ?? null,
-    consentKeys: res.filter((r) => r.short !== '.default').map((r) => `${canonicalResource(r.resource)}/${r.short}`),
+    consentKeys: res
+      .filter((r) => r.short !== '.default')
+      .map((r) => `${canonicalResource(r.resource)}/${r.short}`),
   };
 }
 
@@ -104,9 +112,12 @@ export function delegatedShortScopes(state, parsed, consentSet) {
   for (const r of parsed.resourceScopes) {
     if (r.short === '.default') {
       const prefix = `${canonicalResource(r.resource)}/`;
-      const fromConsent = [...(consentSet || [])].filter((k) => k.startsWith(prefix)).map((k) => k.slice(prefix.length));
+      const fromConsent = [...(consentSet || [])]
+        .filter((k) => k.startsWith(prefix))
+        .map((k) => k.slice(prefix.length));
       if (fromConsent.length) shorts.push(...fromConsent);
-      else if (canonicalResource(r.resource) === 'https://outlook.office.com') shorts.push(...OUTLOOK_DEFAULT_SCOPES);
+      else if (canonicalResource(r.resource) === 'https://outlook.office.com')
+        shorts.push(...OUTLOOK_DEFAULT_SCOPES);
       else shorts.push('User.Read');
     } else shorts.push(r.short);
   }
@@ -147,7 +158,11 @@ export function mintEntraUserTokens(ctx, p) {
     ipaddr: '127.0.0.1',
     name: user.name,
     oid: user.oid,
-    puid: user.puid || b64url(sha256(`puid:${user.oid}`)).slice(0, 16).toUpperCase(),
+    puid:
+      user.puid ||
+      b64url(sha256(`puid:${user.oid}`))
+        .slice(0, 16)
+        .toUpperCase(),
     rh: '0.' + randomToken(24),
     scp: shorts.join(' '),
     sid,
