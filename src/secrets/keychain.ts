@@ -7,10 +7,16 @@
  * 3000 ms, OAUTHMAIL_KEYCHAIN_TIMEOUT_MS overrides) because libsecret can block for the D-Bus
  * default of 25 s (e.g. when HOME does not exist, the activated gnome-keyring cannot start).
  *
- * keytar's native calls cannot be cancelled, and a pending one keeps Node's event loop alive
- * until it settles (measured: the process exits only after the 25 s D-Bus timeout). So after a
- * timeout, pendingKeychainCalls() is > 0 and the CLI must end with an explicit process.exit().
+ * keytar's native calls cannot be cancelled. A pending one keeps Node's event loop alive until it
+ * settles, and process.exit() does not help either: Node joins the libuv threadpool threads on
+ * exit (measured here: process.exit() called 1 s in returns to the shell at 25 s; with a bus
+ * peer that never answers the D-Bus handshake, never). So:
+ *   - the one known cause of the 25 s hang, a HOME that does not exist (gnome-keyring, started by
+ *     D-Bus activation, cannot create its folders), is checked first and keytar is not called;
+ *   - after any other timeout pendingKeychainCalls() is > 0, and only a signal ends the process
+ *     at once (the CLI decides; see the note on pendingKeychainCalls).
  */
+import { existsSync } from 'node:fs';
 import { InternalError } from '../errors/index.js';
 import { registerSecret } from '../util/redact.js';
 import { assertSafeName } from './file.js';
@@ -47,8 +53,10 @@ export class KeychainUnavailableError extends InternalError {
 let abandoned = 0;
 
 /**
- * keytar calls that timed out and have not settled yet. Each one keeps the event loop alive
- * (up to ~25 s); when this is > 0 at the end of a command, exit with process.exit().
+ * keytar calls that timed out and have not settled yet. Each one keeps the process alive
+ * (typically up to the 25 s D-Bus timeout), even through process.exit(). When this is > 0 at the
+ * end of a command, the CLI should flush stdout/stderr and end the process with a signal, or
+ * accept the wait.
  */
 export function pendingKeychainCalls(): number {
   return abandoned;
@@ -135,9 +143,11 @@ export class KeychainStore implements SecretStore {
   private readonly split: SplitStore;
   private readonly load: () => Promise<KeytarLike>;
   private keytar: Promise<KeytarLike> | undefined;
+  private readonly platform: NodeJS.Platform;
 
   constructor(options: KeychainStoreOptions = {}) {
     const platform = options.platform ?? process.platform;
+    this.platform = platform;
     this.timeoutMs = options.timeoutMs ?? keychainTimeoutMs(options.env ?? process.env);
     this.load = options.loadKeytar ?? loadKeytar;
     this.location =
@@ -150,10 +160,23 @@ export class KeychainStore implements SecretStore {
   }
 
   private kt(): Promise<KeytarLike> {
-    this.keytar ??= this.load().catch((e: unknown) => {
+    this.keytar ??= this.precheck().then(() => this.load()).catch((e: unknown) => {
       throw e instanceof KeychainUnavailableError ? e : new KeychainUnavailableError(message(e), e);
     });
     return this.keytar;
+  }
+
+  /**
+   * libsecret (through D-Bus activation) starts gnome-keyring, which cannot run when HOME does
+   * not exist; the call then blocks for D-Bus's 25 s timeout and holds the process that long.
+   * keytar reads the real process environment, so this checks process.env, not options.env.
+   */
+  private async precheck(): Promise<void> {
+    if (this.platform !== 'linux' && this.platform !== 'freebsd' && this.platform !== 'openbsd') return;
+    const home = process.env.HOME;
+    if (home && !existsSync(home)) {
+      throw new KeychainUnavailableError(`HOME (${home}) does not exist, so no keyring can start`);
+    }
   }
 
   private backend(): RawBackend {

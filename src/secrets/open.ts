@@ -41,7 +41,9 @@ export function describeUnavailable(probe: Extract<ProbeResult, { ok: false }>, 
   if (process.platform === 'linux' && !env.DBUS_SESSION_BUS_ADDRESS && !probe.reason.includes('keytar')) {
     return 'no Secret Service on D-Bus (DBUS_SESSION_BUS_ADDRESS is not set)';
   }
-  if (probe.reason.includes('keytar') || probe.reason.includes('did not answer')) return probe.reason;
+  if (probe.reason.includes('keytar') || probe.reason.includes('did not answer') || probe.reason.startsWith('HOME')) {
+    return probe.reason;
+  }
   return process.platform === 'linux' ? `no Secret Service on D-Bus (${probe.reason})` : `no keychain (${probe.reason})`;
 }
 
