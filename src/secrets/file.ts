@@ -18,7 +18,13 @@
  * refused (secret_file_insecure, with the chmod that fixes it), because a secret that others could
  * read must be treated as leaked, and one that others could write could have been replaced.
  */
-import { createCipheriv, createDecipheriv, randomBytes, scrypt as scryptCb, type ScryptOptions } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  randomBytes,
+  scrypt as scryptCb,
+  type ScryptOptions,
+} from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, UsageError } from '../errors/index.js';
@@ -82,7 +88,14 @@ export async function encryptSecret(
   const salt = randomBytes(16);
   const iv = randomBytes(12);
   const key = await scrypt(passphrase, salt, kdf);
-  const head = { v: 1 as const, alg: 'aes-256-gcm' as const, kdf: 'scrypt' as const, N: kdf.N, r: kdf.r, p: kdf.p };
+  const head = {
+    v: 1 as const,
+    alg: 'aes-256-gcm' as const,
+    kdf: 'scrypt' as const,
+    N: kdf.N,
+    r: kdf.r,
+    p: kdf.p,
+  };
   const cipher = createCipheriv('aes-256-gcm', key, iv);
   cipher.setAAD(aad(head));
   const ct = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
@@ -112,7 +125,11 @@ export class SecretDecryptError extends ConfigError {
 }
 
 /** Decrypt an envelope; a wrong or missing passphrase or a damaged file throws, never returns garbage. */
-export async function decryptSecret(content: string, passphrase: string | undefined, file: string): Promise<string> {
+export async function decryptSecret(
+  content: string,
+  passphrase: string | undefined,
+  file: string,
+): Promise<string> {
   let e: Envelope;
   try {
     e = JSON.parse(content) as Envelope;
@@ -205,7 +222,8 @@ export class FileSecretStore implements SecretStore {
     // Never replace an encrypted file we cannot decrypt: with a wrong passphrase that would
     // silently re-key it, and without one it would downgrade it to plain text.
     const existing = await this.readChecked(file);
-    if (existing !== undefined && isEncryptedContent(existing)) await decryptSecret(existing, this.passphrase, file);
+    if (existing !== undefined && isEncryptedContent(existing))
+      await decryptSecret(existing, this.passphrase, file);
     await ensurePrivateDir(this.dir);
     await ensurePrivateDir(path.dirname(file));
     const data = this.passphrase ? await encryptSecret(value, this.passphrase, this.kdf) : value;

@@ -87,7 +87,8 @@ async function loadKeytar(): Promise<KeytarLike> {
     throw new KeychainUnavailableError(why, e);
   }
   const k = (mod.default ?? mod) as KeytarLike;
-  if (typeof k.getPassword !== 'function') throw new KeychainUnavailableError('the keytar module has no getPassword');
+  if (typeof k.getPassword !== 'function')
+    throw new KeychainUnavailableError('the keytar module has no getPassword');
   return k;
 }
 
@@ -134,7 +135,8 @@ export interface KeychainStoreOptions {
   platform?: NodeJS.Platform;
 }
 
-export type ProbeResult = { ok: true; ms: number } | { ok: false; ms: number; reason: string; error: KeychainUnavailableError };
+export type ProbeResult =
+  { ok: true; ms: number } | { ok: false; ms: number; reason: string; error: KeychainUnavailableError };
 
 export class KeychainStore implements SecretStore {
   readonly kind = 'keychain' as const;
@@ -156,13 +158,17 @@ export class KeychainStore implements SecretStore {
         : platform === 'win32'
           ? 'keychain (Windows Credential Manager)'
           : 'keychain (Secret Service)';
-    this.split = new SplitStore(this.backend(), { limitBytes: options.splitLimitBytes ?? defaultSplitLimit(platform) });
+    this.split = new SplitStore(this.backend(), {
+      limitBytes: options.splitLimitBytes ?? defaultSplitLimit(platform),
+    });
   }
 
   private kt(): Promise<KeytarLike> {
-    this.keytar ??= this.precheck().then(() => this.load()).catch((e: unknown) => {
-      throw e instanceof KeychainUnavailableError ? e : new KeychainUnavailableError(message(e), e);
-    });
+    this.keytar ??= this.precheck()
+      .then(() => this.load())
+      .catch((e: unknown) => {
+        throw e instanceof KeychainUnavailableError ? e : new KeychainUnavailableError(message(e), e);
+      });
     return this.keytar;
   }
 

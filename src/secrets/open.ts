@@ -37,14 +37,23 @@ export const FALLBACK_MARKER = 'keychain-fallback-warned';
 const shownThisProcess = new Set<string>();
 
 /** A reason for the warning, in words a user can act on. */
-export function describeUnavailable(probe: Extract<ProbeResult, { ok: false }>, env: NodeJS.ProcessEnv): string {
+export function describeUnavailable(
+  probe: Extract<ProbeResult, { ok: false }>,
+  env: NodeJS.ProcessEnv,
+): string {
   if (process.platform === 'linux' && !env.DBUS_SESSION_BUS_ADDRESS && !probe.reason.includes('keytar')) {
     return 'no Secret Service on D-Bus (DBUS_SESSION_BUS_ADDRESS is not set)';
   }
-  if (probe.reason.includes('keytar') || probe.reason.includes('did not answer') || probe.reason.startsWith('HOME')) {
+  if (
+    probe.reason.includes('keytar') ||
+    probe.reason.includes('did not answer') ||
+    probe.reason.startsWith('HOME')
+  ) {
     return probe.reason;
   }
-  return process.platform === 'linux' ? `no Secret Service on D-Bus (${probe.reason})` : `no keychain (${probe.reason})`;
+  return process.platform === 'linux'
+    ? `no Secret Service on D-Bus (${probe.reason})`
+    : `no keychain (${probe.reason})`;
 }
 
 export function fileStore(paths: Paths, env: NodeJS.ProcessEnv): FileSecretStore {
@@ -72,7 +81,9 @@ export async function openSecretStore(options: OpenSecretStoreOptions): Promise<
   const store = fileStore(paths, env);
   const message =
     `${describeUnavailable(probe, env)}; storing secrets in ${paths.secretsDir} (mode 0600` +
-    (store.encrypted ? ', encrypted with OAUTHMAIL_PASSPHRASE).' : '). Set OAUTHMAIL_PASSPHRASE to encrypt them.');
+    (store.encrypted
+      ? ', encrypted with OAUTHMAIL_PASSPHRASE).'
+      : '). Set OAUTHMAIL_PASSPHRASE to encrypt them.');
   if (options.warn && !shownThisProcess.has(message)) {
     shownThisProcess.add(message);
     const last = await readFileIfExists(marker).catch(() => undefined);

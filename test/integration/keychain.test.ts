@@ -32,7 +32,11 @@ async function transpileForChild(entry: string, out: string): Promise<string> {
     seen.add(file);
     const src = await fsp.readFile(file, 'utf8');
     const js = ts.transpileModule(src, {
-      compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
+      compilerOptions: {
+        module: ts.ModuleKind.ES2022,
+        target: ts.ScriptTarget.ES2022,
+        esModuleInterop: true,
+      },
       fileName: file,
     }).outputText;
     const dest = path.join(out, path.relative(repo, file)).replace(/\.ts$/, '.js');
@@ -81,12 +85,26 @@ function runChild(
   storage: string,
   env: NodeJS.ProcessEnv,
   opts: { noExit?: boolean } = {},
-): Promise<{ result: ChildResult; wallMs: number; child: ReturnType<typeof spawn>; exited: Promise<number | null> }> {
+): Promise<{
+  result: ChildResult;
+  wallMs: number;
+  child: ReturnType<typeof spawn>;
+  exited: Promise<number | null>;
+}> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const child = spawn(
       process.execPath,
-      ['--input-type=module', '-e', CHILD, openJs, keychainJs, storage, path.join(root, `data-${Math.random()}`), opts.noExit ? '1' : '0'],
+      [
+        '--input-type=module',
+        '-e',
+        CHILD,
+        openJs,
+        keychainJs,
+        storage,
+        path.join(root, `data-${Math.random()}`),
+        opts.noExit ? '1' : '0',
+      ],
       { env, stdio: ['ignore', 'pipe', 'inherit'] },
     );
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
@@ -94,7 +112,8 @@ function runChild(
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
       const line = out.split('\n').find((l) => l.startsWith('{'));
-      if (line && out.includes('\n')) resolve({ result: JSON.parse(line) as ChildResult, wallMs: performance.now() - t0, child, exited });
+      if (line && out.includes('\n'))
+        resolve({ result: JSON.parse(line) as ChildResult, wallMs: performance.now() - t0, child, exited });
     });
     child.on('error', reject);
     void exited.then((code) => {
@@ -127,10 +146,13 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const kind of ['client-secret', 'token-cache'] as const) await keychain.delete(profile, kind).catch(() => undefined);
+  for (const kind of ['client-secret', 'token-cache'] as const)
+    await keychain.delete(profile, kind).catch(() => undefined);
   if (root) await fsp.rm(root, { recursive: true, force: true });
   if (out) await fsp.rm(out, { recursive: true, force: true });
-  console.log(`keychain probe with gnome-keyring present: ${probeTimings.map((t) => t.toFixed(1)).join(', ')} ms`);
+  console.log(
+    `keychain probe with gnome-keyring present: ${probeTimings.map((t) => t.toFixed(1)).join(', ')} ms`,
+  );
 });
 
 describe('keychain store against gnome-keyring', () => {
@@ -148,16 +170,24 @@ describe('keychain store against gnome-keyring', () => {
   });
 
   it('splits a 12 KB token cache into 2,560-byte entries and leaves none behind', async () => {
-    const keytar = ((await import('keytar')) as unknown as { default: { findCredentials(s: string): Promise<Array<{ account: string; password: string }>> } }).default;
+    const keytar = (
+      (await import('keytar')) as unknown as {
+        default: { findCredentials(s: string): Promise<Array<{ account: string; password: string }>> };
+      }
+    ).default;
     const big = JSON.stringify({ cache: 'é€日本😀-'.repeat(900) });
     expect(Buffer.byteLength(big)).toBeGreaterThan(12 * 1024);
     await keychain.set(profile, 'token-cache', big);
     expect(await new KeychainStore({ splitLimitBytes: 2560 }).get(profile, 'token-cache')).toBe(big);
-    const mine = (await keytar.findCredentials('oauthmail')).filter((c) => c.account.startsWith(`${profile}/token-cache`));
+    const mine = (await keytar.findCredentials('oauthmail')).filter((c) =>
+      c.account.startsWith(`${profile}/token-cache`),
+    );
     expect(mine.length).toBeGreaterThan(5);
     for (const c of mine) expect(Buffer.byteLength(c.password)).toBeLessThanOrEqual(2560);
     await keychain.set(profile, 'token-cache', 'small');
-    const after = (await keytar.findCredentials('oauthmail')).filter((c) => c.account.startsWith(`${profile}/token-cache`));
+    const after = (await keytar.findCredentials('oauthmail')).filter((c) =>
+      c.account.startsWith(`${profile}/token-cache`),
+    );
     expect(after).toEqual([{ account: `${profile}/token-cache`, password: 'small' }]);
     await keychain.delete(profile, 'token-cache');
   });
@@ -165,7 +195,12 @@ describe('keychain store against gnome-keyring', () => {
   it('auto picks the keychain when the Secret Service answers', async () => {
     resetFallbackWarnings();
     const warnings: string[] = [];
-    const s = await openSecretStore({ storage: 'auto', paths, env: process.env, warn: (m) => warnings.push(m) });
+    const s = await openSecretStore({
+      storage: 'auto',
+      paths,
+      env: process.env,
+      warn: (m) => warnings.push(m),
+    });
     expect(s.kind).toBe('keychain');
     expect(s.location).toBe('keychain (Secret Service)');
     expect(warnings).toEqual([]);
@@ -173,7 +208,11 @@ describe('keychain store against gnome-keyring', () => {
 });
 
 describe('without a Secret Service (child processes)', () => {
-  const dead = () => ({ ...process.env, DBUS_SESSION_BUS_ADDRESS: `unix:path=${path.join(root, 'no-such-bus')}`, OAUTHMAIL_KEYCHAIN_TIMEOUT_MS: '1000' });
+  const dead = () => ({
+    ...process.env,
+    DBUS_SESSION_BUS_ADDRESS: `unix:path=${path.join(root, 'no-such-bus')}`,
+    OAUTHMAIL_KEYCHAIN_TIMEOUT_MS: '1000',
+  });
 
   it('auto falls back to the file store with the warning, within the timeout (dead bus socket)', async () => {
     const { result, wallMs } = await runChild('auto', dead());
@@ -183,24 +222,33 @@ describe('without a Secret Service (child processes)', () => {
       /^no Secret Service on D-Bus \(Could not connect: No such file or directory\); storing secrets in .*\/secrets \(mode 0600\)\. Set OAUTHMAIL_PASSPHRASE to encrypt them\.$/,
     );
     expect(result.ms).toBeLessThan(1000);
-    console.log(`keychain probe, dead bus socket: ${result.ms.toFixed(1)} ms (child wall ${wallMs.toFixed(0)} ms)`);
+    console.log(
+      `keychain probe, dead bus socket: ${result.ms.toFixed(1)} ms (child wall ${wallMs.toFixed(0)} ms)`,
+    );
   });
 
   it('auto falls back with DBUS_SESSION_BUS_ADDRESS unset', async () => {
-    const env = dead();
+    const env: NodeJS.ProcessEnv = dead();
     delete env.DBUS_SESSION_BUS_ADDRESS;
     const { result } = await runChild('auto', env);
     expect(result.kind).toBe('file');
-    expect(result.warnings[0]).toMatch(/^no Secret Service on D-Bus \(DBUS_SESSION_BUS_ADDRESS is not set\); storing secrets in /);
+    expect(result.warnings[0]).toMatch(
+      /^no Secret Service on D-Bus \(DBUS_SESSION_BUS_ADDRESS is not set\); storing secrets in /,
+    );
     console.log(`keychain probe, no DBUS_SESSION_BUS_ADDRESS: ${result.ms.toFixed(1)} ms`);
   });
 
   it('a HOME that does not exist: no keytar call (it would hang 25 s), immediate fallback', async () => {
-    const { result, exited } = await runChild('auto', { ...process.env, HOME: path.join(root, 'no-such-home') });
+    const { result, exited } = await runChild('auto', {
+      ...process.env,
+      HOME: path.join(root, 'no-such-home'),
+    });
     expect(result.kind).toBe('file');
     expect(result.pending).toBe(0);
     expect(result.ms).toBeLessThan(500);
-    expect(result.warnings[0]).toContain(`HOME (${path.join(root, 'no-such-home')}) does not exist, so no keyring can start; storing secrets in `);
+    expect(result.warnings[0]).toContain(
+      `HOME (${path.join(root, 'no-such-home')}) does not exist, so no keyring can start; storing secrets in `,
+    );
     await exited;
   });
 
@@ -224,17 +272,26 @@ describe('without a Secret Service (child processes)', () => {
     });
     await new Promise<void>((r) => server.listen(sock, r));
     try {
-      const env = { ...process.env, DBUS_SESSION_BUS_ADDRESS: `unix:path=${sock}`, OAUTHMAIL_KEYCHAIN_TIMEOUT_MS: '500' };
+      const env = {
+        ...process.env,
+        DBUS_SESSION_BUS_ADDRESS: `unix:path=${sock}`,
+        OAUTHMAIL_KEYCHAIN_TIMEOUT_MS: '500',
+      };
       for (const noExit of [true, false]) {
         const { result, child, exited } = await runChild('auto', env, { noExit });
         expect(result.kind).toBe('file');
         expect(result.ms).toBeGreaterThanOrEqual(490);
         expect(result.ms).toBeLessThan(1500);
-        expect(result.warnings[0]).toMatch(/^the keychain did not answer within 500 ms \(probe\); storing secrets in /);
+        expect(result.warnings[0]).toMatch(
+          /^the keychain did not answer within 500 ms \(probe\); storing secrets in /,
+        );
         expect(result.pending).toBe(1);
         // documented behaviour: the process does not end while keytar waits, with or without
         // process.exit() (Node joins its threadpool on exit); only a signal ends it
-        const ended = await Promise.race([exited.then(() => true), new Promise((r) => setTimeout(() => r(false), 1500))]);
+        const ended = await Promise.race([
+          exited.then(() => true),
+          new Promise((r) => setTimeout(() => r(false), 1500)),
+        ]);
         expect(ended).toBe(false);
         child.kill('SIGKILL');
         await exited;

@@ -72,7 +72,9 @@ describe('file store, plain', () => {
   it('never builds a path from an unsafe name', async () => {
     const s = new FileSecretStore({ secretsDir });
     for (const bad of ['../evil', 'a/b', '..', '.', '', 'a\0b', 'a\\b', 'x..y']) {
-      await expect(s.set(bad, 'client-secret', 'v-1234567890')).rejects.toMatchObject({ code: 'invalid_name' });
+      await expect(s.set(bad, 'client-secret', 'v-1234567890')).rejects.toMatchObject({
+        code: 'invalid_name',
+      });
       await expect(s.get(bad, 'client-secret')).rejects.toMatchObject({ code: 'invalid_name' });
     }
     await expect(fsp.readdir(root)).resolves.toEqual([]);
@@ -112,7 +114,11 @@ describe('file store, encrypted with OAUTHMAIL_PASSPHRASE', () => {
   });
 
   it('without the passphrase or with a wrong one: a clear error, and the file unchanged byte for byte', async () => {
-    await new FileSecretStore({ secretsDir, passphrase: 'right-passphrase', kdf }).set('work', 'token-cache', SECRET);
+    await new FileSecretStore({ secretsDir, passphrase: 'right-passphrase', kdf }).set(
+      'work',
+      'token-cache',
+      SECRET,
+    );
     const file = path.join(secretsDir, 'work', 'token-cache');
     const before = await fsp.readFile(file);
     const message = `cannot decrypt ${file}: wrong or missing OAUTHMAIL_PASSPHRASE.`;
@@ -132,9 +138,12 @@ describe('file store, encrypted with OAUTHMAIL_PASSPHRASE', () => {
       });
       expect((await fsp.readFile(file)).equals(before)).toBe(true);
     }
-    expect(await new FileSecretStore({ secretsDir, passphrase: 'right-passphrase', kdf }).get('work', 'token-cache')).toBe(
-      SECRET,
-    );
+    expect(
+      await new FileSecretStore({ secretsDir, passphrase: 'right-passphrase', kdf }).get(
+        'work',
+        'token-cache',
+      ),
+    ).toBe(SECRET);
   });
 
   it('detects a tampered ciphertext or header', async () => {
@@ -155,6 +164,8 @@ describe('file store, encrypted with OAUTHMAIL_PASSPHRASE', () => {
     const s = new FileSecretStore({ secretsDir, passphrase: 'pw-1234567890', kdf });
     expect(await s.get('work', 'client-secret')).toBe('cs-1234567890');
     await s.set('work', 'client-secret', 'cs-1234567890');
-    expect(isEncryptedContent(await fsp.readFile(path.join(secretsDir, 'work', 'client-secret'), 'utf8'))).toBe(true);
+    expect(
+      isEncryptedContent(await fsp.readFile(path.join(secretsDir, 'work', 'client-secret'), 'utf8')),
+    ).toBe(true);
   });
 });

@@ -24,7 +24,11 @@ async function transpileForChild(entry: string, out: string): Promise<string> {
     seen.add(file);
     const src = await fsp.readFile(file, 'utf8');
     const js = ts.transpileModule(src, {
-      compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
+      compilerOptions: {
+        module: ts.ModuleKind.ES2022,
+        target: ts.ScriptTarget.ES2022,
+        esModuleInterop: true,
+      },
       fileName: file,
     }).outputText;
     const dest = path.join(out, path.relative(repo, file)).replace(/\.ts$/, '.js');
@@ -70,7 +74,9 @@ for (let i = 0; i < Number(rounds); i++) {
 
 function runChild(args: string[]): Promise<number> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--input-type=module', '-e', CHILD, ...args], { stdio: ['ignore', 'inherit', 'inherit'] });
+    const p = spawn(process.execPath, ['--input-type=module', '-e', CHILD, ...args], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
     p.on('error', reject);
     p.on('exit', (code) => resolve(code ?? -1));
   });
@@ -81,7 +87,9 @@ async function race(useLock: boolean): Promise<number> {
   const counter = path.join(dir, 'counter');
   await fsp.writeFile(counter, '0');
   const codes = await Promise.all(
-    Array.from({ length: 10 }, () => runChild([lockJs, path.join(dir, 'locks'), counter, '10', useLock ? '1' : '0'])),
+    Array.from({ length: 10 }, () =>
+      runChild([lockJs, path.join(dir, 'locks'), counter, '10', useLock ? '1' : '0']),
+    ),
   );
   expect(codes).toEqual(Array(10).fill(0));
   return Number(await fsp.readFile(counter, 'utf8'));
@@ -102,7 +110,9 @@ describe('cross-process lock', () => {
     const held = withLock({ locksDir }, 'token-work', () => new Promise<void>((r) => (release = r)));
     await new Promise((r) => setTimeout(r, 50));
     const t0 = Date.now();
-    const err = await withLock({ locksDir }, 'token-work', async () => 'never', { timeoutMs: 300 }).catch((e) => e);
+    const err = await withLock({ locksDir }, 'token-work', async () => 'never', { timeoutMs: 300 }).catch(
+      (e) => e,
+    );
     expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
     expect(Date.now() - t0).toBeLessThan(2000);
     expect(err).toMatchObject({ code: 'lock_timeout', exitCode: ExitCode.TRANSIENT });
@@ -118,12 +128,16 @@ describe('cross-process lock', () => {
     await fsp.mkdir(path.join(locksDir, 'token-work.lock'), { recursive: true });
     const old = new Date(Date.now() - 60_000);
     await fsp.utimes(path.join(locksDir, 'token-work.lock'), old, old);
-    expect(await withLock({ locksDir }, 'token-work', async () => 'got it', { timeoutMs: 2000 })).toBe('got it');
+    expect(await withLock({ locksDir }, 'token-work', async () => 'got it', { timeoutMs: 2000 })).toBe(
+      'got it',
+    );
   });
 
   it('releases the lock when fn throws, and rethrows its error', async () => {
     const locksDir = path.join(root, 'locks-throw');
-    await expect(withLock({ locksDir }, 'config', async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+    await expect(
+      withLock({ locksDir }, 'config', async () => Promise.reject(new Error('boom'))),
+    ).rejects.toThrow('boom');
     await expect(fsp.stat(path.join(locksDir, 'config.lock'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 

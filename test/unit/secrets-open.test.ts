@@ -6,7 +6,12 @@ import { resolvePaths, type Paths } from '../../src/config/paths.js';
 import { ExitCode } from '../../src/errors/index.js';
 import { FileSecretStore } from '../../src/secrets/file.js';
 import { KeychainStore, pendingKeychainCalls, type KeytarLike } from '../../src/secrets/keychain.js';
-import { FALLBACK_MARKER, locateSecret, openSecretStore, resetFallbackWarnings } from '../../src/secrets/open.js';
+import {
+  FALLBACK_MARKER,
+  locateSecret,
+  openSecretStore,
+  resetFallbackWarnings,
+} from '../../src/secrets/open.js';
 
 /** An in-memory keytar; `hang` makes every call never settle (until `settle()`), like a stuck D-Bus. */
 function fakeKeytar(opts: { hang?: boolean; fail?: string; maxBytes?: number } = {}) {
@@ -25,7 +30,8 @@ function fakeKeytar(opts: { hang?: boolean; fail?: string; maxBytes?: number } =
         m.set(`${s}|${a}`, p);
       }),
     deletePassword: (s, a) => run(() => m.delete(`${s}|${a}`)),
-    findCredentials: (s) => run(() => [...m].filter(([k]) => k.startsWith(`${s}|`)).map(([k, v]) => ({ account: k, password: v }))),
+    findCredentials: (s) =>
+      run(() => [...m].filter(([k]) => k.startsWith(`${s}|`)).map(([k, v]) => ({ account: k, password: v }))),
   };
   return { k, m, settle: () => pending.splice(0).forEach((f) => f()) };
 }
@@ -61,7 +67,10 @@ describe('keychain store over keytar', () => {
 
   it('turns a hung call into keychain_unavailable after the timeout, and counts it as pending', async () => {
     const fk = fakeKeytar({ hang: true });
-    const kc = new KeychainStore({ loadKeytar: async () => fk.k, env: { OAUTHMAIL_KEYCHAIN_TIMEOUT_MS: '150' } });
+    const kc = new KeychainStore({
+      loadKeytar: async () => fk.k,
+      env: { OAUTHMAIL_KEYCHAIN_TIMEOUT_MS: '150' },
+    });
     expect(kc.timeoutMs).toBe(150);
     const before = pendingKeychainCalls();
     const t0 = Date.now();
@@ -77,7 +86,9 @@ describe('keychain store over keytar', () => {
   });
 
   it('turns a D-Bus error into keychain_unavailable with the reason', async () => {
-    const kc = new KeychainStore({ loadKeytar: async () => fakeKeytar({ fail: 'Could not connect: No such file or directory' }).k });
+    const kc = new KeychainStore({
+      loadKeytar: async () => fakeKeytar({ fail: 'Could not connect: No such file or directory' }).k,
+    });
     await expect(kc.set('work', 'client-secret', 'x-1234567890')).rejects.toMatchObject({
       code: 'keychain_unavailable',
       message: 'the keychain is unavailable: Could not connect: No such file or directory.',
@@ -114,7 +125,8 @@ describe('openSecretStore', () => {
 
   it('auto → the file store with one warning when the keychain hangs, within the timeout', async () => {
     const env = { DBUS_SESSION_BUS_ADDRESS: 'unix:path=/x' };
-    const keychain = () => new KeychainStore({ loadKeytar: async () => fakeKeytar({ hang: true }).k, timeoutMs: 200 });
+    const keychain = () =>
+      new KeychainStore({ loadKeytar: async () => fakeKeytar({ hang: true }).k, timeoutMs: 200 });
     const t0 = Date.now();
     const s = await openSecretStore({ storage: 'auto', paths, env, warn, keychain: keychain() });
     expect(Date.now() - t0).toBeLessThan(1000);
@@ -133,27 +145,60 @@ describe('openSecretStore', () => {
   });
 
   it('warns again when the reason changes, and after the keychain came back', async () => {
-    const dead = () => new KeychainStore({ loadKeytar: async () => fakeKeytar({ fail: 'Could not connect' }).k });
+    const dead = () =>
+      new KeychainStore({ loadKeytar: async () => fakeKeytar({ fail: 'Could not connect' }).k });
     const s = await openSecretStore({ storage: 'auto', paths, env: {}, warn, keychain: dead() });
     expect(s.kind).toBe('file');
-    expect(warnings[0]).toMatch(/^no Secret Service on D-Bus \(DBUS_SESSION_BUS_ADDRESS is not set\); storing secrets in /);
+    expect(warnings[0]).toMatch(
+      /^no Secret Service on D-Bus \(DBUS_SESSION_BUS_ADDRESS is not set\); storing secrets in /,
+    );
     resetFallbackWarnings();
-    await openSecretStore({ storage: 'auto', paths, env: { OAUTHMAIL_PASSPHRASE: 'p-1234567890' }, warn, keychain: dead() });
+    await openSecretStore({
+      storage: 'auto',
+      paths,
+      env: { OAUTHMAIL_PASSPHRASE: 'p-1234567890' },
+      warn,
+      keychain: dead(),
+    });
     expect(warnings).toHaveLength(2);
     expect(warnings[1]).toContain('(mode 0600, encrypted with OAUTHMAIL_PASSPHRASE).');
     // keychain works again: marker cleared, so the next fallback is announced
     resetFallbackWarnings();
-    await openSecretStore({ storage: 'auto', paths, env: {}, warn, keychain: new KeychainStore({ loadKeytar: async () => fakeKeytar().k }) });
-    await expect(fsp.stat(path.join(paths.dataDir, FALLBACK_MARKER))).rejects.toMatchObject({ code: 'ENOENT' });
-    await openSecretStore({ storage: 'auto', paths, env: { OAUTHMAIL_PASSPHRASE: 'p-1234567890' }, warn, keychain: dead() });
+    await openSecretStore({
+      storage: 'auto',
+      paths,
+      env: {},
+      warn,
+      keychain: new KeychainStore({ loadKeytar: async () => fakeKeytar().k }),
+    });
+    await expect(fsp.stat(path.join(paths.dataDir, FALLBACK_MARKER))).rejects.toMatchObject({
+      code: 'ENOENT',
+    });
+    await openSecretStore({
+      storage: 'auto',
+      paths,
+      env: { OAUTHMAIL_PASSPHRASE: 'p-1234567890' },
+      warn,
+      keychain: dead(),
+    });
     expect(warnings).toHaveLength(3);
   });
 
   it('keychain → a clear error naming the reason and the fix when unavailable', async () => {
-    const keychain = new KeychainStore({ loadKeytar: async () => fakeKeytar({ fail: 'Could not connect: No such file or directory' }).k });
-    const err = await openSecretStore({ storage: 'keychain', paths, env: { DBUS_SESSION_BUS_ADDRESS: 'unix:path=/x' }, warn, keychain }).catch((e) => e);
+    const keychain = new KeychainStore({
+      loadKeytar: async () => fakeKeytar({ fail: 'Could not connect: No such file or directory' }).k,
+    });
+    const err = await openSecretStore({
+      storage: 'keychain',
+      paths,
+      env: { DBUS_SESSION_BUS_ADDRESS: 'unix:path=/x' },
+      warn,
+      keychain,
+    }).catch((e) => e);
     expect(err).toMatchObject({ code: 'keychain_unavailable', exitCode: ExitCode.ERROR });
-    expect(err.message).toBe('the keychain is unavailable: no Secret Service on D-Bus (Could not connect: No such file or directory).');
+    expect(err.message).toBe(
+      'the keychain is unavailable: no Secret Service on D-Bus (Could not connect: No such file or directory).',
+    );
     expect(err.hint).toContain('--storage file');
     expect(err.hint).toContain('Secret Service');
     expect(warnings).toEqual([]);
@@ -167,7 +212,9 @@ describe('locateSecret', () => {
     const file = new FileSecretStore({ secretsDir: paths.secretsDir });
     expect(await locateSecret({ paths, env: {}, keychain }, 'work', 'token-cache')).toEqual([]);
     await file.set('work', 'token-cache', 'v-1234567890');
-    expect((await locateSecret({ paths, env: {}, keychain }, 'work', 'token-cache')).map((l) => l.kind)).toEqual(['file']);
+    expect(
+      (await locateSecret({ paths, env: {}, keychain }, 'work', 'token-cache')).map((l) => l.kind),
+    ).toEqual(['file']);
     await keychain.set('work', 'token-cache', 'v-1234567890');
     const both = await locateSecret({ paths, env: {}, keychain }, 'work', 'token-cache');
     expect(both.map((l) => [l.kind, l.location])).toEqual([
@@ -175,8 +222,14 @@ describe('locateSecret', () => {
       ['file', paths.secretsDir],
     ]);
     // an encrypted file is found without the passphrase
-    await new FileSecretStore({ secretsDir: paths.secretsDir, passphrase: 'p-1234567890', kdf: { N: 1024, r: 8, p: 1 } }).set('home', 'client-secret', 'v');
+    await new FileSecretStore({
+      secretsDir: paths.secretsDir,
+      passphrase: 'p-1234567890',
+      kdf: { N: 1024, r: 8, p: 1 },
+    }).set('home', 'client-secret', 'v');
     const dead = new KeychainStore({ loadKeytar: async () => fakeKeytar({ fail: 'nope' }).k });
-    expect((await locateSecret({ paths, env: {}, keychain: dead }, 'home', 'client-secret')).map((l) => l.kind)).toEqual(['file']);
+    expect(
+      (await locateSecret({ paths, env: {}, keychain: dead }, 'home', 'client-secret')).map((l) => l.kind),
+    ).toEqual(['file']);
   });
 });
