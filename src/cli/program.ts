@@ -7,6 +7,12 @@ import { Command, Option } from 'commander';
 import { EXIT_CODE_TABLE, UsageError } from '../errors/index.js';
 import type { Context } from './context.js';
 import { registerProfile } from './commands/profile.js';
+import { registerLogin } from './commands/login.js';
+import { registerToken } from './commands/token.js';
+import { registerStatus } from './commands/status.js';
+import { registerLogout } from './commands/logout.js';
+import { registerImport } from './commands/import.js';
+import { registerExport } from './commands/export.js';
 
 export const VERSION = '0.1.0';
 
@@ -71,6 +77,12 @@ Help topics: oauthmail help exit-codes | oauthmail help environment`,
   });
 
   registerProfile(program, ctx);
+  registerLogin(program, ctx);
+  registerToken(program, ctx);
+  registerStatus(program, ctx);
+  registerLogout(program, ctx);
+  registerImport(program, ctx);
+  registerExport(program, ctx);
 
   program
     .command('help [topic...]')

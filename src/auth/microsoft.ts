@@ -1,0 +1,594 @@
+/**
+ * Microsoft Entra ID through MSAL (`@azure/msal-node` 7).
+ *
+ * Token cache and concurrency. MSAL keeps refresh tokens inside its cache and rotates them on
+ * every redemption, and the old one stops working (Entra may reject a redeemed refresh token).
+ * Two processes that refresh from the same stored cache and then write back in turn lose one
+ * rotation, and possibly the sign-in. MSAL's ICachePlugin calls beforeCacheAccess (read) and
+ * afterCacheAccess (write) around each cache use, but a silent acquisition reads, then goes to
+ * the network, then writes: a lock taken inside the plugin would not cover the network call.
+ * So the design is: the lock `token-<profile>` is held around the WHOLE refresh, and inside it
+ * the cache is re-read from the store before anything else. If another process refreshed while
+ * we waited for the lock, its fresh access token is used and nothing is redeemed.
+ *
+ *   token (fast path, no lock, no MSAL): read the stored cache JSON, use a valid access token;
+ *   else lock → re-read → valid now? use it : MSAL acquireTokenSilent(forceRefresh) → plugin
+ *   writes the new cache (with the rotated refresh token) to the store → unlock.
+ *
+ * Interactive sign-ins start from an empty cache (the profile holds one account), do not hold
+ * the lock while a person is signing in, and take it only to write the result.
+ */
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import type {
+  AuthenticationResult,
+  ConfidentialClientApplication,
+  Configuration,
+  ICachePlugin,
+  PublicClientApplication,
+  TokenCacheContext,
+} from '@azure/msal-node';
+import type { Profile } from '../config/schema.js';
+import { microsoftAuthority, scopesFor, MICROSOFT_APP_ONLY_SCOPE } from '../config/presets.js';
+import { AuthError, ConfigError, InternalError, OauthmailError, TransientError, UsageError } from '../errors/index.js';
+import { entraError, type EntraErrorContext, lookup } from '../diagnose/aadsts.js';
+import { registerSecret } from '../util/redact.js';
+import {
+  findAccessToken,
+  latestAccessToken,
+  parseCache,
+  pickAccount,
+  refreshTokenOf,
+  registerCacheSecrets,
+  type MsalCacheJson,
+} from './msal-cache.js';
+import type { AuthDeps, GetTokenOptions, LoginOptions, TokenFile, TokenProvider, TokenResult, TokenStatus } from './types.js';
+
+const DEFAULT_MIN_VALIDITY = 300;
+
+/** Hosts of Microsoft's public and sovereign clouds; any other authority host is "known" explicitly. */
+const MICROSOFT_HOSTS = new Set([
+  'login.microsoftonline.com',
+  'login.microsoft.com',
+  'login.windows.net',
+  'sts.windows.net',
+  'login.microsoftonline.us',
+  'login.usgovcloudapi.net',
+  'login.chinacloudapi.cn',
+  'login.partner.microsoftonline.cn',
+  'login.microsoftonline.de',
+]);
+
+type App = PublicClientApplication | ConfidentialClientApplication;
+
+export class MicrosoftProvider implements TokenProvider {
+  private readonly authority: string;
+  private readonly appOnly: boolean;
+  private readonly scopes: string[];
+
+  constructor(
+    readonly profileName: string,
+    private readonly profile: Profile,
+    private readonly deps: AuthDeps,
+  ) {
+    this.authority = microsoftAuthority(profile);
+    this.appOnly = profile.flow === 'client-credentials';
+    this.scopes = this.appOnly
+      ? profile.scopes.length
+        ? profile.scopes
+        : [MICROSOFT_APP_ONLY_SCOPE]
+      : profile.scopes.length
+        ? profile.scopes
+        : scopesFor('microsoft', profile.capabilities, profile.flow);
+  }
+
+  private get lockName(): string {
+    return `token-${this.profileName}`;
+  }
+
+  private errCtx(extra: Partial<EntraErrorContext> = {}): EntraErrorContext {
+    return {
+      profile: this.profileName,
+      clientId: this.profile.clientId,
+      authority: this.authority,
+      scopes: this.scopes,
+      redirectUri: this.profile.redirectUri,
+      ...extra,
+    };
+  }
+
+  // ---- cache -------------------------------------------------------------------------------
+
+  private async readCache(): Promise<MsalCacheJson | undefined> {
+    return parseCache(await this.deps.store.get(this.profileName, 'token-cache'));
+  }
+
+  private fromCache(cache: MsalCacheJson | undefined, minValiditySeconds: number): TokenResult | undefined {
+    const account = this.appOnly ? undefined : pickAccount(cache, this.profile.loginHint);
+    if (!this.appOnly && !account) return undefined;
+    const hit = findAccessToken(cache, {
+      clientId: this.profile.clientId,
+      scopes: this.scopes,
+      homeAccountId: account?.homeAccountId ?? '',
+      minValiditySeconds,
+    });
+    if (!hit) return undefined;
+    return { accessToken: hit.secret, expiresOn: hit.expiresOn, scopes: hit.scopes, account: account?.username ?? null, fromCache: true };
+  }
+
+  /**
+   * The cache plugin: reads the profile's `token-cache` secret before each MSAL cache access and
+   * writes it back after one that changed it. `fresh`: never read (a new sign-in replaces the
+   * stored account). `lockWrites`: take the lock for the write (when the caller does not hold it).
+   */
+  private cachePlugin(o: { fresh: boolean; lockWrites: boolean }): ICachePlugin {
+    const { store } = this.deps;
+    return {
+      beforeCacheAccess: async (ctx: TokenCacheContext) => {
+        if (o.fresh) return;
+        const text = await store.get(this.profileName, 'token-cache');
+        if (text) {
+          const parsed = parseCache(text);
+          if (parsed) ctx.tokenCache.deserialize(text);
+        }
+      },
+      afterCacheAccess: async (ctx: TokenCacheContext) => {
+        if (!ctx.cacheHasChanged) return;
+        const text = ctx.tokenCache.serialize();
+        const parsed = parseCache(text);
+        if (parsed) registerCacheSecrets(parsed);
+        const write = () => store.set(this.profileName, 'token-cache', text);
+        if (o.lockWrites) await this.deps.lock(this.lockName, write);
+        else await write();
+      },
+    };
+  }
+
+  // ---- MSAL application ---------------------------------------------------------------------
+
+  private async credential(): Promise<Pick<Configuration['auth'], 'clientSecret' | 'clientCertificate'>> {
+    const { store } = this.deps;
+    if (this.profile.clientType === 'secret') {
+      const secret = (await store.get(this.profileName, 'client-secret')) ?? this.deps.env.OAUTHMAIL_CLIENT_SECRET;
+      if (!secret) {
+        throw new ConfigError(`profile ${this.profileName} needs a client secret and none is stored`, {
+          code: 'missing_client_secret',
+          hint: `store it: printf %s "$SECRET" | oauthmail profile secret ${this.profileName} --stdin`,
+        });
+      }
+      registerSecret(secret);
+      return { clientSecret: secret };
+    }
+    if (this.profile.clientType === 'certificate') {
+      const pem = await store.get(this.profileName, 'certificate');
+      if (!pem) {
+        throw new ConfigError(`profile ${this.profileName} needs a certificate private key and none is stored`, {
+          code: 'missing_certificate',
+          hint: `store it: oauthmail profile secret ${this.profileName} --certificate key-and-cert.pem`,
+        });
+      }
+      registerSecret(pem);
+      let privateKey: string;
+      try {
+        privateKey = createPrivateKey(pem).export({ type: 'pkcs8', format: 'pem' }).toString();
+      } catch (e) {
+        throw new ConfigError(`the stored certificate of profile ${this.profileName} holds no usable private key`, {
+          code: 'bad_certificate',
+          hint: `store a PEM private key (and certificate): oauthmail profile secret ${this.profileName} --certificate FILE.pem`,
+          cause: e,
+        });
+      }
+      registerSecret(privateKey);
+      const certMatch = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem);
+      const tp = (this.profile.certificateThumbprint ?? '').toLowerCase();
+      let x5c: string | undefined;
+      if (certMatch) {
+        try {
+          new X509Certificate(certMatch[0]);
+          x5c = certMatch[0];
+        } catch {
+          x5c = undefined;
+        }
+      }
+      return {
+        clientCertificate: {
+          privateKey,
+          ...(tp.length === 64 ? { thumbprintSha256: tp } : { thumbprint: tp }),
+          ...(x5c ? { x5c } : {}),
+        },
+      };
+    }
+    return {};
+  }
+
+  private async app(plugin: ICachePlugin, onSlowDown?: (s: number) => void): Promise<App> {
+    const msal = await import('@azure/msal-node');
+    const { createNetworkModule } = await import('./network.js');
+    const host = new URL(this.authority).host;
+    const io = this.deps.io;
+    const cred = await this.credential();
+    const config: Configuration = {
+      auth: {
+        clientId: this.profile.clientId,
+        authority: this.authority,
+        // an authority outside Microsoft's clouds (ADFS-like or the test provider) must be trusted explicitly
+        ...(MICROSOFT_HOSTS.has(new URL(this.authority).hostname) ? {} : { knownAuthorities: [host] }),
+        ...cred,
+      },
+      cache: { cachePlugin: plugin },
+      system: {
+        networkClient: createNetworkModule({ debug: (l) => io.debug(l), onSlowDown }),
+        loggerOptions: {
+          piiLoggingEnabled: false,
+          logLevel: io.verbose ? msal.LogLevel.Info : msal.LogLevel.Error,
+          loggerCallback: (_level, message, containsPii) => {
+            if (!containsPii && io.verbose) io.debug(`msal: ${message}`);
+          },
+        },
+      },
+    };
+    return this.profile.clientType === 'public'
+      ? new msal.PublicClientApplication(config)
+      : new msal.ConfidentialClientApplication(config);
+  }
+
+  private toResult(r: AuthenticationResult | null): TokenResult {
+    if (!r || !r.accessToken) {
+      throw new InternalError('the identity provider returned no access token', { code: 'no_access_token' });
+    }
+    registerSecret(r.accessToken);
+    registerSecret(r.idToken);
+    return {
+      accessToken: r.accessToken,
+      expiresOn: r.expiresOn ?? null,
+      scopes: r.scopes,
+      account: r.account?.username ?? null,
+      fromCache: !!r.fromCache,
+    };
+  }
+
+  /** MSAL and network errors → our errors with a sentence, a fix and an exit code. */
+  private mapError(e: unknown, extra: Partial<EntraErrorContext> = {}): OauthmailError {
+    if (e instanceof OauthmailError) return e;
+    const ctx = this.errCtx(extra);
+    const m = e as { errorCode?: string; errorMessage?: string; subError?: string; errorNo?: string; status?: number; code?: string; name?: string; message?: string };
+    const netCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
+    if (m && typeof m.errorCode === 'string') {
+      const code = m.errorCode;
+      if (m.name === 'ServerError' || m.name === 'InteractionRequiredAuthError' || m.errorNo || /AADSTS\d+/.test(m.errorMessage ?? '')) {
+        return entraError(
+          { error: code, description: m.errorMessage, code: m.errorNo, suberror: m.subError, status: m.status },
+          ctx,
+          e,
+        );
+      }
+      if (['no_tokens_found', 'no_account_found', 'no_account_in_silent_request', 'refresh_token_expired', 'token_refresh_required', 'interaction_required', 'login_required', 'consent_required', 'bad_token', 'native_account_unavailable'].includes(code)) {
+        const { entry } = lookup({ error: code });
+        return new AuthError(entry ? entry.message(ctx) : `profile ${this.profileName} needs a new sign-in`, {
+          code,
+          hint: entry ? entry.hint(ctx) : `run: oauthmail login ${this.profileName}`,
+          cause: e,
+        });
+      }
+      if (['network_error', 'no_network_connectivity', 'endpoints_resolution_error', 'openid_config_error', 'network_request_failed'].includes(code)) {
+        return new TransientError(`cannot reach the identity provider at ${new URL(this.authority).host}`, {
+          code,
+          hint: 'check the network (and a proxy or firewall); exit code 6 is safe to retry',
+          cause: e,
+        });
+      }
+      if (code === 'untrusted_authority' || code === 'invalid_authority' || code === 'url_parse_error' || code === 'authority_uri_insecure') {
+        return new ConfigError(`the authority ${this.authority} was refused by MSAL (${code})`, {
+          code,
+          hint: `check the profile's tenant or authority (oauthmail profile show ${this.profileName}); it must be an https:// URL`,
+          cause: e,
+        });
+      }
+      if (code === 'state_mismatch' || code === 'nonce_mismatch' || code === 'invalid_state') {
+        return new AuthError(`the sign-in response did not match this sign-in (${code})`, {
+          code,
+          hint: `run: oauthmail login ${this.profileName}`,
+          cause: e,
+        });
+      }
+      return new InternalError(`MSAL failed: ${code}`, { code: `msal_${code}`, hint: 'run again with --verbose for details', cause: e });
+    }
+    if (m && typeof m.code === 'string' && netCodes.has(m.code)) {
+      return new TransientError(`cannot reach the identity provider at ${new URL(this.authority).host} (${m.code})`, {
+        code: 'network_error',
+        hint: 'check the network; exit code 6 is safe to retry',
+        cause: e,
+      });
+    }
+    return new InternalError(`sign-in failed: ${m?.message ?? String(e)}`, { code: 'auth_failed', cause: e });
+  }
+
+  private notSignedIn(): AuthError {
+    return new AuthError(`profile ${this.profileName} is not signed in`, {
+      code: 'not_signed_in',
+      hint: `run: oauthmail login ${this.profileName}`,
+    });
+  }
+
+  // ---- TokenProvider --------------------------------------------------------------------------
+
+  async getToken(o: GetTokenOptions = {}): Promise<TokenResult> {
+    const min = o.minValiditySeconds ?? DEFAULT_MIN_VALIDITY;
+    if (!o.forceRefresh) {
+      const hit = this.fromCache(await this.readCache(), min);
+      if (hit) {
+        this.deps.io.debug(`using the cached access token of ${this.profileName} (valid until ${hit.expiresOn?.toISOString()})`);
+        return hit;
+      }
+    }
+    return this.deps.lock(this.lockName, async () => {
+      // Re-read under the lock: another process may have refreshed (and rotated) meanwhile.
+      const cache = await this.readCache();
+      if (!o.forceRefresh) {
+        const hit = this.fromCache(cache, min);
+        if (hit) return hit;
+      }
+      const plugin = this.cachePlugin({ fresh: false, lockWrites: false });
+      if (this.appOnly) {
+        const app = (await this.app(plugin)) as ConfidentialClientApplication;
+        try {
+          this.deps.io.debug(`requesting an app-only token for ${this.profileName}`);
+          return this.toResult(await app.acquireTokenByClientCredential({ scopes: this.scopes, skipCache: true }));
+        } catch (e) {
+          throw this.mapError(e);
+        }
+      }
+      const cached = pickAccount(cache, this.profile.loginHint);
+      if (!cached || !refreshTokenOf(cache, this.profile.clientId, cached.homeAccountId)) throw this.notSignedIn();
+      const app = await this.app(plugin);
+      try {
+        const account = await app.getTokenCache().getAccountByHomeId(cached.homeAccountId);
+        if (!account) throw this.notSignedIn();
+        this.deps.io.debug(`refreshing the access token of ${this.profileName}`);
+        // forceRefresh: MSAL's own renewal window is a fixed 300 s; ours is --min-validity,
+        // and the cache check above already decided that a refresh is needed.
+        return this.toResult(await app.acquireTokenSilent({ account, scopes: this.scopes, forceRefresh: true }));
+      } catch (e) {
+        throw this.mapError(e);
+      }
+    });
+  }
+
+  async login(o: LoginOptions): Promise<TokenResult> {
+    const io = this.deps.io;
+    const plugin = this.cachePlugin({ fresh: true, lockWrites: true });
+    if (o.method === 'client-credentials' || this.appOnly) {
+      if (this.profile.clientType === 'public') {
+        throw new ConfigError('client credentials need a confidential app (a secret or certificate)', {
+          code: 'public_client_credentials',
+          hint: `set clientType: oauthmail profile edit ${this.profileName} --set clientType=secret`,
+        });
+      }
+      const app = (await this.app(plugin)) as ConfidentialClientApplication;
+      try {
+        return this.toResult(await app.acquireTokenByClientCredential({ scopes: this.scopes, skipCache: true }));
+      } catch (e) {
+        throw this.mapError(e);
+      }
+    }
+    const extra: Record<string, string> = { ...(this.profile.authParams ?? {}) };
+    if (o.method === 'device') {
+      const { showDeviceCode } = await import('./device-code.js');
+      if (this.profile.clientType !== 'public') {
+        throw new ConfigError('device-code sign-in needs a public client app (MSAL offers it to public clients only)', {
+          code: 'device_code_confidential',
+          hint: `use the browser sign-in: oauthmail login ${this.profileName} --browser`,
+        });
+      }
+      const app = (await this.app(plugin, (s) =>
+        io.err(`The identity provider asked oauthmail to poll more slowly: every ${s} s now.`),
+      )) as PublicClientApplication;
+      try {
+        const r = await app.acquireTokenByDeviceCode({
+          scopes: this.scopes,
+          timeout: Math.max(1, Math.round(o.timeoutMs / 1000)),
+          ...(Object.keys(extra).length ? { extraQueryParameters: extra } : {}),
+          deviceCodeCallback: (d) => showDeviceCode(io, d, this.profileName),
+        });
+        if (!r) {
+          throw new AuthError(`the device-code sign-in did not finish within ${Math.round(o.timeoutMs / 1000)} seconds`, {
+            code: 'login_timeout',
+            hint: `run: oauthmail login ${this.profileName} --device`,
+          });
+        }
+        return this.toResult(r);
+      } catch (e) {
+        const m = e as { errorCode?: string };
+        if (m?.errorCode === 'device_code_polling_cancelled' || m?.errorCode === 'user_timeout_reached' || m?.errorCode === 'device_code_expired' || m?.errorCode === 'user_timeout') {
+          throw new AuthError(`the device-code sign-in did not finish in time`, {
+            code: 'login_timeout',
+            hint: `run: oauthmail login ${this.profileName} --device (and enter the code sooner)`,
+            cause: e,
+          });
+        }
+        throw this.mapError(e);
+      }
+    }
+    return this.browserLogin(o, plugin, extra);
+  }
+
+  private async browserLogin(o: LoginOptions, plugin: ICachePlugin, extra: Record<string, string>): Promise<TokenResult> {
+    const io = this.deps.io;
+    const { LoopbackServer, successPage, errorPage } = await import('./loopback.js');
+    const { randomBytes, createHash } = await import('node:crypto');
+    const app = await this.app(plugin);
+    const retryCommand = `oauthmail login ${this.profileName}`;
+    const server = await LoopbackServer.start({
+      redirectUri: this.profile.redirectUri,
+      port: this.profile.redirectPort,
+    });
+    try {
+      const redirectUri = server.redirectUri;
+      // PKCE (RFC 7636) with S256, and state (RFC 6749 §10.12) and nonce (OIDC) of 256 bits.
+      const verifier = randomBytes(32).toString('base64url');
+      const challenge = createHash('sha256').update(verifier).digest('base64url');
+      const state = randomBytes(32).toString('base64url');
+      const nonce = randomBytes(16).toString('base64url');
+      registerSecret(verifier);
+      let url: string;
+      try {
+        url = await app.getAuthCodeUrl({
+          scopes: this.scopes,
+          redirectUri,
+          responseMode: 'form_post' as never,
+          codeChallenge: challenge,
+          codeChallengeMethod: 'S256',
+          state,
+          nonce,
+          ...(o.prompt ? { prompt: o.prompt } : {}),
+          ...(o.loginHint ? { loginHint: o.loginHint } : {}),
+          ...(o.domainHint ? { domainHint: o.domainHint } : {}),
+          ...(Object.keys(extra).length ? { extraQueryParameters: extra } : {}),
+        });
+      } catch (e) {
+        throw this.mapError(e, { redirectUri });
+      }
+      const waiting = server.waitForResponse(state, {
+        timeoutMs: o.timeoutMs,
+        retryCommand,
+        successPage: () => successPage(this.profileName),
+        errorPage: (r) => {
+          const err = entraError(
+            { error: r.error, description: r.error_description, code: r.error_codes?.split(',')[0], suberror: r.suberror },
+            this.errCtx({ redirectUri }),
+          );
+          const code = /^AADSTS(\d+)$/.exec(err.code)?.[1];
+          return errorPage({ code, error: r.error, message: err.message.replace(/ \(AADSTS\d+\)$/, ''), hint: err.hint });
+        },
+      });
+      let opened = false;
+      if (o.openBrowser) {
+        const { openBrowser } = await import('./browser.js');
+        opened = await openBrowser(url, this.deps.env);
+      }
+      io.err(opened ? 'Opened the sign-in page in your browser. If it did not open, go to:' : 'Open this URL in a browser on this computer to sign in:');
+      io.err(url);
+      io.err(`Waiting for the sign-in (up to ${Math.round(o.timeoutMs / 60000) || 1} min)...`);
+      const r = await waiting;
+      if (r.error) {
+        throw entraError(
+          { error: r.error, description: r.error_description, code: r.error_codes?.split(',')[0], suberror: r.suberror },
+          this.errCtx({ redirectUri }),
+        );
+      }
+      registerSecret(r.code);
+      try {
+        return this.toResult(
+          await app.acquireTokenByCode(
+            { code: r.code!, codeVerifier: verifier, redirectUri, scopes: this.scopes, state, nonce },
+            { code: r.code!, state: r.state, client_info: r.client_info, nonce } as never,
+          ),
+        );
+      } catch (e) {
+        throw this.mapError(e, { redirectUri });
+      }
+    } finally {
+      server.close();
+    }
+  }
+
+  async logout(): Promise<boolean> {
+    return this.deps.lock(this.lockName, () => this.deps.store.delete(this.profileName, 'token-cache'));
+  }
+
+  async status(): Promise<TokenStatus> {
+    const { store } = this.deps;
+    const cache = await this.readCache();
+    const problems: TokenStatus['problems'] = [];
+    const account = this.appOnly ? undefined : pickAccount(cache, this.profile.loginHint);
+    const at = latestAccessToken(cache, this.profile.clientId, account?.homeAccountId ?? '');
+    const hasRt = !!account && !!refreshTokenOf(cache, this.profile.clientId, account.homeAccountId);
+    let signedIn: boolean;
+    if (this.appOnly) {
+      const kind = this.profile.clientType === 'certificate' ? 'certificate' : 'client-secret';
+      signedIn = (await store.get(this.profileName, kind)) !== undefined || (kind === 'client-secret' && !!this.deps.env.OAUTHMAIL_CLIENT_SECRET);
+      if (!signedIn) {
+        problems.push({
+          problem: `no ${kind.replace('-', ' ')} is stored for this app-only profile`,
+          fix: kind === 'certificate' ? `oauthmail profile secret ${this.profileName} --certificate FILE.pem` : `oauthmail profile secret ${this.profileName} --stdin`,
+        });
+      }
+    } else {
+      signedIn = hasRt;
+      if (!signedIn) problems.push({ problem: 'not signed in', fix: `oauthmail login ${this.profileName}` });
+      else if (this.profile.clientType === 'secret' && !(await store.get(this.profileName, 'client-secret'))) {
+        problems.push({ problem: 'no client secret is stored', fix: `oauthmail profile secret ${this.profileName} --stdin` });
+      }
+    }
+    if (this.profile.clientSecretExpires && this.profile.clientType === 'secret') {
+      const days = Math.floor((Date.parse(this.profile.clientSecretExpires + 'T00:00:00Z') - Date.now()) / 86_400_000);
+      if (days < 0) {
+        problems.push({ problem: `the client secret expired on ${this.profile.clientSecretExpires}`, fix: `create a new secret, then: oauthmail profile secret ${this.profileName} --stdin --expires YYYY-MM-DD` });
+      } else if (days <= 30) {
+        problems.push({ problem: `the client secret expires in ${days} day${days === 1 ? '' : 's'} (${this.profile.clientSecretExpires})`, fix: `create a new secret, then: oauthmail profile secret ${this.profileName} --stdin --expires YYYY-MM-DD` });
+      }
+    }
+    return {
+      signedIn,
+      account: account?.username ?? null,
+      location: store.location,
+      storeKind: store.kind,
+      accessTokenExpiresOn: at?.expiresOn ?? null,
+      scopes: at?.scopes ?? [],
+      hasRefreshToken: hasRt,
+      problems,
+    };
+  }
+
+  async importRefreshToken(file: TokenFile): Promise<TokenResult> {
+    if (this.appOnly) {
+      throw new UsageError('an app-only profile has no refresh token to import', { code: 'bad_usage', hint: `run: oauthmail login ${this.profileName}` });
+    }
+    if (!file.refresh_token) {
+      throw new UsageError('the token file has no refresh_token', {
+        code: 'bad_input',
+        hint: 'give a JSON file like {"access_token": "...", "refresh_token": "...", "expires_in": 3599}',
+      });
+    }
+    registerSecret(file.refresh_token);
+    registerSecret(file.access_token);
+    const app = await this.app(this.cachePlugin({ fresh: true, lockWrites: true }));
+    try {
+      const r = await app.acquireTokenByRefreshToken({ refreshToken: file.refresh_token, scopes: this.scopes });
+      const result = this.toResult(r);
+      const cache = await this.readCache();
+      if (!pickAccount(cache)) {
+        // Without an id_token MSAL caches no account, and so no refresh token we can use later.
+        throw new AuthError('the imported refresh token was redeemed, but the identity provider returned no account (id_token)', {
+          code: 'import_no_account',
+          hint: `include the openid scope when the token was issued, or sign in: oauthmail login ${this.profileName}`,
+        });
+      }
+      return result;
+    } catch (e) {
+      throw this.mapError(e);
+    }
+  }
+
+  async exportTokens(): Promise<TokenFile> {
+    const t = await this.getToken({ minValiditySeconds: 60 });
+    const cache = await this.readCache();
+    const account = pickAccount(cache, this.profile.loginHint);
+    const rt = account ? refreshTokenOf(cache, this.profile.clientId, account.homeAccountId) : undefined;
+    const out: TokenFile = {
+      access_token: t.accessToken,
+      expires_in: t.expiresOn ? Math.max(0, Math.floor((t.expiresOn.getTime() - Date.now()) / 1000)) : undefined,
+      token_type: 'Bearer',
+      scope: t.scopes.join(' '),
+    };
+    if (rt) out.refresh_token = rt;
+    return out;
+  }
+
+  revokeHints(): string[] {
+    const tenant = this.profile.tenant && !['common', 'organizations', 'consumers'].includes(this.profile.tenant) ? this.profile.tenant : undefined;
+    return [
+      'https://myapps.microsoft.com (your account: Apps → revoke the app\'s permissions)',
+      `https://entra.microsoft.com/${tenant ? `${tenant}/` : ''}#view/Microsoft_AAD_IAM/StartboardApplicationsMenuBlade/~/AppAppsPreview (administrators: Enterprise applications → the app → Permissions; app ID ${this.profile.clientId})`,
+    ];
+  }
+}

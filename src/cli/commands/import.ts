@@ -1,0 +1,45 @@
+/**
+ * `oauthmail import PROFILE --file F`: take a token file of the common shape
+ * {access_token, refresh_token, expires_in} written by another tool, redeem the refresh token
+ * and store the result. The file is read, never echoed.
+ */
+import type { Command } from 'commander';
+import { promises as fsp } from 'node:fs';
+import { UsageError } from '../../errors/index.js';
+import type { Context } from '../context.js';
+import type { TokenFile } from '../../auth/types.js';
+
+export function registerImport(program: Command, ctx: Context): void {
+  program
+    .command('import [profile]')
+    .description('import a refresh token from a JSON token file ({access_token, refresh_token, expires_in})')
+    .requiredOption('--file <file>', 'token file to read ("-" for stdin)')
+    .action(async (nameArg: string | undefined, opts: { file: string }) => {
+      let text: string;
+      try {
+        text = opts.file === '-' ? await ctx.io.readStdin() : await fsp.readFile(opts.file, 'utf8');
+      } catch (e) {
+        throw new UsageError(`cannot read ${opts.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { code: 'bad_input' });
+      }
+      let file: TokenFile;
+      try {
+        const j: unknown = JSON.parse(text);
+        if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new Error('not an object');
+        file = j as TokenFile;
+      } catch {
+        // do not quote the file: it holds secrets
+        throw new UsageError(`${opts.file} is not a JSON token file`, {
+          code: 'bad_input',
+          hint: 'expected {"access_token": "...", "refresh_token": "...", "expires_in": 3599}',
+        });
+      }
+      const { registerSecret } = await import('../../util/redact.js');
+      registerSecret(file.refresh_token);
+      registerSecret(file.access_token);
+      const { resolveProvider } = await import('../../auth/index.js');
+      const { name, provider } = await resolveProvider(ctx, nameArg ?? (program.opts().profile as string | undefined));
+      const t = await provider.importRefreshToken(file);
+      if (ctx.io.json) ctx.io.outJson({ profile: name, account: t.account, expiresOn: t.expiresOn?.toISOString() ?? null, scopes: t.scopes });
+      ctx.io.err(`Imported the sign-in${t.account ? ` of ${t.account}` : ''} into ${name}; the refresh token in ${opts.file} has been used and may no longer work.`);
+    });
+}

@@ -1,0 +1,105 @@
+/**
+ * `oauthmail login [PROFILE]`: sign in (browser with a loopback redirect, device code, or
+ * app-only client credentials) and store the tokens. Picks the method from the flags, the
+ * profile's flow and the terminal; never waits on a person who cannot be there.
+ */
+import type { Command } from 'commander';
+import { AuthError, UsageError } from '../../errors/index.js';
+import type { Context } from '../context.js';
+import type { LoginMethod } from '../../auth/types.js';
+import { PROMPTS } from '../../config/schema.js';
+
+interface LoginFlags {
+  device?: boolean;
+  browser?: boolean;
+  prompt?: string;
+  loginHint?: string;
+  domainHint?: string;
+  timeout: string;
+}
+
+export function registerLogin(program: Command, ctx: Context): void {
+  program
+    .command('login [profile]')
+    .description('sign in and store the tokens (browser, device code, or app-only client credentials)')
+    .option('--device', 'sign in with a device code (enter a code on any device)')
+    .option('--browser', 'sign in in the browser (the default when there is a display)')
+    .option('--no-browser', 'browser sign-in, but print the URL instead of opening a browser')
+    .option('--prompt <prompt>', `force a prompt: ${PROMPTS.join(', ')}`)
+    .option('--login-hint <account>', 'pre-fill the account at sign-in')
+    .option('--domain-hint <domain>', 'skip home-realm discovery for this domain')
+    .option('--timeout <seconds>', 'give up waiting for the sign-in after this long', '300')
+    .addHelpText(
+      'after',
+      `
+Without a terminal (cron, CI) login fails with exit code 4 unless --device or --no-browser is
+given; then it prints the code or URL on stderr and waits (up to --timeout).
+Examples:
+  $ oauthmail login work
+  $ oauthmail login work --device
+  $ oauthmail login work --no-browser --prompt select_account`,
+    )
+    .action(async (nameArg: string | undefined, opts: LoginFlags) => {
+      const timeout = Number(opts.timeout);
+      if (!Number.isInteger(timeout) || timeout < 1 || timeout > 3600) {
+        throw new UsageError('--timeout must be a whole number of seconds from 1 to 3600', { code: 'bad_usage' });
+      }
+      if (opts.prompt && !(PROMPTS as readonly string[]).includes(opts.prompt)) {
+        throw new UsageError(`--prompt must be one of: ${PROMPTS.join(', ')}`, { code: 'bad_usage' });
+      }
+      if (opts.device && opts.browser !== undefined) {
+        throw new UsageError('--device and --browser/--no-browser exclude each other', { code: 'bad_usage' });
+      }
+      const { resolveProvider } = await import('../../auth/index.js');
+      const { hasDisplay } = await import('../../auth/browser.js');
+      const { name, profile, provider } = await resolveProvider(ctx, nameArg ?? (program.opts().profile as string | undefined));
+      const io = ctx.io;
+
+      let method: LoginMethod;
+      let openBrowser = opts.browser !== false;
+      if (profile.flow === 'client-credentials') method = 'client-credentials';
+      else if (opts.device) method = 'device';
+      else if (opts.browser !== undefined) method = 'browser';
+      else if (!io.interactive) {
+        // Nobody to answer a browser: a device code can still be completed elsewhere when a
+        // person watches stderr; otherwise fail with the command to run (never hang in cron).
+        if (io.stderrIsTTY && !io.noInput) method = 'device';
+        else {
+          throw new AuthError(`signing in to ${name} needs a person, and this session is not interactive`, {
+            code: 'not_interactive',
+            hint: `run: oauthmail login ${name} in a terminal (or oauthmail login ${name} --device to approve a code on another device)`,
+          });
+        }
+      } else if (profile.flow === 'device') method = 'device';
+      else if (hasDisplay(ctx.env)) method = 'browser';
+      else method = 'device';
+      if (method === 'browser' && !hasDisplay(ctx.env)) openBrowser = false;
+
+      const t = await provider.login({
+        method,
+        prompt: (opts.prompt ?? profile.prompt) as never,
+        loginHint: opts.loginHint ?? profile.loginHint,
+        domainHint: opts.domainHint ?? profile.domainHint,
+        openBrowser,
+        timeoutMs: timeout * 1000,
+      });
+      if (io.json) {
+        io.outJson({
+          profile: name,
+          method,
+          account: t.account,
+          expiresOn: t.expiresOn?.toISOString() ?? null,
+          scopes: t.scopes,
+        });
+      }
+      io.err(
+        method === 'client-credentials'
+          ? `Got an app-only token for ${name} (valid until ${t.expiresOn?.toISOString() ?? 'unknown'}).`
+          : `Signed in to ${name}${t.account ? ` as ${t.account}` : ''}.`,
+      );
+      if (profile.user && t.account && profile.user.toLowerCase() !== t.account.toLowerCase()) {
+        io.err(`Note: the mailbox user is ${profile.user} (a shared or delegated mailbox needs permission for ${t.account}).`);
+      }
+      io.err(`Next: oauthmail token ${name}`);
+    });
+}
