@@ -254,6 +254,10 @@ export class MicrosoftProvider implements TokenProvider {
     const netCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
     if (m && typeof m.errorCode === 'string') {
       const code = m.errorCode;
+      // MSAL wraps some OAuth errors (device-code polling) as post_request_failed + the error string
+      if (code === 'post_request_failed' && /^[a-z_]+$/.test((m.errorMessage ?? '').trim())) {
+        return entraError({ error: m.errorMessage!.trim(), status: m.status }, ctx, e);
+      }
       if (m.name === 'ServerError' || m.name === 'InteractionRequiredAuthError' || m.errorNo || /AADSTS\d+/.test(m.errorMessage ?? '')) {
         return entraError(
           { error: code, description: m.errorMessage, code: m.errorNo, suberror: m.subError, status: m.status },
@@ -553,7 +557,13 @@ export class MicrosoftProvider implements TokenProvider {
     registerSecret(file.access_token);
     const app = await this.app(this.cachePlugin({ fresh: true, lockWrites: true }));
     try {
-      const r = await app.acquireTokenByRefreshToken({ refreshToken: file.refresh_token, scopes: this.scopes });
+      const r = await app.acquireTokenByRefreshToken({
+        refreshToken: file.refresh_token,
+        scopes: this.scopes,
+        // the cache starts empty: without forceCache MSAL drops a refresh response whose
+        // account is not cached yet ("account was logged out" protection)
+        forceCache: true,
+      });
       const result = this.toResult(r);
       const cache = await this.readCache();
       if (!pickAccount(cache)) {
