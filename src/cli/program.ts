@@ -7,6 +7,8 @@ import { Command, Option } from 'commander';
 import { EXIT_CODE_TABLE, UsageError } from '../errors/index.js';
 import type { Context } from './context.js';
 import { registerProfile } from './commands/profile.js';
+import { registerSend } from './commands/send.js';
+import { registerSendmail } from './commands/sendmail.js';
 import { registerLogin } from './commands/login.js';
 import { registerToken } from './commands/token.js';
 import { registerStatus } from './commands/status.js';
@@ -77,6 +79,8 @@ Help topics: oauthmail help exit-codes | oauthmail help environment`,
   });
 
   registerProfile(program, ctx);
+  registerSend(program, ctx);
+  registerSendmail(program, ctx);
   registerLogin(program, ctx);
   registerToken(program, ctx);
   registerStatus(program, ctx);

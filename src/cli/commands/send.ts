@@ -1,0 +1,231 @@
+/**
+ * `oauthmail send`: one message from flags, or a JSONL batch (--batch). Parses flags into an
+ * options object, calls src/mail, renders the result. No logic of its own.
+ */
+import { Command, Option } from 'commander';
+import { promises as fsp } from 'node:fs';
+import { UsageError } from '../../errors/index.js';
+import type { Context } from '../context.js';
+import type { Priority } from '../../mail/message.js';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+interface SendFlags {
+  to?: string[];
+  cc?: string[];
+  bcc?: string[];
+  subject?: string;
+  from?: string;
+  replyTo?: string;
+  header?: string[];
+  body?: string;
+  bodyFile?: string;
+  html?: string;
+  attach?: string[];
+  signature?: boolean;
+  priority?: Priority;
+  dryRun?: boolean;
+  batch?: string;
+  resume?: boolean;
+  connections?: string;
+  ca?: string;
+  insecureTls?: boolean;
+}
+
+async function readText(file: string, flag: string, ctx: Context): Promise<string> {
+  if (file === '-') return ctx.io.readStdin();
+  try {
+    return await fsp.readFile(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`${flag} ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : 'cannot read it'}`, {
+      code: 'bad_input',
+      cause: e,
+    });
+  }
+}
+
+export function registerSend(program: Command, ctx: Context): void {
+  program
+    .command('send')
+    .description('send a message (or a JSONL batch) over SMTP with the profile\'s OAuth token')
+    .option('--to <address>', 'recipient (repeat, or comma-separate)', collect)
+    .option('--cc <address>', 'copy recipient (repeatable)', collect)
+    .option('--bcc <address>', 'blind copy recipient (repeatable; never in the header)', collect)
+    .option('-s, --subject <text>', 'subject (UTF-8 is fine)')
+    .option('--from <address>', 'From: (default: the profile\'s from, then its user)')
+    .option('--reply-to <address>', 'Reply-To: (default: the profile\'s replyTo)')
+    .option('--header <"Name: value">', 'extra header (repeatable)', collect)
+    .option('--body <text>', 'plain-text body')
+    .option('--body-file <file>', 'plain-text body from a file (- for stdin); default: stdin when it is not a terminal')
+    .option('--html <file>', 'HTML body from a file (sent with the text as multipart/alternative)')
+    .option('-a, --attach <file>', 'attach a file (repeatable)', collect)
+    .option('--signature', 'append the profile\'s signature (default when it has one)')
+    .option('--no-signature', 'do not append the profile\'s signature')
+    .addOption(new Option('--priority <level>', 'message priority').choices(['high', 'normal', 'low']))
+    .option('--dry-run', 'print the MIME message on stdout and send nothing')
+    .option('--batch <file.jsonl>', 'send one message per JSON line over one pooled connection')
+    .option('--resume', 'with --batch: skip lines already sent (recorded in FILE.results.jsonl)')
+    .option('--connections <n>', 'with --batch: parallel SMTP connections (default 5)')
+    .option('--ca <file>', 'trust this CA (PEM) for the SMTP server\'s certificate')
+    .option('--insecure-tls', 'do not verify the server\'s certificate (warns; for debugging only)')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ oauthmail send --to bob@example.com -s "Backup done" --body "All good"
+  $ df -h | oauthmail send -p work --to ops@example.com -s "Disk report"
+  $ oauthmail send --to a@x --html report.html --attach report.pdf --attach data.csv
+  $ oauthmail send --batch mails.jsonl -s "Hello {{name}}" --body-file letter.txt
+  $ oauthmail send --batch mails.jsonl --resume      # after a crash: sends only what is missing
+
+Prints the Message-ID on stdout (--json: message ID, server reply, accepted and rejected).
+Batch lines: {"to": "...", "cc": [...], "subject": "...", "text": "...", "html": "...",
+"attachments": ["file"], "headers": {"X-K": "v"}, ...fields for {{placeholders}}}.`,
+    )
+    .action(async (flags: SendFlags, cmd: Command) => {
+      const g = cmd.optsWithGlobals() as { profile?: string; json?: boolean };
+      const io = ctx.io;
+      if (flags.body !== undefined && flags.bodyFile !== undefined) {
+        throw new UsageError('give --body or --body-file, not both', { code: 'bad_usage' });
+      }
+      if (flags.resume && !flags.batch) throw new UsageError('--resume needs --batch FILE', { code: 'bad_usage' });
+      if (flags.batch && (flags.to?.length || flags.dryRun)) {
+        throw new UsageError('--batch takes recipients from the file; do not combine it with --to or --dry-run', { code: 'bad_usage' });
+      }
+      let connections: number | undefined;
+      if (flags.connections !== undefined) {
+        connections = Number(flags.connections);
+        if (!Number.isInteger(connections) || connections < 1 || connections > 50) {
+          throw new UsageError('--connections must be a whole number from 1 to 50', { code: 'bad_usage' });
+        }
+      }
+
+      let text: string | undefined = flags.body;
+      if (flags.bodyFile !== undefined) text = await readText(flags.bodyFile, '--body-file', ctx);
+      else if (text === undefined && !flags.batch && !io.stdin.isTTY) {
+        const s = await io.readStdin();
+        if (s.length) text = s;
+      }
+      const html = flags.html !== undefined ? await readText(flags.html, '--html', ctx) : undefined;
+      const msg = {
+        ...(flags.from !== undefined ? { from: flags.from } : {}),
+        cc: flags.cc ?? [],
+        bcc: flags.bcc ?? [],
+        ...(flags.replyTo !== undefined ? { replyTo: flags.replyTo } : {}),
+        ...(flags.subject !== undefined ? { subject: flags.subject } : {}),
+        ...(text !== undefined ? { text } : {}),
+        ...(html !== undefined ? { html } : {}),
+        headers: flags.header ?? [],
+        attachments: flags.attach ?? [],
+        ...(flags.signature !== undefined ? { signature: flags.signature } : {}),
+        ...(flags.priority ? { priority: flags.priority } : {}),
+      };
+      const smtpOpts = {
+        ...(flags.ca ? { caFile: flags.ca } : {}),
+        ...(flags.insecureTls ? { insecureTls: true } : {}),
+        warn: (m: string) => io.warn(m),
+        ...(io.verbose ? { debug: (m: string) => io.debug(m) } : {}),
+      };
+
+      const { buildMessage, renderMessage } = await import('../../mail/message.js');
+      if (flags.dryRun) {
+        const { resolveProfileName } = await import('../../config/store.js');
+        const { profile } = resolveProfileName(await ctx.config.load(), g.profile, ctx.env);
+        const built = await buildMessage({ ...msg, to: flags.to ?? [] }, profile);
+        const raw = (await renderMessage(built)).toString('utf8');
+        if (g.json) io.outJson({ envelope: built.envelope, message: raw });
+        else {
+          io.err(`dry run: would send from ${built.envelope.from} to ${built.envelope.to.join(', ')}`);
+          io.stdout.write(raw.endsWith('\n') ? raw : raw + '\n');
+        }
+        return;
+      }
+
+      if (flags.batch) {
+        const { runBatch, batchOutcome } = await import('../../mail/batch.js');
+        const { resolveProfileName } = await import('../../config/store.js');
+        // check the batch file and the profile before any sign-in
+        resolveProfileName(await ctx.config.load(), g.profile, ctx.env);
+        await fsp.access(flags.batch).catch((e: unknown) => {
+          throw new UsageError(`--batch ${flags.batch}: no such file`, { code: 'bad_batch_file', cause: e });
+        });
+        const { profile, source } = await ctx.tokenSource(g.profile);
+        const { SmtpClient } = await import('../../mail/smtp.js');
+        const conns = connections ?? 5;
+        const client = await SmtpClient.create(profile, source, { ...smtpOpts, pool: true, maxConnections: conns });
+        const stop = { stopped: false };
+        const onSignal = () => {
+          if (!stop.stopped) io.err('stopping: finishing the messages in flight (interrupt again to quit at once)');
+          else process.exit(130);
+          stop.stopped = true;
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+        const failures: Array<{ exitCode: number }> = [];
+        let lastDraw = 0;
+        const tty = io.stderrIsTTY;
+        try {
+          const summary = await runBatch(client, profile, {
+            file: flags.batch,
+            resume: !!flags.resume,
+            template: {
+              ...msg,
+              ...(msg.subject !== undefined ? { subject: msg.subject } : {}),
+            },
+            concurrency: conns * 2,
+            stopSignal: stop,
+            onResult: (r) => {
+              if (r.error) {
+                failures.push({ exitCode: r.error.exitCode });
+                if (!tty) io.err(`line ${r.line}: ${r.error.message}`);
+              }
+              io.stdout.write(JSON.stringify(r) + '\n');
+            },
+            onProgress: ({ done, total, failed }) => {
+              if (!tty) return;
+              const now = Date.now();
+              if (now - lastDraw < 100 && done !== total) return;
+              lastDraw = now;
+              const w = 30;
+              const fillN = Math.round((done / Math.max(1, total)) * w);
+              io.stderr.write(`\r[${'#'.repeat(fillN)}${'.'.repeat(w - fillN)}] ${done}/${total}${failed ? ` (${failed} failed)` : ''}`);
+            },
+          });
+          if (tty) io.stderr.write('\n');
+          const rate = summary.elapsedMs > 0 ? ((summary.sent / summary.elapsedMs) * 1000).toFixed(1) : '-';
+          io.err(
+            `batch: ${summary.sent} sent, ${summary.failed} failed, ${summary.skipped} already sent, ` +
+              `${summary.notAttempted} not attempted, of ${summary.total} (${(summary.elapsedMs / 1000).toFixed(1)} s, ${rate}/s)`,
+          );
+          const err = batchOutcome(summary, failures);
+          if (err) throw err;
+        } finally {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+          client.close();
+        }
+        return;
+      }
+
+      const built = await buildMessage({ ...msg, to: flags.to ?? [] }, await (async () => {
+        // validate addresses against the profile before any sign-in or connection
+        const { resolveProfileName } = await import('../../config/store.js');
+        return resolveProfileName(await ctx.config.load(), g.profile, ctx.env).profile;
+      })());
+      const { profile, source } = await ctx.tokenSource(g.profile);
+      const { SmtpClient } = await import('../../mail/smtp.js');
+      const client = await SmtpClient.create(profile, source, smtpOpts);
+      try {
+        const r = await client.send(built);
+        if (g.json) {
+          io.outJson({ messageId: r.messageId, response: r.response, accepted: r.accepted, rejected: r.rejected, envelope: r.envelope });
+        } else {
+          io.out(r.messageId);
+          io.err(`sent: ${r.response}`);
+          if (r.rejected.length) io.warn(`rejected by the server: ${r.rejected.join(', ')}`);
+        }
+      } finally {
+        client.close();
+      }
+    });
+}

@@ -1,0 +1,294 @@
+/**
+ * Batches: one message per JSON line, sent over one pooled SMTP transport.
+ *
+ * Each line that was sent is recorded in FILE.results.jsonl (appended and fsynced right after
+ * the server's 250, before the next result is written), so that `--resume` after a crash, a kill
+ * or an outage skips exactly the lines the server already accepted. SMTP has no idempotency key:
+ * a process killed between the server's 250 and our fsync can still cause one duplicate, so every
+ * message also gets a stable Message-ID (line number + hash of the line) that receivers and
+ * tests can deduplicate on. SIGINT/SIGTERM stop cleanly: no new lines, in-flight ones finish and
+ * are recorded.
+ *
+ * Line format: {"to": "a@x" | ["a@x", ...], "cc", "bcc", "from", "replyTo", "subject", "text"
+ * (or "body"), "html", "headers": {"X-K": "v"} | ["X-K: v"], "attachments": ["path", ...] |
+ * [{"filename", "content", "encoding": "base64"?}], "priority", and any other fields, which fill
+ * {{name}} placeholders in the subject/text/html templates given on the command line}.
+ */
+import { createHash } from 'node:crypto';
+import { promises as fsp, constants } from 'node:fs';
+import path from 'node:path';
+import type { Profile } from '../config/schema.js';
+import { MailServerError, OauthmailError, TransientError, UsageError, isOauthmailError, AuthError, ConfigError } from '../errors/index.js';
+import { buildMessage, type MessageOptions, type Priority, type BuiltMessage } from './message.js';
+import type { SendResult } from './smtp.js';
+
+export interface Sender {
+  send(built: BuiltMessage): Promise<SendResult>;
+}
+
+export interface BatchTemplate {
+  from?: string;
+  cc?: string[];
+  bcc?: string[];
+  replyTo?: string;
+  subject?: string;
+  text?: string;
+  html?: string;
+  headers?: string[];
+  attachments?: string[];
+  signature?: boolean;
+  priority?: Priority;
+}
+
+export interface LineResult {
+  line: number;
+  status: 'sent' | 'failed';
+  to?: string[];
+  messageId?: string;
+  response?: string;
+  error?: { code: string; message: string; exitCode: number };
+}
+
+export interface BatchSummary {
+  total: number;
+  sent: number;
+  failed: number;
+  skipped: number;
+  notAttempted: number;
+  interrupted: boolean;
+  resultsFile: string;
+  elapsedMs: number;
+}
+
+export interface BatchOptions {
+  file: string;
+  resume?: boolean;
+  template?: BatchTemplate;
+  /** Messages in flight at once (the pool's connections carry them). */
+  concurrency?: number;
+  onResult?: (r: LineResult) => void;
+  onProgress?: (p: { done: number; total: number; failed: number }) => void;
+  /** Resolve to stop early (SIGINT/SIGTERM). */
+  stopSignal?: { stopped: boolean };
+}
+
+export function resultsFileFor(file: string): string {
+  return `${file}.results.jsonl`;
+}
+
+const lineHash = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 16);
+
+function fill(tpl: string | undefined, vars: Record<string, unknown>): string | undefined {
+  if (tpl === undefined) return undefined;
+  return tpl.replace(/\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}/g, (_m, k: string) => {
+    const v = vars[k];
+    return v === undefined || v === null ? '' : String(v);
+  });
+}
+
+const list = (v: unknown, what: string, line: number): string[] | undefined => {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v === 'string') return [v];
+  if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
+  throw new UsageError(`line ${line}: "${what}" must be a string or a list of strings`, { code: 'bad_batch_line' });
+};
+
+/** Turn one JSON line into message options (exported for unit tests). */
+export function lineToOptions(raw: string, lineNo: number, tpl: BatchTemplate = {}, baseDir = '.'): MessageOptions {
+  let o: Record<string, unknown>;
+  try {
+    o = JSON.parse(raw) as Record<string, unknown>;
+  } catch (e) {
+    throw new UsageError(`line ${lineNo}: not valid JSON`, { code: 'bad_batch_line', cause: e });
+  }
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) {
+    throw new UsageError(`line ${lineNo}: must be a JSON object`, { code: 'bad_batch_line' });
+  }
+  const vars = { ...((o.vars as Record<string, unknown>) ?? {}), ...o };
+  const str = (k: string): string | undefined => {
+    const v = o[k];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'string') throw new UsageError(`line ${lineNo}: "${k}" must be a string`, { code: 'bad_batch_line' });
+    return v;
+  };
+  let headers: string[] | undefined;
+  if (Array.isArray(o.headers)) headers = list(o.headers, 'headers', lineNo);
+  else if (o.headers && typeof o.headers === 'object') headers = Object.entries(o.headers).map(([k, v]) => `${k}: ${String(v)}`);
+  const attachments: MessageOptions['attachments'] = [];
+  for (const a of (Array.isArray(o.attachments) ? o.attachments : o.attachments ? [o.attachments] : []) as unknown[]) {
+    if (typeof a === 'string') attachments.push(path.resolve(baseDir, a));
+    else if (a && typeof a === 'object' && typeof (a as { filename?: unknown }).filename === 'string') {
+      const x = a as { filename: string; content?: string; path?: string; encoding?: string; contentType?: string };
+      if (x.path) attachments.push(path.resolve(baseDir, x.path));
+      else
+        attachments.push({
+          filename: x.filename,
+          content: x.encoding === 'base64' ? Buffer.from(x.content ?? '', 'base64') : (x.content ?? ''),
+          ...(x.contentType ? { contentType: x.contentType } : {}),
+        });
+    } else throw new UsageError(`line ${lineNo}: each attachment must be a path or {filename, content}`, { code: 'bad_batch_line' });
+  }
+  const to = list(o.to, 'to', lineNo);
+  const priority = str('priority') ?? tpl.priority;
+  if (priority !== undefined && !['high', 'normal', 'low'].includes(priority)) {
+    throw new UsageError(`line ${lineNo}: priority must be high, normal or low`, { code: 'bad_batch_line' });
+  }
+  const opts: MessageOptions = {
+    to: to ?? [],
+    cc: list(o.cc, 'cc', lineNo) ?? tpl.cc ?? [],
+    bcc: list(o.bcc, 'bcc', lineNo) ?? tpl.bcc ?? [],
+    subject: str('subject') ?? fill(tpl.subject, vars) ?? '',
+    headers: [...(tpl.headers ?? []), ...(headers ?? [])],
+    attachments: [...(tpl.attachments ?? []), ...attachments],
+    ...(tpl.signature !== undefined ? { signature: tpl.signature } : {}),
+    ...(priority ? { priority: priority as Priority } : {}),
+  };
+  const from = str('from') ?? tpl.from;
+  if (from) opts.from = from;
+  const replyTo = str('replyTo') ?? str('reply_to') ?? tpl.replyTo;
+  if (replyTo) opts.replyTo = replyTo;
+  const text = str('text') ?? str('body') ?? fill(tpl.text, vars);
+  if (text !== undefined) opts.text = text;
+  const html = str('html') ?? fill(tpl.html, vars);
+  if (html !== undefined) opts.html = html;
+  return opts;
+}
+
+async function readDone(resultsFile: string): Promise<Map<number, string>> {
+  const done = new Map<number, string>();
+  let text: string;
+  try {
+    text = await fsp.readFile(resultsFile, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return done;
+    throw e;
+  }
+  for (const l of text.split('\n')) {
+    if (!l.trim()) continue;
+    try {
+      const r = JSON.parse(l) as { line?: number; status?: string; hash?: string };
+      if (r.status === 'sent' && typeof r.line === 'number') done.set(r.line, r.hash ?? '');
+    } catch {
+      // a torn last line from a crash mid-write: that line was not fsynced, so it was not counted as sent
+    }
+  }
+  return done;
+}
+
+function errorInfo(e: unknown): { code: string; message: string; exitCode: number } {
+  if (isOauthmailError(e)) return { code: e.code, message: e.message, exitCode: e.exitCode };
+  return { code: 'internal', message: (e as Error)?.message ?? String(e), exitCode: 1 };
+}
+
+/** Errors after which no other line can succeed either: stop instead of failing 1,000 times. */
+function isFatal(e: unknown): boolean {
+  return e instanceof AuthError || e instanceof ConfigError || (e instanceof MailServerError && e.code === 'smtp_auth_refused');
+}
+
+export async function runBatch(sender: Sender, profile: Partial<Profile>, opts: BatchOptions): Promise<BatchSummary> {
+  const started = Date.now();
+  let input: string;
+  try {
+    input = await fsp.readFile(opts.file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`--batch ${opts.file}: cannot read it`, { code: 'bad_batch_file', cause: e });
+  }
+  const baseDir = path.dirname(path.resolve(opts.file));
+  const lines = input.split('\n').map((t, i) => ({ no: i + 1, text: t.replace(/\r$/, '') })).filter((l) => l.text.trim() !== '');
+  const resultsFile = resultsFileFor(opts.file);
+  const done = await readDone(resultsFile);
+  if (done.size && !opts.resume) {
+    throw new UsageError(`${resultsFile} already records ${done.size} sent line(s)`, {
+      code: 'batch_results_exist',
+      hint: 'pass --resume to skip the lines already sent, or move the results file away to send everything again',
+    });
+  }
+  for (const [no, hash] of done) {
+    const l = lines.find((x) => x.no === no);
+    if (l && hash && lineHash(l.text) !== hash) {
+      throw new UsageError(`${opts.file} changed since it was sent: line ${no} is not the line that was sent`, {
+        code: 'batch_file_changed',
+        hint: `restore the file, or move ${resultsFile} away to start over`,
+      });
+    }
+  }
+  const todo = lines.filter((l) => !done.has(l.no));
+  const summary: BatchSummary = {
+    total: lines.length,
+    sent: 0,
+    failed: 0,
+    skipped: lines.length - todo.length,
+    notAttempted: 0,
+    interrupted: false,
+    resultsFile,
+    elapsedMs: 0,
+  };
+
+  const fh = await fsp.open(resultsFile, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND, 0o600);
+  let chain: Promise<void> = Promise.resolve();
+  const record = (obj: object, sync: boolean) => {
+    chain = chain.then(async () => {
+      await fh.write(JSON.stringify(obj) + '\n');
+      if (sync) await fh.datasync();
+    });
+    return chain;
+  };
+
+  let next = 0;
+  let fatal: unknown;
+  const stop = opts.stopSignal ?? { stopped: false };
+  const worker = async () => {
+    while (!fatal && !stop.stopped && next < todo.length) {
+      const l = todo[next++]!;
+      const hash = lineHash(l.text);
+      let built: BuiltMessage | undefined;
+      try {
+        const mo = lineToOptions(l.text, l.no, opts.template, baseDir);
+        built = await buildMessage(mo, profile);
+        const domain = built.envelope.from.split('@')[1] ?? 'localhost';
+        built.mail.messageId = `<batch.${hash}.${l.no}@${domain}>`;
+        const r = await sender.send(built);
+        // the server has accepted it: record before anything else, so --resume never resends it
+        await record({ line: l.no, status: 'sent', hash, messageId: r.messageId, response: r.response, at: new Date().toISOString() }, true);
+        summary.sent++;
+        opts.onResult?.({ line: l.no, status: 'sent', to: r.envelope.to, messageId: r.messageId, response: r.response });
+      } catch (e) {
+        summary.failed++;
+        const err = errorInfo(e);
+        await record({ line: l.no, status: 'failed', hash, error: err, at: new Date().toISOString() }, false);
+        opts.onResult?.({ line: l.no, status: 'failed', ...(built ? { to: built.envelope.to } : {}), error: err });
+        if (isFatal(e)) fatal = e;
+      }
+      opts.onProgress?.({ done: summary.skipped + summary.sent + summary.failed, total: summary.total, failed: summary.failed });
+    }
+  };
+  try {
+    await Promise.all(Array.from({ length: Math.max(1, opts.concurrency ?? 1) }, worker));
+  } finally {
+    await chain.catch(() => undefined);
+    await fh.close();
+  }
+  summary.notAttempted = todo.length - next;
+  summary.interrupted = stop.stopped;
+  summary.elapsedMs = Date.now() - started;
+  if (fatal) (summary as BatchSummary & { fatal?: unknown }).fatal = fatal;
+  return summary;
+}
+
+/** The error that sets the exit code of a batch that did not fully succeed (undefined: all sent). */
+export function batchOutcome(s: BatchSummary & { fatal?: unknown }, failures: Array<{ exitCode: number }>): OauthmailError | undefined {
+  const hint = `rerun with --resume to send only what is missing (results: ${s.resultsFile})`;
+  if (s.fatal) {
+    const f = s.fatal as OauthmailError;
+    return Object.assign(f, { hint: `${f.hint ? f.hint + '; then ' : ''}${hint}` });
+  }
+  if (s.interrupted) {
+    return new TransientError(`interrupted: ${s.notAttempted} line(s) not sent`, { code: 'batch_interrupted', hint });
+  }
+  if (s.failed === 0) return undefined;
+  const msg = `${s.failed} of ${s.total} message(s) failed`;
+  if (failures.some((f) => f.exitCode === 5)) return new MailServerError(msg, { code: 'batch_failed', hint });
+  if (failures.some((f) => f.exitCode === 6)) return new TransientError(msg, { code: 'batch_failed', hint });
+  if (failures.every((f) => f.exitCode === 2)) return new UsageError(msg, { code: 'batch_failed', hint: 'fix the lines named above, then ' + hint });
+  return new MailServerError(msg, { code: 'batch_failed', hint });
+}

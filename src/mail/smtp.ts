@@ -1,0 +1,290 @@
+/**
+ * The SMTP side: a nodemailer transport built from a profile and a TokenSource.
+ *
+ * Tokens: SASL XOAUTH2 (Google's and Microsoft's mechanism) through nodemailer's
+ * `provisionCallback`, or OAUTHBEARER (RFC 7628) through a custom auth handler. When the server
+ * refuses a token that looked valid, we get exactly one forced refresh and one more AUTH, never
+ * more: either nodemailer's own retry (the server answered AUTH with a 334 error challenge, as
+ * Dovecot and Gmail do; RFC 7628 §3.2.3) or ours (the server answered 535 directly, as Exchange
+ * Online does). A second refusal is final until a send succeeds again.
+ *
+ * Security: TLS is required (STARTTLS, RFC 3207, or implicit TLS, RFC 8314) for every host that is
+ * not loopback; certificates are always verified unless the caller asked for --insecure-tls, which
+ * warns. A private CA comes in with --ca FILE.
+ */
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { format } from 'node:util';
+import type { Transporter } from 'nodemailer';
+import type { Profile, RetryPolicy } from '../config/schema.js';
+import { DEFAULT_RETRY } from '../config/schema.js';
+import { ConfigError, UsageError } from '../errors/index.js';
+import { registerSecret, redact } from '../util/redact.js';
+import type { TokenSource } from './token-source.js';
+import type { BuiltMessage } from './message.js';
+import { classify, toSendError, withRetry } from './retry.js';
+
+export interface SmtpOptions {
+  /** PEM file of a CA to trust (instead of the system roots) for a private server. */
+  caFile?: string;
+  /** Skip certificate verification (warned). */
+  insecureTls?: boolean;
+  /** One pooled transport for many messages (batches). */
+  pool?: boolean;
+  /** Parallel connections in the pool. */
+  maxConnections?: number;
+  /** Override the profile's retry policy. */
+  retry?: RetryPolicy;
+  /** Debug lines (already redacted here too) for --verbose. */
+  debug?: (line: string) => void;
+  warn?: (line: string) => void;
+  /** Tests: a sleep that does not wait. */
+  sleep?: (ms: number) => Promise<void>;
+  connectionTimeoutMs?: number;
+}
+
+export interface SendResult {
+  messageId: string;
+  response: string;
+  accepted: string[];
+  rejected: string[];
+  envelope: { from: string; to: string[] };
+  attempts: number;
+}
+
+/** Counters for tests and --verbose: forced refreshes and AUTH commands sent. */
+export interface SmtpStats {
+  refreshes: number;
+  tokenRequests: number;
+}
+
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h) || h.endsWith('.localhost');
+}
+
+/** The transport options for a profile (exported for tests: checks TLS rules without connecting). */
+export function transportOptions(profile: Pick<Profile, 'smtp'>, opts: SmtpOptions = {}): Record<string, unknown> {
+  const smtp = profile.smtp;
+  if (!smtp) {
+    throw new ConfigError('the profile has no SMTP server', {
+      code: 'no_smtp',
+      hint: 'set it: oauthmail profile edit NAME --smtp smtp.example.com:587 --smtp-security starttls',
+    });
+  }
+  if (smtp.security === 'none' && !isLoopbackHost(smtp.host)) {
+    throw new ConfigError(`refusing to send a token to ${smtp.host} without TLS`, {
+      code: 'tls_required',
+      hint: 'use --smtp-security starttls (port 587) or tls (port 465); plain SMTP is allowed only on loopback',
+    });
+  }
+  let ca: string | undefined;
+  if (opts.caFile) {
+    try {
+      ca = readFileSync(opts.caFile, 'utf8');
+    } catch (e) {
+      throw new UsageError(`--ca ${opts.caFile}: cannot read it`, { code: 'bad_ca', cause: e });
+    }
+    if (!/-----BEGIN CERTIFICATE-----/.test(ca)) {
+      throw new UsageError(`--ca ${opts.caFile}: not a PEM certificate`, { code: 'bad_ca' });
+    }
+  }
+  if (opts.insecureTls) {
+    opts.warn?.(`--insecure-tls: the certificate of ${smtp.host} is NOT verified; anyone on the path can read your token`);
+  }
+  const host = smtp.host.replace(/^\[|\]$/g, '');
+  const timeout = opts.connectionTimeoutMs ?? 30_000;
+  return {
+    host,
+    port: smtp.port,
+    secure: smtp.security === 'tls',
+    requireTLS: smtp.security === 'starttls',
+    ignoreTLS: false,
+    connectionTimeout: timeout,
+    greetingTimeout: timeout,
+    socketTimeout: Math.max(timeout, 60_000),
+    tls: {
+      rejectUnauthorized: !opts.insecureTls,
+      minVersion: 'TLSv1.2',
+      ...(isIP(host) ? {} : { servername: host }),
+      ...(ca ? { ca } : {}),
+    },
+  };
+}
+
+/** A bunyan-style logger for nodemailer that sends redacted lines to debug. */
+function debugLogger(debug: (line: string) => void) {
+  const log =
+    (level: string) =>
+    (_entry: unknown, message: string, ...args: unknown[]) =>
+      debug(redact(`smtp ${level}: ${format(message, ...args)}`));
+  return { level: log('level'), trace: log('trace'), debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error'), fatal: log('fatal') };
+}
+
+interface SaslCtx {
+  auth: { user?: string; credentials?: { user?: string } };
+  sendCommand(cmd: string): Promise<{ status: number; code?: string; text: string; response: string }>;
+}
+
+export class SmtpClient {
+  readonly stats: SmtpStats = { refreshes: 0, tokenRequests: 0 };
+  private refreshed = false;
+  private forceNext = false;
+  private tokenError: unknown;
+  private readonly policy: RetryPolicy;
+
+  private constructor(
+    private readonly transport: Transporter,
+    private readonly source: TokenSource,
+    private readonly profile: Profile,
+    private readonly opts: SmtpOptions,
+  ) {
+    this.policy = opts.retry ?? profile.retry ?? DEFAULT_RETRY;
+  }
+
+  static async create(profile: Profile, source: TokenSource, opts: SmtpOptions = {}): Promise<SmtpClient> {
+    const base = transportOptions(profile, opts);
+    const { default: nodemailer } = await import('nodemailer');
+    // the instance is created below; the callbacks reach it through this holder
+    const holder: { c?: SmtpClient } = {};
+    const token = (renew: boolean) => holder.c!.token(renew);
+    const useBearer = profile.sasl === 'oauthbearer';
+    const auth = useBearer
+      ? { type: 'custom', method: 'OAUTHBEARER', user: source.user, pass: 'unused' }
+      : {
+          type: 'OAuth2',
+          user: source.user,
+          provisionCallback: (_user: string, renew: boolean, cb: (err: Error | null, token?: string, expires?: number) => void) => {
+            // expires = now: nodemailer asks again on every login; the TokenSource keeps the cache
+            token(renew).then(
+              (t) => cb(null, t, Date.now()),
+              (e: Error) => cb(e),
+            );
+          },
+        };
+    const options: Record<string, unknown> = {
+      ...base,
+      auth,
+      ...(useBearer ? { customAuth: { OAUTHBEARER: (ctx: SaslCtx) => oauthBearer(ctx, base, token) } } : {}),
+      ...(opts.debug ? { logger: debugLogger(opts.debug), debug: false } : { logger: false }),
+      ...(opts.pool ? { pool: true, maxConnections: opts.maxConnections ?? 5, maxMessages: Infinity } : {}),
+    };
+    const transport = nodemailer.createTransport(options as never) as Transporter;
+    const c = new SmtpClient(transport, source, profile, opts);
+    holder.c = c;
+    return c;
+  }
+
+  /** A token for AUTH; renew = the server refused the last one. At most one forced refresh per failure. */
+  private async token(renew: boolean): Promise<string> {
+    const force = renew || this.forceNext;
+    if (force) {
+      if (this.refreshed) {
+        throw Object.assign(new Error('the server refused the token again after a refresh'), { code: 'EAUTH_AGAIN' });
+      }
+      this.refreshed = true;
+      this.forceNext = false;
+      this.stats.refreshes++;
+      this.opts.debug?.('the server refused the access token; getting a new one (once)');
+    }
+    this.stats.tokenRequests++;
+    try {
+      const t = await this.source.getAccessToken({ forceRefresh: force });
+      registerSecret(t);
+      return t;
+    } catch (e) {
+      this.tokenError = e;
+      throw e;
+    }
+  }
+
+  private async sendOnce(built: BuiltMessage): Promise<SendResult & { attempts: number }> {
+    const mail = { ...built.mail, envelope: built.envelope };
+    const run = async () => {
+      const info = await this.transport.sendMail(mail);
+      this.refreshed = false; // a refusal after this send gets its own single refresh
+      return info;
+    };
+    let info;
+    try {
+      info = await run();
+    } catch (e) {
+      const te = this.tokenError;
+      this.tokenError = undefined;
+      if (te) throw te; // the identity provider failed (AuthError → exit 4), not the mail server
+      if (classify(e).kind === 'auth' && !this.refreshed && (e as { code?: string }).code === 'EAUTH') {
+        // 535 straight away (no 334 challenge): refresh once and log in once more ourselves
+        this.forceNext = true;
+        try {
+          info = await run();
+        } catch (e2) {
+          const te2 = this.tokenError;
+          this.tokenError = undefined;
+          throw te2 ?? e2;
+        }
+      } else {
+        throw e;
+      }
+    }
+    const i = info as { messageId?: string; response?: string; accepted?: unknown[]; rejected?: unknown[] };
+    const addr = (a: unknown) => (typeof a === 'string' ? a : ((a as { address?: string })?.address ?? String(a)));
+    return {
+      messageId: i.messageId ?? '',
+      response: i.response ?? '',
+      accepted: (i.accepted ?? []).map(addr),
+      rejected: (i.rejected ?? []).map(addr),
+      envelope: built.envelope,
+      attempts: 1,
+    };
+  }
+
+  /** Send one message, retrying temporary failures per the policy; throws an OauthmailError. */
+  async send(built: BuiltMessage): Promise<SendResult> {
+    let attempts = 0;
+    try {
+      const r = await withRetry(
+        this.policy,
+        async (attempt) => {
+          attempts = attempt;
+          return this.sendOnce(built);
+        },
+        {
+          ...(this.opts.sleep ? { sleep: this.opts.sleep } : {}),
+          onRetry: ({ attempt, delayMs, error }) =>
+            this.opts.debug?.(
+              `attempt ${attempt} failed (${redact((error as Error)?.message ?? String(error))}); retrying in ${delayMs} ms`,
+            ),
+        },
+      );
+      return { ...r, attempts };
+    } catch (e) {
+      throw toSendError(e, { user: this.source.user, from: built.envelope.from, host: this.profile.smtp?.host, attempts });
+    }
+  }
+
+  close(): void {
+    this.transport.close();
+  }
+}
+
+/**
+ * SASL OAUTHBEARER (RFC 7628 §3.1): "n,a=USER,^Ahost=H^Aport=P^Aauth=Bearer TOKEN^A^A". On failure
+ * the server sends a 334 with a JSON error; the client answers %x01 and gets the final 535
+ * (§3.2.3). Then one forced refresh and one more AUTH.
+ */
+async function oauthBearer(ctx: SaslCtx, base: Record<string, unknown>, token: (renew: boolean) => Promise<string>): Promise<void> {
+  const user = ctx.auth.user ?? ctx.auth.credentials?.user ?? '';
+  const attempt = async (renew: boolean) => {
+    const t = await token(renew);
+    const ir = Buffer.from(`n,a=${user.replace(/=/g, '=3D').replace(/,/g, '=2C')},\x01host=${String(base.host)}\x01port=${String(base.port)}\x01auth=Bearer ${t}\x01\x01`).toString('base64');
+    registerSecret(ir);
+    let r = await ctx.sendCommand(`AUTH OAUTHBEARER ${ir}`);
+    if (r.status === 334) r = await ctx.sendCommand('AQ==');
+    return r;
+  };
+  let r = await attempt(false);
+  if (r.status === 235) return;
+  if (r.status >= 500) r = await attempt(true);
+  if (r.status === 235) return;
+  throw Object.assign(new Error('Invalid login'), { code: 'EAUTH', responseCode: r.status, response: r.response });
+}
