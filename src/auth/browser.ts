@@ -14,7 +14,11 @@ export function hasDisplay(env: NodeJS.ProcessEnv, platform: NodeJS.Platform = p
 }
 
 /** Start the system browser on `url`; resolves false if no opener could be started. */
-export function openBrowser(url: string, env: NodeJS.ProcessEnv, platform: NodeJS.Platform = process.platform): Promise<boolean> {
+export function openBrowser(
+  url: string,
+  env: NodeJS.ProcessEnv,
+  platform: NodeJS.Platform = process.platform,
+): Promise<boolean> {
   let cmd: string;
   let args: string[];
   if (env.BROWSER) {

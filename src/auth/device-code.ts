@@ -19,5 +19,7 @@ export function showDeviceCode(io: Io, d: DeviceCodeInfo, profile: string): void
   const minutes = Math.max(1, Math.round(d.expiresIn / 60));
   io.err(`To sign in to profile ${profile}, open ${d.verificationUri} in a browser (on any device)`);
   io.err(`and enter the code: ${d.userCode}`);
-  io.err(`The code is valid for about ${minutes} minute${minutes === 1 ? '' : 's'}. Waiting for the sign-in...`);
+  io.err(
+    `The code is valid for about ${minutes} minute${minutes === 1 ? '' : 's'}. Waiting for the sign-in...`,
+  );
 }

@@ -7,7 +7,14 @@ import type { Profile } from '../config/schema.js';
 import { ConfigError } from '../errors/index.js';
 import type { AuthDeps, TokenProvider } from './types.js';
 
-export type { TokenProvider, TokenResult, LoginOptions, GetTokenOptions, TokenStatus, TokenFile } from './types.js';
+export type {
+  TokenProvider,
+  TokenResult,
+  LoginOptions,
+  GetTokenOptions,
+  TokenStatus,
+  TokenFile,
+} from './types.js';
 
 export async function providerFor(name: string, profile: Profile, deps: AuthDeps): Promise<TokenProvider> {
   switch (profile.provider) {

@@ -85,7 +85,8 @@ export class LoopbackServer {
     let redirectUri: string;
     if (o.redirectUri) {
       const u = new URL(o.redirectUri);
-      if (u.port) redirectUri = o.redirectUri; // exactly as registered
+      if (u.port)
+        redirectUri = o.redirectUri; // exactly as registered
       else {
         u.port = String(actual); // RFC 8252 §7.3: a loopback redirect may use any port
         redirectUri = u.toString();
@@ -101,7 +102,10 @@ export class LoopbackServer {
    * Wait for the authorization response carrying `expectedState`; resolves with it (success or
    * error, after our page has been served) or rejects on timeout.
    */
-  waitForResponse(expectedState: string, o: Pick<LoopbackOptions, 'timeoutMs' | 'retryCommand' | 'successPage' | 'errorPage'>): Promise<AuthorizationResponse> {
+  waitForResponse(
+    expectedState: string,
+    o: Pick<LoopbackOptions, 'timeoutMs' | 'retryCommand' | 'successPage' | 'errorPage'>,
+  ): Promise<AuthorizationResponse> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         reject(
@@ -134,13 +138,19 @@ export class LoopbackServer {
           const r: AuthorizationResponse = {};
           for (const [k, v] of params) r[k] = v;
           if (!r.code && !r.error) {
-            send(400, '<!doctype html><title>oauthmail</title><p>This page only receives the sign-in response.</p>');
+            send(
+              400,
+              '<!doctype html><title>oauthmail</title><p>This page only receives the sign-in response.</p>',
+            );
             return;
           }
           const states = params.getAll('state');
           if (states.length !== 1 || states[0] !== expectedState) {
             // not our request (an old tab, or a forged one): refuse it and keep waiting
-            send(400, '<!doctype html><title>oauthmail</title><p>This sign-in response does not belong to the running oauthmail login (state mismatch). Start the sign-in again from the terminal.</p>');
+            send(
+              400,
+              '<!doctype html><title>oauthmail</title><p>This sign-in response does not belong to the running oauthmail login (state mismatch). Start the sign-in again from the terminal.</p>',
+            );
             return;
           }
           clearTimeout(timer);

@@ -29,7 +29,14 @@ import type {
 } from '@azure/msal-node';
 import type { Profile } from '../config/schema.js';
 import { microsoftAuthority, scopesFor, MICROSOFT_APP_ONLY_SCOPE } from '../config/presets.js';
-import { AuthError, ConfigError, InternalError, OauthmailError, TransientError, UsageError } from '../errors/index.js';
+import {
+  AuthError,
+  ConfigError,
+  InternalError,
+  OauthmailError,
+  TransientError,
+  UsageError,
+} from '../errors/index.js';
 import { entraError, type EntraErrorContext, lookup } from '../diagnose/aadsts.js';
 import { registerSecret } from '../util/redact.js';
 import {
@@ -41,7 +48,15 @@ import {
   registerCacheSecrets,
   type MsalCacheJson,
 } from './msal-cache.js';
-import type { AuthDeps, GetTokenOptions, LoginOptions, TokenFile, TokenProvider, TokenResult, TokenStatus } from './types.js';
+import type {
+  AuthDeps,
+  GetTokenOptions,
+  LoginOptions,
+  TokenFile,
+  TokenProvider,
+  TokenResult,
+  TokenStatus,
+} from './types.js';
 
 const DEFAULT_MIN_VALIDITY = 300;
 
@@ -112,7 +127,13 @@ export class MicrosoftProvider implements TokenProvider {
       minValiditySeconds,
     });
     if (!hit) return undefined;
-    return { accessToken: hit.secret, expiresOn: hit.expiresOn, scopes: hit.scopes, account: account?.username ?? null, fromCache: true };
+    return {
+      accessToken: hit.secret,
+      expiresOn: hit.expiresOn,
+      scopes: hit.scopes,
+      account: account?.username ?? null,
+      fromCache: true,
+    };
   }
 
   /**
@@ -148,7 +169,8 @@ export class MicrosoftProvider implements TokenProvider {
   private async credential(): Promise<Pick<Configuration['auth'], 'clientSecret' | 'clientCertificate'>> {
     const { store } = this.deps;
     if (this.profile.clientType === 'secret') {
-      const secret = (await store.get(this.profileName, 'client-secret')) ?? this.deps.env.OAUTHMAIL_CLIENT_SECRET;
+      const secret =
+        (await store.get(this.profileName, 'client-secret')) ?? this.deps.env.OAUTHMAIL_CLIENT_SECRET;
       if (!secret) {
         throw new ConfigError(`profile ${this.profileName} needs a client secret and none is stored`, {
           code: 'missing_client_secret',
@@ -161,21 +183,27 @@ export class MicrosoftProvider implements TokenProvider {
     if (this.profile.clientType === 'certificate') {
       const pem = await store.get(this.profileName, 'certificate');
       if (!pem) {
-        throw new ConfigError(`profile ${this.profileName} needs a certificate private key and none is stored`, {
-          code: 'missing_certificate',
-          hint: `store it: oauthmail profile secret ${this.profileName} --certificate key-and-cert.pem`,
-        });
+        throw new ConfigError(
+          `profile ${this.profileName} needs a certificate private key and none is stored`,
+          {
+            code: 'missing_certificate',
+            hint: `store it: oauthmail profile secret ${this.profileName} --certificate key-and-cert.pem`,
+          },
+        );
       }
       registerSecret(pem);
       let privateKey: string;
       try {
         privateKey = createPrivateKey(pem).export({ type: 'pkcs8', format: 'pem' }).toString();
       } catch (e) {
-        throw new ConfigError(`the stored certificate of profile ${this.profileName} holds no usable private key`, {
-          code: 'bad_certificate',
-          hint: `store a PEM private key (and certificate): oauthmail profile secret ${this.profileName} --certificate FILE.pem`,
-          cause: e,
-        });
+        throw new ConfigError(
+          `the stored certificate of profile ${this.profileName} holds no usable private key`,
+          {
+            code: 'bad_certificate',
+            hint: `store a PEM private key (and certificate): oauthmail profile secret ${this.profileName} --certificate FILE.pem`,
+            cause: e,
+          },
+        );
       }
       registerSecret(privateKey);
       const certMatch = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem);
@@ -250,22 +278,63 @@ export class MicrosoftProvider implements TokenProvider {
   private mapError(e: unknown, extra: Partial<EntraErrorContext> = {}): OauthmailError {
     if (e instanceof OauthmailError) return e;
     const ctx = this.errCtx(extra);
-    const m = e as { errorCode?: string; errorMessage?: string; subError?: string; errorNo?: string; status?: number; code?: string; name?: string; message?: string };
-    const netCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH']);
+    const m = e as {
+      errorCode?: string;
+      errorMessage?: string;
+      subError?: string;
+      errorNo?: string;
+      status?: number;
+      code?: string;
+      name?: string;
+      message?: string;
+    };
+    const netCodes = new Set([
+      'ECONNREFUSED',
+      'ECONNRESET',
+      'ENOTFOUND',
+      'EAI_AGAIN',
+      'ETIMEDOUT',
+      'EHOSTUNREACH',
+      'ENETUNREACH',
+    ]);
     if (m && typeof m.errorCode === 'string') {
       const code = m.errorCode;
       // MSAL wraps some OAuth errors (device-code polling) as post_request_failed + the error string
       if (code === 'post_request_failed' && /^[a-z_]+$/.test((m.errorMessage ?? '').trim())) {
         return entraError({ error: m.errorMessage!.trim(), status: m.status }, ctx, e);
       }
-      if (m.name === 'ServerError' || m.name === 'InteractionRequiredAuthError' || m.errorNo || /AADSTS\d+/.test(m.errorMessage ?? '')) {
+      if (
+        m.name === 'ServerError' ||
+        m.name === 'InteractionRequiredAuthError' ||
+        m.errorNo ||
+        /AADSTS\d+/.test(m.errorMessage ?? '')
+      ) {
         return entraError(
-          { error: code, description: m.errorMessage, code: m.errorNo, suberror: m.subError, status: m.status },
+          {
+            error: code,
+            description: m.errorMessage,
+            code: m.errorNo,
+            suberror: m.subError,
+            status: m.status,
+          },
           ctx,
           e,
         );
       }
-      if (['no_tokens_found', 'no_account_found', 'no_account_in_silent_request', 'refresh_token_expired', 'token_refresh_required', 'interaction_required', 'login_required', 'consent_required', 'bad_token', 'native_account_unavailable'].includes(code)) {
+      if (
+        [
+          'no_tokens_found',
+          'no_account_found',
+          'no_account_in_silent_request',
+          'refresh_token_expired',
+          'token_refresh_required',
+          'interaction_required',
+          'login_required',
+          'consent_required',
+          'bad_token',
+          'native_account_unavailable',
+        ].includes(code)
+      ) {
         const { entry } = lookup({ error: code });
         return new AuthError(entry ? entry.message(ctx) : `profile ${this.profileName} needs a new sign-in`, {
           code,
@@ -273,14 +342,27 @@ export class MicrosoftProvider implements TokenProvider {
           cause: e,
         });
       }
-      if (['network_error', 'no_network_connectivity', 'endpoints_resolution_error', 'openid_config_error', 'network_request_failed'].includes(code)) {
+      if (
+        [
+          'network_error',
+          'no_network_connectivity',
+          'endpoints_resolution_error',
+          'openid_config_error',
+          'network_request_failed',
+        ].includes(code)
+      ) {
         return new TransientError(`cannot reach the identity provider at ${new URL(this.authority).host}`, {
           code,
           hint: 'check the network (and a proxy or firewall); exit code 6 is safe to retry',
           cause: e,
         });
       }
-      if (code === 'untrusted_authority' || code === 'invalid_authority' || code === 'url_parse_error' || code === 'authority_uri_insecure') {
+      if (
+        code === 'untrusted_authority' ||
+        code === 'invalid_authority' ||
+        code === 'url_parse_error' ||
+        code === 'authority_uri_insecure'
+      ) {
         return new ConfigError(`the authority ${this.authority} was refused by MSAL (${code})`, {
           code,
           hint: `check the profile's tenant or authority (oauthmail profile show ${this.profileName}); it must be an https:// URL`,
@@ -294,14 +376,21 @@ export class MicrosoftProvider implements TokenProvider {
           cause: e,
         });
       }
-      return new InternalError(`MSAL failed: ${code}`, { code: `msal_${code}`, hint: 'run again with --verbose for details', cause: e });
-    }
-    if (m && typeof m.code === 'string' && netCodes.has(m.code)) {
-      return new TransientError(`cannot reach the identity provider at ${new URL(this.authority).host} (${m.code})`, {
-        code: 'network_error',
-        hint: 'check the network; exit code 6 is safe to retry',
+      return new InternalError(`MSAL failed: ${code}`, {
+        code: `msal_${code}`,
+        hint: 'run again with --verbose for details',
         cause: e,
       });
+    }
+    if (m && typeof m.code === 'string' && netCodes.has(m.code)) {
+      return new TransientError(
+        `cannot reach the identity provider at ${new URL(this.authority).host} (${m.code})`,
+        {
+          code: 'network_error',
+          hint: 'check the network; exit code 6 is safe to retry',
+          cause: e,
+        },
+      );
     }
     return new InternalError(`sign-in failed: ${m?.message ?? String(e)}`, { code: 'auth_failed', cause: e });
   }
@@ -320,7 +409,9 @@ export class MicrosoftProvider implements TokenProvider {
     if (!o.forceRefresh) {
       const hit = this.fromCache(await this.readCache(), min);
       if (hit) {
-        this.deps.io.debug(`using the cached access token of ${this.profileName} (valid until ${hit.expiresOn?.toISOString()})`);
+        this.deps.io.debug(
+          `using the cached access token of ${this.profileName} (valid until ${hit.expiresOn?.toISOString()})`,
+        );
         return hit;
       }
     }
@@ -336,13 +427,16 @@ export class MicrosoftProvider implements TokenProvider {
         const app = (await this.app(plugin)) as ConfidentialClientApplication;
         try {
           this.deps.io.debug(`requesting an app-only token for ${this.profileName}`);
-          return this.toResult(await app.acquireTokenByClientCredential({ scopes: this.scopes, skipCache: true }));
+          return this.toResult(
+            await app.acquireTokenByClientCredential({ scopes: this.scopes, skipCache: true }),
+          );
         } catch (e) {
           throw this.mapError(e);
         }
       }
       const cached = pickAccount(cache, this.profile.loginHint);
-      if (!cached || !refreshTokenOf(cache, this.profile.clientId, cached.homeAccountId)) throw this.notSignedIn();
+      if (!cached || !refreshTokenOf(cache, this.profile.clientId, cached.homeAccountId))
+        throw this.notSignedIn();
       const app = await this.app(plugin);
       try {
         const account = await app.getTokenCache().getAccountByHomeId(cached.homeAccountId);
@@ -350,7 +444,9 @@ export class MicrosoftProvider implements TokenProvider {
         this.deps.io.debug(`refreshing the access token of ${this.profileName}`);
         // forceRefresh: MSAL's own renewal window is a fixed 300 s; ours is --min-validity,
         // and the cache check above already decided that a refresh is needed.
-        return this.toResult(await app.acquireTokenSilent({ account, scopes: this.scopes, forceRefresh: true }));
+        return this.toResult(
+          await app.acquireTokenSilent({ account, scopes: this.scopes, forceRefresh: true }),
+        );
       } catch (e) {
         throw this.mapError(e);
       }
@@ -369,7 +465,9 @@ export class MicrosoftProvider implements TokenProvider {
       }
       const app = (await this.app(plugin)) as ConfidentialClientApplication;
       try {
-        return this.toResult(await app.acquireTokenByClientCredential({ scopes: this.scopes, skipCache: true }));
+        return this.toResult(
+          await app.acquireTokenByClientCredential({ scopes: this.scopes, skipCache: true }),
+        );
       } catch (e) {
         throw this.mapError(e);
       }
@@ -378,10 +476,13 @@ export class MicrosoftProvider implements TokenProvider {
     if (o.method === 'device') {
       const { showDeviceCode } = await import('./device-code.js');
       if (this.profile.clientType !== 'public') {
-        throw new ConfigError('device-code sign-in needs a public client app (MSAL offers it to public clients only)', {
-          code: 'device_code_confidential',
-          hint: `use the browser sign-in: oauthmail login ${this.profileName} --browser`,
-        });
+        throw new ConfigError(
+          'device-code sign-in needs a public client app (MSAL offers it to public clients only)',
+          {
+            code: 'device_code_confidential',
+            hint: `use the browser sign-in: oauthmail login ${this.profileName} --browser`,
+          },
+        );
       }
       const app = (await this.app(plugin, (s) =>
         io.err(`The identity provider asked oauthmail to poll more slowly: every ${s} s now.`),
@@ -394,15 +495,23 @@ export class MicrosoftProvider implements TokenProvider {
           deviceCodeCallback: (d) => showDeviceCode(io, d, this.profileName),
         });
         if (!r) {
-          throw new AuthError(`the device-code sign-in did not finish within ${Math.round(o.timeoutMs / 1000)} seconds`, {
-            code: 'login_timeout',
-            hint: `run: oauthmail login ${this.profileName} --device`,
-          });
+          throw new AuthError(
+            `the device-code sign-in did not finish within ${Math.round(o.timeoutMs / 1000)} seconds`,
+            {
+              code: 'login_timeout',
+              hint: `run: oauthmail login ${this.profileName} --device`,
+            },
+          );
         }
         return this.toResult(r);
       } catch (e) {
         const m = e as { errorCode?: string };
-        if (m?.errorCode === 'device_code_polling_cancelled' || m?.errorCode === 'user_timeout_reached' || m?.errorCode === 'device_code_expired' || m?.errorCode === 'user_timeout') {
+        if (
+          m?.errorCode === 'device_code_polling_cancelled' ||
+          m?.errorCode === 'user_timeout_reached' ||
+          m?.errorCode === 'device_code_expired' ||
+          m?.errorCode === 'user_timeout'
+        ) {
           throw new AuthError(`the device-code sign-in did not finish in time`, {
             code: 'login_timeout',
             hint: `run: oauthmail login ${this.profileName} --device (and enter the code sooner)`,
@@ -415,7 +524,11 @@ export class MicrosoftProvider implements TokenProvider {
     return this.browserLogin(o, plugin, extra);
   }
 
-  private async browserLogin(o: LoginOptions, plugin: ICachePlugin, extra: Record<string, string>): Promise<TokenResult> {
+  private async browserLogin(
+    o: LoginOptions,
+    plugin: ICachePlugin,
+    extra: Record<string, string>,
+  ): Promise<TokenResult> {
     const io = this.deps.io;
     const { LoopbackServer, successPage, errorPage } = await import('./loopback.js');
     const { randomBytes, createHash } = await import('node:crypto');
@@ -457,11 +570,21 @@ export class MicrosoftProvider implements TokenProvider {
         successPage: () => successPage(this.profileName),
         errorPage: (r) => {
           const err = entraError(
-            { error: r.error, description: r.error_description, code: r.error_codes?.split(',')[0], suberror: r.suberror },
+            {
+              error: r.error,
+              description: r.error_description,
+              code: r.error_codes?.split(',')[0],
+              suberror: r.suberror,
+            },
             this.errCtx({ redirectUri }),
           );
           const code = /^AADSTS(\d+)$/.exec(err.code)?.[1];
-          return errorPage({ code, error: r.error, message: err.message.replace(/ \(AADSTS\d+\)$/, ''), hint: err.hint });
+          return errorPage({
+            code,
+            error: r.error,
+            message: err.message.replace(/ \(AADSTS\d+\)$/, ''),
+            hint: err.hint,
+          });
         },
       });
       let opened = false;
@@ -469,13 +592,22 @@ export class MicrosoftProvider implements TokenProvider {
         const { openBrowser } = await import('./browser.js');
         opened = await openBrowser(url, this.deps.env);
       }
-      io.err(opened ? 'Opened the sign-in page in your browser. If it did not open, go to:' : 'Open this URL in a browser on this computer to sign in:');
+      io.err(
+        opened
+          ? 'Opened the sign-in page in your browser. If it did not open, go to:'
+          : 'Open this URL in a browser on this computer to sign in:',
+      );
       io.err(url);
       io.err(`Waiting for the sign-in (up to ${Math.round(o.timeoutMs / 60000) || 1} min)...`);
       const r = await waiting;
       if (r.error) {
         throw entraError(
-          { error: r.error, description: r.error_description, code: r.error_codes?.split(',')[0], suberror: r.suberror },
+          {
+            error: r.error,
+            description: r.error_description,
+            code: r.error_codes?.split(',')[0],
+            suberror: r.suberror,
+          },
           this.errCtx({ redirectUri }),
         );
       }
@@ -509,26 +641,45 @@ export class MicrosoftProvider implements TokenProvider {
     let signedIn: boolean;
     if (this.appOnly) {
       const kind = this.profile.clientType === 'certificate' ? 'certificate' : 'client-secret';
-      signedIn = (await store.get(this.profileName, kind)) !== undefined || (kind === 'client-secret' && !!this.deps.env.OAUTHMAIL_CLIENT_SECRET);
+      signedIn =
+        (await store.get(this.profileName, kind)) !== undefined ||
+        (kind === 'client-secret' && !!this.deps.env.OAUTHMAIL_CLIENT_SECRET);
       if (!signedIn) {
         problems.push({
           problem: `no ${kind.replace('-', ' ')} is stored for this app-only profile`,
-          fix: kind === 'certificate' ? `oauthmail profile secret ${this.profileName} --certificate FILE.pem` : `oauthmail profile secret ${this.profileName} --stdin`,
+          fix:
+            kind === 'certificate'
+              ? `oauthmail profile secret ${this.profileName} --certificate FILE.pem`
+              : `oauthmail profile secret ${this.profileName} --stdin`,
         });
       }
     } else {
       signedIn = hasRt;
       if (!signedIn) problems.push({ problem: 'not signed in', fix: `oauthmail login ${this.profileName}` });
-      else if (this.profile.clientType === 'secret' && !(await store.get(this.profileName, 'client-secret'))) {
-        problems.push({ problem: 'no client secret is stored', fix: `oauthmail profile secret ${this.profileName} --stdin` });
+      else if (
+        this.profile.clientType === 'secret' &&
+        !(await store.get(this.profileName, 'client-secret'))
+      ) {
+        problems.push({
+          problem: 'no client secret is stored',
+          fix: `oauthmail profile secret ${this.profileName} --stdin`,
+        });
       }
     }
     if (this.profile.clientSecretExpires && this.profile.clientType === 'secret') {
-      const days = Math.floor((Date.parse(this.profile.clientSecretExpires + 'T00:00:00Z') - Date.now()) / 86_400_000);
+      const days = Math.floor(
+        (Date.parse(this.profile.clientSecretExpires + 'T00:00:00Z') - Date.now()) / 86_400_000,
+      );
       if (days < 0) {
-        problems.push({ problem: `the client secret expired on ${this.profile.clientSecretExpires}`, fix: `create a new secret, then: oauthmail profile secret ${this.profileName} --stdin --expires YYYY-MM-DD` });
+        problems.push({
+          problem: `the client secret expired on ${this.profile.clientSecretExpires}`,
+          fix: `create a new secret, then: oauthmail profile secret ${this.profileName} --stdin --expires YYYY-MM-DD`,
+        });
       } else if (days <= 30) {
-        problems.push({ problem: `the client secret expires in ${days} day${days === 1 ? '' : 's'} (${this.profile.clientSecretExpires})`, fix: `create a new secret, then: oauthmail profile secret ${this.profileName} --stdin --expires YYYY-MM-DD` });
+        problems.push({
+          problem: `the client secret expires in ${days} day${days === 1 ? '' : 's'} (${this.profile.clientSecretExpires})`,
+          fix: `create a new secret, then: oauthmail profile secret ${this.profileName} --stdin --expires YYYY-MM-DD`,
+        });
       }
     }
     return {
@@ -545,7 +696,10 @@ export class MicrosoftProvider implements TokenProvider {
 
   async importRefreshToken(file: TokenFile): Promise<TokenResult> {
     if (this.appOnly) {
-      throw new UsageError('an app-only profile has no refresh token to import', { code: 'bad_usage', hint: `run: oauthmail login ${this.profileName}` });
+      throw new UsageError('an app-only profile has no refresh token to import', {
+        code: 'bad_usage',
+        hint: `run: oauthmail login ${this.profileName}`,
+      });
     }
     if (!file.refresh_token) {
       throw new UsageError('the token file has no refresh_token', {
@@ -568,10 +722,13 @@ export class MicrosoftProvider implements TokenProvider {
       const cache = await this.readCache();
       if (!pickAccount(cache)) {
         // Without an id_token MSAL caches no account, and so no refresh token we can use later.
-        throw new AuthError('the imported refresh token was redeemed, but the identity provider returned no account (id_token)', {
-          code: 'import_no_account',
-          hint: `include the openid scope when the token was issued, or sign in: oauthmail login ${this.profileName}`,
-        });
+        throw new AuthError(
+          'the imported refresh token was redeemed, but the identity provider returned no account (id_token)',
+          {
+            code: 'import_no_account',
+            hint: `include the openid scope when the token was issued, or sign in: oauthmail login ${this.profileName}`,
+          },
+        );
       }
       return result;
     } catch (e) {
@@ -586,7 +743,9 @@ export class MicrosoftProvider implements TokenProvider {
     const rt = account ? refreshTokenOf(cache, this.profile.clientId, account.homeAccountId) : undefined;
     const out: TokenFile = {
       access_token: t.accessToken,
-      expires_in: t.expiresOn ? Math.max(0, Math.floor((t.expiresOn.getTime() - Date.now()) / 1000)) : undefined,
+      expires_in: t.expiresOn
+        ? Math.max(0, Math.floor((t.expiresOn.getTime() - Date.now()) / 1000))
+        : undefined,
       token_type: 'Bearer',
       scope: t.scopes.join(' '),
     };
@@ -595,9 +754,12 @@ export class MicrosoftProvider implements TokenProvider {
   }
 
   revokeHints(): string[] {
-    const tenant = this.profile.tenant && !['common', 'organizations', 'consumers'].includes(this.profile.tenant) ? this.profile.tenant : undefined;
+    const tenant =
+      this.profile.tenant && !['common', 'organizations', 'consumers'].includes(this.profile.tenant)
+        ? this.profile.tenant
+        : undefined;
     return [
-      'https://myapps.microsoft.com (your account: Apps → revoke the app\'s permissions)',
+      "https://myapps.microsoft.com (your account: Apps → revoke the app's permissions)",
       `https://entra.microsoft.com/${tenant ? `${tenant}/` : ''}#view/Microsoft_AAD_IAM/StartboardApplicationsMenuBlade/~/AppAppsPreview (administrators: Enterprise applications → the app → Permissions; app ID ${this.profile.clientId})`,
     ];
   }

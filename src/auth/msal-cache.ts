@@ -65,7 +65,12 @@ export interface CachedAccount {
 export function accountsIn(cache: MsalCacheJson | undefined): CachedAccount[] {
   return Object.values(cache?.Account ?? {})
     .filter((a) => a.home_account_id)
-    .map((a) => ({ homeAccountId: a.home_account_id!, username: a.username ?? '', name: a.name, tenantId: a.realm }));
+    .map((a) => ({
+      homeAccountId: a.home_account_id!,
+      username: a.username ?? '',
+      name: a.name,
+      tenantId: a.realm,
+    }));
 }
 
 /** The account a profile uses: the one matching the hint, else the only (or first) one. */
@@ -95,7 +100,13 @@ const wanted = (scopes: readonly string[]) =>
  */
 export function findAccessToken(
   cache: MsalCacheJson | undefined,
-  q: { clientId: string; scopes: readonly string[]; homeAccountId: string; minValiditySeconds: number; now?: number },
+  q: {
+    clientId: string;
+    scopes: readonly string[];
+    homeAccountId: string;
+    minValiditySeconds: number;
+    now?: number;
+  },
 ): CachedAccessToken | undefined {
   const now = q.now ?? Date.now();
   const need = wanted(q.scopes);
@@ -111,7 +122,12 @@ export function findAccessToken(
     const exp = Number(e.expires_on) * 1000;
     if (!Number.isFinite(exp) || exp - now < q.minValiditySeconds * 1000) continue;
     if (!best || exp > best.expiresOn.getTime()) {
-      best = { secret: e.secret, expiresOn: new Date(exp), scopes: target, homeAccountId: e.home_account_id ?? '' };
+      best = {
+        secret: e.secret,
+        expiresOn: new Date(exp),
+        scopes: target,
+        homeAccountId: e.home_account_id ?? '',
+      };
     }
   }
   return best;
@@ -125,14 +141,20 @@ export function latestAccessToken(
 ): { expiresOn: Date; scopes: string[] } | undefined {
   let best: { expiresOn: Date; scopes: string[] } | undefined;
   for (const e of Object.values(cache?.AccessToken ?? {})) {
-    if (e.client_id?.toLowerCase() !== clientId.toLowerCase() || (e.home_account_id ?? '') !== homeAccountId) continue;
+    if (e.client_id?.toLowerCase() !== clientId.toLowerCase() || (e.home_account_id ?? '') !== homeAccountId)
+      continue;
     const exp = new Date(Number(e.expires_on) * 1000);
-    if (!best || exp > best.expiresOn) best = { expiresOn: exp, scopes: (e.target ?? '').split(/\s+/).filter(Boolean) };
+    if (!best || exp > best.expiresOn)
+      best = { expiresOn: exp, scopes: (e.target ?? '').split(/\s+/).filter(Boolean) };
   }
   return best;
 }
 
-export function refreshTokenOf(cache: MsalCacheJson | undefined, clientId: string, homeAccountId: string): string | undefined {
+export function refreshTokenOf(
+  cache: MsalCacheJson | undefined,
+  clientId: string,
+  homeAccountId: string,
+): string | undefined {
   for (const e of Object.values(cache?.RefreshToken ?? {})) {
     if ((e.home_account_id ?? '') !== homeAccountId || !e.secret) continue;
     // family refresh tokens (FOCI) carry a family_id and may have another client_id

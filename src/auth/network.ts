@@ -20,13 +20,18 @@ export interface NetworkOptions {
   timeoutMs?: number;
 }
 
-const DEVICE_GRANT = /(?:^|&)grant_type=(?:device_code|urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code)(?:&|$)/;
+const DEVICE_GRANT =
+  /(?:^|&)grant_type=(?:device_code|urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code)(?:&|$)/;
 
 export function createNetworkModule(opts: NetworkOptions = {}): INetworkModule {
   let intervalMs = 5000;
   let lastPoll = 0;
 
-  async function send<T>(method: 'GET' | 'POST', url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
+  async function send<T>(
+    method: 'GET' | 'POST',
+    url: string,
+    options?: NetworkRequestOptions,
+  ): Promise<NetworkResponse<T>> {
     const body = typeof options?.body === 'string' ? options.body : undefined;
     const isPoll = method === 'POST' && body !== undefined && DEVICE_GRANT.test(body);
     if (isPoll) {
@@ -50,7 +55,11 @@ export function createNetworkModule(opts: NetworkOptions = {}): INetworkModule {
           : {};
     }
     const b = parsed as Record<string, unknown>;
-    if (method === 'POST' && /\/devicecode(?:\?|$)/.test(u.pathname + u.search) && typeof b.interval === 'number') {
+    if (
+      method === 'POST' &&
+      /\/devicecode(?:\?|$)/.test(u.pathname + u.search) &&
+      typeof b.interval === 'number'
+    ) {
       intervalMs = Math.max(1, b.interval) * 1000;
       lastPoll = Date.now();
     }
@@ -85,12 +94,17 @@ function request(
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
         const out: Record<string, string> = {};
-        for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
+        for (const [k, v] of Object.entries(res.headers))
+          if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
         resolve({ status: res.statusCode ?? 0, headers: out, text: Buffer.concat(chunks).toString('utf8') });
       });
       res.on('error', reject);
     });
-    req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer from ${u.host} in ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
+    req.on('timeout', () =>
+      req.destroy(
+        Object.assign(new Error(`no answer from ${u.host} in ${timeoutMs} ms`), { code: 'ETIMEDOUT' }),
+      ),
+    );
     req.on('error', reject);
     req.end(body);
   });

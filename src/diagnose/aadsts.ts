@@ -113,7 +113,8 @@ export const AADSTS: Readonly<Record<string, CatalogueEntry>> = {
   },
   '65001': {
     message: (c) => `${app(c)} has no consent for the requested permissions`,
-    hint: (c) => `consent by signing in again: oauthmail login ${c.profile} --prompt consent (or open ${consentUrl(c)})`,
+    hint: (c) =>
+      `consent by signing in again: oauthmail login ${c.profile} --prompt consent (or open ${consentUrl(c)})`,
     exit: ExitCode.AUTH,
   },
   '65004': {
@@ -155,7 +156,8 @@ export const AADSTS: Readonly<Record<string, CatalogueEntry>> = {
     exit: ExitCode.CONFIG,
   },
   '700027': {
-    message: () => "the certificate's signed assertion was refused (unknown certificate, wrong thumbprint or expired)",
+    message: () =>
+      "the certificate's signed assertion was refused (unknown certificate, wrong thumbprint or expired)",
     hint: (c) =>
       `upload the certificate to the app registration and check the profile's certificateThumbprint; replace the key with: oauthmail profile secret ${c.profile} --certificate FILE.pem`,
     exit: ExitCode.CONFIG,
@@ -200,7 +202,8 @@ export const AADSTS: Readonly<Record<string, CatalogueEntry>> = {
   },
   '50020': {
     message: () => "the account is from another tenant and is not a guest in the profile's tenant",
-    hint: (c) => `set the profile's tenant to the account's tenant (oauthmail profile edit ${c.profile} --set tenant=...)`,
+    hint: (c) =>
+      `set the profile's tenant to the account's tenant (oauthmail profile edit ${c.profile} --set tenant=...)`,
     exit: ExitCode.CONFIG,
   },
   '50053': {
@@ -227,7 +230,8 @@ export const AADSTS: Readonly<Record<string, CatalogueEntry>> = {
   },
   '90002': {
     message: () => 'the tenant was not found',
-    hint: (c) => `check the profile's tenant (a tenant ID or a verified domain): oauthmail profile show ${c.profile}`,
+    hint: (c) =>
+      `check the profile's tenant (a tenant ID or a verified domain): oauthmail profile show ${c.profile}`,
     exit: ExitCode.CONFIG,
   },
   '50196': transient,
@@ -271,7 +275,8 @@ export const OAUTH_ERRORS: Readonly<Record<string, CatalogueEntry>> = {
   },
   unauthorized_client: {
     message: (c) => `${app(c)} is not allowed to use this sign-in flow`,
-    hint: () => 'turn on "Allow public client flows" for device code, or check the app registration platform settings',
+    hint: () =>
+      'turn on "Allow public client flows" for device code, or check the app registration platform settings',
     exit: ExitCode.CONFIG,
   },
   invalid_scope: {

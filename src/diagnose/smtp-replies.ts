@@ -19,7 +19,10 @@ export function parseReply(reply: string | undefined): { code?: number; enhanced
   return { code: Number(m[1]), ...(m[2] ? { enhanced: m[2] } : {}) };
 }
 
-export function adviseSmtpReply(reply: string | undefined, ctx: { user?: string; from?: string } = {}): ReplyAdvice {
+export function adviseSmtpReply(
+  reply: string | undefined,
+  ctx: { user?: string; from?: string } = {},
+): ReplyAdvice {
   const r = reply ?? '';
   const { code, enhanced } = parseReply(r);
   const user = ctx.user ?? 'the mailbox';
@@ -31,7 +34,10 @@ export function adviseSmtpReply(reply: string | undefined, ctx: { user?: string;
         `(or per mailbox: Set-CASMailbox -Identity ${user} -SmtpClientAuthenticationDisabled $false)`,
     };
   }
-  if (/SendAsDenied|5\.7\.60/i.test(r) || (code === 554 && enhanced === '5.2.0' && /send.?as|StoreDrv/i.test(r))) {
+  if (
+    /SendAsDenied|5\.7\.60/i.test(r) ||
+    (code === 554 && enhanced === '5.2.0' && /send.?as|StoreDrv/i.test(r))
+  ) {
     return {
       message: `the signed-in account may not send as ${ctx.from ?? 'this From address'} (SendAsDenied)`,
       hint: `send from ${user}, or have an admin grant Send As: Add-RecipientPermission -Identity ${ctx.from ?? 'FROM'} -Trustee ${user} -AccessRights SendAs`,
@@ -41,7 +47,7 @@ export function adviseSmtpReply(reply: string | undefined, ctx: { user?: string;
     return {
       message: `authentication unsuccessful for ${user} (535 5.7.3)`,
       hint:
-        'check that the profile\'s user is the mailbox the token was issued for (or one it has FullAccess to), ' +
+        "check that the profile's user is the mailbox the token was issued for (or one it has FullAccess to), " +
         `and that SMTP AUTH is enabled for it: Set-CASMailbox -Identity ${user} -SmtpClientAuthenticationDisabled $false`,
     };
   }
@@ -60,11 +66,14 @@ export function adviseSmtpReply(reply: string | undefined, ctx: { user?: string;
   if (code === 535 || code === 534 || code === 530) {
     return {
       message: `the mail server refused the sign-in for ${user} (${code}${enhanced ? ' ' + enhanced : ''})`,
-      hint: 'check the mailbox user and the token\'s scopes (oauthmail test PROFILE), or sign in again: oauthmail login PROFILE',
+      hint: "check the mailbox user and the token's scopes (oauthmail test PROFILE), or sign in again: oauthmail login PROFILE",
     };
   }
   if (code === 550 && /^5\.1\.[01]$/.test(enhanced ?? '')) {
-    return { message: 'the server does not know the recipient (550 ' + enhanced + ')', hint: 'check the address' };
+    return {
+      message: 'the server does not know the recipient (550 ' + enhanced + ')',
+      hint: 'check the address',
+    };
   }
   if (code !== undefined && code >= 400 && code < 500) {
     return {
@@ -75,8 +84,8 @@ export function adviseSmtpReply(reply: string | undefined, ctx: { user?: string;
   if (code !== undefined && code >= 500) {
     return {
       message: `the mail server refused the message (${code}${enhanced ? ' ' + enhanced : ''})`,
-      hint: 'the server\'s reply says why; retrying will not help',
+      hint: "the server's reply says why; retrying will not help",
     };
   }
-  return { message: 'the mail server refused', hint: 'run again with --verbose to see the server\'s reply' };
+  return { message: 'the mail server refused', hint: "run again with --verbose to see the server's reply" };
 }

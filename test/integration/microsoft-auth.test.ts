@@ -28,30 +28,41 @@ const transcript: string[] = [];
 /** Every token and secret seen, for the leak check. */
 const secrets = new Set<string>([DAEMON.secret, ALICE.password, MS.clients[1].secret]);
 
-function req(method: string, path: string, json?: unknown): Promise<{ status: number; json: any; text: string }> {
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+function req(
+  method: string,
+  path: string,
+  json?: unknown,
+): Promise<{ status: number; json: any; text: string }> {
   const url = new URL(path, idp.url);
   const body = json === undefined ? undefined : JSON.stringify(json);
   return new Promise((resolve, reject) => {
-    const r = https.request(url, { method, ca, headers: body ? { 'content-type': 'application/json' } : {} }, (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c.toString()));
-      res.on('end', () => {
-        let j: unknown;
-        try {
-          j = JSON.parse(text);
-        } catch {
-          j = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, json: j, text });
-      });
-    });
+    const r = https.request(
+      url,
+      { method, ca, headers: body ? { 'content-type': 'application/json' } : {} },
+      (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => {
+          let j: unknown;
+          try {
+            j = JSON.parse(text);
+          } catch {
+            j = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, json: j, text });
+        });
+      },
+    );
     r.on('error', reject);
     r.end(body);
   });
 }
-const admin = (path: string, json?: unknown) => req(json === undefined ? 'GET' : 'POST', `/_admin/${path}`, json);
+const admin = (path: string, json?: unknown) =>
+  req(json === undefined ? 'GET' : 'POST', `/_admin/${path}`, json);
 
 /** Redeem a refresh token directly at the IdP (to prove rotation: the old one must be refused). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 function redeem(refreshToken: string): Promise<{ status: number; json: any }> {
   const body = new URLSearchParams({
     grant_type: 'refresh_token',
@@ -61,11 +72,15 @@ function redeem(refreshToken: string): Promise<{ status: number; json: any }> {
   }).toString();
   const url = new URL(`/${TID}/oauth2/v2.0/token`, idp.url);
   return new Promise((resolve, reject) => {
-    const r = https.request(url, { method: 'POST', ca, headers: { 'content-type': 'application/x-www-form-urlencoded' } }, (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) }));
-    });
+    const r = https.request(
+      url,
+      { method: 'POST', ca, headers: { 'content-type': 'application/x-www-form-urlencoded' } },
+      (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) }));
+      },
+    );
     r.on('error', reject);
     r.end(body);
   });
@@ -108,11 +123,17 @@ function background(h: CliHome, args: string[], waitFor: RegExp) {
 
 async function addProfile(h: CliHome, name: string, extra: string[] = []) {
   const r = await cli(h, [
-    'profile', 'add', name,
-    '--client-id', PUBLIC,
-    '--authority', `${idp.url}/${TID}/`,
-    '--user', ALICE.upn,
-    '--storage', 'file',
+    'profile',
+    'add',
+    name,
+    '--client-id',
+    PUBLIC,
+    '--authority',
+    `${idp.url}/${TID}/`,
+    '--user',
+    ALICE.upn,
+    '--storage',
+    'file',
     ...extra,
   ]);
   expect(r.code, r.stderr).toBe(0);
@@ -121,13 +142,19 @@ async function addProfile(h: CliHome, name: string, extra: string[] = []) {
 /** Device-code sign-in, approved through the IdP admin API once the code is on stderr. */
 async function deviceLogin(h: CliHome, name: string): Promise<CliResult> {
   const bg = background(h, ['login', name, '--device'], /enter the code: (\S+)/);
-  const m = await Promise.race([bg.matched, bg.done.then((r) => Promise.reject(new Error(`login exited early: ${r.stderr}`)))]);
+  const m = await Promise.race([
+    bg.matched,
+    bg.done.then((r) => Promise.reject(new Error(`login exited early: ${r.stderr}`))),
+  ]);
   const code = m[1]!;
   expect((await admin('device', { user_code: code, action: 'approve', user: ALICE.upn })).status).toBe(200);
   return bg.done;
 }
 
-async function exportTokens(h: CliHome, name: string): Promise<{ access_token: string; refresh_token: string; expires_in: number }> {
+async function exportTokens(
+  h: CliHome,
+  name: string,
+): Promise<{ access_token: string; refresh_token: string; expires_in: number }> {
   const r = await cli(h, ['export', name, '--yes']);
   expect(r.code, r.stderr).toBe(0);
   const t = JSON.parse(r.stdout);
@@ -187,7 +214,9 @@ describe('device code, token, refresh rotation', () => {
     expect(Date.parse(jo.expiresOn)).toBeGreaterThan(Date.now());
     const s = await cli(h, ['token', 'work', '--sasl']);
     secrets.add(s.stdout.trim());
-    expect(Buffer.from(s.stdout.trim(), 'base64').toString()).toBe(`user=${ALICE.upn}\x01auth=Bearer ${token1}\x01\x01`);
+    expect(Buffer.from(s.stdout.trim(), 'base64').toString()).toBe(
+      `user=${ALICE.upn}\x01auth=Bearer ${token1}\x01\x01`,
+    );
 
     // "expired": the token has less left than --min-validity → refresh; the old refresh token dies
     const old = await exportTokens(h, 'work');
@@ -208,7 +237,12 @@ describe('device code, token, refresh rotation', () => {
 
     const st = await cli(h, ['status', 'work', '--json']);
     expect(st.code).toBe(0);
-    expect(JSON.parse(st.stdout)[0]).toMatchObject({ name: 'work', signedIn: true, account: ALICE.upn, hasRefreshToken: true });
+    expect(JSON.parse(st.stdout)[0]).toMatchObject({
+      name: 'work',
+      signedIn: true,
+      account: ALICE.upn,
+      hasRefreshToken: true,
+    });
   });
 
   it('20 concurrent token processes on an expired access token all succeed, and the stored refresh token stays valid', async () => {
@@ -221,7 +255,9 @@ describe('device code, token, refresh rotation', () => {
     expect(first.code, first.stderr).toBe(0);
     secrets.add(first.stdout.trim());
 
-    const results = await Promise.all(Array.from({ length: 20 }, () => cli(h, ['token', 'work'], { timeoutMs: 60_000 })));
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () => cli(h, ['token', 'work'], { timeoutMs: 60_000 })),
+    );
     for (const r of results) {
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout.trim()).toMatch(/^eyJ[\w-]+\.[\w-]+\.[\w-]+$/);
@@ -267,6 +303,37 @@ describe('without a person at the terminal', () => {
     expect(r.code).toBe(4);
     expect(r.stderr).toMatch(/declined/);
   });
+
+  it('slow_down makes polling slower instead of failing; an expired code exits 4', async () => {
+    const h = home();
+    await addProfile(h, 'work');
+    await admin('faults', {
+      endpoint: 'token',
+      grantType: 'urn:ietf:params:oauth:grant-type:device_code',
+      status: 400,
+      body: { error: 'slow_down', error_description: 'slow down' },
+      times: 1,
+    });
+    await admin('faults', {
+      endpoint: 'token',
+      grantType: 'device_code',
+      status: 400,
+      body: { error: 'slow_down', error_description: 'slow down' },
+      times: 1,
+    });
+    const ok = await deviceLogin(h, 'work');
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stderr).toMatch(/poll more slowly: every 6 s now/);
+    await req('DELETE', '/_admin/faults');
+
+    const bg = background(h, ['login', 'work', '--device'], /enter the code: (\S+)/);
+    const m = await bg.matched;
+    await admin('device', { user_code: m[1], action: 'expire' });
+    const r = await bg.done;
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/expired/);
+    expect(r.stderr).toMatch(/oauthmail login work --device/);
+  }, 60_000);
 
   it('a refresh token revoked at the IdP gives exit 4 and the login command', async () => {
     const h = home();
@@ -321,13 +388,21 @@ describe('client credentials (app-only)', () => {
     const h = home();
     const add = await h.run(
       [
-        'profile', 'add', 'daemon',
-        '--client-id', DAEMON.clientId,
-        '--authority', `${idp.url}/${TID}/`,
-        '--flow', 'client-credentials',
-        '--client-type', 'secret',
-        '--user', ALICE.upn,
-        '--storage', 'file',
+        'profile',
+        'add',
+        'daemon',
+        '--client-id',
+        DAEMON.clientId,
+        '--authority',
+        `${idp.url}/${TID}/`,
+        '--flow',
+        'client-credentials',
+        '--client-type',
+        'secret',
+        '--user',
+        ALICE.upn,
+        '--storage',
+        'file',
         '--client-secret-stdin',
       ],
       { input: DAEMON.secret },
@@ -352,7 +427,22 @@ describe('client credentials (app-only)', () => {
   it('a wrong secret is exit 3 with the command to store the right one', async () => {
     const h = home();
     const add = await h.run(
-      ['profile', 'add', 'daemon', '--client-id', DAEMON.clientId, '--authority', `${idp.url}/${TID}/`, '--flow', 'client-credentials', '--client-type', 'secret', '--storage', 'file', '--client-secret-stdin'],
+      [
+        'profile',
+        'add',
+        'daemon',
+        '--client-id',
+        DAEMON.clientId,
+        '--authority',
+        `${idp.url}/${TID}/`,
+        '--flow',
+        'client-credentials',
+        '--client-type',
+        'secret',
+        '--storage',
+        'file',
+        '--client-secret-stdin',
+      ],
       { input: 'wrong-secret-value-123' },
     );
     expect(add.code, add.stderr).toBe(0);
@@ -370,7 +460,12 @@ describe('browser sign-in with headless Chromium', () => {
     const browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',
       headless: true,
-      args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--no-sandbox',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     try {
       const context = await browser.newContext({ ignoreHTTPSErrors: true });
@@ -383,7 +478,11 @@ describe('browser sign-in with headless Chromium', () => {
   it('signs in through the HTML sign-in and consent pages and shows our success page', async () => {
     const h = home();
     await addProfile(h, 'work');
-    const bg = background(h, ['login', 'work', '--no-browser', '--timeout', '60'], /(https:\/\/\S+\/oauth2\/v2\.0\/authorize\?\S+)/);
+    const bg = background(
+      h,
+      ['login', 'work', '--no-browser', '--timeout', '60'],
+      /(https:\/\/\S+\/oauth2\/v2\.0\/authorize\?\S+)/,
+    );
     const url = (await bg.matched)[1]!;
     await withBrowser(async (page) => {
       await page.goto(url);
@@ -405,7 +504,11 @@ describe('browser sign-in with headless Chromium', () => {
   it('a cancelled consent shows our error page and exits 4', async () => {
     const h = home();
     await addProfile(h, 'work');
-    const bg = background(h, ['login', 'work', '--no-browser', '--timeout', '60'], /(https:\/\/\S+\/oauth2\/v2\.0\/authorize\?\S+)/);
+    const bg = background(
+      h,
+      ['login', 'work', '--no-browser', '--timeout', '60'],
+      /(https:\/\/\S+\/oauth2\/v2\.0\/authorize\?\S+)/,
+    );
     const url = (await bg.matched)[1]!;
     await withBrowser(async (page) => {
       await page.goto(url);

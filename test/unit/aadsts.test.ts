@@ -1,5 +1,12 @@
 import { describe, it, expect } from 'vitest';
-import { entraError, lookup, adminConsentUrl, consentUrl, AADSTS, aadstsCode } from '../../src/diagnose/aadsts.js';
+import {
+  entraError,
+  lookup,
+  adminConsentUrl,
+  consentUrl,
+  AADSTS,
+  aadstsCode,
+} from '../../src/diagnose/aadsts.js';
 import { AuthError, ConfigError, TransientError } from '../../src/errors/index.js';
 
 const ctx = {
@@ -9,11 +16,27 @@ const ctx = {
   redirectUri: 'http://localhost:53682/',
   scopes: ['https://outlook.office.com/SMTP.Send', 'offline_access'],
 };
-const desc = (code: number) => `AADSTS${code}: Something.\r\nTrace ID: x\r\nCorrelation ID: y\r\nTimestamp: z`;
+const desc = (code: number) =>
+  `AADSTS${code}: Something.\r\nTrace ID: x\r\nCorrelation ID: y\r\nTimestamp: z`;
 
 describe('AADSTS catalogue', () => {
   it('covers the codes issue 3 names', () => {
-    for (const c of ['50011', '65001', '90094', '90099', '700016', '7000215', '7000222', '50076', '50079', '53003', '70008', '700082', '50126', '500011']) {
+    for (const c of [
+      '50011',
+      '65001',
+      '90094',
+      '90099',
+      '700016',
+      '7000215',
+      '7000222',
+      '50076',
+      '50079',
+      '53003',
+      '70008',
+      '700082',
+      '50126',
+      '500011',
+    ]) {
       expect(AADSTS[c], c).toBeDefined();
     }
   });
@@ -34,11 +57,16 @@ describe('AADSTS catalogue', () => {
   });
 
   it('65001 gives the consent URL and a login --prompt consent, exit 4', () => {
-    const e = entraError({ error: 'invalid_grant', suberror: 'consent_required', description: desc(65001) }, ctx);
+    const e = entraError(
+      { error: 'invalid_grant', suberror: 'consent_required', description: desc(65001) },
+      ctx,
+    );
     expect(e).toBeInstanceOf(AuthError);
     expect(e.hint).toContain('oauthmail login work --prompt consent');
     expect(e.hint).toContain(consentUrl(ctx));
-    expect(consentUrl(ctx)).toMatch(/^https:\/\/login\.microsoftonline\.com\/contoso\.com\/oauth2\/v2\.0\/authorize\?.*prompt=consent/);
+    expect(consentUrl(ctx)).toMatch(
+      /^https:\/\/login\.microsoftonline\.com\/contoso\.com\/oauth2\/v2\.0\/authorize\?.*prompt=consent/,
+    );
   });
 
   it('90094/90099 give the admin-consent URL and the roles that can grant it', () => {
@@ -74,11 +102,14 @@ describe('AADSTS catalogue', () => {
   });
 
   it('MFA, Conditional Access and bad passwords are exit 4', () => {
-    for (const c of [50076, 50079, 53003, 50126]) expect(entraError({ description: desc(c) }, ctx).exitCode).toBe(4);
+    for (const c of [50076, 50079, 53003, 50126])
+      expect(entraError({ description: desc(c) }, ctx).exitCode).toBe(4);
   });
 
   it('throttling and outages are exit 6', () => {
-    expect(entraError({ error: 'temporarily_unavailable', description: desc(50196) }, ctx)).toBeInstanceOf(TransientError);
+    expect(entraError({ error: 'temporarily_unavailable', description: desc(50196) }, ctx)).toBeInstanceOf(
+      TransientError,
+    );
     expect(entraError({ error: 'server_error', description: desc(90033) }, ctx).exitCode).toBe(6);
     expect(entraError({ error: 'whatever', status: 503 }, ctx).exitCode).toBe(6);
   });

@@ -10,11 +10,16 @@ import type { Context } from '../context.js';
 export function registerExport(program: Command, ctx: Context): void {
   program
     .command('export [profile]')
-    .description('print the tokens as JSON {access_token, refresh_token, expires_in} (asks first; --yes when not a terminal)')
+    .description(
+      'print the tokens as JSON {access_token, refresh_token, expires_in} (asks first; --yes when not a terminal)',
+    )
     .option('-y, --yes', 'do not ask for confirmation')
     .action(async (nameArg: string | undefined, opts: { yes?: boolean }) => {
       const { resolveProvider } = await import('../../auth/index.js');
-      const { name, provider } = await resolveProvider(ctx, nameArg ?? (program.opts().profile as string | undefined));
+      const { name, provider } = await resolveProvider(
+        ctx,
+        nameArg ?? (program.opts().profile as string | undefined),
+      );
       if (!opts.yes) {
         if (!ctx.io.interactive) {
           throw new UsageError(`exporting the tokens of ${name} needs confirmation`, {
@@ -22,7 +27,11 @@ export function registerExport(program: Command, ctx: Context): void {
             hint: `run: oauthmail export ${name} --yes > tokens.json (the file then holds a refresh token: keep it private)`,
           });
         }
-        if (!(await ctx.io.confirm(`Print the refresh token of ${name}? Anyone with it can read and send your mail`))) {
+        if (
+          !(await ctx.io.confirm(
+            `Print the refresh token of ${name}? Anyone with it can read and send your mail`,
+          ))
+        ) {
           ctx.io.err('Nothing exported.');
           return;
         }

@@ -19,7 +19,10 @@ export function registerImport(program: Command, ctx: Context): void {
       try {
         text = opts.file === '-' ? await ctx.io.readStdin() : await fsp.readFile(opts.file, 'utf8');
       } catch (e) {
-        throw new UsageError(`cannot read ${opts.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { code: 'bad_input' });
+        throw new UsageError(
+          `cannot read ${opts.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+          { code: 'bad_input' },
+        );
       }
       let file: TokenFile;
       try {
@@ -37,9 +40,20 @@ export function registerImport(program: Command, ctx: Context): void {
       registerSecret(file.refresh_token);
       registerSecret(file.access_token);
       const { resolveProvider } = await import('../../auth/index.js');
-      const { name, provider } = await resolveProvider(ctx, nameArg ?? (program.opts().profile as string | undefined));
+      const { name, provider } = await resolveProvider(
+        ctx,
+        nameArg ?? (program.opts().profile as string | undefined),
+      );
       const t = await provider.importRefreshToken(file);
-      if (ctx.io.json) ctx.io.outJson({ profile: name, account: t.account, expiresOn: t.expiresOn?.toISOString() ?? null, scopes: t.scopes });
-      ctx.io.err(`Imported the sign-in${t.account ? ` of ${t.account}` : ''} into ${name}; the refresh token in ${opts.file} has been used and may no longer work.`);
+      if (ctx.io.json)
+        ctx.io.outJson({
+          profile: name,
+          account: t.account,
+          expiresOn: t.expiresOn?.toISOString() ?? null,
+          scopes: t.scopes,
+        });
+      ctx.io.err(
+        `Imported the sign-in${t.account ? ` of ${t.account}` : ''} into ${name}; the refresh token in ${opts.file} has been used and may no longer work.`,
+      );
     });
 }

@@ -42,7 +42,9 @@ Examples:
     .action(async (nameArg: string | undefined, opts: LoginFlags) => {
       const timeout = Number(opts.timeout);
       if (!Number.isInteger(timeout) || timeout < 1 || timeout > 3600) {
-        throw new UsageError('--timeout must be a whole number of seconds from 1 to 3600', { code: 'bad_usage' });
+        throw new UsageError('--timeout must be a whole number of seconds from 1 to 3600', {
+          code: 'bad_usage',
+        });
       }
       if (opts.prompt && !(PROMPTS as readonly string[]).includes(opts.prompt)) {
         throw new UsageError(`--prompt must be one of: ${PROMPTS.join(', ')}`, { code: 'bad_usage' });
@@ -52,7 +54,10 @@ Examples:
       }
       const { resolveProvider } = await import('../../auth/index.js');
       const { hasDisplay } = await import('../../auth/browser.js');
-      const { name, profile, provider } = await resolveProvider(ctx, nameArg ?? (program.opts().profile as string | undefined));
+      const { name, profile, provider } = await resolveProvider(
+        ctx,
+        nameArg ?? (program.opts().profile as string | undefined),
+      );
       const io = ctx.io;
 
       let method: LoginMethod;
@@ -98,7 +103,9 @@ Examples:
           : `Signed in to ${name}${t.account ? ` as ${t.account}` : ''}.`,
       );
       if (profile.user && t.account && profile.user.toLowerCase() !== t.account.toLowerCase()) {
-        io.err(`Note: the mailbox user is ${profile.user} (a shared or delegated mailbox needs permission for ${t.account}).`);
+        io.err(
+          `Note: the mailbox user is ${profile.user} (a shared or delegated mailbox needs permission for ${t.account}).`,
+        );
       }
       io.err(`Next: oauthmail token ${name}`);
     });

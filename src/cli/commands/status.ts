@@ -11,22 +11,47 @@ import type { TokenStatus } from '../../auth/types.js';
 export function registerStatus(program: Command, ctx: Context): void {
   program
     .command('status [profile]')
-    .description('show sign-in state, token expiry, scopes and storage of each profile (exit 4 if one needs sign-in)')
+    .description(
+      'show sign-in state, token expiry, scopes and storage of each profile (exit 4 if one needs sign-in)',
+    )
     .action(async (nameArg: string | undefined) => {
       const { tokenProviderFor } = await import('../../auth/index.js');
       const { resolveProfileName } = await import('../../config/store.js');
       const config = await ctx.config.load();
       const explicit = nameArg ?? (program.opts().profile as string | undefined);
-      const names = explicit ? [resolveProfileName(config, explicit, ctx.env).name] : Object.keys(config.profiles).sort();
-      const rows: Array<{ name: string; provider: string; flow: string; user: string | null; status?: TokenStatus; error?: string; fix?: string }> = [];
+      const names = explicit
+        ? [resolveProfileName(config, explicit, ctx.env).name]
+        : Object.keys(config.profiles).sort();
+      const rows: Array<{
+        name: string;
+        provider: string;
+        flow: string;
+        user: string | null;
+        status?: TokenStatus;
+        error?: string;
+        fix?: string;
+      }> = [];
       for (const name of names) {
         const p = config.profiles[name]!;
         try {
           const provider = await tokenProviderFor(ctx, name, p);
-          rows.push({ name, provider: p.provider, flow: p.flow, user: p.user ?? null, status: await provider.status() });
+          rows.push({
+            name,
+            provider: p.provider,
+            flow: p.flow,
+            user: p.user ?? null,
+            status: await provider.status(),
+          });
         } catch (e) {
           const err = e as { message?: string; hint?: string };
-          rows.push({ name, provider: p.provider, flow: p.flow, user: p.user ?? null, error: err.message ?? String(e), fix: err.hint });
+          rows.push({
+            name,
+            provider: p.provider,
+            flow: p.flow,
+            user: p.user ?? null,
+            error: err.message ?? String(e),
+            fix: err.hint,
+          });
         }
       }
       const needSignIn = rows.filter((r) => r.error || !r.status?.signedIn).map((r) => r.name);
@@ -54,12 +79,26 @@ export function registerStatus(program: Command, ctx: Context): void {
           const lines = [`${r.name} (${r.provider}, ${r.flow})`];
           const row = (k: string, v: string) => lines.push(`  ${k.padEnd(16)}${v}`);
           if (s) {
-            row('signed in', s.signedIn ? (s.account ? `yes, as ${s.account}` : r.flow === 'client-credentials' ? 'app-only (credential stored)' : 'yes') : 'no');
+            row(
+              'signed in',
+              s.signedIn
+                ? s.account
+                  ? `yes, as ${s.account}`
+                  : r.flow === 'client-credentials'
+                    ? 'app-only (credential stored)'
+                    : 'yes'
+                : 'no',
+            );
             if (r.user) row('mailbox', r.user);
             row('tokens in', `${s.location}`);
             if (s.accessTokenExpiresOn) {
               const left = Math.round((s.accessTokenExpiresOn.getTime() - Date.now()) / 60000);
-              row('access token', left > 0 ? `expires ${s.accessTokenExpiresOn.toISOString()} (in ${left} min)` : `expired ${s.accessTokenExpiresOn.toISOString()}${s.hasRefreshToken ? ' (refreshed on next use)' : ''}`);
+              row(
+                'access token',
+                left > 0
+                  ? `expires ${s.accessTokenExpiresOn.toISOString()} (in ${left} min)`
+                  : `expired ${s.accessTokenExpiresOn.toISOString()}${s.hasRefreshToken ? ' (refreshed on next use)' : ''}`,
+              );
             }
             if (s.scopes.length) row('scopes', s.scopes.join(' '));
             for (const p of s.problems) lines.push(`  ! ${p.problem}: run ${p.fix}`);
@@ -70,10 +109,13 @@ export function registerStatus(program: Command, ctx: Context): void {
         }
       }
       if (needSignIn.length) {
-        throw new AuthError(`${needSignIn.length === 1 ? `profile ${needSignIn[0]} needs` : `profiles ${needSignIn.join(', ')} need`} a sign-in`, {
-          code: 'not_signed_in',
-          hint: `run: oauthmail login ${needSignIn[0]}`,
-        });
+        throw new AuthError(
+          `${needSignIn.length === 1 ? `profile ${needSignIn[0]} needs` : `profiles ${needSignIn.join(', ')} need`} a sign-in`,
+          {
+            code: 'not_signed_in',
+            hint: `run: oauthmail login ${needSignIn[0]}`,
+          },
+        );
       }
     });
 }
