@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { startIdp, type IdpHandle } from '../support/idp/index.mjs';
 import { BIN, cliHome, type CliHome, type CliResult } from '../support/cli.js';
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- IdP JSON answers, checked by the assertions
+type Json = any;
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, '..', '..');
 const fixtures = JSON.parse(readFileSync(join(ROOT, 'test/support/fixtures.json'), 'utf8'));
@@ -28,12 +30,11 @@ const transcript: string[] = [];
 /** Every token and secret seen, for the leak check. */
 const secrets = new Set<string>([DAEMON.secret, ALICE.password, MS.clients[1].secret]);
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 function req(
   method: string,
   path: string,
   json?: unknown,
-): Promise<{ status: number; json: any; text: string }> {
+): Promise<{ status: number; json: Json; text: string }> {
   const url = new URL(path, idp.url);
   const body = json === undefined ? undefined : JSON.stringify(json);
   return new Promise((resolve, reject) => {
@@ -62,8 +63,7 @@ const admin = (path: string, json?: unknown) =>
   req(json === undefined ? 'GET' : 'POST', `/_admin/${path}`, json);
 
 /** Redeem a refresh token directly at the IdP (to prove rotation: the old one must be refused). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-function redeem(refreshToken: string): Promise<{ status: number; json: any }> {
+function redeem(refreshToken: string): Promise<{ status: number; json: Json }> {
   const body = new URLSearchParams({
     grant_type: 'refresh_token',
     client_id: PUBLIC,
