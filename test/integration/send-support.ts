@@ -1,0 +1,134 @@
+/**
+ * Helpers for the send tests: the stack's environment, JWTs minted with the stack's signing key
+ * (what the fake identity provider signs with; Dovecot validates them locally), and reading
+ * delivered mail back out of Dovecot's maildirs.
+ * (test/support/stack-env.ts may replace this once the stack lands; kept local to the send tests.)
+ */
+import { createSign } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Profile } from '../../src/config/schema.js';
+import { DEFAULT_RETRY } from '../../src/config/schema.js';
+
+export interface Stack {
+  smtpHost: string;
+  smtpPort: number;
+  smtpsPort: number;
+  pkiDir: string;
+  mailDir: string;
+  logDir: string;
+  kid: string;
+  msIssuer: string;
+  idpUrl: string;
+  postfixConf: string;
+}
+
+export function stack(): Stack {
+  const e = process.env;
+  if (e.OAUTHMAIL_STACK !== '1' || !e.SMTP_PORT || !e.STACK_PKI_DIR) {
+    throw new Error('the send integration tests need the local mail stack: run them through test/support/with-stack.sh (or source .stack/env after test/support/stack/start.sh)');
+  }
+  return {
+    smtpHost: e.SMTP_HOST ?? 'localhost',
+    smtpPort: Number(e.SMTP_PORT),
+    smtpsPort: Number(e.SMTPS_PORT),
+    pkiDir: e.STACK_PKI_DIR!,
+    mailDir: e.STACK_MAIL_DIR!,
+    logDir: e.STACK_LOG_DIR!,
+    kid: e.STACK_JWT_KID!,
+    msIssuer: e.STACK_MS_ISSUER!,
+    idpUrl: e.IDP_URL ?? '',
+    postfixConf: e.POSTFIX_CONF_DIR!,
+  };
+}
+
+/** An access token Dovecot accepts for SMTP (or refuses: wrong scope, expired). */
+export function mintJwt(s: Stack, user: string, opts: { scope?: string; lifetimeSeconds?: number } = {}): string {
+  const key = readFileSync(path.join(s.pkiDir, 'jwt-key.pem'));
+  const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const now = Math.floor(Date.now() / 1000);
+  const h = b64({ alg: 'RS256', typ: 'JWT', kid: s.kid });
+  const p = b64({
+    iss: s.msIssuer,
+    sub: `sub-${user}`,
+    email: user,
+    scope: opts.scope ?? 'SMTP.Send',
+    aud: 'https://outlook.office.com',
+    iat: now,
+    exp: now + (opts.lifetimeSeconds ?? 3600),
+    jti: Math.random().toString(36).slice(2),
+  });
+  const sig = createSign('RSA-SHA256').update(`${h}.${p}`).sign(key).toString('base64url');
+  return `${h}.${p}.${sig}`;
+}
+
+export function smtpProfile(s: Stack, user: string, extra: Partial<Profile> = {}): Profile {
+  return {
+    provider: 'microsoft',
+    clientId: '11111111-1111-4111-8111-111111111111',
+    clientType: 'public',
+    flow: 'device',
+    scopes: ['https://outlook.office.com/SMTP.Send', 'offline_access'],
+    capabilities: ['send'],
+    user,
+    smtp: { host: s.smtpHost, port: s.smtpPort, security: 'starttls' },
+    sasl: 'xoauth2',
+    retry: { ...DEFAULT_RETRY, initialDelayMs: 50, maxDelayMs: 200 },
+    storage: 'file',
+    ...extra,
+  };
+}
+
+/** Every delivered message file of a mailbox (raw RFC 5322 text). */
+export function mailbox(s: Stack, address: string): Array<{ file: string; text: string }> {
+  const [local, domain] = address.toLowerCase().split('@') as [string, string];
+  const out: Array<{ file: string; text: string }> = [];
+  for (const sub of ['new', 'cur']) {
+    const dir = path.join(s.mailDir, domain, local, sub);
+    if (!existsSync(dir)) continue;
+    for (const f of readdirSync(dir)) {
+      const file = path.join(dir, f);
+      try {
+        out.push({ file, text: readFileSync(file, 'utf8') });
+      } catch {
+        // moved between new/ and cur/ while we listed
+      }
+    }
+  }
+  return out;
+}
+
+/** Messages in a mailbox that contain `tag`; waits until `count` arrived (Postfix delivers over LMTP). */
+export async function waitForMail(s: Stack, address: string, tag: string, count: number, timeoutMs = 20_000) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const found = mailbox(s, address).filter((m) => m.text.includes(tag));
+    if (found.length >= count || Date.now() > end) return found;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * A Postfix sender restriction for one address: mail from tempfail@ gets 451 at RCPT time,
+ * permfail@ gets 554. Idempotent; other senders are untouched.
+ */
+export function installSenderFaults(s: Stack): void {
+  const map = path.join(s.postfixConf, 'oauthmail-sender-faults');
+  writeFileSync(map, 'tempfail@contoso.test 451 4.3.0 oauthmail test: try again later\npermfail@contoso.test 554 5.7.1 oauthmail test: not allowed\n');
+  const want = `check_sender_access texthash:${map}`;
+  const cur = execFileSync('postconf', ['-c', s.postfixConf, '-h', 'smtpd_sender_restrictions'], { encoding: 'utf8' }).trim();
+  if (cur !== want) {
+    execFileSync('postconf', ['-c', s.postfixConf, '-e', `smtpd_sender_restrictions=${want}`]);
+    execFileSync('postfix', ['-c', s.postfixConf, 'reload'], { stdio: 'ignore' });
+  }
+}
+
+/** Lines of Postfix's log (AUTH attempts are logged as "sasl_method=XOAUTH2" or "authentication failed"). */
+export function postfixLog(s: Stack): string {
+  try {
+    return readFileSync(path.join(s.logDir, 'postfix.log'), 'utf8');
+  } catch {
+    return '';
+  }
+}
