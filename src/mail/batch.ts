@@ -225,14 +225,30 @@ export async function runBatch(sender: Sender, profile: Partial<Profile>, opts: 
   };
 
   const fh = await fsp.open(resultsFile, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND, 0o600);
-  let chain: Promise<void> = Promise.resolve();
-  const record = (obj: object, sync: boolean) => {
-    chain = chain.then(async () => {
-      await fh.write(JSON.stringify(obj) + '\n');
-      if (sync) await fh.datasync();
-    });
-    return chain;
+  // Group commit: results that arrive while a write+fsync is running go out together in the
+  // next one, so the window between the server's 250 and a durable record stays one fsync long.
+  let pending: Array<{ line: string; sync: boolean; done: () => void; fail: (e: unknown) => void }> = [];
+  let flushing: Promise<void> | undefined;
+  const flush = async (): Promise<void> => {
+    while (pending.length) {
+      const batch = pending;
+      pending = [];
+      try {
+        await fh.write(batch.map((b) => b.line).join(''));
+        if (batch.some((b) => b.sync)) await fh.datasync();
+        for (const b of batch) b.done();
+      } catch (e) {
+        for (const b of batch) b.fail(e);
+      }
+    }
+    flushing = undefined;
   };
+  const record = (obj: object, sync: boolean) =>
+    new Promise<void>((done, fail) => {
+      pending.push({ line: JSON.stringify(obj) + '\n', sync, done, fail });
+      flushing ??= flush();
+    });
+  let chain: Promise<void> = Promise.resolve();
 
   let next = 0;
   let fatal: unknown;
@@ -265,7 +281,8 @@ export async function runBatch(sender: Sender, profile: Partial<Profile>, opts: 
   try {
     await Promise.all(Array.from({ length: Math.max(1, opts.concurrency ?? 1) }, worker));
   } finally {
-    await chain.catch(() => undefined);
+    await chain;
+    await (flushing ?? Promise.resolve()).catch(() => undefined);
     await fh.close();
   }
   summary.notAttempted = todo.length - next;

@@ -219,6 +219,8 @@ export async function buildMessage(opts: MessageOptions, profile: Partial<Profil
 export async function renderMessage(built: BuiltMessage): Promise<Buffer> {
   const { default: nodemailer } = await import('nodemailer');
   const t = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
-  const info = await t.sendMail({ ...built.mail, envelope: built.envelope });
+  // the stream transport keeps Bcc in the output; the real send never writes it (RFC 5322 §3.6.3)
+  const { bcc: _bcc, ...mail } = built.mail;
+  const info = await t.sendMail({ ...mail, envelope: built.envelope });
   return info.message as Buffer;
 }

@@ -215,9 +215,12 @@ export function prepareSendmail(args: SendmailArgs, input: string, defaults: { u
   // Office 365 and Gmail refuse that (SendAsDenied), so such a From becomes the profile's sender.
   const fromIdx = kept.findIndex((h) => h.name.toLowerCase() === 'from');
   if (fromIdx >= 0) {
-    const parsed = addressparser(headerValue(kept[fromIdx]!.raw), { flatten: true });
+    const value = headerValue(kept[fromIdx]!.raw);
+    const parsed = addressparser(value, { flatten: true });
     if (!parsed.length || !parsed.every((a) => isEmail((a.address || '').trim()))) {
-      const name = (parsed[0]?.name || args.fullName || '').replace(/["\\\r\n]/g, '');
+      // "root (Cron Daemon)": the comment is the display name (RFC 5322 §3.4 obsolete form)
+      const comment = /\(([^()]*)\)\s*$/.exec(value)?.[1];
+      const name = (args.fullName || comment || parsed[0]?.name || '').replace(/["\\\r\n]/g, '');
       kept.splice(fromIdx, 1);
       const addr = args.from && args.from !== '<>' ? args.from : envAddr;
       add.push(`From: ${name ? `"${name}" <${addr}>` : addr}`);

@@ -116,11 +116,23 @@ export async function waitForMail(s: Stack, address: string, tag: string, count:
 export function installSenderFaults(s: Stack): void {
   const map = path.join(s.postfixConf, 'oauthmail-sender-faults');
   writeFileSync(map, 'tempfail@contoso.test 451 4.3.0 oauthmail test: try again later\npermfail@contoso.test 554 5.7.1 oauthmail test: not allowed\n');
-  const want = `check_sender_access texthash:${map}`;
-  const cur = execFileSync('postconf', ['-c', s.postfixConf, '-h', 'smtpd_sender_restrictions'], { encoding: 'utf8' }).trim();
-  if (cur !== want) {
-    execFileSync('postconf', ['-c', s.postfixConf, '-e', `smtpd_sender_restrictions=${want}`]);
+  const want: Record<string, string> = {
+    smtpd_sender_restrictions: `check_sender_access texthash:${map}`,
+    // An XOAUTH2 initial response with a real Entra-sized token is over 2 KB of base64; Postfix's
+    // default line_length_limit (2048) cuts it ("Invalid base64 data in initial response").
+    line_length_limit: '16384',
+  };
+  let changed = false;
+  for (const [k, v] of Object.entries(want)) {
+    const cur = execFileSync('postconf', ['-c', s.postfixConf, '-h', k], { encoding: 'utf8' }).trim();
+    if (cur !== v) {
+      execFileSync('postconf', ['-c', s.postfixConf, '-e', `${k}=${v}`]);
+      changed = true;
+    }
+  }
+  if (changed) {
     execFileSync('postfix', ['-c', s.postfixConf, 'reload'], { stdio: 'ignore' });
+    execFileSync('sleep', ['0.5']);
   }
 }
 
