@@ -185,7 +185,11 @@ export function prepareSendmail(args: SendmailArgs, input: string, defaults: { u
         const v = headerValue(h.raw);
         const parsed = addressparser(v, { flatten: true });
         for (const a of parsed) {
-          if (!a.address) continue; // an empty group "undisclosed-recipients:;"
+          if (!a.address) {
+            // an empty group ("undisclosed-recipients:;") flattens to nothing; a bare word is an error
+            if (a.name) throw dataErr(`${h.name}: ${JSON.stringify(a.name)} is not an email address`);
+            continue;
+          }
           recipients.push(a.address.trim());
         }
       }
