@@ -17,7 +17,9 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = path.join(ROOT, 'bin', 'oauthmail.js');
 const env = process.env;
 if (env.OAUTHMAIL_STACK !== '1' || !env.SMTP_PORT || !env.IDP_URL) {
-  console.error('bench/send.mjs needs the local mail stack: source .stack/env (test/support/stack/start.sh) first');
+  console.error(
+    'bench/send.mjs needs the local mail stack: source .stack/env (test/support/stack/start.sh) first',
+  );
   process.exit(2);
 }
 const N = Number(process.env.BENCH_N ?? 1000);
@@ -28,17 +30,29 @@ const TID = fixtures.microsoft.tenantId;
 const CLIENT = fixtures.microsoft.clients[0].clientId;
 const USER = 'alice@contoso.test';
 const dir = mkdtempSync(path.join(os.tmpdir(), 'oauthmail-bench-'));
-const cliEnv = { ...env, OAUTHMAIL_CONFIG_DIR: path.join(dir, 'config'), OAUTHMAIL_DATA_DIR: path.join(dir, 'data'), OAUTHMAIL_PROFILE: '', NO_COLOR: '1', DISPLAY: '', BROWSER: '' };
+const cliEnv = {
+  ...env,
+  OAUTHMAIL_CONFIG_DIR: path.join(dir, 'config'),
+  OAUTHMAIL_DATA_DIR: path.join(dir, 'data'),
+  OAUTHMAIL_PROFILE: '',
+  NO_COLOR: '1',
+  DISPLAY: '',
+  BROWSER: '',
+};
 
 function admin(p, json) {
   const url = new URL(`/_admin/${p}`, env.IDP_URL);
   const body = json === undefined ? undefined : JSON.stringify(json);
   return new Promise((resolve, reject) => {
-    const r = https.request(url, { method: body ? 'POST' : 'GET', headers: body ? { 'content-type': 'application/json' } : {} }, (res) => {
-      let t = '';
-      res.on('data', (c) => (t += c));
-      res.on('end', () => resolve({ status: res.statusCode, json: t ? JSON.parse(t) : undefined }));
-    });
+    const r = https.request(
+      url,
+      { method: body ? 'POST' : 'GET', headers: body ? { 'content-type': 'application/json' } : {} },
+      (res) => {
+        let t = '';
+        res.on('data', (c) => (t += c));
+        res.on('end', () => resolve({ status: res.statusCode, json: t ? JSON.parse(t) : undefined }));
+      },
+    );
     r.on('error', reject);
     r.end(body);
   });
@@ -59,13 +73,39 @@ function run(cmd, args, input = '') {
 }
 
 async function signIn() {
-  let r = await run(process.execPath, [BIN, 'profile', 'add', 'bench', '--client-id', CLIENT, '--authority', `${env.IDP_URL}/${TID}/`, '--user', USER, '--smtp', `${env.SMTP_HOST}:${env.SMTP_PORT}`, '--smtp-security', 'starttls', '--storage', 'file']);
+  let r = await run(process.execPath, [
+    BIN,
+    'profile',
+    'add',
+    'bench',
+    '--client-id',
+    CLIENT,
+    '--authority',
+    `${env.IDP_URL}/${TID}/`,
+    '--user',
+    USER,
+    '--smtp',
+    `${env.SMTP_HOST}:${env.SMTP_PORT}`,
+    '--smtp-security',
+    'starttls',
+    '--storage',
+    'file',
+  ]);
   if (r.code !== 0) throw new Error(r.err);
   await admin('config', { deviceCodeInterval: 1 });
-  const child = spawn(process.execPath, [BIN, 'login', 'bench', '--device'], { env: cliEnv, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'login', 'bench', '--device'], {
+    env: cliEnv,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   child.stdin.end();
   let err = '';
-  const code = await new Promise((resolve) => child.stderr.on('data', (d) => { err += d; const m = /enter the code:? (\S+)/i.exec(err); if (m) resolve(m[1]); }));
+  const code = await new Promise((resolve) =>
+    child.stderr.on('data', (d) => {
+      err += d;
+      const m = /enter the code:? (\S+)/i.exec(err);
+      if (m) resolve(m[1]);
+    }),
+  );
   await admin('device', { user_code: code, action: 'approve', user: USER });
   await new Promise((r2) => child.on('close', r2));
   r = await run(process.execPath, [BIN, 'token', 'bench']);
@@ -98,11 +138,27 @@ const batchFile = path.join(dir, 'batch.jsonl');
 const batchRuns = { plain: [], cli: [] };
 for (let k = 0; k < 2; k++) {
   const tag = `bench${Date.now()}`;
-  writeFileSync(batchFile, Array.from({ length: N }, (_, i) => JSON.stringify({ to: 'bob@contoso.test', subject: `${tag} #${i + 1}`, name: `n${i + 1}` })).join('\n') + '\n');
+  writeFileSync(
+    batchFile,
+    Array.from({ length: N }, (_, i) =>
+      JSON.stringify({ to: 'bob@contoso.test', subject: `${tag} #${i + 1}`, name: `n${i + 1}` }),
+    ).join('\n') + '\n',
+  );
   spawnSync('rm', ['-f', `${batchFile}.results.jsonl`]);
   const p = await run(process.execPath, [plainFile, String(N), String(CONNS), tag + 'p']);
   if (p.code !== 0) throw new Error(`plain batch failed: ${p.err}`);
-  const c = await run(process.execPath, [BIN, '-p', 'bench', 'send', '--batch', batchFile, '--connections', String(CONNS), '--body', 'Hello {{name}}']);
+  const c = await run(process.execPath, [
+    BIN,
+    '-p',
+    'bench',
+    'send',
+    '--batch',
+    batchFile,
+    '--connections',
+    String(CONNS),
+    '--body',
+    'Hello {{name}}',
+  ]);
   if (c.code !== 0) throw new Error(`oauthmail batch failed (${c.code}): ${c.err.slice(-500)}`);
   batchRuns.plain.push(p.ms);
   batchRuns.cli.push(c.ms);
@@ -115,7 +171,18 @@ const single = { plain: [], cli: [] };
 for (let k = 0; k < REPEAT; k++) {
   const p = await run(process.execPath, [plainFile, '1', '1', `single${k}`]);
   if (p.code !== 0) throw new Error(`plain single failed: ${p.err}`);
-  const c = await run(process.execPath, [BIN, '-p', 'bench', 'send', '--to', 'bob@contoso.test', '-s', `single ${k}`, '--body', 'Hello']);
+  const c = await run(process.execPath, [
+    BIN,
+    '-p',
+    'bench',
+    'send',
+    '--to',
+    'bob@contoso.test',
+    '-s',
+    `single ${k}`,
+    '--body',
+    'Hello',
+  ]);
   if (c.code !== 0) throw new Error(`oauthmail send failed: ${c.err}`);
   single.plain.push(p.ms);
   single.cli.push(c.ms);
@@ -123,8 +190,34 @@ for (let k = 0; k < REPEAT; k++) {
 
 const batchRatio = cliRate / plainRate;
 const singleRatio = median(single.cli) / median(single.plain);
-console.log(JSON.stringify({ bench: 'send-batch', messages: N, connections: CONNS, plainMsPerRun: batchRuns.plain.map(Math.round), cliMsPerRun: batchRuns.cli.map(Math.round), plainPerSec: +plainRate.toFixed(1), cliPerSec: +cliRate.toFixed(1), ratio: +batchRatio.toFixed(3), want: '>= 0.9' }));
-console.log(JSON.stringify({ bench: 'send-single', plainMs: single.plain.map(Math.round), cliMs: single.cli.map(Math.round), plainMedianMs: Math.round(median(single.plain)), cliMedianMs: Math.round(median(single.cli)), ratio: +singleRatio.toFixed(3), want: '<= 1.5' }));
-console.error(`send batch: oauthmail ${cliRate.toFixed(0)}/s vs plain nodemailer ${plainRate.toFixed(0)}/s → ratio ${batchRatio.toFixed(2)} (want ≥ 0.9)`);
-console.error(`send single: oauthmail ${median(single.cli).toFixed(0)} ms vs plain nodemailer ${median(single.plain).toFixed(0)} ms → ratio ${singleRatio.toFixed(2)} (want ≤ 1.5)`);
+console.log(
+  JSON.stringify({
+    bench: 'send-batch',
+    messages: N,
+    connections: CONNS,
+    plainMsPerRun: batchRuns.plain.map(Math.round),
+    cliMsPerRun: batchRuns.cli.map(Math.round),
+    plainPerSec: +plainRate.toFixed(1),
+    cliPerSec: +cliRate.toFixed(1),
+    ratio: +batchRatio.toFixed(3),
+    want: '>= 0.9',
+  }),
+);
+console.log(
+  JSON.stringify({
+    bench: 'send-single',
+    plainMs: single.plain.map(Math.round),
+    cliMs: single.cli.map(Math.round),
+    plainMedianMs: Math.round(median(single.plain)),
+    cliMedianMs: Math.round(median(single.cli)),
+    ratio: +singleRatio.toFixed(3),
+    want: '<= 1.5',
+  }),
+);
+console.error(
+  `send batch: oauthmail ${cliRate.toFixed(0)}/s vs plain nodemailer ${plainRate.toFixed(0)}/s → ratio ${batchRatio.toFixed(2)} (want ≥ 0.9)`,
+);
+console.error(
+  `send single: oauthmail ${median(single.cli).toFixed(0)} ms vs plain nodemailer ${median(single.plain).toFixed(0)} ms → ratio ${singleRatio.toFixed(2)} (want ≤ 1.5)`,
+);
 process.exitCode = batchRatio >= 0.9 && singleRatio <= 1.5 ? 0 : 1;

@@ -18,7 +18,15 @@ import { createHash } from 'node:crypto';
 import { promises as fsp, constants } from 'node:fs';
 import path from 'node:path';
 import type { Profile } from '../config/schema.js';
-import { MailServerError, OauthmailError, TransientError, UsageError, isOauthmailError, AuthError, ConfigError } from '../errors/index.js';
+import {
+  MailServerError,
+  OauthmailError,
+  TransientError,
+  UsageError,
+  isOauthmailError,
+  AuthError,
+  ConfigError,
+} from '../errors/index.js';
 import { buildMessage, type MessageOptions, type Priority, type BuiltMessage } from './message.js';
 import type { SendResult } from './smtp.js';
 
@@ -90,11 +98,18 @@ const list = (v: unknown, what: string, line: number): string[] | undefined => {
   if (v === undefined || v === null) return undefined;
   if (typeof v === 'string') return [v];
   if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
-  throw new UsageError(`line ${line}: "${what}" must be a string or a list of strings`, { code: 'bad_batch_line' });
+  throw new UsageError(`line ${line}: "${what}" must be a string or a list of strings`, {
+    code: 'bad_batch_line',
+  });
 };
 
 /** Turn one JSON line into message options (exported for unit tests). */
-export function lineToOptions(raw: string, lineNo: number, tpl: BatchTemplate = {}, baseDir = '.'): MessageOptions {
+export function lineToOptions(
+  raw: string,
+  lineNo: number,
+  tpl: BatchTemplate = {},
+  baseDir = '.',
+): MessageOptions {
   let o: Record<string, unknown>;
   try {
     o = JSON.parse(raw) as Record<string, unknown>;
@@ -108,17 +123,29 @@ export function lineToOptions(raw: string, lineNo: number, tpl: BatchTemplate = 
   const str = (k: string): string | undefined => {
     const v = o[k];
     if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'string') throw new UsageError(`line ${lineNo}: "${k}" must be a string`, { code: 'bad_batch_line' });
+    if (typeof v !== 'string')
+      throw new UsageError(`line ${lineNo}: "${k}" must be a string`, { code: 'bad_batch_line' });
     return v;
   };
   let headers: string[] | undefined;
   if (Array.isArray(o.headers)) headers = list(o.headers, 'headers', lineNo);
-  else if (o.headers && typeof o.headers === 'object') headers = Object.entries(o.headers).map(([k, v]) => `${k}: ${String(v)}`);
+  else if (o.headers && typeof o.headers === 'object')
+    headers = Object.entries(o.headers).map(([k, v]) => `${k}: ${String(v)}`);
   const attachments: MessageOptions['attachments'] = [];
-  for (const a of (Array.isArray(o.attachments) ? o.attachments : o.attachments ? [o.attachments] : []) as unknown[]) {
+  for (const a of (Array.isArray(o.attachments)
+    ? o.attachments
+    : o.attachments
+      ? [o.attachments]
+      : []) as unknown[]) {
     if (typeof a === 'string') attachments.push(path.resolve(baseDir, a));
     else if (a && typeof a === 'object' && typeof (a as { filename?: unknown }).filename === 'string') {
-      const x = a as { filename: string; content?: string; path?: string; encoding?: string; contentType?: string };
+      const x = a as {
+        filename: string;
+        content?: string;
+        path?: string;
+        encoding?: string;
+        contentType?: string;
+      };
       if (x.path) attachments.push(path.resolve(baseDir, x.path));
       else
         attachments.push({
@@ -126,7 +153,10 @@ export function lineToOptions(raw: string, lineNo: number, tpl: BatchTemplate = 
           content: x.encoding === 'base64' ? Buffer.from(x.content ?? '', 'base64') : (x.content ?? ''),
           ...(x.contentType ? { contentType: x.contentType } : {}),
         });
-    } else throw new UsageError(`line ${lineNo}: each attachment must be a path or {filename, content}`, { code: 'bad_batch_line' });
+    } else
+      throw new UsageError(`line ${lineNo}: each attachment must be a path or {filename, content}`, {
+        code: 'bad_batch_line',
+      });
   }
   const to = list(o.to, 'to', lineNo);
   const priority = str('priority') ?? tpl.priority;
@@ -182,10 +212,18 @@ function errorInfo(e: unknown): { code: string; message: string; exitCode: numbe
 
 /** Errors after which no other line can succeed either: stop instead of failing 1,000 times. */
 function isFatal(e: unknown): boolean {
-  return e instanceof AuthError || e instanceof ConfigError || (e instanceof MailServerError && e.code === 'smtp_auth_refused');
+  return (
+    e instanceof AuthError ||
+    e instanceof ConfigError ||
+    (e instanceof MailServerError && e.code === 'smtp_auth_refused')
+  );
 }
 
-export async function runBatch(sender: Sender, profile: Partial<Profile>, opts: BatchOptions): Promise<BatchSummary> {
+export async function runBatch(
+  sender: Sender,
+  profile: Partial<Profile>,
+  opts: BatchOptions,
+): Promise<BatchSummary> {
   const started = Date.now();
   let input: string;
   try {
@@ -194,7 +232,10 @@ export async function runBatch(sender: Sender, profile: Partial<Profile>, opts: 
     throw new UsageError(`--batch ${opts.file}: cannot read it`, { code: 'bad_batch_file', cause: e });
   }
   const baseDir = path.dirname(path.resolve(opts.file));
-  const lines = input.split('\n').map((t, i) => ({ no: i + 1, text: t.replace(/\r$/, '') })).filter((l) => l.text.trim() !== '');
+  const lines = input
+    .split('\n')
+    .map((t, i) => ({ no: i + 1, text: t.replace(/\r$/, '') }))
+    .filter((l) => l.text.trim() !== '');
   const resultsFile = resultsFileFor(opts.file);
   const done = await readDone(resultsFile);
   if (done.size && !opts.resume) {
@@ -206,10 +247,13 @@ export async function runBatch(sender: Sender, profile: Partial<Profile>, opts: 
   for (const [no, hash] of done) {
     const l = lines.find((x) => x.no === no);
     if (l && hash && lineHash(l.text) !== hash) {
-      throw new UsageError(`${opts.file} changed since it was sent: line ${no} is not the line that was sent`, {
-        code: 'batch_file_changed',
-        hint: `restore the file, or move ${resultsFile} away to start over`,
-      });
+      throw new UsageError(
+        `${opts.file} changed since it was sent: line ${no} is not the line that was sent`,
+        {
+          code: 'batch_file_changed',
+          hint: `restore the file, or move ${resultsFile} away to start over`,
+        },
+      );
     }
   }
   const todo = lines.filter((l) => !done.has(l.no));
@@ -248,7 +292,6 @@ export async function runBatch(sender: Sender, profile: Partial<Profile>, opts: 
       pending.push({ line: JSON.stringify(obj) + '\n', sync, done, fail });
       flushing ??= flush();
     });
-  let chain: Promise<void> = Promise.resolve();
 
   let next = 0;
   let fatal: unknown;
@@ -265,23 +308,47 @@ export async function runBatch(sender: Sender, profile: Partial<Profile>, opts: 
         built.mail.messageId = `<batch.${hash}.${l.no}@${domain}>`;
         const r = await sender.send(built);
         // the server has accepted it: record before anything else, so --resume never resends it
-        await record({ line: l.no, status: 'sent', hash, messageId: r.messageId, response: r.response, at: new Date().toISOString() }, true);
+        await record(
+          {
+            line: l.no,
+            status: 'sent',
+            hash,
+            messageId: r.messageId,
+            response: r.response,
+            at: new Date().toISOString(),
+          },
+          true,
+        );
         summary.sent++;
-        opts.onResult?.({ line: l.no, status: 'sent', to: r.envelope.to, messageId: r.messageId, response: r.response });
+        opts.onResult?.({
+          line: l.no,
+          status: 'sent',
+          to: r.envelope.to,
+          messageId: r.messageId,
+          response: r.response,
+        });
       } catch (e) {
         summary.failed++;
         const err = errorInfo(e);
         await record({ line: l.no, status: 'failed', hash, error: err, at: new Date().toISOString() }, false);
-        opts.onResult?.({ line: l.no, status: 'failed', ...(built ? { to: built.envelope.to } : {}), error: err });
+        opts.onResult?.({
+          line: l.no,
+          status: 'failed',
+          ...(built ? { to: built.envelope.to } : {}),
+          error: err,
+        });
         if (isFatal(e)) fatal = e;
       }
-      opts.onProgress?.({ done: summary.skipped + summary.sent + summary.failed, total: summary.total, failed: summary.failed });
+      opts.onProgress?.({
+        done: summary.skipped + summary.sent + summary.failed,
+        total: summary.total,
+        failed: summary.failed,
+      });
     }
   };
   try {
     await Promise.all(Array.from({ length: Math.max(1, opts.concurrency ?? 1) }, worker));
   } finally {
-    await chain;
     await (flushing ?? Promise.resolve()).catch(() => undefined);
     await fh.close();
   }
@@ -293,19 +360,26 @@ export async function runBatch(sender: Sender, profile: Partial<Profile>, opts: 
 }
 
 /** The error that sets the exit code of a batch that did not fully succeed (undefined: all sent). */
-export function batchOutcome(s: BatchSummary & { fatal?: unknown }, failures: Array<{ exitCode: number }>): OauthmailError | undefined {
+export function batchOutcome(
+  s: BatchSummary & { fatal?: unknown },
+  failures: Array<{ exitCode: number }>,
+): OauthmailError | undefined {
   const hint = `rerun with --resume to send only what is missing (results: ${s.resultsFile})`;
   if (s.fatal) {
     const f = s.fatal as OauthmailError;
     return Object.assign(f, { hint: `${f.hint ? f.hint + '; then ' : ''}${hint}` });
   }
   if (s.interrupted) {
-    return new TransientError(`interrupted: ${s.notAttempted} line(s) not sent`, { code: 'batch_interrupted', hint });
+    return new TransientError(`interrupted: ${s.notAttempted} line(s) not sent`, {
+      code: 'batch_interrupted',
+      hint,
+    });
   }
   if (s.failed === 0) return undefined;
   const msg = `${s.failed} of ${s.total} message(s) failed`;
   if (failures.some((f) => f.exitCode === 5)) return new MailServerError(msg, { code: 'batch_failed', hint });
   if (failures.some((f) => f.exitCode === 6)) return new TransientError(msg, { code: 'batch_failed', hint });
-  if (failures.every((f) => f.exitCode === 2)) return new UsageError(msg, { code: 'batch_failed', hint: 'fix the lines named above, then ' + hint });
+  if (failures.every((f) => f.exitCode === 2))
+    return new UsageError(msg, { code: 'batch_failed', hint: 'fix the lines named above, then ' + hint });
   return new MailServerError(msg, { code: 'batch_failed', hint });
 }

@@ -88,10 +88,13 @@ export function parseAddressList(what: string, value: string): ParsedAddress[] {
   for (const a of parsed) {
     const address = (a.address || '').trim();
     if (!isEmail(address)) {
-      throw new UsageError(`${what}: ${JSON.stringify(a.address || a.name || value)} is not an email address`, {
-        code: 'bad_address',
-        hint: 'use name@example.com or "Name <name@example.com>"',
-      });
+      throw new UsageError(
+        `${what}: ${JSON.stringify(a.address || a.name || value)} is not an email address`,
+        {
+          code: 'bad_address',
+          hint: 'use name@example.com or "Name <name@example.com>"',
+        },
+      );
     }
     out.push({ name: a.name || '', address });
   }
@@ -106,14 +109,18 @@ export function parseAddressList(what: string, value: string): ParsedAddress[] {
 
 function one(what: string, value: string): ParsedAddress {
   const list = parseAddressList(what, value);
-  if (list.length !== 1) throw new UsageError(`${what} takes one address (got ${list.length})`, { code: 'bad_address' });
+  if (list.length !== 1)
+    throw new UsageError(`${what} takes one address (got ${list.length})`, { code: 'bad_address' });
   return list[0]!;
 }
 
 const toNm = (a: ParsedAddress) => (a.name ? { name: a.name, address: a.address } : a.address);
 
 function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  return s.replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!,
+  );
 }
 
 /** Parse "Name: value" extra headers; refuse line breaks, bad names and headers that have a flag. */
@@ -130,7 +137,9 @@ export function parseHeaders(headers: string[] = []): Array<{ key: string; value
     }
     const flag = RESERVED.get(key.toLowerCase());
     if (flag !== undefined) {
-      throw new UsageError(`--header cannot set ${key}${flag ? `; use ${flag}` : ''}`, { code: 'bad_header' });
+      throw new UsageError(`--header cannot set ${key}${flag ? `; use ${flag}` : ''}`, {
+        code: 'bad_header',
+      });
     }
     return { key, value: h.slice(i + 1).trim() };
   });
@@ -140,10 +149,13 @@ export function parseHeaders(headers: string[] = []): Array<{ key: string; value
  * Check and assemble a message. Throws UsageError (exit 2) for bad input and ConfigError (exit 3)
  * when there is no sender at all. Reads nothing from the network; attachment files must exist.
  */
-export async function buildMessage(opts: MessageOptions, profile: Partial<Profile> = {}): Promise<BuiltMessage> {
+export async function buildMessage(
+  opts: MessageOptions,
+  profile: Partial<Profile> = {},
+): Promise<BuiltMessage> {
   const fromStr = opts.from ?? profile.from ?? profile.user;
   if (!fromStr) {
-    throw new ConfigError('no sender: give --from or set the profile\'s from or user', {
+    throw new ConfigError("no sender: give --from or set the profile's from or user", {
       code: 'no_from',
       hint: 'oauthmail profile edit NAME --set from=you@example.com',
     });
@@ -167,7 +179,8 @@ export async function buildMessage(opts: MessageOptions, profile: Partial<Profil
   const sig = opts.signature !== false ? profile.signature : undefined;
   if (sig) {
     // RFC 3676 §4.3: the signature separator is "-- " on a line of its own
-    if (text !== undefined || html === undefined) text = `${(text ?? '').replace(/\s+$/, '')}\n\n-- \n${sig}\n`;
+    if (text !== undefined || html === undefined)
+      text = `${(text ?? '').replace(/\s+$/, '')}\n\n-- \n${sig}\n`;
     if (html !== undefined) {
       const block = `<div class="signature">-- <br>${escapeHtml(sig).replace(/\r?\n/g, '<br>')}</div>`;
       html = /<\/body>/i.test(html) ? html.replace(/<\/body>/i, `${block}</body>`) : html + block;
@@ -181,15 +194,22 @@ export async function buildMessage(opts: MessageOptions, profile: Partial<Profil
         const st = await fsp.stat(a);
         if (!st.isFile()) throw Object.assign(new Error('not a file'), { code: 'EISDIR' });
       } catch (e) {
-        throw new UsageError(`--attach ${a}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : 'not a readable file'}`, {
-          code: 'bad_attachment',
-          cause: e,
-        });
+        throw new UsageError(
+          `--attach ${a}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : 'not a readable file'}`,
+          {
+            code: 'bad_attachment',
+            cause: e,
+          },
+        );
       }
       attachments.push({ filename: path.basename(a), path: path.resolve(a) });
     } else {
       noLineBreaks('attachment file name', a.filename);
-      attachments.push({ filename: a.filename, content: a.content, ...(a.contentType ? { contentType: a.contentType } : {}) });
+      attachments.push({
+        filename: a.filename,
+        content: a.content,
+        ...(a.contentType ? { contentType: a.contentType } : {}),
+      });
     }
   }
 
@@ -210,7 +230,10 @@ export async function buildMessage(opts: MessageOptions, profile: Partial<Profil
   const rcpt = [...to, ...cc, ...bcc].map((a) => a.address);
   return {
     mail,
-    envelope: { from: from.address, to: [...new Set(rcpt.map((r) => r.toLowerCase()))].map((l) => rcpt.find((r) => r.toLowerCase() === l)!) },
+    envelope: {
+      from: from.address,
+      to: [...new Set(rcpt.map((r) => r.toLowerCase()))].map((l) => rcpt.find((r) => r.toLowerCase() === l)!),
+    },
     bcc: bcc.map((a) => a.address),
   };
 }

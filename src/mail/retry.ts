@@ -8,12 +8,20 @@
  * Connection resets, refusals and timeouts are temporary too.
  */
 import type { RetryPolicy } from '../config/schema.js';
-import { AuthError, ConfigError, MailServerError, OauthmailError, TransientError, isOauthmailError } from '../errors/index.js';
+import {
+  AuthError,
+  ConfigError,
+  MailServerError,
+  OauthmailError,
+  TransientError,
+  isOauthmailError,
+} from '../errors/index.js';
 import { adviseSmtpReply } from '../diagnose/smtp-replies.js';
 
 /** The 4xx replies retried by default (mode "status" with no list of its own). */
 export const DEFAULT_RETRY_STATUS = [421, 432, 450, 451, 452];
-const NETWORK_CODES = /\b(ECONNRESET|ETIMEDOUT|ECONNREFUSED|EPIPE|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|ECONNABORTED)\b/;
+const NETWORK_CODES =
+  /\b(ECONNRESET|ETIMEDOUT|ECONNREFUSED|EPIPE|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|ECONNABORTED)\b/;
 
 /** The shape of a nodemailer error (only the fields we read). */
 export interface SmtpErrorLike {
@@ -41,9 +49,19 @@ export function classify(err: unknown): { kind: FailureKind; status?: number } {
     if (status >= 500) return { kind: 'permanent', status };
   }
   const text = `${e.code ?? ''} ${String(e.errno ?? '')} ${e.message ?? ''}`;
-  if (e.code === 'ETLS' || /certificate|self[- ]signed|unable to verify|UNABLE_TO|CERT_|ERR_TLS_CERT/i.test(text)) return { kind: 'tls' };
+  if (
+    e.code === 'ETLS' ||
+    /certificate|self[- ]signed|unable to verify|UNABLE_TO|CERT_|ERR_TLS_CERT/i.test(text)
+  )
+    return { kind: 'tls' };
   if (e.code === 'EAUTH') return { kind: 'auth' };
-  if (NETWORK_CODES.test(text) || e.code === 'ETIMEDOUT' || e.code === 'ECONNECTION' || e.code === 'ESOCKET' || e.code === 'EDNS') {
+  if (
+    NETWORK_CODES.test(text) ||
+    e.code === 'ETIMEDOUT' ||
+    e.code === 'ECONNECTION' ||
+    e.code === 'ESOCKET' ||
+    e.code === 'EDNS'
+  ) {
     return { kind: 'temporary' };
   }
   return { kind: 'permanent' };
@@ -64,7 +82,10 @@ export function isRetryable(policy: RetryPolicy, err: unknown): boolean {
  * same outage do not come back in step.
  */
 export function backoffDelay(policy: RetryPolicy, retry: number, random: () => number = Math.random): number {
-  const base = Math.min(policy.maxDelayMs, policy.initialDelayMs * Math.pow(policy.multiplier, Math.max(0, retry - 1)));
+  const base = Math.min(
+    policy.maxDelayMs,
+    policy.initialDelayMs * Math.pow(policy.multiplier, Math.max(0, retry - 1)),
+  );
   return Math.round(base / 2 + random() * (base / 2));
 }
 
@@ -75,7 +96,11 @@ export interface RetryHooks {
 }
 
 /** Run fn, retrying per the policy. maxAttempts counts the first try. Throws the last error as is. */
-export async function withRetry<T>(policy: RetryPolicy, fn: (attempt: number) => Promise<T>, hooks: RetryHooks = {}): Promise<T> {
+export async function withRetry<T>(
+  policy: RetryPolicy,
+  fn: (attempt: number) => Promise<T>,
+  hooks: RetryHooks = {},
+): Promise<T> {
   const sleep = hooks.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const max = policy.mode === 'none' ? 1 : Math.max(1, policy.maxAttempts);
   for (let attempt = 1; ; attempt++) {
@@ -95,7 +120,10 @@ export async function withRetry<T>(policy: RetryPolicy, fn: (attempt: number) =>
  * or not allowed), 5 for a refusal, 4 when the token could not be had, 3 for a certificate we
  * cannot verify. The server's reply line is the message; never a token (nodemailer masks AUTH).
  */
-export function toSendError(err: unknown, ctx: { user?: string; from?: string; host?: string; attempts?: number } = {}): OauthmailError {
+export function toSendError(
+  err: unknown,
+  ctx: { user?: string; from?: string; host?: string; attempts?: number } = {},
+): OauthmailError {
   if (isOauthmailError(err)) return err;
   const e = (err ?? {}) as SmtpErrorLike;
   const c = classify(err);
@@ -105,20 +133,30 @@ export function toSendError(err: unknown, ctx: { user?: string; from?: string; h
     case 'temporary': {
       if (c.status !== undefined) {
         const a = adviseSmtpReply(reply, ctx);
-        return new TransientError(`${a.message}${after}: ${reply}`, { code: 'smtp_temporary', hint: a.hint, cause: err });
+        return new TransientError(`${a.message}${after}: ${reply}`, {
+          code: 'smtp_temporary',
+          hint: a.hint,
+          cause: err,
+        });
       }
-      return new TransientError(`could not reach the mail server${ctx.host ? ' ' + ctx.host : ''}${after}: ${e.message ?? String(err)}`, {
-        code: 'smtp_network',
-        hint: 'check the network and the profile\'s smtp host and port; this is safe to retry',
-        cause: err,
-      });
+      return new TransientError(
+        `could not reach the mail server${ctx.host ? ' ' + ctx.host : ''}${after}: ${e.message ?? String(err)}`,
+        {
+          code: 'smtp_network',
+          hint: "check the network and the profile's smtp host and port; this is safe to retry",
+          cause: err,
+        },
+      );
     }
     case 'tls':
-      return new ConfigError(`the mail server's certificate could not be verified: ${e.message ?? ''}`.trim(), {
-        code: 'tls_verify',
-        hint: 'for a private CA pass --ca FILE (PEM); check that the smtp host name matches the certificate',
-        cause: err,
-      });
+      return new ConfigError(
+        `the mail server's certificate could not be verified: ${e.message ?? ''}`.trim(),
+        {
+          code: 'tls_verify',
+          hint: 'for a private CA pass --ca FILE (PEM); check that the smtp host name matches the certificate',
+          cause: err,
+        },
+      );
     case 'auth': {
       const a = adviseSmtpReply(reply, ctx);
       return new MailServerError(reply ? `${a.message}: ${reply}` : `${a.message}: ${e.message ?? ''}`, {
@@ -132,9 +170,18 @@ export function toSendError(err: unknown, ctx: { user?: string; from?: string; h
     default: {
       if (reply) {
         const a = adviseSmtpReply(reply, ctx);
-        return new MailServerError(`${a.message}: ${reply}`, { code: 'smtp_refused', hint: a.hint, cause: err, serverCode: c.status });
+        return new MailServerError(`${a.message}: ${reply}`, {
+          code: 'smtp_refused',
+          hint: a.hint,
+          cause: err,
+          serverCode: c.status,
+        });
       }
-      return new MailServerError(`sending failed: ${e.message ?? String(err)}`, { code: 'smtp_failed', cause: err, serverCode: c.status });
+      return new MailServerError(`sending failed: ${e.message ?? String(err)}`, {
+        code: 'smtp_failed',
+        cause: err,
+        serverCode: c.status,
+      });
     }
   }
 }

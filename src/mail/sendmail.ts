@@ -156,7 +156,10 @@ export function parseRawMessage(input: string): ParsedMessage {
 }
 
 function headerValue(raw: string): string {
-  return raw.slice(raw.indexOf(':') + 1).replace(/\r?\n[ \t]/g, ' ').trim();
+  return raw
+    .slice(raw.indexOf(':') + 1)
+    .replace(/\r?\n[ \t]/g, ' ')
+    .trim();
 }
 
 export interface PreparedSendmail {
@@ -168,7 +171,11 @@ export interface PreparedSendmail {
  * Apply the sendmail semantics to a message read from stdin: -i dot handling, recipients from
  * the arguments and (with -t) the headers, Bcc stripped, From/Date/Message-ID added when missing.
  */
-export function prepareSendmail(args: SendmailArgs, input: string, defaults: { user: string; from?: string }): PreparedSendmail {
+export function prepareSendmail(
+  args: SendmailArgs,
+  input: string,
+  defaults: { user: string; from?: string },
+): PreparedSendmail {
   let text = input;
   if (!args.ignoreDots) {
     // without -i a line with a single "." ends the message (sendmail(8))
@@ -196,12 +203,21 @@ export function prepareSendmail(args: SendmailArgs, input: string, defaults: { u
     }
   }
   for (const r of recipients) {
-    if (!isEmail(r)) throw new SendmailError(EX.DATAERR, `${JSON.stringify(r)} is not an email address`, { code: 'bad_address' });
+    if (!isEmail(r))
+      throw new SendmailError(EX.DATAERR, `${JSON.stringify(r)} is not an email address`, {
+        code: 'bad_address',
+      });
   }
   const seen = new Set<string>();
-  const to = recipients.filter((r) => (seen.has(r.toLowerCase()) ? false : (seen.add(r.toLowerCase()), true)));
+  const to = recipients.filter((r) =>
+    seen.has(r.toLowerCase()) ? false : (seen.add(r.toLowerCase()), true),
+  );
   if (to.length === 0) {
-    throw usage(args.extractRecipients ? 'no recipient addresses found in the message header' : 'no recipients given (and no -t)');
+    throw usage(
+      args.extractRecipients
+        ? 'no recipient addresses found in the message header'
+        : 'no recipients given (and no -t)',
+    );
   }
 
   const envFrom = args.from ?? defaults.from ?? defaults.user;
@@ -209,7 +225,8 @@ export function prepareSendmail(args: SendmailArgs, input: string, defaults: { u
   if (args.from !== undefined && args.from !== '' && args.from !== '<>' && !isEmail(args.from)) {
     throw usage(`-f ${JSON.stringify(args.from)} is not an email address`);
   }
-  if (args.fullName !== undefined && /[\r\n]/.test(args.fullName)) throw usage('-F must not contain line breaks');
+  if (args.fullName !== undefined && /[\r\n]/.test(args.fullName))
+    throw usage('-F must not contain line breaks');
 
   // Bcc must not reach the recipients (RFC 5322 §3.6.3)
   const kept = msg.headers.filter((h) => !/^bcc$/i.test(h.name));
@@ -257,7 +274,10 @@ export function prepareSendmail(args: SendmailArgs, input: string, defaults: { u
 export function toSendmailError(e: unknown): OauthmailError {
   if (e instanceof SendmailError) return e;
   if (!isOauthmailError(e)) {
-    return new SendmailError(EX.SOFTWARE, `unexpected error: ${(e as Error)?.message ?? String(e)}`, { code: 'internal', cause: e });
+    return new SendmailError(EX.SOFTWARE, `unexpected error: ${(e as Error)?.message ?? String(e)}`, {
+      code: 'internal',
+      cause: e,
+    });
   }
   let code: number = EX.SOFTWARE;
   if (e instanceof TransientError) code = EX.TEMPFAIL;
@@ -267,7 +287,8 @@ export function toSendmailError(e: unknown): OauthmailError {
   else if (e instanceof MailServerError) {
     const reply = String((e.cause as { response?: string } | undefined)?.response ?? e.message);
     if (e.code === 'smtp_auth_refused') code = EX.NOPERM;
-    else if (/\b5\.1\.[0-3]\b|\b550[ -]5\.1|User unknown|Recipient address rejected/i.test(reply)) code = EX.NOUSER;
+    else if (/\b5\.1\.[0-3]\b|\b550[ -]5\.1|User unknown|Recipient address rejected/i.test(reply))
+      code = EX.NOUSER;
     else code = EX.UNAVAILABLE;
   }
   return new SendmailError(code, e.message, { code: e.code, ...(e.hint ? { hint: e.hint } : {}), cause: e });

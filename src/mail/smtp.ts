@@ -64,7 +64,10 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 /** The transport options for a profile (exported for tests: checks TLS rules without connecting). */
-export function transportOptions(profile: Pick<Profile, 'smtp'>, opts: SmtpOptions = {}): Record<string, unknown> {
+export function transportOptions(
+  profile: Pick<Profile, 'smtp'>,
+  opts: SmtpOptions = {},
+): Record<string, unknown> {
   const smtp = profile.smtp;
   if (!smtp) {
     throw new ConfigError('the profile has no SMTP server', {
@@ -90,7 +93,9 @@ export function transportOptions(profile: Pick<Profile, 'smtp'>, opts: SmtpOptio
     }
   }
   if (opts.insecureTls) {
-    opts.warn?.(`--insecure-tls: the certificate of ${smtp.host} is NOT verified; anyone on the path can read your token`);
+    opts.warn?.(
+      `--insecure-tls: the certificate of ${smtp.host} is NOT verified; anyone on the path can read your token`,
+    );
   }
   const host = smtp.host.replace(/^\[|\]$/g, '');
   const timeout = opts.connectionTimeoutMs ?? 30_000;
@@ -118,7 +123,15 @@ function debugLogger(debug: (line: string) => void) {
     (level: string) =>
     (_entry: unknown, message: string, ...args: unknown[]) =>
       debug(redact(`smtp ${level}: ${format(message, ...args)}`));
-  return { level: log('level'), trace: log('trace'), debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error'), fatal: log('fatal') };
+  return {
+    level: log('level'),
+    trace: log('trace'),
+    debug: log('debug'),
+    info: log('info'),
+    warn: log('warn'),
+    error: log('error'),
+    fatal: log('fatal'),
+  };
 }
 
 interface SaslCtx {
@@ -154,7 +167,11 @@ export class SmtpClient {
       : {
           type: 'OAuth2',
           user: source.user,
-          provisionCallback: (_user: string, renew: boolean, cb: (err: Error | null, token?: string, expires?: number) => void) => {
+          provisionCallback: (
+            _user: string,
+            renew: boolean,
+            cb: (err: Error | null, token?: string, expires?: number) => void,
+          ) => {
             // expires = now: nodemailer asks again on every login; the TokenSource keeps the cache
             token(renew).then(
               (t) => cb(null, t, Date.now()),
@@ -180,7 +197,9 @@ export class SmtpClient {
     const force = renew || this.forceNext;
     if (force) {
       if (this.refreshed) {
-        throw Object.assign(new Error('the server refused the token again after a refresh'), { code: 'EAUTH_AGAIN' });
+        throw Object.assign(new Error('the server refused the token again after a refresh'), {
+          code: 'EAUTH_AGAIN',
+        });
       }
       this.refreshed = true;
       this.forceNext = false;
@@ -227,7 +246,8 @@ export class SmtpClient {
       }
     }
     const i = info as { messageId?: string; response?: string; accepted?: unknown[]; rejected?: unknown[] };
-    const addr = (a: unknown) => (typeof a === 'string' ? a : ((a as { address?: string })?.address ?? String(a)));
+    const addr = (a: unknown) =>
+      typeof a === 'string' ? a : ((a as { address?: string })?.address ?? String(a));
     return {
       messageId: i.messageId ?? '',
       response: i.response ?? '',
@@ -258,7 +278,12 @@ export class SmtpClient {
       );
       return { ...r, attempts };
     } catch (e) {
-      throw toSendError(e, { user: this.source.user, from: built.envelope.from, host: this.profile.smtp?.host, attempts });
+      throw toSendError(e, {
+        user: this.source.user,
+        from: built.envelope.from,
+        host: this.profile.smtp?.host,
+        attempts,
+      });
     }
   }
 
@@ -272,11 +297,17 @@ export class SmtpClient {
  * the server sends a 334 with a JSON error; the client answers %x01 and gets the final 535
  * (§3.2.3). Then one forced refresh and one more AUTH.
  */
-async function oauthBearer(ctx: SaslCtx, base: Record<string, unknown>, token: (renew: boolean) => Promise<string>): Promise<void> {
+async function oauthBearer(
+  ctx: SaslCtx,
+  base: Record<string, unknown>,
+  token: (renew: boolean) => Promise<string>,
+): Promise<void> {
   const user = ctx.auth.user ?? ctx.auth.credentials?.user ?? '';
   const attempt = async (renew: boolean) => {
     const t = await token(renew);
-    const ir = Buffer.from(`n,a=${user.replace(/=/g, '=3D').replace(/,/g, '=2C')},\x01host=${String(base.host)}\x01port=${String(base.port)}\x01auth=Bearer ${t}\x01\x01`).toString('base64');
+    const ir = Buffer.from(
+      `n,a=${user.replace(/=/g, '=3D').replace(/,/g, '=2C')},\x01host=${String(base.host)}\x01port=${String(base.port)}\x01auth=Bearer ${t}\x01\x01`,
+    ).toString('base64');
     registerSecret(ir);
     let r = await ctx.sendCommand(`AUTH OAUTHBEARER ${ir}`);
     if (r.status === 334) r = await ctx.sendCommand('AQ==');
@@ -286,5 +317,9 @@ async function oauthBearer(ctx: SaslCtx, base: Record<string, unknown>, token: (
   if (r.status === 235) return;
   if (r.status >= 500) r = await attempt(true);
   if (r.status === 235) return;
-  throw Object.assign(new Error('Invalid login'), { code: 'EAUTH', responseCode: r.status, response: r.response });
+  throw Object.assign(new Error('Invalid login'), {
+    code: 'EAUTH',
+    responseCode: r.status,
+    response: r.response,
+  });
 }

@@ -23,21 +23,30 @@ const transcript: string[] = [];
 const secrets = new Set<string>();
 const tag = () => `t${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
 
-function admin(p: string, json?: unknown): Promise<{ status: number; json: any }> {
+function admin(p: string, json?: unknown): Promise<{ status: number; json: unknown }> {
   const url = new URL(`/_admin/${p}`, s.idpUrl);
   const body = json === undefined ? undefined : JSON.stringify(json);
   return new Promise((resolve, reject) => {
-    const r = https.request(url, { method: body ? 'POST' : 'GET', headers: body ? { 'content-type': 'application/json' } : {} }, (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, json: text ? JSON.parse(text) : undefined }));
-    });
+    const r = https.request(
+      url,
+      { method: body ? 'POST' : 'GET', headers: body ? { 'content-type': 'application/json' } : {} },
+      (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, json: text ? JSON.parse(text) : undefined }),
+        );
+      },
+    );
     r.on('error', reject);
     r.end(body);
   });
 }
 
-async function cli(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+async function cli(
+  args: string[],
+  opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<CliResult> {
   const r = await h.run(args, opts);
   transcript.push(`$ ${args.join(' ')}\n${r.stdout}\n${r.stderr}`);
   return r;
@@ -49,17 +58,28 @@ beforeAll(async () => {
   h = cliHome({ DISPLAY: '', WAYLAND_DISPLAY: '', BROWSER: '' });
   expect((await admin('config', { deviceCodeInterval: 1 })).status).toBe(200);
   const add = await cli([
-    'profile', 'add', 'work',
-    '--client-id', PUBLIC,
-    '--authority', `${s.idpUrl}/${TID}/`,
-    '--user', ALICE,
-    '--smtp', `${s.smtpHost}:${s.smtpPort}`,
-    '--smtp-security', 'starttls',
-    '--storage', 'file',
+    'profile',
+    'add',
+    'work',
+    '--client-id',
+    PUBLIC,
+    '--authority',
+    `${s.idpUrl}/${TID}/`,
+    '--user',
+    ALICE,
+    '--smtp',
+    `${s.smtpHost}:${s.smtpPort}`,
+    '--smtp-security',
+    'starttls',
+    '--storage',
+    'file',
   ]);
   expect(add.code, add.stderr).toBe(0);
   // device-code sign-in, approved at the fake identity provider
-  const child = spawn(process.execPath, [BIN, 'login', 'work', '--device'], { env: h.env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'login', 'work', '--device'], {
+    env: h.env,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   child.stdin.end();
   let err = '';
   const code = await new Promise<string>((resolve, reject) => {
@@ -87,7 +107,9 @@ afterAll(() => {
   for (const sec of secrets) {
     if (!sec) continue;
     expect(all.includes(sec), 'a token leaked into CLI output').toBe(false);
-    expect(all.includes(Buffer.from(`user=${ALICE}\x01auth=Bearer ${sec}\x01\x01`).toString('base64'))).toBe(false);
+    expect(all.includes(Buffer.from(`user=${ALICE}\x01auth=Bearer ${sec}\x01\x01`).toString('base64'))).toBe(
+      false,
+    );
   }
   expect(all).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\./);
 });
@@ -95,7 +117,19 @@ afterAll(() => {
 describe('oauthmail send', () => {
   it('sends with the cached token: Message-ID on stdout, reply on stderr, delivered', async () => {
     const t = tag();
-    const r = await cli(['send', '-p', 'work', '--to', 'bob@contoso.test', '--cc', 'shared@contoso.test', '-s', `cli ${t}`, '--body', 'hello']);
+    const r = await cli([
+      'send',
+      '-p',
+      'work',
+      '--to',
+      'bob@contoso.test',
+      '--cc',
+      'shared@contoso.test',
+      '-s',
+      `cli ${t}`,
+      '--body',
+      'hello',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.trim()).toMatch(/^<[^<>\s]+@contoso\.test>$/);
     expect(r.stderr).toMatch(/sent: 250 /);
@@ -105,9 +139,22 @@ describe('oauthmail send', () => {
 
   it('--json --verbose: message ID, reply, accepted and rejected; the body from stdin; no token printed', async () => {
     const t = tag();
-    const r = await cli(['send', '--json', '--verbose', '--to', 'bob@contoso.test', '--bcc', 'carol@fabrikam.test', '-s', `json ${t}`], {
-      input: `body from stdin ${t}\n`,
-    });
+    const r = await cli(
+      [
+        'send',
+        '--json',
+        '--verbose',
+        '--to',
+        'bob@contoso.test',
+        '--bcc',
+        'carol@fabrikam.test',
+        '-s',
+        `json ${t}`,
+      ],
+      {
+        input: `body from stdin ${t}\n`,
+      },
+    );
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j.messageId).toMatch(/^<.+>$/);
@@ -125,10 +172,26 @@ describe('oauthmail send', () => {
     const a = await cli(['send', '--to', 'not-an-address', '--body', 'x']);
     expect(a.code).toBe(2);
     expect(a.stderr).toMatch(/not an email address/);
-    const b = await cli(['send', '--to', 'bob@contoso.test', '-s', 'hi\r\nBcc: evil@example.com', '--body', 'x']);
+    const b = await cli([
+      'send',
+      '--to',
+      'bob@contoso.test',
+      '-s',
+      'hi\r\nBcc: evil@example.com',
+      '--body',
+      'x',
+    ]);
     expect(b.code).toBe(2);
     expect(b.stderr).toMatch(/line breaks/);
-    const c = await cli(['send', '--to', 'bob@contoso.test', '--header', 'X-A: 1\nBcc: evil@example.com', '--body', 'x']);
+    const c = await cli([
+      'send',
+      '--to',
+      'bob@contoso.test',
+      '--header',
+      'X-A: 1\nBcc: evil@example.com',
+      '--body',
+      'x',
+    ]);
     expect(c.code).toBe(2);
     const d = await cli(['send', '--body', 'x']);
     expect(d.code).toBe(2);
@@ -137,7 +200,18 @@ describe('oauthmail send', () => {
 
   it('--dry-run prints the MIME message and sends nothing (no Bcc header in it)', async () => {
     const t = tag();
-    const r = await cli(['send', '--dry-run', '--to', 'bob@contoso.test', '--bcc', 'carol@fabrikam.test', '-s', `Grüße ${t}`, '--body', 'x']);
+    const r = await cli([
+      'send',
+      '--dry-run',
+      '--to',
+      'bob@contoso.test',
+      '--bcc',
+      'carol@fabrikam.test',
+      '-s',
+      `Grüße ${t}`,
+      '--body',
+      'x',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^Subject: =\?UTF-8\?/m);
     expect(r.stdout).not.toMatch(/^Bcc:/im);
@@ -147,9 +221,12 @@ describe('oauthmail send', () => {
   });
 
   it('a 4xx from Postfix after retries is exit 6', async () => {
-    const r = await cli(['send', '--to', 'bob@contoso.test', '--from', 'tempfail@contoso.test', '--body', 'x'], {
-      // the profile's default policy waits 1 s, 2 s, 4 s; keep the test short with a profile edit
-    });
+    const r = await cli(
+      ['send', '--to', 'bob@contoso.test', '--from', 'tempfail@contoso.test', '--body', 'x'],
+      {
+        // the profile's default policy waits 1 s, 2 s, 4 s; keep the test short with a profile edit
+      },
+    );
     expect(r.code).toBe(6);
     expect(r.stderr).toMatch(/451/);
   }, 30_000);
@@ -197,7 +274,10 @@ describe('oauthmail sendmail', () => {
   });
 
   it('exit 75 (EX_TEMPFAIL) when Postfix answers 4xx', async () => {
-    const r = await cli(['sendmail', '-f', 'tempfail@contoso.test', 'bob@contoso.test'], { input: 'Subject: x\n\nx\n', timeoutMs: 40_000 });
+    const r = await cli(['sendmail', '-f', 'tempfail@contoso.test', 'bob@contoso.test'], {
+      input: 'Subject: x\n\nx\n',
+      timeoutMs: 40_000,
+    });
     expect(r.code).toBe(75);
     expect(r.stderr).toMatch(/451/);
   }, 45_000);
@@ -205,7 +285,9 @@ describe('oauthmail sendmail', () => {
   it('exit 67 (EX_NOUSER) for an unknown recipient, 69 for a 5xx refusal, 64 for no recipients, 64 for a bad flag', async () => {
     const a = await cli(['sendmail', 'nobody@contoso.test'], { input: 'Subject: x\n\nx\n' });
     expect(a.code, a.stderr).toBe(67);
-    const b = await cli(['sendmail', '-f', 'permfail@contoso.test', 'bob@contoso.test'], { input: 'Subject: x\n\nx\n' });
+    const b = await cli(['sendmail', '-f', 'permfail@contoso.test', 'bob@contoso.test'], {
+      input: 'Subject: x\n\nx\n',
+    });
     expect(b.code, b.stderr).toBe(69);
     const c = await cli(['sendmail', '-t'], { input: 'Subject: x\n\nx\n' });
     expect(c.code, c.stderr).toBe(64);
@@ -214,7 +296,10 @@ describe('oauthmail sendmail', () => {
   });
 
   it('exit 78 (EX_CONFIG) when the profile does not exist', async () => {
-    const r = await cli(['sendmail', 'bob@contoso.test'], { input: 'Subject: x\n\nx\n', env: { OAUTHMAIL_PROFILE: 'nope' } });
+    const r = await cli(['sendmail', 'bob@contoso.test'], {
+      input: 'Subject: x\n\nx\n',
+      env: { OAUTHMAIL_PROFILE: 'nope' },
+    });
     expect(r.code).toBe(78);
   });
 });
@@ -222,18 +307,28 @@ describe('oauthmail sendmail', () => {
 describe('batches', () => {
   function writeBatch(n: number, t: string): string {
     const file = path.join(h.dir, `batch-${t}.jsonl`);
-    const lines = Array.from({ length: n }, (_, i) => JSON.stringify({ to: 'bob@contoso.test', name: `n${i + 1}`, subject: `${t} #${i + 1}` }));
+    const lines = Array.from({ length: n }, (_, i) =>
+      JSON.stringify({ to: 'bob@contoso.test', name: `n${i + 1}`, subject: `${t} #${i + 1}` }),
+    );
     writeFileSync(file, lines.join('\n') + '\n');
     return file;
   }
-  const countLines = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter((l) => l.includes('"sent"')).length : 0);
+  const countLines = (f: string) =>
+    existsSync(f)
+      ? readFileSync(f, 'utf8')
+          .split('\n')
+          .filter((l) => l.includes('"sent"')).length
+      : 0;
 
   /** Start a 1,000-line batch, kill it with `signal` once `after` lines are recorded; rerun with --resume. */
   async function killAndResume(signal: NodeJS.Signals, after: number) {
     const t = tag();
     const file = writeBatch(1000, t);
     const results = `${file}.results.jsonl`;
-    const child = spawn(process.execPath, [BIN, 'send', '--batch', file, '--body', 'Hello {{name}}'], { env: h.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'send', '--batch', file, '--body', 'Hello {{name}}'], {
+      env: h.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out1 = '';
     child.stdout.on('data', (d: Buffer) => (out1 += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out1 += d.toString()));
@@ -261,10 +356,15 @@ describe('batches', () => {
     expect(again.code).toBe(2); // refuses to resend without --resume
     expect(again.stderr).toMatch(/--resume/);
 
-    const r = await cli(['send', '--batch', file, '--resume', '--body', 'Hello {{name}}'], { timeoutMs: 120_000 });
+    const r = await cli(['send', '--batch', file, '--resume', '--body', 'Hello {{name}}'], {
+      timeoutMs: 120_000,
+    });
     expect(r.code, r.stderr.slice(-1000)).toBe(0);
     expect(r.stderr).toMatch(new RegExp(`${1000 - sentBefore} sent, 0 failed, ${sentBefore} already sent`));
-    const perLine = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const perLine = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(perLine).toHaveLength(1000 - sentBefore);
     expect(perLine.every((x) => x.status === 'sent')).toBe(true);
 
@@ -303,12 +403,20 @@ describe('batches', () => {
         JSON.stringify({ to: 'bob@contoso.test', subject: `${t} a` }),
         '{not json',
         JSON.stringify({ to: 'nobody@contoso.test', subject: `${t} b` }),
-        JSON.stringify({ to: 'bob@contoso.test', subject: `${t} c`, attachments: [{ filename: 'a.txt', content: 'aGVsbG8=', encoding: 'base64' }] }),
+        JSON.stringify({
+          to: 'bob@contoso.test',
+          subject: `${t} c`,
+          attachments: [{ filename: 'a.txt', content: 'aGVsbG8=', encoding: 'base64' }],
+        }),
       ].join('\n'),
     );
     const r = await cli(['send', '--batch', file]);
     expect(r.code).toBe(5);
-    const res = r.stdout.trim().split('\n').map((l) => JSON.parse(l)).sort((a, b) => a.line - b.line);
+    const res = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .sort((a, b) => a.line - b.line);
     expect(res.map((x) => x.status)).toEqual(['sent', 'failed', 'failed', 'sent']);
     expect(res[1].error.exitCode).toBe(2);
     expect(res[2].error.exitCode).toBe(5);

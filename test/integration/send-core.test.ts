@@ -13,7 +13,16 @@ const decodeWords = (s: string): string => libmime.decodeWords(s);
 import { buildMessage } from '../../src/mail/message.js';
 import { SmtpClient } from '../../src/mail/smtp.js';
 import type { TokenSource } from '../../src/mail/token-source.js';
-import { installSenderFaults, mailbox, mintJwt, postfixLog, smtpProfile, stack, waitForMail, type Stack } from './send-support.js';
+import {
+  installSenderFaults,
+  mailbox,
+  mintJwt,
+  postfixLog,
+  smtpProfile,
+  stack,
+  waitForMail,
+  type Stack,
+} from './send-support.js';
 
 let s: Stack;
 const tag = () => `t${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
@@ -55,7 +64,9 @@ function parts(raw: string): Array<{ headers: string; body: Buffer }> {
   if (enc === 'base64') data = Buffer.from(body.replace(/\s+/g, ''), 'base64');
   else if (enc === 'quoted-printable')
     data = Buffer.from(
-      body.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/gi, (_m, h: string) => String.fromCharCode(parseInt(h, 16))),
+      body
+        .replace(/=\r?\n/g, '')
+        .replace(/=([0-9A-F]{2})/gi, (_m, h: string) => String.fromCharCode(parseInt(h, 16))),
       'latin1',
     );
   else data = Buffer.from(body);
@@ -124,7 +135,10 @@ describe('a refused access token', () => {
     // a token that looks valid but lacks the SMTP scope: Dovecot refuses it
     const { src, calls } = countingSource(user, mintJwt(s, user, { scope: 'User.Read' }), mintJwt(s, user));
     const client = await SmtpClient.create(smtpProfile(s, user), src);
-    const built = await buildMessage({ to: ['bob@contoso.test'], subject: `refresh ${t}`, text: 'x' }, { user });
+    const built = await buildMessage(
+      { to: ['bob@contoso.test'], subject: `refresh ${t}`, text: 'x' },
+      { user },
+    );
     const r = await client.send(built);
     client.close();
     expect(r.response).toMatch(/^250 /);
@@ -133,7 +147,10 @@ describe('a refused access token', () => {
     expect(await waitForMail(s, 'bob@contoso.test', `refresh ${t}`, 1)).toHaveLength(1);
     // Postfix counts AUTH commands per session: one refused + one accepted
     await new Promise((r) => setTimeout(r, 300));
-    const sessions = postfixLog(s).slice(before).match(/auth=\d+\/\d+/g) ?? [];
+    const sessions =
+      postfixLog(s)
+        .slice(before)
+        .match(/auth=\d+\/\d+/g) ?? [];
     expect(sessions).toContain('auth=1/2');
     expect(sessions.some((x) => /\/[3-9]/.test(x))).toBe(false);
   });
@@ -165,7 +182,9 @@ describe('a refused access token', () => {
     const t = tag();
     const { src, calls } = countingSource(user, mintJwt(s, user, { scope: 'User.Read' }), mintJwt(s, user));
     const client = await SmtpClient.create(smtpProfile(s, user, { sasl: 'oauthbearer' }), src);
-    const r = await client.send(await buildMessage({ to: ['bob@contoso.test'], subject: `bearer ${t}`, text: 'x' }, { user }));
+    const r = await client.send(
+      await buildMessage({ to: ['bob@contoso.test'], subject: `bearer ${t}`, text: 'x' }, { user }),
+    );
     client.close();
     expect(r.response).toMatch(/^250 /);
     expect(calls).toEqual([false, true]);
@@ -178,10 +197,15 @@ describe('server refusals and retries', () => {
     const user = 'alice@contoso.test';
     const { src } = countingSource(user, mintJwt(s, user), mintJwt(s, user));
     const client = await SmtpClient.create(
-      smtpProfile(s, user, { retry: { mode: 'any', maxAttempts: 3, initialDelayMs: 10, multiplier: 2, maxDelayMs: 50 } }),
+      smtpProfile(s, user, {
+        retry: { mode: 'any', maxAttempts: 3, initialDelayMs: 10, multiplier: 2, maxDelayMs: 50 },
+      }),
       src,
     );
-    const built = await buildMessage({ from: 'tempfail@contoso.test', to: ['bob@contoso.test'], subject: 'x', text: 'x' }, { user });
+    const built = await buildMessage(
+      { from: 'tempfail@contoso.test', to: ['bob@contoso.test'], subject: 'x', text: 'x' },
+      { user },
+    );
     const err = (await client.send(built).catch((e: unknown) => e)) as { exitCode: number; message: string };
     client.close();
     expect(err.exitCode).toBe(6);
@@ -193,7 +217,10 @@ describe('server refusals and retries', () => {
     const user = 'alice@contoso.test';
     const { src } = countingSource(user, mintJwt(s, user), mintJwt(s, user));
     const client = await SmtpClient.create(smtpProfile(s, user), src);
-    const built = await buildMessage({ from: 'permfail@contoso.test', to: ['bob@contoso.test'], subject: 'x', text: 'x' }, { user });
+    const built = await buildMessage(
+      { from: 'permfail@contoso.test', to: ['bob@contoso.test'], subject: 'x', text: 'x' },
+      { user },
+    );
     const err = (await client.send(built).catch((e: unknown) => e)) as { exitCode: number; message: string };
     client.close();
     expect(err.exitCode).toBe(5);
@@ -205,10 +232,15 @@ describe('server refusals and retries', () => {
     const user = 'alice@contoso.test';
     const { src } = countingSource(user, mintJwt(s, user), mintJwt(s, user));
     const client = await SmtpClient.create(
-      smtpProfile(s, user, { smtp: { host: '127.0.0.1', port: 1, security: 'starttls' }, retry: { mode: 'any', maxAttempts: 2, initialDelayMs: 10, multiplier: 2, maxDelayMs: 20 } }),
+      smtpProfile(s, user, {
+        smtp: { host: '127.0.0.1', port: 1, security: 'starttls' },
+        retry: { mode: 'any', maxAttempts: 2, initialDelayMs: 10, multiplier: 2, maxDelayMs: 20 },
+      }),
       src,
     );
-    const err = (await client.send(await buildMessage({ to: ['bob@contoso.test'], text: 'x' }, { user })).catch((e: unknown) => e)) as {
+    const err = (await client
+      .send(await buildMessage({ to: ['bob@contoso.test'], text: 'x' }, { user }))
+      .catch((e: unknown) => e)) as {
       exitCode: number;
       message: string;
     };
@@ -221,8 +253,12 @@ describe('server refusals and retries', () => {
     const user = 'alice@contoso.test';
     const { src, calls } = countingSource(user, mintJwt(s, user), mintJwt(s, user));
     // trust only the server's own leaf certificate (not a CA): verification must fail
-    const client = await SmtpClient.create(smtpProfile(s, user), src, { caFile: path.join(s.pkiDir, 'server.pem') });
-    const err = (await client.send(await buildMessage({ to: ['bob@contoso.test'], text: 'x' }, { user })).catch((e: unknown) => e)) as {
+    const client = await SmtpClient.create(smtpProfile(s, user), src, {
+      caFile: path.join(s.pkiDir, 'server.pem'),
+    });
+    const err = (await client
+      .send(await buildMessage({ to: ['bob@contoso.test'], text: 'x' }, { user }))
+      .catch((e: unknown) => e)) as {
       exitCode: number;
       hint: string;
     };
@@ -236,8 +272,13 @@ describe('server refusals and retries', () => {
     const user = 'alice@contoso.test';
     const t = tag();
     const { src } = countingSource(user, mintJwt(s, user), mintJwt(s, user));
-    const client = await SmtpClient.create(smtpProfile(s, user, { smtp: { host: 'localhost', port: s.smtpsPort, security: 'tls' } }), src);
-    await client.send(await buildMessage({ to: ['bob@contoso.test'], subject: `tls ${t}`, text: 'x' }, { user }));
+    const client = await SmtpClient.create(
+      smtpProfile(s, user, { smtp: { host: 'localhost', port: s.smtpsPort, security: 'tls' } }),
+      src,
+    );
+    await client.send(
+      await buildMessage({ to: ['bob@contoso.test'], subject: `tls ${t}`, text: 'x' }, { user }),
+    );
     client.close();
     expect(await waitForMail(s, 'bob@contoso.test', `tls ${t}`, 1)).toHaveLength(1);
     expect(mailbox(s, 'bob@contoso.test').length).toBeGreaterThan(0);

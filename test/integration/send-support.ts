@@ -27,7 +27,9 @@ export interface Stack {
 export function stack(): Stack {
   const e = process.env;
   if (e.OAUTHMAIL_STACK !== '1' || !e.SMTP_PORT || !e.STACK_PKI_DIR) {
-    throw new Error('the send integration tests need the local mail stack: run them through test/support/with-stack.sh (or source .stack/env after test/support/stack/start.sh)');
+    throw new Error(
+      'the send integration tests need the local mail stack: run them through test/support/with-stack.sh (or source .stack/env after test/support/stack/start.sh)',
+    );
   }
   return {
     smtpHost: e.SMTP_HOST ?? 'localhost',
@@ -44,7 +46,11 @@ export function stack(): Stack {
 }
 
 /** An access token Dovecot accepts for SMTP (or refuses: wrong scope, expired). */
-export function mintJwt(s: Stack, user: string, opts: { scope?: string; lifetimeSeconds?: number } = {}): string {
+export function mintJwt(
+  s: Stack,
+  user: string,
+  opts: { scope?: string; lifetimeSeconds?: number } = {},
+): string {
   const key = readFileSync(path.join(s.pkiDir, 'jwt-key.pem'));
   const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
   const now = Math.floor(Date.now() / 1000);
@@ -115,7 +121,10 @@ export async function waitForMail(s: Stack, address: string, tag: string, count:
  */
 export function installSenderFaults(s: Stack): void {
   const map = path.join(s.postfixConf, 'oauthmail-sender-faults');
-  writeFileSync(map, 'tempfail@contoso.test 451 4.3.0 oauthmail test: try again later\npermfail@contoso.test 554 5.7.1 oauthmail test: not allowed\n');
+  writeFileSync(
+    map,
+    'tempfail@contoso.test 451 4.3.0 oauthmail test: try again later\npermfail@contoso.test 554 5.7.1 oauthmail test: not allowed\n',
+  );
   const want: Record<string, string> = {
     smtpd_sender_restrictions: `check_sender_access texthash:${map}`,
     // An XOAUTH2 initial response with a real Entra-sized token is over 2 KB of base64; Postfix's

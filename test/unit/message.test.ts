@@ -5,7 +5,13 @@ import { transportOptions, isLoopbackHost } from '../../src/mail/smtp.js';
 describe('buildMessage', () => {
   it('defaults From, Reply-To and the signature from the profile; envelope has every recipient once', async () => {
     const b = await buildMessage(
-      { to: ['Bob <bob@x.test>, c@x.test'], cc: ['C@x.test'], bcc: ['d@x.test'], subject: 'Hi', text: 'body' },
+      {
+        to: ['Bob <bob@x.test>, c@x.test'],
+        cc: ['C@x.test'],
+        bcc: ['d@x.test'],
+        subject: 'Hi',
+        text: 'body',
+      },
       { user: 'me@x.test', from: 'Me <me@x.test>', replyTo: 'r@x.test', signature: 'Me' },
     );
     expect(b.mail.from).toEqual({ name: 'Me', address: 'me@x.test' });
@@ -15,9 +21,15 @@ describe('buildMessage', () => {
   });
 
   it('--no-signature leaves the body alone; HTML gets an escaped signature block', async () => {
-    const a = await buildMessage({ to: ['a@x.test'], text: 't', signature: false }, { user: 'me@x.test', signature: 'S' });
+    const a = await buildMessage(
+      { to: ['a@x.test'], text: 't', signature: false },
+      { user: 'me@x.test', signature: 'S' },
+    );
     expect(a.mail.text).toBe('t');
-    const h = await buildMessage({ to: ['a@x.test'], html: '<p>x</p>' }, { user: 'me@x.test', signature: 'A <b>' });
+    const h = await buildMessage(
+      { to: ['a@x.test'], html: '<p>x</p>' },
+      { user: 'me@x.test', signature: 'A <b>' },
+    );
     expect(String(h.mail.html)).toContain('-- <br>A &lt;b&gt;');
   });
 
@@ -34,7 +46,10 @@ describe('buildMessage', () => {
     [{ to: ['a@x.test'], headers: ['no colon'] }, /Name: value/],
     [{ to: ['a@x.test'], attachments: ['/nonexistent/file'] }, /no such file/],
   ])('refuses bad input with exit 2: %j', async (opts, re) => {
-    const e = (await buildMessage(opts, { user: 'me@x.test' }).catch((x: unknown) => x)) as { exitCode: number; message: string };
+    const e = (await buildMessage(opts, { user: 'me@x.test' }).catch((x: unknown) => x)) as {
+      exitCode: number;
+      message: string;
+    };
     expect(e.exitCode).toBe(2);
     expect(e.message).toMatch(re);
   });
@@ -45,7 +60,10 @@ describe('buildMessage', () => {
   });
 
   it('renders UTF-8 subjects as encoded words, priority headers, no Bcc header', async () => {
-    const b = await buildMessage({ to: ['a@x.test'], bcc: ['hidden@x.test'], subject: 'Grüße ✓', text: 'x', priority: 'high' }, { user: 'me@x.test' });
+    const b = await buildMessage(
+      { to: ['a@x.test'], bcc: ['hidden@x.test'], subject: 'Grüße ✓', text: 'x', priority: 'high' },
+      { user: 'me@x.test' },
+    );
     const raw = (await renderMessage(b)).toString();
     expect(raw).toMatch(/^Subject: =\?UTF-8\?/m);
     expect(raw).toMatch(/^X-Priority: 1/m);
@@ -62,8 +80,10 @@ describe('buildMessage', () => {
 
 describe('TLS rules', () => {
   it('loopback hosts', () => {
-    for (const h of ['localhost', '127.0.0.1', '127.1.2.3', '::1', '[::1]']) expect(isLoopbackHost(h)).toBe(true);
-    for (const h of ['smtp.office365.com', '10.0.0.1', 'localhost.example.com']) expect(isLoopbackHost(h)).toBe(false);
+    for (const h of ['localhost', '127.0.0.1', '127.1.2.3', '::1', '[::1]'])
+      expect(isLoopbackHost(h)).toBe(true);
+    for (const h of ['smtp.office365.com', '10.0.0.1', 'localhost.example.com'])
+      expect(isLoopbackHost(h)).toBe(false);
   });
 
   it('plain SMTP to a non-loopback host is refused (exit 3); STARTTLS and TLS verify certificates', () => {
@@ -76,17 +96,32 @@ describe('TLS rules', () => {
     })();
     expect(e?.exitCode).toBe(3);
     const st = transportOptions({ smtp: { host: 'smtp.office365.com', port: 587, security: 'starttls' } });
-    expect(st).toMatchObject({ secure: false, requireTLS: true, tls: { rejectUnauthorized: true, servername: 'smtp.office365.com' } });
+    expect(st).toMatchObject({
+      secure: false,
+      requireTLS: true,
+      tls: { rejectUnauthorized: true, servername: 'smtp.office365.com' },
+    });
     const tls = transportOptions({ smtp: { host: 'smtp.gmail.com', port: 465, security: 'tls' } });
     expect(tls).toMatchObject({ secure: true, tls: { rejectUnauthorized: true } });
-    expect(transportOptions({ smtp: { host: '127.0.0.1', port: 25, security: 'none' } })).toMatchObject({ secure: false, requireTLS: false });
+    expect(transportOptions({ smtp: { host: '127.0.0.1', port: 25, security: 'none' } })).toMatchObject({
+      secure: false,
+      requireTLS: false,
+    });
   });
 
   it('--insecure-tls turns verification off and warns; --ca must be a PEM certificate', () => {
     const warnings: string[] = [];
-    const o = transportOptions({ smtp: { host: 'smtp.example.com', port: 587, security: 'starttls' } }, { insecureTls: true, warn: (w) => warnings.push(w) });
+    const o = transportOptions(
+      { smtp: { host: 'smtp.example.com', port: 587, security: 'starttls' } },
+      { insecureTls: true, warn: (w) => warnings.push(w) },
+    );
     expect(o).toMatchObject({ tls: { rejectUnauthorized: false } });
     expect(warnings.join()).toMatch(/NOT verified/);
-    expect(() => transportOptions({ smtp: { host: 'h.example.com', port: 587, security: 'starttls' } }, { caFile: '/nonexistent.pem' })).toThrow(/--ca/);
+    expect(() =>
+      transportOptions(
+        { smtp: { host: 'h.example.com', port: 587, security: 'starttls' } },
+        { caFile: '/nonexistent.pem' },
+      ),
+    ).toThrow(/--ca/);
   });
 });

@@ -3,8 +3,15 @@ import { backoffDelay, classify, isRetryable, toSendError, withRetry } from '../
 import { adviseSmtpReply } from '../../src/diagnose/smtp-replies.js';
 import type { RetryPolicy } from '../../src/config/schema.js';
 
-const any: RetryPolicy = { mode: 'any', maxAttempts: 4, initialDelayMs: 1000, multiplier: 2, maxDelayMs: 5000 };
-const smtpErr = (responseCode: number, response: string, code = 'EENVELOPE') => Object.assign(new Error('x'), { code, responseCode, response });
+const any: RetryPolicy = {
+  mode: 'any',
+  maxAttempts: 4,
+  initialDelayMs: 1000,
+  multiplier: 2,
+  maxDelayMs: 5000,
+};
+const smtpErr = (responseCode: number, response: string, code = 'EENVELOPE') =>
+  Object.assign(new Error('x'), { code, responseCode, response });
 const net = (c: string) => Object.assign(new Error(`connect ${c} 127.0.0.1:25`), { code: 'ESOCKET' });
 
 describe('classify and isRetryable', () => {
@@ -13,8 +20,12 @@ describe('classify and isRetryable', () => {
     expect(classify(smtpErr(421, '421 4.7.0 closing')).kind).toBe('temporary');
     expect(classify(smtpErr(554, '554 5.7.1 no')).kind).toBe('permanent');
     expect(classify(smtpErr(535, '535 5.7.3 Authentication unsuccessful', 'EAUTH')).kind).toBe('auth');
-    for (const c of ['ECONNRESET', 'ETIMEDOUT', 'ECONNREFUSED']) expect(classify(net(c)).kind).toBe('temporary');
-    expect(classify(Object.assign(new Error('self-signed certificate in certificate chain'), { code: 'ESOCKET' })).kind).toBe('tls');
+    for (const c of ['ECONNRESET', 'ETIMEDOUT', 'ECONNREFUSED'])
+      expect(classify(net(c)).kind).toBe('temporary');
+    expect(
+      classify(Object.assign(new Error('self-signed certificate in certificate chain'), { code: 'ESOCKET' }))
+        .kind,
+    ).toBe('tls');
   });
 
   it('mode none never retries; status retries only the listed codes (default 421 432 450 451 452) and network errors', () => {
@@ -41,18 +52,38 @@ describe('backoff', () => {
     const waits: number[] = [];
     let n = 0;
     await expect(
-      withRetry(any, async () => {
-        n++;
-        throw smtpErr(451, '451 4.3.0 later');
-      }, { sleep: async (ms) => void waits.push(ms), random: () => 1 }),
+      withRetry(
+        any,
+        async () => {
+          n++;
+          throw smtpErr(451, '451 4.3.0 later');
+        },
+        { sleep: async (ms) => void waits.push(ms), random: () => 1 },
+      ),
     ).rejects.toThrow();
     expect(n).toBe(4);
     expect(waits).toEqual([1000, 2000, 4000]);
     n = 0;
-    await expect(withRetry(any, async () => { n++; throw smtpErr(550, '550 5.1.1 no'); }, { sleep: async () => {} })).rejects.toThrow();
+    await expect(
+      withRetry(
+        any,
+        async () => {
+          n++;
+          throw smtpErr(550, '550 5.1.1 no');
+        },
+        { sleep: async () => {} },
+      ),
+    ).rejects.toThrow();
     expect(n).toBe(1);
     n = 0;
-    const ok = await withRetry(any, async () => { if (++n < 3) throw net('ECONNRESET'); return 'sent'; }, { sleep: async () => {} });
+    const ok = await withRetry(
+      any,
+      async () => {
+        if (++n < 3) throw net('ECONNRESET');
+        return 'sent';
+      },
+      { sleep: async () => {} },
+    );
     expect(ok).toBe('sent');
   });
 });
@@ -62,15 +93,28 @@ describe('errors the user sees', () => {
     expect(toSendError(smtpErr(451, '451 4.3.0 later'), { attempts: 4 })).toMatchObject({ exitCode: 6 });
     expect(toSendError(smtpErr(554, '554 5.7.1 no')).exitCode).toBe(5);
     expect(toSendError(net('ECONNREFUSED')).exitCode).toBe(6);
-    expect(toSendError(Object.assign(new Error('unable to verify the first certificate'), { code: 'ESOCKET' })).exitCode).toBe(3);
-    const auth = toSendError(smtpErr(535, '535 5.7.3 Authentication unsuccessful [X]', 'EAUTH'), { user: 'me@x.test' });
+    expect(
+      toSendError(Object.assign(new Error('unable to verify the first certificate'), { code: 'ESOCKET' }))
+        .exitCode,
+    ).toBe(3);
+    const auth = toSendError(smtpErr(535, '535 5.7.3 Authentication unsuccessful [X]', 'EAUTH'), {
+      user: 'me@x.test',
+    });
     expect(auth.exitCode).toBe(5);
     expect(auth.hint).toMatch(/SmtpClientAuthenticationDisabled/);
   });
 
   it.each([
-    ['535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant.', /disabled for this tenant/, /Set-TransportConfig/],
-    ['554 5.2.0 STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied', /may not send as/, /SendAs/],
+    [
+      '535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for the Tenant.',
+      /disabled for this tenant/,
+      /Set-TransportConfig/,
+    ],
+    [
+      '554 5.2.0 STOREDRV.Submission.Exception:SendAsDeniedException.MapiExceptionSendAsDenied',
+      /may not send as/,
+      /SendAs/,
+    ],
     ['550 5.7.60 SMTP; Client does not have permissions to send as this sender', /may not send as/, /SendAs/],
     ['534-5.7.9 Application-specific password required.', /Gmail/, /mail\.google\.com/],
     ['535-5.7.8 Username and Password not accepted.', /Gmail/, /login/],

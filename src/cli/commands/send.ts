@@ -37,37 +37,43 @@ async function readText(file: string, flag: string, ctx: Context): Promise<strin
   try {
     return await fsp.readFile(file, 'utf8');
   } catch (e) {
-    throw new UsageError(`${flag} ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : 'cannot read it'}`, {
-      code: 'bad_input',
-      cause: e,
-    });
+    throw new UsageError(
+      `${flag} ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : 'cannot read it'}`,
+      {
+        code: 'bad_input',
+        cause: e,
+      },
+    );
   }
 }
 
 export function registerSend(program: Command, ctx: Context): void {
   program
     .command('send')
-    .description('send a message (or a JSONL batch) over SMTP with the profile\'s OAuth token')
+    .description("send a message (or a JSONL batch) over SMTP with the profile's OAuth token")
     .option('--to <address>', 'recipient (repeat, or comma-separate)', collect)
     .option('--cc <address>', 'copy recipient (repeatable)', collect)
     .option('--bcc <address>', 'blind copy recipient (repeatable; never in the header)', collect)
     .option('-s, --subject <text>', 'subject (UTF-8 is fine)')
-    .option('--from <address>', 'From: (default: the profile\'s from, then its user)')
-    .option('--reply-to <address>', 'Reply-To: (default: the profile\'s replyTo)')
+    .option('--from <address>', "From: (default: the profile's from, then its user)")
+    .option('--reply-to <address>', "Reply-To: (default: the profile's replyTo)")
     .option('--header <"Name: value">', 'extra header (repeatable)', collect)
     .option('--body <text>', 'plain-text body')
-    .option('--body-file <file>', 'plain-text body from a file (- for stdin); default: stdin when it is not a terminal')
+    .option(
+      '--body-file <file>',
+      'plain-text body from a file (- for stdin); default: stdin when it is not a terminal',
+    )
     .option('--html <file>', 'HTML body from a file (sent with the text as multipart/alternative)')
     .option('-a, --attach <file>', 'attach a file (repeatable)', collect)
-    .option('--signature', 'append the profile\'s signature (default when it has one)')
-    .option('--no-signature', 'do not append the profile\'s signature')
+    .option('--signature', "append the profile's signature (default when it has one)")
+    .option('--no-signature', "do not append the profile's signature")
     .addOption(new Option('--priority <level>', 'message priority').choices(['high', 'normal', 'low']))
     .option('--dry-run', 'print the MIME message on stdout and send nothing')
     .option('--batch <file.jsonl>', 'send one message per JSON line over one pooled connection')
     .option('--resume', 'with --batch: skip lines already sent (recorded in FILE.results.jsonl)')
     .option('--connections <n>', 'with --batch: parallel SMTP connections (default 5)')
-    .option('--ca <file>', 'trust this CA (PEM) for the SMTP server\'s certificate')
-    .option('--insecure-tls', 'do not verify the server\'s certificate (warns; for debugging only)')
+    .option('--ca <file>', "trust this CA (PEM) for the SMTP server's certificate")
+    .option('--insecure-tls', "do not verify the server's certificate (warns; for debugging only)")
     .addHelpText(
       'after',
       `
@@ -88,9 +94,13 @@ Batch lines: {"to": "...", "cc": [...], "subject": "...", "text": "...", "html":
       if (flags.body !== undefined && flags.bodyFile !== undefined) {
         throw new UsageError('give --body or --body-file, not both', { code: 'bad_usage' });
       }
-      if (flags.resume && !flags.batch) throw new UsageError('--resume needs --batch FILE', { code: 'bad_usage' });
+      if (flags.resume && !flags.batch)
+        throw new UsageError('--resume needs --batch FILE', { code: 'bad_usage' });
       if (flags.batch && (flags.to?.length || flags.dryRun)) {
-        throw new UsageError('--batch takes recipients from the file; do not combine it with --to or --dry-run', { code: 'bad_usage' });
+        throw new UsageError(
+          '--batch takes recipients from the file; do not combine it with --to or --dry-run',
+          { code: 'bad_usage' },
+        );
       }
       let connections: number | undefined;
       if (flags.connections !== undefined) {
@@ -152,10 +162,15 @@ Batch lines: {"to": "...", "cc": [...], "subject": "...", "text": "...", "html":
         const { profile, source } = await ctx.tokenSource(g.profile);
         const { SmtpClient } = await import('../../mail/smtp.js');
         const conns = connections ?? 5;
-        const client = await SmtpClient.create(profile, source, { ...smtpOpts, pool: true, maxConnections: conns });
+        const client = await SmtpClient.create(profile, source, {
+          ...smtpOpts,
+          pool: true,
+          maxConnections: conns,
+        });
         const stop = { stopped: false };
         const onSignal = () => {
-          if (!stop.stopped) io.err('stopping: finishing the messages in flight (interrupt again to quit at once)');
+          if (!stop.stopped)
+            io.err('stopping: finishing the messages in flight (interrupt again to quit at once)');
           else process.exit(130);
           stop.stopped = true;
         };
@@ -188,7 +203,9 @@ Batch lines: {"to": "...", "cc": [...], "subject": "...", "text": "...", "html":
               lastDraw = now;
               const w = 30;
               const fillN = Math.round((done / Math.max(1, total)) * w);
-              io.stderr.write(`\r[${'#'.repeat(fillN)}${'.'.repeat(w - fillN)}] ${done}/${total}${failed ? ` (${failed} failed)` : ''}`);
+              io.stderr.write(
+                `\r[${'#'.repeat(fillN)}${'.'.repeat(w - fillN)}] ${done}/${total}${failed ? ` (${failed} failed)` : ''}`,
+              );
             },
           });
           if (tty) io.stderr.write('\n');
@@ -207,18 +224,27 @@ Batch lines: {"to": "...", "cc": [...], "subject": "...", "text": "...", "html":
         return;
       }
 
-      const built = await buildMessage({ ...msg, to: flags.to ?? [] }, await (async () => {
-        // validate addresses against the profile before any sign-in or connection
-        const { resolveProfileName } = await import('../../config/store.js');
-        return resolveProfileName(await ctx.config.load(), g.profile, ctx.env).profile;
-      })());
+      const built = await buildMessage(
+        { ...msg, to: flags.to ?? [] },
+        await (async () => {
+          // validate addresses against the profile before any sign-in or connection
+          const { resolveProfileName } = await import('../../config/store.js');
+          return resolveProfileName(await ctx.config.load(), g.profile, ctx.env).profile;
+        })(),
+      );
       const { profile, source } = await ctx.tokenSource(g.profile);
       const { SmtpClient } = await import('../../mail/smtp.js');
       const client = await SmtpClient.create(profile, source, smtpOpts);
       try {
         const r = await client.send(built);
         if (g.json) {
-          io.outJson({ messageId: r.messageId, response: r.response, accepted: r.accepted, rejected: r.rejected, envelope: r.envelope });
+          io.outJson({
+            messageId: r.messageId,
+            response: r.response,
+            accepted: r.accepted,
+            rejected: r.rejected,
+            envelope: r.envelope,
+          });
         } else {
           io.out(r.messageId);
           io.err(`sent: ${r.response}`);

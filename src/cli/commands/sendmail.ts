@@ -25,7 +25,10 @@ export function registerSendmail(program: Command, ctx: Context): void {
         if (sa.verbose) ctx.io.verbose = true;
         const input = await ctx.io.readStdin();
         const { profile, source } = await ctx.tokenSource(g.profile);
-        const prepared = prepareSendmail(sa, input, { user: source.user, ...(profile.from ? { from: profile.from } : {}) });
+        const prepared = prepareSendmail(sa, input, {
+          user: source.user,
+          ...(profile.from ? { from: profile.from } : {}),
+        });
         const { SmtpClient } = await import('../../mail/smtp.js');
         const client = await SmtpClient.create(profile, source, {
           warn: (m) => ctx.io.warn(m),
