@@ -43,7 +43,11 @@ function transport(user: string, accessToken: string, security: Security = 'star
 }
 
 /** The SMTP reply code of a refused AUTH (nodemailer's error.responseCode), or 'accepted'. */
-async function smtpAuth(user: string, accessToken: string, security: Security = 'starttls'): Promise<number | 'accepted'> {
+async function smtpAuth(
+  user: string,
+  accessToken: string,
+  security: Security = 'starttls',
+): Promise<number | 'accepted'> {
   const t = transport(user, accessToken, security);
   try {
     await t.verify();
@@ -62,7 +66,13 @@ function unique(label: string) {
   return { subject: `${label} ${id}`, messageId: `<${id}@oauthmail.test>` };
 }
 
-async function sendAndReadBack(opts: { from: string; to: string; token: string; security: Security; label: string }) {
+async function sendAndReadBack(opts: {
+  from: string;
+  to: string;
+  token: string;
+  security: Security;
+  label: string;
+}) {
   const { subject, messageId } = unique(opts.label);
   const t = transport(opts.from, opts.token, opts.security);
   try {
@@ -96,7 +106,13 @@ describe('local mail stack', () => {
     const token = await idpMint({ provider: 'microsoft', user: alice });
     await sendAndReadBack({ from: alice, to: alice, token, security: 'starttls', label: 'starttls self' });
     // the recipient reads it with a token of their own, over IMAP with STARTTLS
-    const { subject } = await sendAndReadBack({ from: alice, to: bob, token, security: 'starttls', label: 'to bob' });
+    const { subject } = await sendAndReadBack({
+      from: alice,
+      to: bob,
+      token,
+      security: 'starttls',
+      label: 'to bob',
+    });
     const bobToken = await idpMint({ provider: 'microsoft', user: bob });
     const client = await imapConnect({ user: bob, accessToken: bobToken, security: 'starttls' });
     try {
@@ -160,7 +176,11 @@ describe('local mail stack', () => {
   });
 
   it('checks scope per service, issuer and key ID', async () => {
-    const smtpOnly = await idpMint({ provider: 'microsoft', user: alice, scopes: ['https://outlook.office.com/SMTP.Send'] });
+    const smtpOnly = await idpMint({
+      provider: 'microsoft',
+      user: alice,
+      scopes: ['https://outlook.office.com/SMTP.Send'],
+    });
     const imapOnly = await idpMint({
       provider: 'microsoft',
       user: alice,
@@ -171,14 +191,19 @@ describe('local mail stack', () => {
     expect(await smtpAuth(alice, imapOnly)).toBe(535);
     expect((await imapAuthenticate('XOAUTH2', alice, imapOnly)).ok).toBe(true);
     // Google tokens need https://mail.google.com/; a Microsoft scope under Google's issuer is not enough
-    expect(await smtpAuth(carol, mintJwt({ user: carol, provider: 'google', scopes: ['SMTP.Send'] }))).toBe(535);
+    expect(await smtpAuth(carol, mintJwt({ user: carol, provider: 'google', scopes: ['SMTP.Send'] }))).toBe(
+      535,
+    );
     // an issuer the stack does not trust, and a key ID it does not know
     expect(await smtpAuth(alice, mintJwt({ user: alice, iss: 'https://login.example.test/' }))).toBe(535);
-    expect((await imapAuthenticate('XOAUTH2', alice, mintJwt({ user: alice, kid: 'unknown-kid' }))).ok).toBe(false);
-    // a mailbox that is not in the fixtures gets no access even with a well-signed token
-    expect((await imapAuthenticate('XOAUTH2', 'mallory@contoso.test', mintJwt({ user: 'mallory@contoso.test' }))).ok).toBe(
+    expect((await imapAuthenticate('XOAUTH2', alice, mintJwt({ user: alice, kid: 'unknown-kid' }))).ok).toBe(
       false,
     );
+    // a mailbox that is not in the fixtures gets no access even with a well-signed token
+    expect(
+      (await imapAuthenticate('XOAUTH2', 'mallory@contoso.test', mintJwt({ user: 'mallory@contoso.test' })))
+        .ok,
+    ).toBe(false);
   });
 
   it('accepts app-only Entra tokens for the mailbox the app may use', async () => {
@@ -202,10 +227,14 @@ describe('local mail stack', () => {
       tls: { ca: env.ca },
     });
     try {
-      await expect(anon.sendMail({ from: alice, to: bob, subject: 'anon', text: 'x' })).rejects.toMatchObject({
-        responseCode: expect.any(Number),
-      });
-      const err = await anon.sendMail({ from: alice, to: bob, subject: 'anon', text: 'x' }).catch((e: unknown) => e);
+      await expect(anon.sendMail({ from: alice, to: bob, subject: 'anon', text: 'x' })).rejects.toMatchObject(
+        {
+          responseCode: expect.any(Number),
+        },
+      );
+      const err = await anon
+        .sendMail({ from: alice, to: bob, subject: 'anon', text: 'x' })
+        .catch((e: unknown) => e);
       expect((err as { responseCode: number }).responseCode).toBeGreaterThanOrEqual(500);
     } finally {
       anon.close();
@@ -219,7 +248,9 @@ describe('local mail stack', () => {
       auth: { type: 'OAuth2', user: alice, accessToken: mintJwt({ user: alice }) },
     });
     try {
-      const err = await plain.sendMail({ from: alice, to: bob, subject: 'plain', text: 'x' }).catch((e: unknown) => e);
+      const err = await plain
+        .sendMail({ from: alice, to: bob, subject: 'plain', text: 'x' })
+        .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(Error);
       expect((err as { responseCode?: number }).responseCode).toBe(530);
     } finally {

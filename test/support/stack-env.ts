@@ -31,7 +31,9 @@ export interface Fixtures {
   mail: { domains: string[]; mailboxes: string[] };
 }
 
-export const fixtures: Fixtures = JSON.parse(readFileSync(path.join(ROOT, 'test', 'support', 'fixtures.json'), 'utf8'));
+export const fixtures: Fixtures = JSON.parse(
+  readFileSync(path.join(ROOT, 'test', 'support', 'fixtures.json'), 'utf8'),
+);
 
 export type Provider = 'microsoft' | 'google';
 
@@ -64,7 +66,8 @@ function need(name: string): string {
 
 function port(name: string): number {
   const n = Number(need(name));
-  if (!Number.isInteger(n) || n <= 0 || n > 65535) throw new Error(`${name}=${process.env[name]} is not a port`);
+  if (!Number.isInteger(n) || n <= 0 || n > 65535)
+    throw new Error(`${name}=${process.env[name]} is not a port`);
   return n;
 }
 
@@ -90,8 +93,16 @@ export function stackEnv(): StackEnv {
       google: process.env.STACK_GOOGLE_ISSUER || 'https://accounts.google.com',
     },
     idpUrl: process.env.IDP_URL ?? '',
-    smtp: { host: process.env.SMTP_HOST || 'localhost', port: port('SMTP_PORT'), smtpsPort: port('SMTPS_PORT') },
-    imap: { host: process.env.IMAP_HOST || 'localhost', port: port('IMAP_PORT'), imapsPort: port('IMAPS_PORT') },
+    smtp: {
+      host: process.env.SMTP_HOST || 'localhost',
+      port: port('SMTP_PORT'),
+      smtpsPort: port('SMTPS_PORT'),
+    },
+    imap: {
+      host: process.env.IMAP_HOST || 'localhost',
+      port: port('IMAP_PORT'),
+      imapsPort: port('IMAPS_PORT'),
+    },
     lmtpPort: port('LMTP_PORT'),
   };
   return cached;
@@ -111,7 +122,9 @@ export const IDP_MAIL_SCOPES: Record<Provider, string[]> = {
 
 /** The provider a fixture user belongs to (Google for the fixtures' Google users, else Microsoft). */
 export function providerOf(user: string): Provider {
-  return fixtures.google.users.some((u) => u.email.toLowerCase() === user.toLowerCase()) ? 'google' : 'microsoft';
+  return fixtures.google.users.some((u) => u.email.toLowerCase() === user.toLowerCase())
+    ? 'google'
+    : 'microsoft';
 }
 
 export interface MintOptions {
@@ -208,7 +221,10 @@ export function tamperClaims(token: string, claims: Record<string, unknown>): st
 }
 
 /** POST JSON over HTTPS to the fake identity provider (trusting the stack's CA). */
-export function idpRequest<T = unknown>(pathname: string, body: unknown): Promise<{ status: number; json: T }> {
+export function idpRequest<T = unknown>(
+  pathname: string,
+  body: unknown,
+): Promise<{ status: number; json: T }> {
   const env = stackEnv();
   if (!env.idpUrl) throw new Error('the fake identity provider is not running (IDP_URL is empty)');
   const url = new URL(pathname, env.idpUrl);
@@ -216,7 +232,11 @@ export function idpRequest<T = unknown>(pathname: string, body: unknown): Promis
   return new Promise((resolve, reject) => {
     const req = https.request(
       url,
-      { method: 'POST', ca: env.ca, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } },
+      {
+        method: 'POST',
+        ca: env.ca,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -225,7 +245,9 @@ export function idpRequest<T = unknown>(pathname: string, body: unknown): Promis
           try {
             resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) as T });
           } catch {
-            reject(new Error(`IdP ${pathname} answered ${res.statusCode} with non-JSON: ${text.slice(0, 200)}`));
+            reject(
+              new Error(`IdP ${pathname} answered ${res.statusCode} with non-JSON: ${text.slice(0, 200)}`),
+            );
           }
         });
       },
@@ -236,25 +258,33 @@ export function idpRequest<T = unknown>(pathname: string, body: unknown): Promis
   });
 }
 
-/** An access token from the fake identity provider's admin API (POST /_admin/mint). */
+/**
+ * An access token from the fake identity provider's admin API (POST /_admin/mint). Without `user`
+ * (Microsoft only) it is an app-only token of the client (`scopes` e.g. ['https://outlook.office365.com/.default']).
+ */
 export async function idpMint(opts: {
   provider?: Provider;
-  user: string;
+  user?: string;
   clientId?: string;
   scopes?: string[];
   lifetime?: number;
 }): Promise<string> {
-  const provider = opts.provider ?? providerOf(opts.user);
+  const provider = opts.provider ?? (opts.user ? providerOf(opts.user) : 'microsoft');
   const body = {
     provider,
-    user: opts.user,
+    ...(opts.user ? { user: opts.user } : { app: true }),
     clientId:
-      opts.clientId ?? (provider === 'microsoft' ? fixtures.microsoft.clients[0]?.clientId : fixtures.google.clients[0]?.clientId),
-    scopes: opts.scopes ?? IDP_MAIL_SCOPES[provider],
+      opts.clientId ??
+      (provider === 'microsoft'
+        ? fixtures.microsoft.clients[0]?.clientId
+        : fixtures.google.clients[0]?.clientId),
+    scopes:
+      opts.scopes ?? (opts.user ? IDP_MAIL_SCOPES[provider] : ['https://outlook.office365.com/.default']),
     ...(opts.lifetime !== undefined ? { lifetime: opts.lifetime } : {}),
   };
   const { status, json } = await idpRequest<{ access_token?: string; error?: string }>('/_admin/mint', body);
-  if (status !== 200 || !json.access_token) throw new Error(`IdP /_admin/mint answered ${status}: ${JSON.stringify(json)}`);
+  if (status !== 200 || !json.access_token)
+    throw new Error(`IdP /_admin/mint answered ${status}: ${JSON.stringify(json)}`);
   return json.access_token;
 }
 
@@ -302,7 +332,10 @@ export interface FoundMessage {
 }
 
 /** Messages in user's INBOX whose Subject contains `subject` (or all when omitted). */
-export async function findMessages(user: string, search: { subject?: string; messageId?: string } = {}): Promise<FoundMessage[]> {
+export async function findMessages(
+  user: string,
+  search: { subject?: string; messageId?: string } = {},
+): Promise<FoundMessage[]> {
   const client = await imapConnect({ user });
   try {
     const lock = await client.getMailboxLock('INBOX');
@@ -310,10 +343,15 @@ export async function findMessages(user: string, search: { subject?: string; mes
       const query: Record<string, unknown> = {};
       if (search.subject) query.subject = search.subject;
       if (search.messageId) query.header = { 'message-id': search.messageId };
-      const uids = (await client.search(Object.keys(query).length ? query : { all: true }, { uid: true })) || [];
+      const uids =
+        (await client.search(Object.keys(query).length ? query : { all: true }, { uid: true })) || [];
       if (uids.length === 0) return [];
       const found: FoundMessage[] = [];
-      for await (const msg of client.fetch(uids, { uid: true, envelope: true, source: true }, { uid: true })) {
+      for await (const msg of client.fetch(
+        uids,
+        { uid: true, envelope: true, source: true },
+        { uid: true },
+      )) {
         found.push({
           uid: msg.uid,
           subject: msg.envelope?.subject ?? '',
@@ -337,7 +375,7 @@ export async function countMessages(user: string): Promise<number> {
   const client = await imapConnect({ user });
   try {
     const status = await client.status('INBOX', { messages: true });
-    return status.messages ?? 0;
+    return status ? (status.messages ?? 0) : 0;
   } finally {
     await client.logout().catch(() => undefined);
   }
@@ -354,7 +392,9 @@ export async function waitForMessage(
     const found = await findMessages(user, search);
     if (found[0]) return found[0];
     if (Date.now() > end) {
-      throw new Error(`no message matching ${JSON.stringify(search)} reached ${user} within ${timeoutMs} ms (see ${stackEnv().logDir}/postfix.log)`);
+      throw new Error(
+        `no message matching ${JSON.stringify(search)} reached ${user} within ${timeoutMs} ms (see ${stackEnv().logDir}/postfix.log)`,
+      );
     }
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -363,7 +403,13 @@ export async function waitForMessage(
 export type SaslMechanism = 'XOAUTH2' | 'OAUTHBEARER';
 
 /** The SASL initial response for XOAUTH2 (Google/Microsoft format) or OAUTHBEARER (RFC 7628). */
-export function saslInitialResponse(mechanism: SaslMechanism, user: string, token: string, host = 'localhost', port = 0): string {
+export function saslInitialResponse(
+  mechanism: SaslMechanism,
+  user: string,
+  token: string,
+  host = 'localhost',
+  port = 0,
+): string {
   const raw =
     mechanism === 'XOAUTH2'
       ? `user=${user}\x01auth=Bearer ${token}\x01\x01`
@@ -383,7 +429,12 @@ export function imapAuthenticate(
 ): Promise<{ ok: boolean; tagged: string; challenge?: string }> {
   const env = stackEnv();
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: env.imap.host, port: env.imap.imapsPort, ca: env.ca, servername: 'localhost' });
+    const socket = tls.connect({
+      host: env.imap.host,
+      port: env.imap.imapsPort,
+      ca: env.ca,
+      servername: 'localhost',
+    });
     let buf = '';
     let greeted = false;
     let challenge: string | undefined;
@@ -404,7 +455,9 @@ export function imapAuthenticate(
         buf = buf.slice(nl + 2);
         if (!greeted && line.startsWith('* OK')) {
           greeted = true;
-          socket.write(`A1 AUTHENTICATE ${mechanism} ${saslInitialResponse(mechanism, user, token, 'localhost', env.imap.imapsPort)}\r\n`);
+          socket.write(
+            `A1 AUTHENTICATE ${mechanism} ${saslInitialResponse(mechanism, user, token, 'localhost', env.imap.imapsPort)}\r\n`,
+          );
         } else if (line.startsWith('+')) {
           // error challenge (RFC 7628 section 3.2.2): the client answers with a dummy response
           challenge = Buffer.from(line.slice(1).trim(), 'base64').toString('utf8');
@@ -412,7 +465,11 @@ export function imapAuthenticate(
         } else if (line.startsWith('A1 ')) {
           clearTimeout(timer);
           socket.end('A2 LOGOUT\r\n');
-          resolve({ ok: line.startsWith('A1 OK'), tagged: line, ...(challenge !== undefined ? { challenge } : {}) });
+          resolve({
+            ok: line.startsWith('A1 OK'),
+            tagged: line,
+            ...(challenge !== undefined ? { challenge } : {}),
+          });
         }
       }
     });

@@ -14,7 +14,14 @@ STACK_RT_DIR='' STACK_RT_IS_TMP=0 DOVECOT_BASE_DIR='' DOVECOT_CONF='' POSTFIX_CO
 # shellcheck disable=SC1091
 [[ -f $stack_dir/state ]] && . "$stack_dir/state"
 
-alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
+# a zombie counts as gone: daemons are reparented to PID 1, which may reap them late
+alive() {
+  [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null || return 1
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ ${stat:0:1} != Z ]]
+}
 children() { ps -o pid= --ppid "$1" 2>/dev/null | tr -s ' \n' ' '; }
 # is PID a process whose command line contains WORD? (a pid file may be stale and its pid reused)
 runs() { alive "$1" && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -q -- "$2"; }
