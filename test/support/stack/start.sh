@@ -101,7 +101,9 @@ IFS=, read -r -a mailbox_list <<<"$mailboxes"
 # --- mail user -----------------------------------------------------------------------------------
 # Dovecot refuses to access mail as uid 0; mail is owned by an unprivileged "vmail" user.
 if ! id vmail >/dev/null 2>&1; then
-  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin vmail
+  # (another stack starting at the same moment may win the race: then vmail exists anyway)
+  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin vmail 2>/dev/null ||
+    id vmail >/dev/null 2>&1 || die "could not create the vmail user"
 fi
 vmail_uid=$(id -u vmail)
 vmail_gid=$(id -g vmail)
