@@ -15,6 +15,10 @@ import { registerStatus } from './commands/status.js';
 import { registerLogout } from './commands/logout.js';
 import { registerImport } from './commands/import.js';
 import { registerExport } from './commands/export.js';
+import { registerTest } from './commands/test.js';
+import { registerScopes } from './commands/scopes.js';
+import { registerConsentUrl } from './commands/consent-url.js';
+import { registerGuide } from './commands/guide.js';
 
 export const VERSION = '0.1.0';
 
@@ -87,6 +91,10 @@ Help topics: oauthmail help exit-codes | oauthmail help environment`,
   registerLogout(program, ctx);
   registerImport(program, ctx);
   registerExport(program, ctx);
+  registerTest(program, ctx);
+  registerScopes(program, ctx);
+  registerConsentUrl(program, ctx);
+  registerGuide(program, ctx);
 
   program
     .command('help [topic...]')

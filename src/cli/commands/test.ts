@@ -1,0 +1,107 @@
+/**
+ * `oauthmail test [PROFILE] [--send-to ADDR] [--json]`: runs the checks of src/diagnose/checks.ts in
+ * order and prints a line for each (stdout: it is the report asked for), with the fix under each
+ * failure. Exit 0 when all pass, else the exit code of the first failure's kind. --verbose adds
+ * the SMTP and IMAP dialogue on stderr, with the token redacted. --token-stdin tests a token
+ * someone handed over (on stdin, never in argv) instead of the profile's stored sign-in.
+ */
+import type { Command } from 'commander';
+import { AuthError, ConfigError, InternalError, MailServerError, TransientError, UsageError } from '../../errors/index.js';
+import type { Context } from '../context.js';
+
+export function registerTest(program: Command, ctx: Context): void {
+  program
+    .command('test [profile]')
+    .description('check a profile end to end: settings, token, permissions, SMTP and IMAP sign-in')
+    .option('--send-to <address>', 'also send a short test message to this address')
+    .option('--token-stdin', "test the access token read from stdin instead of the profile's sign-in")
+    .option('--ca <file>', 'PEM file of a CA to trust for the mail servers')
+    .option('--insecure-tls', 'do not verify the mail servers\' certificates (warned)')
+    .option('--timeout <seconds>', 'network timeout per step', '20')
+    .addHelpText(
+      'after',
+      `
+Checks, in order (a check whose prerequisite failed is skipped):
+  profile  settings are complete and consistent (scopes, audience, credentials, servers)
+  token    an access token can be had silently (the refresh token is redeemed)
+  claims   audience, scp/roles, user, tenant, app, expiry (JWT) or Google's token-info
+  smtp     connect, TLS, EHLO, XOAUTH2/OAUTHBEARER offered, AUTH (nothing is sent)
+  imap     connect, TLS, CAPABILITY, AUTHENTICATE, SELECT INBOX
+  send     with --send-to only
+Exit code: 0 when all pass, else that of the first failure (3 config, 4 sign-in/consent,
+5 server refused, 6 network). --json prints the report (schema: docs/test-report.schema.json).
+Examples:
+  $ oauthmail test work
+  $ oauthmail test work --json > report.json     # attach to a ticket: no token in it
+  $ oauthmail test work --verbose                 # with the SMTP/IMAP dialogue, token redacted`,
+    )
+    .action(
+      async (
+        nameArg: string | undefined,
+        opts: { sendTo?: string; tokenStdin?: boolean; ca?: string; insecureTls?: boolean; timeout: string },
+      ) => {
+        const timeout = Number(opts.timeout);
+        if (!Number.isFinite(timeout) || timeout <= 0 || timeout > 600) {
+          throw new UsageError('--timeout must be a number of seconds from 1 to 600', { code: 'bad_usage' });
+        }
+        const { isEmail } = await import('../../config/schema.js');
+        if (opts.sendTo !== undefined && !isEmail(opts.sendTo)) {
+          throw new UsageError(`--send-to ${JSON.stringify(opts.sendTo)} is not an email address`, { code: 'bad_usage' });
+        }
+        let token: string | undefined;
+        if (opts.tokenStdin) {
+          if (ctx.io.stdin.isTTY) {
+            throw new UsageError('--token-stdin reads the token from a pipe, not a terminal', {
+              code: 'bad_usage',
+              hint: 'oauthmail token other-profile | oauthmail test work --token-stdin',
+            });
+          }
+          token = (await ctx.io.readStdin()).trim();
+          if (!token) throw new UsageError('--token-stdin: stdin was empty', { code: 'bad_usage' });
+        }
+        if (opts.insecureTls) ctx.io.warn('--insecure-tls: certificates are NOT verified; anyone on the path can read the token');
+        const { resolveProfileName } = await import('../../config/store.js');
+        const { runChecks, renderReport } = await import('../../diagnose/checks.js');
+        const config = await ctx.config.load();
+        const { name, profile } = resolveProfileName(
+          config,
+          nameArg ?? (program.opts().profile as string | undefined),
+          ctx.env,
+        );
+        const report = await runChecks({
+          name,
+          profile,
+          provider: async () => (await import('../../auth/index.js')).tokenProviderFor(ctx, name, profile),
+          hasCredential: async () => {
+            const store = await ctx.secretsFor(profile);
+            const kind = profile.clientType === 'certificate' ? 'certificate' : 'client-secret';
+            return (await store.get(name, kind)) !== undefined || (kind === 'client-secret' && !!ctx.env.OAUTHMAIL_CLIENT_SECRET);
+          },
+          ...(token ? { token } : {}),
+          ...(opts.sendTo ? { sendTo: opts.sendTo } : {}),
+          ...(opts.ca ? { caFile: opts.ca } : {}),
+          ...(opts.insecureTls ? { insecureTls: true } : {}),
+          timeoutMs: timeout * 1000,
+          ...(ctx.io.verbose ? { transcript: (l: string) => ctx.io.err(`transcript: ${l}`) } : {}),
+        });
+        if (ctx.io.json) ctx.io.outJson(report);
+        else ctx.io.out(renderReport(report));
+        const first = report.checks.find((c) => c.status === 'fail');
+        if (!first) return;
+        const msg = `${first.id} check failed: ${first.summary}`;
+        const o = { code: first.code ?? 'test_failed', ...(first.fix ? { hint: first.fix } : {}) };
+        switch (first.kind) {
+          case 'config':
+            throw new ConfigError(msg, o);
+          case 'auth':
+            throw new AuthError(msg, o);
+          case 'mail':
+            throw new MailServerError(msg, o);
+          case 'transient':
+            throw new TransientError(msg, o);
+          default:
+            throw new InternalError(msg, o);
+        }
+      },
+    );
+}

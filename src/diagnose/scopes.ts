@@ -1,0 +1,170 @@
+/**
+ * The scope catalogue: every scope (or app role) oauthmail asks for, why it needs it, what it
+ * lets the app do, and who can grant it. `oauthmail scopes`, `oauthmail guide` and the checks
+ * behind `oauthmail test` read it, so that all three say the same thing.
+ *
+ * Microsoft: the mail protocols take only tokens for Exchange Online (audience
+ * https://outlook.office.com). Graph's permission of the same name (SMTP.Send under "Microsoft
+ * Graph" in the portal) is what the portal shows, and consenting to it covers the Exchange one, but
+ * a token *requested* for Graph is refused by smtp.office365.com.
+ * Google: SMTP and IMAP need https://mail.google.com/ (RFC-less, Google's rule); gmail.send is not
+ * accepted by SMTP AUTH.
+ */
+import type { Provider } from '../config/schema.js';
+
+export interface ScopeInfo {
+  /** As requested from the identity provider. */
+  scope: string;
+  provider: Exclude<Provider, 'custom'>;
+  /** delegated = on behalf of a signed-in user; application = app-only (client credentials). */
+  type: 'delegated' | 'application' | 'oidc';
+  /** Why oauthmail asks for it. */
+  why: string;
+  /** What the app can do with it. */
+  allows: string;
+  /** Who can grant (consent to) it. */
+  grantedBy: string;
+  /** The permission's name in the Azure portal / Google console, where it differs. */
+  portalName?: string;
+}
+
+const USER_OR_ADMIN =
+  'the user, if the tenant lets users consent to apps; otherwise a Global Administrator, Privileged Role Administrator, Cloud Application Administrator or Application Administrator';
+const ADMIN_ONLY_APP =
+  'only a Global Administrator or Privileged Role Administrator (app roles need admin consent); an Exchange administrator must also register the service principal and grant mailbox access (New-ServicePrincipal, Add-MailboxPermission)';
+
+export const SCOPES: readonly ScopeInfo[] = [
+  {
+    scope: 'offline_access',
+    provider: 'microsoft',
+    type: 'oidc',
+    why: 'keep the sign-in alive without asking again',
+    allows: 'a refresh token, so new access tokens can be fetched while nobody is at the keyboard (cron jobs)',
+    grantedBy: USER_OR_ADMIN,
+    portalName: 'Microsoft Graph → Delegated → offline_access',
+  },
+  {
+    scope: 'openid',
+    provider: 'microsoft',
+    type: 'oidc',
+    why: 'know who signed in',
+    allows: 'an ID token that names the account; no access to data',
+    grantedBy: USER_OR_ADMIN,
+    portalName: 'Microsoft Graph → Delegated → openid',
+  },
+  {
+    scope: 'profile',
+    provider: 'microsoft',
+    type: 'oidc',
+    why: 'show the account name in `oauthmail status`',
+    allows: "the account's display name and user name in the ID token",
+    grantedBy: USER_OR_ADMIN,
+    portalName: 'Microsoft Graph → Delegated → profile',
+  },
+  {
+    scope: 'email',
+    provider: 'microsoft',
+    type: 'oidc',
+    why: "know the account's mail address",
+    allows: "the account's primary email address in the ID token",
+    grantedBy: USER_OR_ADMIN,
+    portalName: 'Microsoft Graph → Delegated → email',
+  },
+  {
+    scope: 'https://outlook.office.com/SMTP.Send',
+    provider: 'microsoft',
+    type: 'delegated',
+    why: 'send mail (`oauthmail send`, sendmail mode, the SMTP check of `oauthmail test`)',
+    allows: 'SMTP AUTH to smtp.office365.com as the signed-in user, and as mailboxes it has Send As rights on',
+    grantedBy: USER_OR_ADMIN,
+    portalName: 'Microsoft Graph → Delegated → SMTP.Send',
+  },
+  {
+    scope: 'https://outlook.office.com/IMAP.AccessAsUser.All',
+    provider: 'microsoft',
+    type: 'delegated',
+    why: 'read mail (`oauthmail fetch`, the IMAP check of `oauthmail test`)',
+    allows:
+      'full IMAP access to the mailboxes the signed-in user can open: read, move and delete mail',
+    grantedBy: USER_OR_ADMIN,
+    portalName: 'Microsoft Graph → Delegated → IMAP.AccessAsUser.All',
+  },
+  {
+    scope: 'https://outlook.office.com/POP.AccessAsUser.All',
+    provider: 'microsoft',
+    type: 'delegated',
+    why: 'not requested by oauthmail; listed because some apps ask for it',
+    allows: 'POP3 download (and delete) of the signed-in user\'s mail',
+    grantedBy: USER_OR_ADMIN,
+    portalName: 'Microsoft Graph → Delegated → POP.AccessAsUser.All',
+  },
+  {
+    scope: 'https://outlook.office365.com/.default',
+    provider: 'microsoft',
+    type: 'application',
+    why: 'app-only sign-in (flow client-credentials) for daemons with no user',
+    allows:
+      'whatever application permissions were granted on Office 365 Exchange Online: SMTP.SendAsApp (send) and IMAP.AccessAsApp (read), limited to the mailboxes Exchange lets the app into',
+    grantedBy: ADMIN_ONLY_APP,
+    portalName:
+      'APIs my organization uses → Office 365 Exchange Online → Application permissions → SMTP.SendAsApp, IMAP.AccessAsApp',
+  },
+  {
+    scope: 'https://mail.google.com/',
+    provider: 'google',
+    type: 'delegated',
+    why: 'send and read mail over SMTP and IMAP (Gmail accepts no narrower scope for SMTP AUTH)',
+    allows: 'full access to the Gmail mailbox: read, send, delete and change settings',
+    grantedBy:
+      'the user on the consent screen; in Google Workspace an admin can block or pre-approve the app (Admin console → Security → API controls); it is a restricted scope, so a public app needs Google verification',
+    portalName: 'Gmail API → https://mail.google.com/',
+  },
+  {
+    scope: 'openid email',
+    provider: 'google',
+    type: 'oidc',
+    why: 'know who signed in',
+    allows: "the account's Google ID and email address",
+    grantedBy: 'the user on the consent screen',
+  },
+];
+
+/** Exchange Online app roles (application permissions) and what they allow; checked in `roles`. */
+export const MICROSOFT_APP_ROLES: Record<'send' | 'read', string> = {
+  send: 'SMTP.SendAsApp',
+  read: 'IMAP.AccessAsApp',
+};
+
+/** The short permission names in an Exchange token's `scp`, per capability. */
+export const MICROSOFT_SCP: Record<'send' | 'read', string> = {
+  send: 'SMTP.Send',
+  read: 'IMAP.AccessAsUser.All',
+};
+
+export function scopesFor(provider?: Exclude<Provider, 'custom'>): ScopeInfo[] {
+  return SCOPES.filter((s) => !provider || s.provider === provider);
+}
+
+export function scopeInfo(scope: string): ScopeInfo | undefined {
+  return SCOPES.find((s) => s.scope === scope);
+}
+
+/** The catalogue as text for a terminal: one block per scope. */
+export function renderScopes(list: readonly ScopeInfo[]): string {
+  const out: string[] = [];
+  let last: string | undefined;
+  for (const s of list) {
+    if (s.provider !== last) {
+      if (last) out.push('');
+      out.push(s.provider === 'microsoft' ? 'Microsoft Entra ID' : 'Google');
+      out.push('');
+      last = s.provider;
+    }
+    out.push(`  ${s.scope}  (${s.type})`);
+    out.push(`    why:        ${s.why}`);
+    out.push(`    allows:     ${s.allows}`);
+    out.push(`    granted by: ${s.grantedBy}`);
+    if (s.portalName) out.push(`    in portal:  ${s.portalName}`);
+  }
+  return out.join('\n');
+}
