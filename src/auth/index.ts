@@ -22,6 +22,14 @@ export async function providerFor(name: string, profile: Profile, deps: AuthDeps
       const { MicrosoftProvider } = await import('./microsoft.js');
       return new MicrosoftProvider(name, profile, deps);
     }
+    case 'google': {
+      const { GoogleProvider } = await import('./google.js');
+      return new GoogleProvider(name, profile, deps);
+    }
+    case 'custom': {
+      const { GenericProvider } = await import('./generic.js');
+      return new GenericProvider(name, profile, deps);
+    }
     default:
       throw new ConfigError(`sign-in for ${profile.provider} profiles is not available yet`, {
         code: 'provider_not_supported',

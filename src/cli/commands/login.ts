@@ -59,6 +59,14 @@ Examples:
         nameArg ?? (program.opts().profile as string | undefined),
       );
       const io = ctx.io;
+      if (opts.device && profile.provider === 'google') {
+        // Refused before any request: Google's device flow cannot grant the mail scope.
+        const { GOOGLE_NO_DEVICE } = await import('../../diagnose/google-errors.js');
+        throw new UsageError(GOOGLE_NO_DEVICE, {
+          code: 'google_no_device',
+          hint: `run: oauthmail login ${name} --no-browser (and open the URL on this computer)`,
+        });
+      }
 
       let method: LoginMethod;
       let openBrowser = opts.browser !== false;
@@ -78,6 +86,10 @@ Examples:
       } else if (profile.flow === 'device') method = 'device';
       else if (hasDisplay(ctx.env)) method = 'browser';
       else method = 'device';
+      if (profile.provider === 'google' && method === 'device') {
+        method = 'browser'; // Google has no device flow for the mail scope: print the URL instead
+        openBrowser = false;
+      }
       if (method === 'browser' && !hasDisplay(ctx.env)) openBrowser = false;
 
       const t = await provider.login({

@@ -11,6 +11,7 @@ import { createState, count, enter, takeFault } from './state.mjs';
 import { sendJson, sendHtml, isLoopbackAddress, sleep } from './http.mjs';
 import { handleEntra } from './entra.mjs';
 import { handleGoogle } from './google.mjs';
+import { handleCustom } from './custom.mjs';
 import { handleAdmin } from './admin.mjs';
 import { handleLogin, handleConsent } from './flow.mjs';
 import { OAuthError, entraErrorBody } from './tokens.mjs';
@@ -97,6 +98,7 @@ export async function startIdp({ pkiDir, port = 0, host = '127.0.0.1', fixtures,
       if (req.method === 'POST' && url.pathname === '/_flow/login') return await handleLogin(ctx, req, res);
       if (req.method === 'POST' && url.pathname === '/_flow/consent')
         return await handleConsent(ctx, req, res);
+      if (await handleCustom(ctx, req, res, url)) return;
       if (await handleGoogle(ctx, req, res, url)) return;
       if (await handleEntra(ctx, req, res, url)) return;
       sendJson(res, 404, {

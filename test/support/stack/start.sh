@@ -176,6 +176,8 @@ tpl_DEFAULT_PASSDB=''
 
 ms_issuer="https://sts.windows.net/$tenant_id/"
 google_issuer="https://accounts.google.com"
+# custom-provider access tokens (test/support/idp/custom.mjs CUSTOM_TOKEN_ISSUER), scope "mail"
+custom_issuer="https://custom-idp.oauthmail.test"
 
 # --- Dovecot -------------------------------------------------------------------------------------
 mkdir -p "$rt/dovecot/state" "$rt/mail" "$rt/keys/default/RS256"
@@ -187,6 +189,7 @@ tpl_ISSUERS=$ms_issuer tpl_SCOPE=IMAP.AccessAsUser.All render "$here/templates/o
 tpl_ISSUERS=$ms_issuer tpl_SCOPE=SMTP.SendAsApp render "$here/templates/oauth2.conf.ext.in" "$rt/dovecot/oauth2-microsoft-smtp-app.conf.ext"
 tpl_ISSUERS=$ms_issuer tpl_SCOPE=IMAP.AccessAsApp render "$here/templates/oauth2.conf.ext.in" "$rt/dovecot/oauth2-microsoft-imap-app.conf.ext"
 tpl_ISSUERS=$google_issuer tpl_SCOPE=https://mail.google.com/ render "$here/templates/oauth2.conf.ext.in" "$rt/dovecot/oauth2-google.conf.ext"
+tpl_ISSUERS=$custom_issuer tpl_SCOPE=mail render "$here/templates/oauth2.conf.ext.in" "$rt/dovecot/oauth2-custom.conf.ext"
 render "$here/templates/dovecot.conf.in" "$rt/dovecot/dovecot.conf"
 chown -R vmail:vmail "$rt/mail"
 chmod -R a+rX "$rt/dovecot" "$rt/keys"

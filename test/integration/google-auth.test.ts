@@ -1,0 +1,409 @@
+// Google sign-in end to end: the real CLI with the real google-auth-library against the fake
+// identity provider's Google endpoints (over HTTPS, from test/support/with-stack.sh), headless
+// Chromium for the consent screen, the keychain (gnome-keyring under with-stack) and the file
+// store, and Postfix + Dovecot accepting the tokens. Everything the CLI prints is collected and
+// checked for tokens and secrets at the end.
+import { describe, it, expect, beforeEach } from 'vitest';
+import https from 'node:https';
+import { spawn } from 'node:child_process';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import nodemailer from 'nodemailer';
+import { BIN, cliHome, type CliHome, type CliResult } from '../support/cli.js';
+import { fixtures, idpRequest, imapConnect, stackEnv } from '../support/stack-env.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- IdP JSON answers, checked by the assertions
+type Json = any;
+const env = stackEnv();
+const IDP = env.idpUrl;
+const CLIENT = fixtures.google.clients[0]!;
+const CAROL = fixtures.google.users[0]! as { email: string; password: string };
+
+const transcript: { args: string[]; stdout: string; stderr: string }[] = [];
+const secrets = new Set<string>([CLIENT.secret, CAROL.password]);
+
+function adminGet(path: string): Promise<Json> {
+  return new Promise((resolve, reject) => {
+    https
+      .get(new URL(`/_admin/${path}`, IDP), { ca: env.ca }, (res) => {
+        let t = '';
+        res.on('data', (c: Buffer) => (t += c.toString()));
+        res.on('end', () => resolve(JSON.parse(t)));
+      })
+      .on('error', reject);
+  });
+}
+async function admin(path: string, body: unknown): Promise<Json> {
+  const r = await idpRequest<Json>(`/_admin/${path}`, body);
+  expect(r.status, JSON.stringify(r.json)).toBe(200);
+  return r.json;
+}
+
+function home(extra: NodeJS.ProcessEnv = {}): CliHome {
+  return cliHome({
+    NODE_EXTRA_CA_CERTS: env.caFile,
+    DISPLAY: '',
+    WAYLAND_DISPLAY: '',
+    BROWSER: '',
+    ...extra,
+  });
+}
+
+async function cli(h: CliHome, args: string[], input?: string): Promise<CliResult> {
+  const r = await h.run(args, { input, timeoutMs: 60_000 });
+  transcript.push({ args, stdout: r.stdout, stderr: r.stderr });
+  return r;
+}
+
+function background(h: CliHome, args: string[], waitFor: RegExp) {
+  const child = spawn(process.execPath, [BIN, ...args], { env: h.env, stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdin.end();
+  let stdout = '';
+  let stderr = '';
+  let onMatch: (m: RegExpExecArray) => void;
+  const matched = new Promise<RegExpExecArray>((resolve) => (onMatch = resolve));
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    const m = waitFor.exec(stderr);
+    if (m) onMatch(m);
+  });
+  const done = new Promise<CliResult>((resolve) =>
+    child.on('close', (code) => {
+      transcript.push({ args, stdout, stderr });
+      resolve({ code, stdout, stderr });
+    }),
+  );
+  const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+  void done.finally(() => clearTimeout(timer));
+  const early = done.then((r) => Promise.reject(new Error(`exited early (${r.code}): ${r.stderr}`)));
+  return { matched: Promise.race([matched, early]), done };
+}
+
+async function addGoogleProfile(h: CliHome, name: string, storage: 'file' | 'keychain') {
+  const r = await cli(
+    h,
+    [
+      'profile',
+      'add',
+      name,
+      '--provider',
+      'google',
+      '--client-id',
+      CLIENT.clientId,
+      '--client-type',
+      'secret',
+      '--client-secret-stdin',
+      '--authorization-endpoint',
+      `${IDP}/o/oauth2/v2/auth`,
+      '--token-endpoint',
+      `${IDP}/token`,
+      '--set',
+      `revocationEndpoint=${IDP}/revoke`,
+      '--user',
+      CAROL.email,
+      '--storage',
+      storage,
+    ],
+    CLIENT.secret,
+  );
+  expect(r.code, r.stderr).toBe(0);
+}
+
+async function withBrowser<T>(fn: (page: import('playwright-core').Page) => Promise<T>): Promise<T> {
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  try {
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    return await fn(await context.newPage());
+  } finally {
+    await browser.close();
+  }
+}
+
+/** `oauthmail login NAME --no-browser`, with Chromium signing in as Carol and granting consent. */
+async function browserLogin(h: CliHome, name: string): Promise<{ result: CliResult; url: URL }> {
+  const bg = background(
+    h,
+    ['login', name, '--no-browser', '--timeout', '60'],
+    /(https:\/\/\S+\/o\/oauth2\/v2\/auth\?\S+)/,
+  );
+  const url = new URL((await bg.matched)[1]!);
+  await withBrowser(async (page) => {
+    await page.goto(url.toString());
+    await page.fill('#username', CAROL.email);
+    await page.fill('#password', CAROL.password);
+    await page.click('#signin');
+    await page.click('#accept');
+    await page.waitForSelector('#oauthmail-success', { timeout: 20_000 });
+    expect(await page.textContent('h1')).toMatch(/Signed in/);
+  });
+  return { result: await bg.done, url };
+}
+
+async function token(h: CliHome, name: string, extra: string[] = []): Promise<string> {
+  const r = await cli(h, ['token', name, ...extra]);
+  expect(r.code, r.stderr).toBe(0);
+  const t = r.stdout.trim();
+  expect(r.stdout).toBe(t + '\n');
+  secrets.add(t);
+  return t;
+}
+
+async function refreshTokenOf(h: CliHome, name: string): Promise<string> {
+  const r = await cli(h, ['export', name, '--yes']);
+  expect(r.code, r.stderr).toBe(0);
+  const j = JSON.parse(r.stdout) as { access_token: string; refresh_token: string };
+  secrets.add(j.access_token);
+  secrets.add(j.refresh_token);
+  return j.refresh_token;
+}
+
+const claims = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString('utf8'));
+
+async function imapAccepts(user: string, accessToken: string) {
+  const c = await imapConnect({ user, accessToken });
+  try {
+    const box = await c.mailboxOpen('INBOX');
+    expect(box.path).toBe('INBOX');
+  } finally {
+    await c.logout();
+  }
+}
+
+async function smtpSends(user: string, accessToken: string): Promise<string> {
+  const subject = `oauthmail google test ${randomUUID()}`;
+  const t = nodemailer.createTransport({
+    host: env.smtp.host,
+    port: env.smtp.port,
+    secure: false,
+    requireTLS: true,
+    tls: { ca: env.ca },
+    auth: { type: 'OAuth2', user, accessToken },
+  });
+  try {
+    const info = await t.sendMail({ from: user, to: user, subject, text: 'hello from a Google token' });
+    expect(info.accepted).toContain(user);
+  } finally {
+    t.close();
+  }
+  return subject;
+}
+
+beforeEach(async () => {
+  await admin('reset', {});
+});
+
+describe('Google browser sign-in', () => {
+  it('signs in with Chromium, keeps the refresh token in the keychain, refreshes after expiry and persists a rotated refresh token', async () => {
+    await admin('config', { accessTokenLifetime: 3, rotateGoogleRefreshTokens: true });
+    const h = home();
+    await addGoogleProfile(h, 'gmail', 'keychain');
+    const { result, url } = await browserLogin(h, 'gmail');
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toMatch(/Signed in to gmail as carol@fabrikam\.test/);
+    // what Google needs for a refresh token, and PKCE
+    expect(url.searchParams.get('access_type')).toBe('offline');
+    expect(url.searchParams.get('prompt')).toBe('consent');
+    expect(url.searchParams.get('scope')).toBe('https://mail.google.com/');
+    expect(url.searchParams.get('code_challenge_method')).toBe('S256');
+
+    const st = await cli(h, ['status', 'gmail', '--json']);
+    expect(st.code, st.stderr).toBe(0);
+    expect(st.stdout).toMatch(/"hasRefreshToken":\s*true/);
+    expect(st.stdout.toLowerCase()).toMatch(/keychain|secret service/);
+
+    const rt1 = await refreshTokenOf(h, 'gmail'); // export refreshes (token lives 3 s)
+    await new Promise((r) => setTimeout(r, 3500));
+    const t1 = await token(h, 'gmail');
+    expect(claims(t1).email).toBe(CAROL.email);
+    expect(claims(t1).exp * 1000).toBeGreaterThan(Date.now());
+    // rotation: the refresh token emitted by google-auth-library was stored
+    const rt2 = await refreshTokenOf(h, 'gmail');
+    expect(rt2).not.toBe(rt1);
+    await new Promise((r) => setTimeout(r, 3500));
+    const t2 = await token(h, 'gmail', ['--verbose']);
+    expect(t2).not.toBe(t1);
+    const stats = await adminGet('stats');
+    expect(stats['google.token'].refresh_token).toBeGreaterThanOrEqual(3);
+  }, 120_000);
+
+  it('its token is accepted by Dovecot (IMAP) and Postfix (SMTP)', async () => {
+    const h = home();
+    await addGoogleProfile(h, 'gmail', 'file');
+    const { result } = await browserLogin(h, 'gmail');
+    expect(result.code, result.stderr).toBe(0);
+    const t = await token(h, 'gmail');
+    await imapAccepts(CAROL.email, t);
+    await smtpSends(CAROL.email, t);
+  }, 120_000);
+
+  it('a revoked or expired refresh token (invalid_grant) exits 4 with the re-consent and 7-day Testing sentence', async () => {
+    const h = home();
+    await addGoogleProfile(h, 'gmail', 'file');
+    const { result } = await browserLogin(h, 'gmail');
+    expect(result.code, result.stderr).toBe(0);
+    await admin('revoke-refresh-tokens', { user: CAROL.email });
+    const r = await cli(h, ['token', 'gmail', '--force-refresh']);
+    expect(r.code).toBe(4);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/expired or been revoked/);
+    expect(r.stderr).toMatch(/Testing/);
+    expect(r.stderr).toMatch(/7 days/);
+    expect(r.stderr).toMatch(/oauthmail login gmail/);
+  }, 120_000);
+
+  it('--device on a Google profile exits 2 with the reason, without contacting the provider', async () => {
+    const h = home();
+    await addGoogleProfile(h, 'gmail', 'file');
+    const before = await adminGet('stats');
+    const r = await cli(h, ['login', 'gmail', '--device']);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/device flow does not allow the https:\/\/mail\.google\.com\/ scope/);
+    const after = await adminGet('stats');
+    expect(after).toEqual(before);
+  });
+
+  it('the consent screen cancelled shows our error page and exits 4', async () => {
+    const h = home();
+    await addGoogleProfile(h, 'gmail', 'file');
+    const bg = background(
+      h,
+      ['login', 'gmail', '--no-browser', '--timeout', '60'],
+      /(https:\/\/\S+\/o\/oauth2\/v2\/auth\?\S+)/,
+    );
+    const url = (await bg.matched)[1]!;
+    await withBrowser(async (page) => {
+      await page.goto(url);
+      await page.fill('#username', CAROL.email);
+      await page.fill('#password', CAROL.password);
+      await page.click('#signin');
+      await page.click('#cancel');
+      await page.waitForSelector('#oauthmail-error', { timeout: 20_000 });
+      expect(await page.textContent('body')).toMatch(/What to do/);
+    });
+    const r = await bg.done;
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/cancelled or consent was refused/);
+  }, 120_000);
+});
+
+describe('Google Workspace service account', () => {
+  it('gets a token for the impersonated user with a signed assertion, accepted by Postfix and Dovecot', async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const clientEmail = `mailer-${randomUUID().slice(0, 8)}@oauthmail-test.iam.gserviceaccount.com`;
+    await admin('google/service-accounts', {
+      client_email: clientEmail,
+      publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }),
+      domainWideDelegation: true,
+      allowedSubjects: [CAROL.email],
+    });
+    const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    secrets.add(pem.split('\n')[1]!);
+    const h = home();
+    const keyFile = join(h.dir, 'sa.json');
+    writeFileSync(
+      keyFile,
+      JSON.stringify({
+        type: 'service_account',
+        client_email: clientEmail,
+        private_key: pem,
+        private_key_id: 'k1',
+        client_id: '1000001',
+      }),
+      { mode: 0o600 },
+    );
+    const add = await cli(h, [
+      'profile',
+      'add',
+      'cron',
+      '--provider',
+      'google',
+      '--flow',
+      'service-account',
+      '--client-id',
+      '1000001',
+      '--token-endpoint',
+      `${IDP}/token`,
+      '--user',
+      CAROL.email,
+      '--service-account-key',
+      keyFile,
+      '--storage',
+      'file',
+    ]);
+    expect(add.code, add.stderr).toBe(0);
+    const t = await token(h, 'cron');
+    const c = claims(t);
+    expect(c.email).toBe(CAROL.email);
+    expect(c.scope).toBe('https://mail.google.com/');
+    // cached: a second call does not go back to the provider
+    const n = (await adminGet('stats'))['google.token']['urn:ietf:params:oauth:grant-type:jwt-bearer'];
+    expect(await token(h, 'cron')).toBe(t);
+    expect((await adminGet('stats'))['google.token']['urn:ietf:params:oauth:grant-type:jwt-bearer']).toBe(n);
+    await imapAccepts(CAROL.email, t);
+    await smtpSends(CAROL.email, t);
+  }, 60_000);
+
+  it('a service account without domain-wide delegation gets the admin-console sentence (exit 4)', async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const clientEmail = `nodwd-${randomUUID().slice(0, 8)}@oauthmail-test.iam.gserviceaccount.com`;
+    await admin('google/service-accounts', {
+      client_email: clientEmail,
+      publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }),
+      domainWideDelegation: false,
+    });
+    const h = home();
+    const keyFile = join(h.dir, 'sa.json');
+    const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    secrets.add(pem.split('\n')[1]!);
+    writeFileSync(
+      keyFile,
+      JSON.stringify({ type: 'service_account', client_email: clientEmail, private_key: pem }),
+    );
+    const add = await cli(h, [
+      'profile',
+      'add',
+      'cron',
+      '--provider',
+      'google',
+      '--flow',
+      'service-account',
+      '--client-id',
+      '1000002',
+      '--token-endpoint',
+      `${IDP}/token`,
+      '--user',
+      CAROL.email,
+      '--service-account-key',
+      keyFile,
+      '--storage',
+      'file',
+    ]);
+    expect(add.code, add.stderr).toBe(0);
+    const r = await cli(h, ['token', 'cron']);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/Domain-wide delegation/);
+  });
+});
+
+describe('no secrets in output', () => {
+  it('no token or secret appears in anything printed, except the stdout of token and export', () => {
+    expect(transcript.length).toBeGreaterThan(10);
+    expect(secrets.size).toBeGreaterThan(5);
+    for (const e of transcript) {
+      const printsToken = e.args[0] === 'token' || e.args[0] === 'export';
+      const text = printsToken ? e.stderr : e.stdout + e.stderr;
+      for (const s of secrets) {
+        if (s && s.length >= 8) expect(text.includes(s), `leak in: ${e.args.join(' ')}`).toBe(false);
+      }
+    }
+  });
+});
