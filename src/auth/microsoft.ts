@@ -75,10 +75,78 @@ const MICROSOFT_HOSTS = new Set([
 
 type App = PublicClientApplication | ConfidentialClientApplication;
 
+interface Pasted {
+  code?: string;
+  state?: string;
+  client_info?: string;
+  error?: string;
+  error_description?: string;
+  error_codes?: string;
+  suberror?: string;
+}
+
+/** A pasted redirect URL (query or fragment) or a bare authorization code. */
+export function parsePasted(text: string): Pasted | undefined {
+  const t = text.trim().replace(/^["'<]|[">']$/g, '');
+  if (!t) return undefined;
+  if (/^https?:\/\//i.test(t) || /[?#&]?(code|error)=/.test(t)) {
+    let params: URLSearchParams;
+    try {
+      const u = new URL(t, 'http://localhost/');
+      params = new URLSearchParams(u.search || u.hash.replace(/^#/, ''));
+      if (!params.has('code') && !params.has('error') && u.hash) params = new URLSearchParams(u.hash.slice(1));
+    } catch {
+      params = new URLSearchParams(t.replace(/^[?#]/, ''));
+    }
+    const get = (k: string) => params.get(k) ?? undefined;
+    const p: Pasted = {
+      code: get('code'),
+      state: get('state'),
+      client_info: get('client_info'),
+      error: get('error'),
+      error_description: get('error_description'),
+      error_codes: get('error_codes'),
+      suberror: get('suberror'),
+    };
+    if (!p.code && !p.error) return undefined;
+    // a URL always names its state: a missing one is a mismatch, not a bare code
+    if (p.code && p.state === undefined) p.state = '';
+    return p;
+  }
+  if (/^[\w.\-~]+$/.test(t)) return { code: t };
+  return undefined;
+}
+
+/** Read one line from stdin (pasted), or undefined at EOF or after the timeout. */
+function readLine(stdin: NodeJS.ReadableStream, timeoutMs: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    let buf = '';
+    const done = (v: string | undefined) => {
+      clearTimeout(timer);
+      stdin.off('data', onData);
+      stdin.off('end', onEnd);
+      stdin.pause();
+      resolve(v);
+    };
+    const onData = (c: Buffer | string) => {
+      buf += c.toString();
+      const i = buf.search(/\r?\n/);
+      if (i >= 0) done(buf.slice(0, i));
+    };
+    const onEnd = () => done(buf.trim() ? buf : undefined);
+    const timer = setTimeout(() => done(undefined), timeoutMs);
+    stdin.on('data', onData);
+    stdin.on('end', onEnd);
+    stdin.resume();
+  });
+}
+
 export class MicrosoftProvider implements TokenProvider {
   private readonly authority: string;
   private readonly appOnly: boolean;
   private readonly scopes: string[];
+  /** The error body of a refused device-code request (MSAL hands the callback empty fields). */
+  private deviceCodeError: Record<string, unknown> | undefined;
 
   constructor(
     readonly profileName: string,
@@ -244,7 +312,7 @@ export class MicrosoftProvider implements TokenProvider {
       },
       cache: { cachePlugin: plugin },
       system: {
-        networkClient: createNetworkModule({ debug: (l) => io.debug(l), onSlowDown }),
+        networkClient: this.watchDeviceCode(createNetworkModule({ debug: (l) => io.debug(l), onSlowDown })),
         loggerOptions: {
           piiLoggingEnabled: false,
           logLevel: io.verbose ? msal.LogLevel.Info : msal.LogLevel.Error,
@@ -257,6 +325,23 @@ export class MicrosoftProvider implements TokenProvider {
     return this.profile.clientType === 'public'
       ? new msal.PublicClientApplication(config)
       : new msal.ConfidentialClientApplication(config);
+  }
+
+  /**
+   * MSAL 7 does not treat an error answer of the device-code endpoint as an error: it calls the
+   * callback with undefined fields. Keep that answer so the callback can raise the real error.
+   */
+  private watchDeviceCode(net: import('@azure/msal-node').INetworkModule): import('@azure/msal-node').INetworkModule {
+    return {
+      sendGetRequestAsync: (url, options, timeout) => net.sendGetRequestAsync(url, options, timeout),
+      sendPostRequestAsync: async <T>(url: string, options?: Parameters<typeof net.sendPostRequestAsync>[1]) => {
+        const r = await net.sendPostRequestAsync<T>(url, options);
+        if (r.status >= 400 && /\/devicecode$/.test(new URL(url).pathname)) {
+          this.deviceCodeError = r.body as Record<string, unknown>;
+        }
+        return r;
+      },
+    };
   }
 
   private toResult(r: AuthenticationResult | null): TokenResult {
@@ -395,6 +480,17 @@ export class MicrosoftProvider implements TokenProvider {
     return new InternalError(`sign-in failed: ${m?.message ?? String(e)}`, { code: 'auth_failed', cause: e });
   }
 
+  /** Token health (src/auth/health.ts): best effort, never fails the caller. */
+  private async health(ev: import('./health.js').HealthEvent): Promise<void> {
+    const { recordHealth } = await import('./health.js');
+    await recordHealth(
+      { env: this.deps.env, lock: this.deps.lock, debug: (m) => this.deps.io.debug(m) },
+      this.profileName,
+      'microsoft',
+      ev,
+    );
+  }
+
   private notSignedIn(): AuthError {
     return new AuthError(`profile ${this.profileName} is not signed in`, {
       code: 'not_signed_in',
@@ -444,16 +540,29 @@ export class MicrosoftProvider implements TokenProvider {
         this.deps.io.debug(`refreshing the access token of ${this.profileName}`);
         // forceRefresh: MSAL's own renewal window is a fixed 300 s; ours is --min-validity,
         // and the cache check above already decided that a refresh is needed.
-        return this.toResult(
+        const oldRt = refreshTokenOf(cache, this.profile.clientId, cached.homeAccountId);
+        const result = this.toResult(
           await app.acquireTokenSilent({ account, scopes: this.scopes, forceRefresh: true }),
         );
+        const newRt = refreshTokenOf(await this.readCache(), this.profile.clientId, cached.homeAccountId);
+        await this.health({ kind: 'refresh', rotated: !!newRt && newRt !== oldRt });
+        return result;
       } catch (e) {
-        throw this.mapError(e);
+        const err = this.mapError(e);
+        if (err instanceof AuthError && err.code !== 'not_signed_in')
+          await this.health({ kind: 'refresh-refused', code: err.code });
+        throw err;
       }
     });
   }
 
   async login(o: LoginOptions): Promise<TokenResult> {
+    const r = await this.loginInner(o);
+    if (!this.appOnly && o.method !== 'client-credentials') await this.health({ kind: 'sign-in' });
+    return r;
+  }
+
+  private async loginInner(o: LoginOptions): Promise<TokenResult> {
     const io = this.deps.io;
     const plugin = this.cachePlugin({ fresh: true, lockWrites: true });
     if (o.method === 'client-credentials' || this.appOnly) {
@@ -492,7 +601,22 @@ export class MicrosoftProvider implements TokenProvider {
           scopes: this.scopes,
           timeout: Math.max(1, Math.round(o.timeoutMs / 1000)),
           ...(Object.keys(extra).length ? { extraQueryParameters: extra } : {}),
-          deviceCodeCallback: (d) => showDeviceCode(io, d, this.profileName),
+          deviceCodeCallback: (d) => {
+            const refused = this.deviceCodeError;
+            if (!d.userCode && refused) {
+              const codes = refused.error_codes as number[] | undefined;
+              throw entraError(
+                {
+                  error: refused.error as string | undefined,
+                  description: refused.error_description as string | undefined,
+                  code: codes?.[0],
+                  suberror: refused.suberror as string | undefined,
+                },
+                this.errCtx(),
+              );
+            }
+            showDeviceCode(io, d, this.profileName);
+          },
         });
         if (!r) {
           throw new AuthError(
@@ -521,7 +645,102 @@ export class MicrosoftProvider implements TokenProvider {
         throw this.mapError(e);
       }
     }
+    if (o.paste) return this.pasteLogin(o, plugin, extra);
     return this.browserLogin(o, plugin, extra);
+  }
+
+  /**
+   * `login --paste`: the authorization-code flow with PKCE where the redirect cannot reach us
+   * (a machine reached over SSH). The browser ends on an unreachable http://localhost page; the
+   * person copies that address (or just the code) and pastes it on stdin. The state of a pasted
+   * URL must match (RFC 6749 §10.12); a bare code carries no state, but PKCE (RFC 7636) still
+   * binds it to this process's verifier.
+   */
+  private async pasteLogin(
+    o: LoginOptions,
+    plugin: ICachePlugin,
+    extra: Record<string, string>,
+  ): Promise<TokenResult> {
+    const io = this.deps.io;
+    const { randomBytes, createHash } = await import('node:crypto');
+    const app = await this.app(plugin);
+    const redirectUri = this.profile.redirectUri ?? 'http://localhost';
+    const verifier = randomBytes(32).toString('base64url');
+    const challenge = createHash('sha256').update(verifier).digest('base64url');
+    const state = randomBytes(32).toString('base64url');
+    const nonce = randomBytes(16).toString('base64url');
+    registerSecret(verifier);
+    let url: string;
+    try {
+      url = await app.getAuthCodeUrl({
+        scopes: this.scopes,
+        redirectUri,
+        responseMode: 'query' as never,
+        codeChallenge: challenge,
+        codeChallengeMethod: 'S256',
+        state,
+        nonce,
+        ...(o.prompt ? { prompt: o.prompt } : {}),
+        ...(o.loginHint ? { loginHint: o.loginHint } : {}),
+        ...(o.domainHint ? { domainHint: o.domainHint } : {}),
+        ...(Object.keys(extra).length ? { extraQueryParameters: extra } : {}),
+      });
+    } catch (e) {
+      throw this.mapError(e, { redirectUri });
+    }
+    io.err('Open this URL in a browser on any computer and sign in:');
+    io.err(url);
+    io.err(
+      `The browser then goes to ${redirectUri}... and shows an error page (nothing listens there): that is expected.`,
+    );
+    io.err('Copy the whole address from the address bar (or just the code) and paste it here, then press Enter:');
+    const line = await readLine(io.stdin, o.timeoutMs);
+    if (line === undefined) {
+      throw new AuthError(`no redirect URL was pasted within ${Math.round(o.timeoutMs / 1000)} seconds`, {
+        code: 'login_timeout',
+        hint: `run: oauthmail login ${this.profileName} --paste`,
+      });
+    }
+    const pasted = parsePasted(line);
+    if (!pasted) {
+      throw new UsageError('the pasted text is neither the redirect URL nor an authorization code', {
+        code: 'bad_input',
+        hint: `run: oauthmail login ${this.profileName} --paste, and paste the whole address the browser ended on`,
+      });
+    }
+    if (pasted.error) {
+      throw entraError(
+        {
+          error: pasted.error,
+          description: pasted.error_description,
+          code: pasted.error_codes?.split(',')[0],
+          suberror: pasted.suberror,
+        },
+        this.errCtx({ redirectUri }),
+      );
+    }
+    if (pasted.state !== undefined && pasted.state !== state) {
+      throw new AuthError('the pasted URL belongs to another sign-in (its state does not match); nothing was stored', {
+        code: 'state_mismatch',
+        hint: `run: oauthmail login ${this.profileName} --paste, and paste the address from that sign-in`,
+      });
+    }
+    registerSecret(pasted.code);
+    try {
+      return this.toResult(
+        await app.acquireTokenByCode(
+          { code: pasted.code!, codeVerifier: verifier, redirectUri, scopes: this.scopes, state, nonce },
+          {
+            code: pasted.code!,
+            state,
+            ...(pasted.client_info ? { client_info: pasted.client_info } : {}),
+            nonce,
+          } as never,
+        ),
+      );
+    } catch (e) {
+      throw this.mapError(e, { redirectUri });
+    }
   }
 
   private async browserLogin(
@@ -730,6 +949,7 @@ export class MicrosoftProvider implements TokenProvider {
           },
         );
       }
+      await this.health({ kind: 'sign-in' });
       return result;
     } catch (e) {
       throw this.mapError(e);

@@ -29,6 +29,11 @@ export interface LoginOptions {
   openBrowser: boolean;
   /** Give up waiting for the user after this long (browser redirect or device code). */
   timeoutMs: number;
+  /**
+   * Browser flow without a loopback listener (remote machines): print the URL, then read the
+   * final redirect URL (or the bare code) from stdin. State and PKCE are still checked.
+   */
+  paste?: boolean;
 }
 
 export interface GetTokenOptions {

@@ -19,6 +19,8 @@ import { registerTest } from './commands/test.js';
 import { registerScopes } from './commands/scopes.js';
 import { registerConsentUrl } from './commands/consent-url.js';
 import { registerGuide } from './commands/guide.js';
+import { registerRefresh } from './commands/refresh.js';
+import { registerExec } from './commands/exec.js';
 
 export const VERSION = '0.1.0';
 
@@ -39,6 +41,10 @@ export const HELP_TOPICS: Record<string, string> = {
     '  OAUTHMAIL_CLIENT_SECRET  client secret for `profile add` / `profile secret` (never pass secrets in argv)',
     '  OAUTHMAIL_PASSPHRASE     encrypt file-stored secrets with this passphrase (AES-256-GCM, scrypt)',
     '  OAUTHMAIL_KEYCHAIN_TIMEOUT_MS  how long to wait for the OS keychain (default 3000)',
+    '  OAUTHMAIL_HEALTH_IDLE_WARN_SECONDS  `status` warns when a Microsoft refresh token is unused this long (default 60 days)',
+    '  OAUTHMAIL_HEALTH_IDLE_LIMIT_SECONDS Microsoft\'s inactivity limit used in that warning (default 90 days)',
+    '  OAUTHMAIL_HEALTH_SHORT_LIFETIME_SECONDS  a sign-in that lasted at most this long suggests Google "Testing" status (default 7.5 days)',
+    '  OAUTHMAIL_HEALTH_SECRET_WARN_DAYS  warn this many days before a client secret expires (default 30)',
     '  NO_COLOR                 no colours on stderr',
     '  CI                       when set, never prompt (as with --no-input)',
   ].join('\n'),
@@ -95,6 +101,8 @@ Help topics: oauthmail help exit-codes | oauthmail help environment`,
   registerScopes(program, ctx);
   registerConsentUrl(program, ctx);
   registerGuide(program, ctx);
+  registerRefresh(program, ctx);
+  registerExec(program, ctx);
 
   program
     .command('help [topic...]')

@@ -34,6 +34,15 @@ export function adviseSmtpReply(
         `(or per mailbox: Set-CASMailbox -Identity ${user} -SmtpClientAuthenticationDisabled $false)`,
     };
   }
+  // Exchange Online, app-only token: the service principal has no permission on the mailbox
+  if (code === 430 && enhanced === '4.2.0' && /STOREDRV/i.test(r)) {
+    return {
+      message: `Exchange could not open the mailbox ${user} for this app (430 4.2.0 STOREDRV): the app has no permission on it`,
+      hint:
+        'an Exchange admin must register the app and grant it the mailbox: New-ServicePrincipal -AppId APP_ID -ObjectId ENTERPRISE_APP_OBJECT_ID, ' +
+        `then Add-MailboxPermission -Identity ${user} -User ENTERPRISE_APP_OBJECT_ID -AccessRights FullAccess (oauthmail guide PROFILE prints these)`,
+    };
+  }
   if (
     /SendAsDenied|5\.7\.60/i.test(r) ||
     (code === 554 && enhanced === '5.2.0' && /send.?as|StoreDrv/i.test(r))

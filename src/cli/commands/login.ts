@@ -16,6 +16,7 @@ interface LoginFlags {
   loginHint?: string;
   domainHint?: string;
   timeout: string;
+  paste?: boolean;
 }
 
 export function registerLogin(program: Command, ctx: Context): void {
@@ -25,6 +26,7 @@ export function registerLogin(program: Command, ctx: Context): void {
     .option('--device', 'sign in with a device code (enter a code on any device)')
     .option('--browser', 'sign in in the browser (the default when there is a display)')
     .option('--no-browser', 'browser sign-in, but print the URL instead of opening a browser')
+    .option('--paste', 'remote machines: print the URL, then paste the address the browser ended on (stdin)')
     .option('--prompt <prompt>', `force a prompt: ${PROMPTS.join(', ')}`)
     .option('--login-hint <account>', 'pre-fill the account at sign-in')
     .option('--domain-hint <domain>', 'skip home-realm discovery for this domain')
@@ -37,7 +39,9 @@ given; then it prints the code or URL on stderr and waits (up to --timeout).
 Examples:
   $ oauthmail login work
   $ oauthmail login work --device
-  $ oauthmail login work --no-browser --prompt select_account`,
+  $ oauthmail login work --no-browser --prompt select_account
+  $ oauthmail login work --paste      # over SSH: sign in on your own computer, paste the address back
+Order of fallbacks when a step is impossible: browser (with a display) → device code → --paste.`,
     )
     .action(async (nameArg: string | undefined, opts: LoginFlags) => {
       const timeout = Number(opts.timeout);
@@ -48,6 +52,9 @@ Examples:
       }
       if (opts.prompt && !(PROMPTS as readonly string[]).includes(opts.prompt)) {
         throw new UsageError(`--prompt must be one of: ${PROMPTS.join(', ')}`, { code: 'bad_usage' });
+      }
+      if (opts.paste && (opts.device || opts.browser === true)) {
+        throw new UsageError('--paste excludes --device and --browser', { code: 'bad_usage' });
       }
       if (opts.device && opts.browser !== undefined) {
         throw new UsageError('--device and --browser/--no-browser exclude each other', { code: 'bad_usage' });
@@ -70,7 +77,11 @@ Examples:
 
       let method: LoginMethod;
       let openBrowser = opts.browser !== false;
-      if (profile.flow === 'client-credentials') method = 'client-credentials';
+      if (opts.paste && profile.flow !== 'client-credentials') {
+        // the person pastes on stdin: no TTY needed, and no browser opened here
+        method = 'browser';
+        openBrowser = false;
+      } else if (profile.flow === 'client-credentials') method = 'client-credentials';
       else if (opts.device) method = 'device';
       else if (opts.browser !== undefined) method = 'browser';
       else if (!io.interactive) {
@@ -91,6 +102,11 @@ Examples:
         openBrowser = false;
       }
       if (method === 'browser' && !hasDisplay(ctx.env)) openBrowser = false;
+      if (method === 'browser' && !opts.paste && ctx.env.SSH_CONNECTION && !hasDisplay(ctx.env)) {
+        // remote session: the loopback redirect lands on the person's computer, not here
+        const { sshGuidance } = await import('../../auth/remote.js');
+        for (const l of sshGuidance(name, profile, ctx.env)) io.err(l);
+      }
 
       const t = await provider.login({
         method,
@@ -99,7 +115,15 @@ Examples:
         domainHint: opts.domainHint ?? profile.domainHint,
         openBrowser,
         timeoutMs: timeout * 1000,
+        ...(opts.paste ? { paste: true } : {}),
       });
+      if (profile.provider !== 'microsoft' && method !== 'client-credentials') {
+        // token health for providers that do not record it themselves (microsoft.ts does)
+        const { recordHealth } = await import('../../auth/health.js');
+        await recordHealth({ env: ctx.env, lock: ctx.lock, debug: (m) => io.debug(m) }, name, profile.provider, {
+          kind: 'sign-in',
+        });
+      }
       if (io.json) {
         io.outJson({
           profile: name,

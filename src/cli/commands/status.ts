@@ -17,6 +17,9 @@ export function registerStatus(program: Command, ctx: Context): void {
     .action(async (nameArg: string | undefined) => {
       const { tokenProviderFor } = await import('../../auth/index.js');
       const { resolveProfileName } = await import('../../config/store.js');
+      const { readHealth, healthWarnings, thresholdsFrom } = await import('../../auth/health.js');
+      const health = await readHealth(ctx.env);
+      const thresholds = thresholdsFrom(ctx.env);
       const config = await ctx.config.load();
       const explicit = nameArg ?? (program.opts().profile as string | undefined);
       const names = explicit
@@ -30,17 +33,37 @@ export function registerStatus(program: Command, ctx: Context): void {
         status?: TokenStatus;
         error?: string;
         fix?: string;
+        health?: import('../../auth/health.js').HealthRecord;
+        warnings: Array<{ code: string; problem: string; fix: string }>;
       }> = [];
       for (const name of names) {
         const p = config.profiles[name]!;
         try {
           const provider = await tokenProviderFor(ctx, name, p);
+          const status = await provider.status();
+          const rec = health.profiles[name];
+          // token health (src/auth/health.ts); a secret-expiry problem the provider already
+          // reported is not repeated
+          const warnings = healthWarnings(
+            {
+              name,
+              provider: p.provider,
+              flow: p.flow,
+              clientType: p.clientType,
+              clientSecretExpires: p.clientSecretExpires,
+              signedIn: status.signedIn,
+            },
+            rec,
+            thresholds,
+          ).filter((w) => !status.problems.some((x) => x.problem === w.problem));
           rows.push({
             name,
             provider: p.provider,
             flow: p.flow,
             user: p.user ?? null,
-            status: await provider.status(),
+            status,
+            ...(rec ? { health: rec } : {}),
+            warnings,
           });
         } catch (e) {
           const err = e as { message?: string; hint?: string };
@@ -51,6 +74,7 @@ export function registerStatus(program: Command, ctx: Context): void {
             user: p.user ?? null,
             error: err.message ?? String(e),
             fix: err.hint,
+            warnings: [],
           });
         }
       }
@@ -69,6 +93,16 @@ export function registerStatus(program: Command, ctx: Context): void {
             scopes: r.status?.scopes ?? [],
             hasRefreshToken: r.status?.hasRefreshToken ?? false,
             problems: r.status?.problems ?? (r.error ? [{ problem: r.error, fix: r.fix ?? '' }] : []),
+            health: r.health
+              ? {
+                  obtainedAt: r.health.obtainedAt ?? null,
+                  lastUsedAt: r.health.lastUsedAt ?? null,
+                  lastRotatedAt: r.health.lastRotatedAt ?? null,
+                  lastFailureAt: r.health.lastFailureAt ?? null,
+                  lastFailureCode: r.health.lastFailureCode ?? null,
+                }
+              : null,
+            warnings: r.warnings,
           })),
         );
       } else if (rows.length === 0) {
@@ -101,7 +135,11 @@ export function registerStatus(program: Command, ctx: Context): void {
               );
             }
             if (s.scopes.length) row('scopes', s.scopes.join(' '));
+            const h = r.health;
+            if (h?.obtainedAt) row('signed in at', h.obtainedAt);
+            if (h?.lastUsedAt) row('last refreshed', `${h.lastUsedAt}${h.lastRotatedAt === h.lastUsedAt ? ' (rotated)' : ''}`);
             for (const p of s.problems) lines.push(`  ! ${p.problem}: run ${p.fix}`);
+            for (const w of r.warnings) lines.push(`  ! warning: ${w.problem}: run ${w.fix}`);
           } else {
             lines.push(`  ! ${r.error}${r.fix ? ` (${r.fix})` : ''}`);
           }

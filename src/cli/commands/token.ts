@@ -12,7 +12,11 @@ export function registerToken(program: Command, ctx: Context): void {
     .description('print a valid access token (refreshing it silently if needed); never prompts')
     .option('--min-validity <seconds>', 'refresh if the cached token expires sooner than this', '300')
     .option('--force-refresh', 'get a new token from the identity provider even if the cached one is valid')
-    .option('--sasl', 'print the base64 SASL XOAUTH2 initial response for the mailbox user instead')
+    .option(
+      '--sasl [mechanism]',
+      'print the base64 SASL initial response instead: xoauth2 (default) or oauthbearer (RFC 7628)',
+    )
+    .option('--protocol <protocol>', 'smtp or imap: the server whose host and port OAUTHBEARER names', 'smtp')
     .addHelpText(
       'after',
       `
@@ -20,13 +24,30 @@ Exit code 4 (with the command to run on stderr) when the profile needs a sign-in
 Examples:
   $ oauthmail token work
   $ oauthmail token work --json      # token, expiry, scopes, account
+  $ oauthmail token work --sasl oauthbearer --protocol imap
   passwordeval "oauthmail token work"   (msmtp)`,
     )
     .action(
       async (
         nameArg: string | undefined,
-        opts: { minValidity: string; forceRefresh?: boolean; sasl?: boolean },
+        opts: { minValidity: string; forceRefresh?: boolean; sasl?: boolean | string; protocol: string },
       ) => {
+        // `--sasl` takes an optional value, so `token --sasl work` parses "work" as the
+        // mechanism: treat an unknown value as the profile when no profile was given.
+        let mech: 'xoauth2' | 'oauthbearer' | undefined;
+        if (opts.sasl !== undefined && opts.sasl !== false) {
+          const v = opts.sasl === true ? 'xoauth2' : opts.sasl.toLowerCase();
+          if (v === 'xoauth2' || v === 'oauthbearer') mech = v;
+          else if (nameArg === undefined && typeof opts.sasl === 'string') {
+            nameArg = opts.sasl;
+            mech = 'xoauth2';
+          } else {
+            throw new UsageError('--sasl must be xoauth2 or oauthbearer', { code: 'bad_usage' });
+          }
+        }
+        if (opts.protocol !== 'smtp' && opts.protocol !== 'imap') {
+          throw new UsageError('--protocol must be smtp or imap', { code: 'bad_usage' });
+        }
         const min = Number(opts.minValidity);
         if (!Number.isInteger(min) || min < 0 || min > 86_400) {
           throw new UsageError('--min-validity must be a whole number of seconds from 0 to 86400', {
@@ -40,7 +61,7 @@ Examples:
         );
         const t = await provider.getToken({ minValiditySeconds: min, forceRefresh: !!opts.forceRefresh });
         let sasl: string | undefined;
-        if (opts.sasl) {
+        if (mech) {
           if (!profile.user) {
             throw new ConfigError(`profile ${name} has no mailbox user for the SASL string`, {
               code: 'no_user',
@@ -49,9 +70,23 @@ Examples:
           }
           // RFC-style XOAUTH2 initial client response (Google/Microsoft SASL XOAUTH2 spec):
           // base64("user=" user ^A "auth=Bearer " token ^A ^A)
-          sasl = Buffer.from(`user=${profile.user}\x01auth=Bearer ${t.accessToken}\x01\x01`, 'utf8').toString(
-            'base64',
-          );
+          if (mech === 'xoauth2') {
+            sasl = Buffer.from(`user=${profile.user}\x01auth=Bearer ${t.accessToken}\x01\x01`, 'utf8').toString(
+              'base64',
+            );
+          } else {
+            // RFC 7628 §3.1: gs2-header "n,a=<authzid>," then kvpairs separated by ^A, ending
+            // ^A^A; host and port are those of the server the client connects to (§3.1 "host",
+            // "port"). In the authzid, "," and "=" are escaped as =2C and =3D (RFC 5801 §4).
+            const { PRESETS } = await import('../../config/presets.js');
+            const server = profile[opts.protocol as 'smtp' | 'imap'] ?? PRESETS[profile.provider]?.[opts.protocol as 'smtp' | 'imap'];
+            const authzid = profile.user.replace(/=/g, '=3D').replace(/,/g, '=2C');
+            const kv = [
+              ...(server ? [`host=${server.host}`, `port=${server.port}`] : []),
+              `auth=Bearer ${t.accessToken}`,
+            ];
+            sasl = Buffer.from(`n,a=${authzid},\x01${kv.join('\x01')}\x01\x01`, 'utf8').toString('base64');
+          }
           const { registerSecret } = await import('../../util/redact.js');
           registerSecret(sasl);
         }
@@ -59,7 +94,7 @@ Examples:
           ctx.io.outJson({
             profile: name,
             token: t.accessToken,
-            ...(sasl ? { sasl } : {}),
+            ...(sasl ? { sasl, saslMechanism: mech === 'oauthbearer' ? 'OAUTHBEARER' : 'XOAUTH2' } : {}),
             tokenType: 'Bearer',
             expiresOn: t.expiresOn?.toISOString() ?? null,
             expiresIn: t.expiresOn

@@ -1,0 +1,89 @@
+/**
+ * `oauthmail exec [-p PROFILE] -- CMD [ARGS...]`: run a program with a fresh access token in its
+ * environment (OAUTHMAIL_ACCESS_TOKEN, and OAUTHMAIL_USER for the mailbox), never in its argv:
+ * argv is world-readable through /proc/<pid>/cmdline and `ps`, the environment is not (it is
+ * readable only by the same user, /proc/<pid>/environ is mode 0400).
+ *
+ * The child inherits stdin/stdout/stderr; oauthmail exits with the child's exit code (128+N when
+ * it was killed by signal N, as shells report it), and forwards SIGINT/SIGTERM/SIGHUP to it.
+ */
+import type { Command } from 'commander';
+import { constants } from 'node:os';
+import { OauthmailError, UsageError } from '../../errors/index.js';
+import type { Context } from '../context.js';
+
+/** Carries the child's exit code through main() (the only place that maps errors to exit codes). */
+class ChildExit extends OauthmailError {
+  constructor(code: number) {
+    super(`the command exited with code ${code}`, { code: 'child_exit' });
+    Object.defineProperty(this, 'exitCode', { value: code });
+  }
+}
+
+export function registerExec(program: Command, ctx: Context): void {
+  program
+    .command('exec')
+    .description('run a command with OAUTHMAIL_ACCESS_TOKEN and OAUTHMAIL_USER in its environment')
+    .argument('<command...>', 'the command and its arguments (after --)')
+    .option('--min-validity <seconds>', 'refresh first if the token expires sooner than this', '300')
+    .addHelpText(
+      'after',
+      `
+The token goes into the environment only, never into the command line.
+oauthmail exits with the command's exit code.
+Examples:
+  $ oauthmail exec -p work -- sh -c 'curl -H "Authorization: Bearer $OAUTHMAIL_ACCESS_TOKEN" ...'
+  $ oauthmail -p work exec -- python3 fetch.py`,
+    )
+    .action(async (command: string[], opts: { minValidity: string }) => {
+      const min = Number(opts.minValidity);
+      if (!Number.isInteger(min) || min < 0 || min > 86_400) {
+        throw new UsageError('--min-validity must be a whole number of seconds from 0 to 86400', {
+          code: 'bad_usage',
+        });
+      }
+      if (!command.length) throw new UsageError('give a command to run after --', { code: 'bad_usage' });
+      const { resolveProvider } = await import('../../auth/index.js');
+      const { name, profile, provider } = await resolveProvider(ctx, program.opts().profile as string | undefined);
+      const t = await provider.getToken({ minValiditySeconds: min });
+      const env: NodeJS.ProcessEnv = {
+        ...ctx.env,
+        OAUTHMAIL_ACCESS_TOKEN: t.accessToken,
+        OAUTHMAIL_PROFILE: name,
+      };
+      const user = profile.user ?? t.account ?? undefined;
+      if (user) env.OAUTHMAIL_USER = user;
+      else delete env.OAUTHMAIL_USER;
+      if (t.expiresOn) env.OAUTHMAIL_TOKEN_EXPIRES = t.expiresOn.toISOString();
+
+      const { spawn } = await import('node:child_process');
+      const [cmd, ...args] = command as [string, ...string[]];
+      ctx.io.debug(`running ${cmd} for profile ${name}`);
+      const code = await new Promise<number>((resolve, reject) => {
+        const child = spawn(cmd, args, { env, stdio: 'inherit' });
+        const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+        const forward = (s: NodeJS.Signals) => () => {
+          child.kill(s);
+        };
+        const handlers = signals.map((s) => [s, forward(s)] as const);
+        for (const [s, h] of handlers) process.on(s, h);
+        const cleanup = () => {
+          for (const [s, h] of handlers) process.off(s, h);
+        };
+        child.on('error', (e: NodeJS.ErrnoException) => {
+          cleanup();
+          if (e.code === 'ENOENT') {
+            reject(new UsageError(`command not found: ${cmd}`, { code: 'command_not_found' }));
+          } else if (e.code === 'EACCES') {
+            reject(new UsageError(`permission denied: ${cmd}`, { code: 'command_not_executable' }));
+          } else reject(e);
+        });
+        child.on('exit', (c, sig) => {
+          cleanup();
+          if (sig) resolve(128 + ((constants.signals as Record<string, number>)[sig] ?? 0));
+          else resolve(c ?? 1);
+        });
+      });
+      if (code !== 0) throw new ChildExit(code);
+    });
+}

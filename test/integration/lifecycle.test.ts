@@ -1,0 +1,333 @@
+// Issue 9, "keep sign-ins alive": the real CLI with real MSAL against the fake Entra ID.
+// - refresh --all on a schedule keeps a profile alive past the IdP's refresh-token idle timeout,
+//   while an untouched profile dies (AADSTS700082, exit 4) after `status` warned about it;
+// - login --paste with the redirect URL on stdin (and a wrong state refused);
+// - exec puts the token in the child's environment, never in its argv;
+// - token --sasl oauthbearer (RFC 7628);
+// - the new catalogue entries, provoked through the IdP.
+import { describe, it, expect, beforeAll, afterAll, beforeEach } from 'vitest';
+import { spawn } from 'node:child_process';
+import { readFileSync, statSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { BIN } from '../support/cli.js';
+import {
+  addProfile,
+  admin,
+  ALICE,
+  background,
+  browserSignIn,
+  claims,
+  cli,
+  CONFIDENTIAL,
+  deviceLogin,
+  expectNoLeaks,
+  home,
+  type Lab,
+  startLab,
+  stopLab,
+} from './lifecycle-support.js';
+
+let lab: Lab;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+beforeAll(async () => {
+  lab = await startLab();
+}, 60_000);
+
+afterAll(async () => {
+  if (lab) expectNoLeaks(lab);
+  await stopLab(lab);
+});
+
+beforeEach(async () => {
+  expect((await admin(lab, 'reset', {})).status).toBe(200);
+  expect((await admin(lab, 'config', { deviceCodeInterval: 1 })).status).toBe(200);
+});
+
+describe('keep-alive', () => {
+  it('refresh --all on a schedule keeps a profile alive past the idle timeout; an untouched one dies after status warned', async () => {
+    const IDLE = 8; // the IdP ends refresh tokens unused for 8 s
+    const healthEnv = { OAUTHMAIL_HEALTH_IDLE_WARN_SECONDS: '3', OAUTHMAIL_HEALTH_IDLE_LIMIT_SECONDS: String(IDLE) };
+    const kept = home(lab, healthEnv);
+    const idle = home(lab, healthEnv);
+    await addProfile(lab, kept, 'kept');
+    await addProfile(lab, idle, 'idle');
+    expect((await deviceLogin(lab, kept, 'kept')).code).toBe(0);
+    expect((await deviceLogin(lab, idle, 'idle')).code).toBe(0);
+    expect((await admin(lab, 'config', { refreshTokenIdleTimeout: IDLE })).status).toBe(200);
+    const start = Date.now();
+
+    // health right after sign-in: recorded, no warning
+    const s0 = await cli(lab, idle, ['status', 'idle', '--json']);
+    expect(s0.code, s0.stderr).toBe(0);
+    const j0 = JSON.parse(s0.stdout)[0];
+    expect(Date.parse(j0.health.obtainedAt)).toBeGreaterThan(start - 60_000);
+    expect(j0.warnings).toEqual([]);
+    // the health file holds timestamps only, never a token
+    const healthFile = join(idle.dir, 'data', 'health.json');
+    expect(statSync(healthFile).mode & 0o777).toBe(0o600);
+    expect(readFileSync(healthFile, 'utf8')).not.toMatch(/eyJ|refresh_token|secret/i);
+
+    let warned = false;
+    let round = 0;
+    // the "schedule": every 2 s, for well past the idle timeout
+    while (Date.now() - start < (IDLE + 5) * 1000) {
+      round++;
+      const r = await cli(lab, kept, ['refresh', '--all']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(/^kept: ok, refresh token redeemed and rotated$/m);
+      if (!warned && Date.now() - start > 4000 && Date.now() - start < (IDLE - 1) * 1000) {
+        // before the idle profile dies, status warns about it (and exits 0: it still works)
+        const s = await cli(lab, idle, ['status', 'idle']);
+        expect(s.code, s.stderr).toBe(0);
+        expect(s.stdout).toMatch(/! warning: the refresh token has not been used for \d+ seconds; Microsoft ends a sign-in unused for 8 seconds/);
+        expect(s.stdout).toMatch(/run oauthmail refresh idle/);
+        const sj = JSON.parse((await cli(lab, idle, ['status', 'idle', '--json'])).stdout)[0];
+        expect(sj.warnings.map((w: { code: string }) => w.code)).toEqual(['refresh_token_idle']);
+        // the kept profile has no warning
+        const k = JSON.parse((await cli(lab, kept, ['status', 'kept', '--json'])).stdout)[0];
+        expect(k.warnings).toEqual([]);
+        expect(Date.parse(k.health.lastUsedAt)).toBeGreaterThan(Date.parse(k.health.obtainedAt));
+        expect(k.health.lastRotatedAt).toBe(k.health.lastUsedAt);
+        warned = true;
+      }
+      await sleep(2000);
+    }
+    expect(warned).toBe(true);
+    expect(round).toBeGreaterThanOrEqual(4);
+
+    // past the idle timeout: the kept profile still gets tokens, the idle one needs a sign-in
+    const ok = await kept.run(['token', 'kept', '--force-refresh']);
+    expect(ok.code, ok.stderr).toBe(0);
+    lab.secrets.add(ok.stdout.trim());
+    expect(claims(ok.stdout.trim())).toMatchObject({ upn: ALICE.upn });
+
+    const dead = await cli(lab, idle, ['refresh', '--all']);
+    expect(dead.code).toBe(4);
+    expect(dead.stderr).toMatch(/idle: FAILED: the sign-in expired because it was not used for 90 days .*\(AADSTS700082\)/);
+    expect(dead.stderr).toMatch(/hint: run: oauthmail login idle/);
+    // the cached access token still works until it expires; a refresh does not
+    const t = await cli(lab, idle, ['token', 'idle', '--force-refresh']);
+    expect(t.code).toBe(4);
+    expect(t.stdout).toBe('');
+    const j = JSON.parse((await cli(lab, idle, ['status', 'idle', '--json'])).stdout)[0];
+    expect(j.health.lastFailureCode).toBe('AADSTS700082');
+  }, 120_000);
+
+  it('refresh reports each profile, exits 4 when one needs a sign-in, 6 when the IdP is unavailable', async () => {
+    const h = home(lab);
+    await addProfile(lab, h, 'a');
+    await addProfile(lab, h, 'b');
+    expect((await deviceLogin(lab, h, 'a')).code).toBe(0);
+    const r = await cli(lab, h, ['refresh', '--all', '--json']);
+    expect(r.code).toBe(4);
+    const rows = JSON.parse(r.stdout);
+    expect(rows).toMatchObject([
+      { profile: 'a', ok: true, result: 'refreshed', rotated: true },
+      { profile: 'b', ok: false, result: 'sign-in-needed', exitCode: 4, fix: 'run: oauthmail login b' },
+    ]);
+    expect(r.stderr).toMatch(/profile b needs a new sign-in/);
+
+    const q = await cli(lab, h, ['refresh', 'a', '--quiet']);
+    expect(q.code, q.stderr).toBe(0);
+    expect(q.stderr).toBe('');
+
+    expect(
+      (await admin(lab, 'faults', { endpoint: 'token', grantType: 'refresh_token', status: 503, times: 1 })).status,
+    ).toBe(200);
+    const tr = await cli(lab, h, ['refresh', 'a']);
+    expect(tr.code, tr.stderr).toBe(6);
+    expect(tr.stderr).toMatch(/a: FAILED: .*temporarily unavailable/);
+    // and the stored sign-in survived the failure
+    const again = await cli(lab, h, ['refresh', 'a']);
+    expect(again.code, again.stderr).toBe(0);
+  }, 60_000);
+});
+
+describe('login --paste', () => {
+  it('signs in with the redirect URL pasted on stdin; a URL with another state is refused', async () => {
+    expect((await admin(lab, 'config', { autoConsent: true })).status).toBe(200);
+    const h = home(lab);
+    await addProfile(lab, h, 'work');
+
+    // a sign-in whose URL is pasted into ANOTHER login: the state differs → refused, nothing stored
+    const first = background(lab, h, ['login', 'work', '--paste'], /(https:\/\/\S+authorize\S+)/, () => '');
+    const url1 = (await first.matched)[1]!;
+    const redirect1 = await browserSignIn(lab, url1);
+    expect(redirect1).toMatch(/^http:\/\/localhost\/?\?code=/);
+    first.child.kill('SIGTERM');
+    await first.done;
+
+    const second = background(lab, h, ['login', 'work', '--paste'], /(https:\/\/\S+authorize\S+)/, () => '');
+    await second.matched;
+    second.child.stdin.end(redirect1 + '\n');
+    const refused = await second.done;
+    expect(refused.code).toBe(4);
+    expect(refused.stderr).toMatch(/the pasted URL belongs to another sign-in \(its state does not match\); nothing was stored/);
+    expect((await cli(lab, h, ['status', 'work'])).code).toBe(4);
+
+    // the right URL: signed in
+    const third = background(lab, h, ['login', 'work', '--paste'], /(https:\/\/\S+authorize\S+)/, () => '');
+    const url3 = (await third.matched)[1]!;
+    const q = new URL(url3).searchParams;
+    expect(q.get('code_challenge_method')).toBe('S256');
+    expect(q.get('response_mode')).toBe('query');
+    const redirect3 = await browserSignIn(lab, url3);
+    third.child.stdin.end(redirect3 + '\n');
+    const ok = await third.done;
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stderr).toMatch(/paste it here/);
+    expect(ok.stderr).toMatch(/Signed in to work as alice@contoso\.test/);
+    const t = await h.run(['token', 'work']);
+    expect(t.code, t.stderr).toBe(0);
+    lab.secrets.add(t.stdout.trim());
+    // the codes in the pasted URLs never show up in the output
+    lab.secrets.add(new URL(redirect1).searchParams.get('code')!);
+    lab.secrets.add(new URL(redirect3).searchParams.get('code')!);
+  }, 60_000);
+
+  it('prints SSH port-forwarding guidance in a remote session without a display', async () => {
+    const h = home(lab, { SSH_CONNECTION: '192.0.2.1 50000 192.0.2.2 22' });
+    await addProfile(lab, h, 'work', ['--redirect-port', '53682']);
+    const r = await cli(lab, h, ['login', 'work', '--no-browser', '--timeout', '1'], { timeoutMs: 20_000 });
+    expect(r.stderr).toMatch(/SSH session without a display/);
+    expect(r.stderr).toMatch(/ssh -L 53682:localhost:53682 192\.0\.2\.2/);
+    expect(r.stderr).toMatch(/oauthmail login work --paste/);
+    expect(r.code).toBe(4);
+  }, 30_000);
+});
+
+describe('hand-off to other programs', () => {
+  it('exec puts the token in the environment of the command, never in its argv, and passes the exit code', async () => {
+    const h = home(lab);
+    await addProfile(lab, h, 'work');
+    expect((await deviceLogin(lab, h, 'work')).code).toBe(0);
+
+    const r = await h.run(['exec', '-p', 'work', '--', 'sh', '-c', 'echo $OAUTHMAIL_ACCESS_TOKEN; echo $OAUTHMAIL_USER']);
+    expect(r.code, r.stderr).toBe(0);
+    const [token, user] = r.stdout.trim().split('\n');
+    lab.secrets.add(token!);
+    expect(claims(token!)).toMatchObject({ upn: ALICE.upn, aud: 'https://outlook.office.com' });
+    expect(user).toBe(ALICE.upn);
+    expect(r.stderr).toBe('');
+
+    // argv of the child, read from /proc while it runs
+    const marker = join(h.dir, 'child-ready');
+    const child = spawn(
+      process.execPath,
+      [BIN, '-p', 'work', 'exec', '--', 'sh', '-c', `echo $$ > ${marker}; sleep 5`],
+      { env: h.env, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const deadline = Date.now() + 15_000;
+    while (!existsSync(marker) || !readFileSync(marker, 'utf8').trim()) {
+      if (Date.now() > deadline) throw new Error('exec child did not start');
+      await sleep(50);
+    }
+    const pid = readFileSync(marker, 'utf8').trim();
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    const environ = readFileSync(`/proc/${pid}/environ`, 'utf8');
+    const parentCmdline = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8');
+    const tokenNow = /OAUTHMAIL_ACCESS_TOKEN=([^\0]+)/.exec(environ)?.[1];
+    expect(tokenNow).toBeTruthy();
+    expect(cmdline).not.toContain(tokenNow!);
+    expect(parentCmdline).not.toContain(tokenNow!);
+    expect(cmdline).not.toMatch(/eyJ/);
+    // SIGTERM to oauthmail reaches the child: it exits by that signal, and so does oauthmail (128+15)
+    const exited = new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(143);
+
+    const code = await cli(lab, h, ['exec', '-p', 'work', '--', 'sh', '-c', 'exit 7']);
+    expect(code.code).toBe(7);
+    const missing = await cli(lab, h, ['exec', '-p', 'work', '--', 'no-such-command-xyz']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/command not found: no-such-command-xyz/);
+  }, 60_000);
+
+  it('token --sasl oauthbearer prints the RFC 7628 initial response with the host and port', async () => {
+    const h = home(lab);
+    await addProfile(lab, h, 'work', ['--smtp', 'smtp.contoso.test:587', '--imap', 'imap.contoso.test:993']);
+    expect((await deviceLogin(lab, h, 'work')).code).toBe(0);
+    const t = (await h.run(['token', 'work'])).stdout.trim();
+    lab.secrets.add(t);
+    const smtp = await h.run(['token', 'work', '--sasl', 'oauthbearer']);
+    expect(smtp.code, smtp.stderr).toBe(0);
+    lab.secrets.add(smtp.stdout.trim());
+    expect(Buffer.from(smtp.stdout.trim(), 'base64').toString()).toBe(
+      `n,a=${ALICE.upn},\x01host=smtp.contoso.test\x01port=587\x01auth=Bearer ${t}\x01\x01`,
+    );
+    const imap = await h.run(['token', 'work', '--sasl', 'oauthbearer', '--protocol', 'imap']);
+    lab.secrets.add(imap.stdout.trim());
+    expect(Buffer.from(imap.stdout.trim(), 'base64').toString()).toBe(
+      `n,a=${ALICE.upn},\x01host=imap.contoso.test\x01port=993\x01auth=Bearer ${t}\x01\x01`,
+    );
+    const x = await h.run(['token', '--sasl', 'work']);
+    expect(x.code, x.stderr).toBe(0);
+    lab.secrets.add(x.stdout.trim());
+    expect(Buffer.from(x.stdout.trim(), 'base64').toString()).toBe(`user=${ALICE.upn}\x01auth=Bearer ${t}\x01\x01`);
+    const bad = await cli(lab, h, ['token', 'work', '--sasl', 'plain']);
+    expect(bad.code).toBe(2);
+    const badp = await cli(lab, h, ['token', 'work', '--sasl', 'oauthbearer', '--protocol', 'pop']);
+    expect(badp.code).toBe(2);
+  }, 60_000);
+});
+
+describe('catalogue entries, provoked through the identity provider', () => {
+  it('AADSTS7000218: a confidential app asked for a device code without a secret → exit 3 and the fix', async () => {
+    const h = home(lab);
+    await addProfile(lab, h, 'conf', ['--client-id', CONFIDENTIAL.clientId]);
+    const r = await cli(lab, h, ['login', 'conf', '--device'], { timeoutMs: 20_000 });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(
+      /the app is treated as confidential: the request needs a client secret or certificate \(AADSTS7000218\)/,
+    );
+    expect(r.stderr).toMatch(/Allow public client flows/);
+  });
+
+  it('AADSTS700025: a public app sent a client secret → exit 3 and the fix', async () => {
+    const h = home(lab, { OAUTHMAIL_CLIENT_SECRET: 'not-needed-secret-value' });
+    lab.secrets.add('not-needed-secret-value');
+    await addProfile(lab, h, 'pub', ['--client-type', 'secret', '--flow', 'client-credentials']);
+    const r = await cli(lab, h, ['token', 'pub'], { env: { OAUTHMAIL_CLIENT_SECRET: 'not-needed-secret-value' } });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(
+      /the app is registered as a public client, so it must not send a client secret or certificate \(AADSTS700025\)/,
+    );
+    expect(r.stderr).toMatch(/--set clientType=public/);
+  });
+
+  it('AADSTS7000012: the tenant of the authorize and token requests differ → exit 3', async () => {
+    const h = home(lab);
+    await addProfile(lab, h, 'work');
+    expect((await deviceLogin(lab, h, 'work')).code).toBe(0);
+    expect(
+      (
+        await admin(lab, 'faults', {
+          endpoint: 'token',
+          grantType: 'refresh_token',
+          status: 400,
+          error: 'invalid_grant',
+          errorCode: 7000012,
+          message: 'The grant was obtained for a different tenant.',
+        })
+      ).status,
+    ).toBe(200);
+    const r = await cli(lab, h, ['token', 'work', '--force-refresh']);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/the sign-in was started in one tenant and redeemed in another .*\(AADSTS7000012\)/);
+    expect(r.stderr).toMatch(/oauthmail profile show work/);
+  });
+
+  it('AADSTS700082 through the idle timeout, with the keep-alive advice', async () => {
+    const h = home(lab);
+    await addProfile(lab, h, 'work');
+    expect((await deviceLogin(lab, h, 'work')).code).toBe(0);
+    expect((await admin(lab, 'config', { refreshTokenIdleTimeout: 1 })).status).toBe(200);
+    await sleep(2100);
+    const r = await cli(lab, h, ['token', 'work', '--force-refresh']);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/the sign-in expired because it was not used for 90 days \(Microsoft ends idle refresh tokens\) \(AADSTS700082\)/);
+    expect(r.stderr).toMatch(/hint: run: oauthmail login work; then keep it alive with a scheduled oauthmail refresh --all/);
+  });
+});
