@@ -1,0 +1,294 @@
+// Custom (standards-based) OAuth 2.0 provider end to end: the real CLI against the fake identity
+// provider's /custom authorization server (RFC 8414 discovery, auth code + PKCE, RFC 8628 device
+// code, rotating refresh tokens, client_secret_basic and client_secret_post), headless Chromium,
+// and Postfix + Dovecot accepting the tokens (Dovecot lists the custom issuer, scope "mail").
+import { describe, it, expect, beforeEach } from 'vitest';
+import https from 'node:https';
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import nodemailer from 'nodemailer';
+import { BIN, cliHome, type CliHome, type CliResult } from '../support/cli.js';
+import { fixtures, idpRequest, imapConnect, stackEnv } from '../support/stack-env.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- IdP JSON answers, checked by the assertions
+type Json = any;
+const env = stackEnv();
+const IDP = env.idpUrl;
+const CLIENT = fixtures.google.clients[0]!;
+const CAROL = fixtures.google.users[0]! as { email: string; password: string };
+
+const transcript: { args: string[]; stdout: string; stderr: string }[] = [];
+const secrets = new Set<string>([CLIENT.secret, CAROL.password]);
+
+function adminGet(path: string): Promise<Json> {
+  return new Promise((resolve, reject) => {
+    https
+      .get(new URL(`/_admin/${path}`, IDP), { ca: env.ca }, (res) => {
+        let t = '';
+        res.on('data', (c: Buffer) => (t += c.toString()));
+        res.on('end', () => resolve(JSON.parse(t)));
+      })
+      .on('error', reject);
+  });
+}
+async function admin(path: string, body: unknown): Promise<Json> {
+  const r = await idpRequest<Json>(`/_admin/${path}`, body);
+  expect(r.status, JSON.stringify(r.json)).toBe(200);
+  return r.json;
+}
+
+function home(extra: NodeJS.ProcessEnv = {}): CliHome {
+  return cliHome({
+    NODE_EXTRA_CA_CERTS: env.caFile,
+    DISPLAY: '',
+    WAYLAND_DISPLAY: '',
+    BROWSER: '',
+    ...extra,
+  });
+}
+
+async function cli(h: CliHome, args: string[], input?: string): Promise<CliResult> {
+  const r = await h.run(args, { input, timeoutMs: 60_000 });
+  transcript.push({ args, stdout: r.stdout, stderr: r.stderr });
+  return r;
+}
+
+function background(h: CliHome, args: string[], waitFor: RegExp) {
+  const child = spawn(process.execPath, [BIN, ...args], { env: h.env, stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdin.end();
+  let stdout = '';
+  let stderr = '';
+  let onMatch: (m: RegExpExecArray) => void;
+  const matched = new Promise<RegExpExecArray>((resolve) => (onMatch = resolve));
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    const m = waitFor.exec(stderr);
+    if (m) onMatch(m);
+  });
+  const done = new Promise<CliResult>((resolve) =>
+    child.on('close', (code) => {
+      transcript.push({ args, stdout, stderr });
+      resolve({ code, stdout, stderr });
+    }),
+  );
+  const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+  void done.finally(() => clearTimeout(timer));
+  const early = done.then((r) => Promise.reject(new Error(`exited early (${r.code}): ${r.stderr}`)));
+  return { matched: Promise.race([matched, early]), done };
+}
+
+async function withBrowser<T>(fn: (page: import('playwright-core').Page) => Promise<T>): Promise<T> {
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  try {
+    const context = await browser.newContext({ ignoreHTTPSErrors: true });
+    return await fn(await context.newPage());
+  } finally {
+    await browser.close();
+  }
+}
+
+async function token(h: CliHome, name: string, extra: string[] = []): Promise<string> {
+  const r = await cli(h, ['token', name, ...extra]);
+  expect(r.code, r.stderr).toBe(0);
+  const t = r.stdout.trim();
+  expect(r.stdout).toBe(t + '\n');
+  secrets.add(t);
+  return t;
+}
+
+async function refreshTokenOf(h: CliHome, name: string): Promise<string> {
+  const r = await cli(h, ['export', name, '--yes']);
+  expect(r.code, r.stderr).toBe(0);
+  const j = JSON.parse(r.stdout) as { access_token: string; refresh_token: string };
+  secrets.add(j.access_token);
+  secrets.add(j.refresh_token);
+  return j.refresh_token;
+}
+
+const claims = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString('utf8'));
+
+async function imapAccepts(user: string, accessToken: string) {
+  const c = await imapConnect({ user, accessToken });
+  try {
+    const box = await c.mailboxOpen('INBOX');
+    expect(box.path).toBe('INBOX');
+  } finally {
+    await c.logout();
+  }
+}
+
+async function smtpSends(user: string, accessToken: string): Promise<string> {
+  const subject = `oauthmail google test ${randomUUID()}`;
+  const t = nodemailer.createTransport({
+    host: env.smtp.host,
+    port: env.smtp.port,
+    secure: false,
+    requireTLS: true,
+    tls: { ca: env.ca },
+    auth: { type: 'OAuth2', user, accessToken },
+  });
+  try {
+    const info = await t.sendMail({ from: user, to: user, subject, text: 'hello from a Google token' });
+    expect(info.accepted).toContain(user);
+  } finally {
+    t.close();
+  }
+  return subject;
+}
+
+async function addCustomProfile(h: CliHome, name: string, extra: string[]) {
+  const r = await cli(
+    h,
+    [
+      'profile',
+      'add',
+      name,
+      '--provider',
+      'custom',
+      '--client-id',
+      CLIENT.clientId,
+      '--client-type',
+      'secret',
+      '--client-secret-stdin',
+      '--scopes',
+      'mail',
+      '--user',
+      CAROL.email,
+      '--storage',
+      'file',
+      ...extra,
+    ],
+    CLIENT.secret,
+  );
+  expect(r.code, r.stderr).toBe(0);
+}
+
+beforeEach(async () => {
+  await admin('reset', {});
+  await admin('config', { deviceCodeInterval: 1 });
+});
+
+describe('custom provider', () => {
+  it('discovers the endpoints from the issuer, signs in by browser, refreshes (rotating), and Postfix + Dovecot accept the token', async () => {
+    await admin('config', { accessTokenLifetime: 3 });
+    const h = home();
+    await addCustomProfile(h, 'corp', [
+      '--issuer',
+      `${IDP}/custom`,
+      '--set',
+      'authParams.access_type=offline',
+    ]);
+    const bg = background(
+      h,
+      ['login', 'corp', '--no-browser', '--timeout', '60'],
+      /(https:\/\/\S+\/custom\/authorize\?\S+)/,
+    );
+    const url = new URL((await bg.matched)[1]!);
+    expect(url.searchParams.get('code_challenge_method')).toBe('S256');
+    expect(url.searchParams.get('access_type')).toBe('offline');
+    expect(url.searchParams.get('scope')).toBe('mail');
+    await withBrowser(async (page) => {
+      await page.goto(url.toString());
+      await page.fill('#username', CAROL.email);
+      await page.fill('#password', CAROL.password);
+      await page.click('#signin');
+      await page.click('#accept');
+      await page.waitForSelector('#oauthmail-success', { timeout: 20_000 });
+    });
+    const login = await bg.done;
+    expect(login.code, login.stderr).toBe(0);
+    expect(login.stdout).toBe('');
+    expect(login.stderr).toMatch(/Signed in to corp/);
+
+    const rt1 = await refreshTokenOf(h, 'corp');
+    await new Promise((r) => setTimeout(r, 3500));
+    const t1 = await token(h, 'corp');
+    const rt2 = await refreshTokenOf(h, 'corp');
+    expect(rt2).not.toBe(rt1); // the rotated refresh token was stored
+    await new Promise((r) => setTimeout(r, 3500));
+    const t2 = await token(h, 'corp');
+    expect(t2).not.toBe(t1);
+    expect(claims(t2).iss).toBe('https://custom-idp.oauthmail.test');
+    const stats = await adminGet('stats');
+    expect(stats['custom.token'].refresh_token).toBeGreaterThanOrEqual(3);
+    expect(stats['custom.auth'].basic).toBeGreaterThanOrEqual(4);
+    expect(stats['custom.auth'].post ?? 0).toBe(0);
+
+    await imapAccepts(CAROL.email, t2);
+    await smtpSends(CAROL.email, t2);
+  }, 120_000);
+
+  it('signs in with a device code (explicit endpoints, client_secret_post), refreshes, and the token is accepted', async () => {
+    const h = home();
+    await addCustomProfile(h, 'corpdev', [
+      '--authorization-endpoint',
+      `${IDP}/custom/authorize`,
+      '--token-endpoint',
+      `${IDP}/custom/token`,
+      '--device-endpoint',
+      `${IDP}/custom/device_authorization`,
+      '--set',
+      'tokenEndpointAuth=client_secret_post',
+    ]);
+    const bg = background(h, ['login', 'corpdev', '--device', '--timeout', '60'], /enter the code: (\S+)/);
+    const code = (await bg.matched)[1]!;
+    await admin('device', { user_code: code, action: 'approve', user: CAROL.email });
+    const login = await bg.done;
+    expect(login.code, login.stderr).toBe(0);
+    expect(login.stderr).toMatch(/Signed in to corpdev/);
+    const t1 = await token(h, 'corpdev');
+    const t2 = await token(h, 'corpdev', ['--force-refresh']);
+    expect(t2).not.toBe(t1);
+    const stats = await adminGet('stats');
+    expect(stats['custom.auth'].post).toBeGreaterThanOrEqual(3);
+    expect(stats['custom.auth'].basic ?? 0).toBe(0);
+    await imapAccepts(CAROL.email, t2);
+    await smtpSends(CAROL.email, t2);
+  }, 120_000);
+
+  it('a refresh token the provider no longer accepts gives exit 4 and the login command', async () => {
+    const h = home();
+    await addCustomProfile(h, 'corpdev', ['--issuer', `${IDP}/custom`]);
+    const bg = background(h, ['login', 'corpdev', '--device', '--timeout', '60'], /enter the code: (\S+)/);
+    await admin('device', { user_code: (await bg.matched)[1]!, action: 'approve', user: CAROL.email });
+    expect((await bg.done).code).toBe(0);
+    // someone else redeems the stored refresh token: rotation burns the copy oauthmail holds
+    const rt = await refreshTokenOf(h, 'corpdev');
+    const burn = await fetch(`${IDP}/custom/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: rt,
+        client_id: CLIENT.clientId,
+        client_secret: CLIENT.secret,
+      }),
+    });
+    expect(burn.status).toBe(200);
+    secrets.add(((await burn.json()) as { access_token: string }).access_token);
+    const r = await cli(h, ['token', 'corpdev', '--force-refresh']);
+    expect(r.code).toBe(4);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/refresh token has expired or been revoked/);
+    expect(r.stderr).toMatch(/oauthmail login corpdev/);
+  }, 60_000);
+});
+
+describe('no secrets in output', () => {
+  it('no token or secret appears in anything printed, except the stdout of token and export', () => {
+    expect(transcript.length).toBeGreaterThan(10);
+    for (const e of transcript) {
+      const printsToken = e.args[0] === 'token' || e.args[0] === 'export';
+      const text = printsToken ? e.stderr : e.stdout + e.stderr;
+      for (const s of secrets) {
+        if (s && s.length >= 8) expect(text.includes(s), `leak in: ${e.args.join(' ')}`).toBe(false);
+      }
+    }
+  });
+});
