@@ -1,0 +1,94 @@
+import { describe, it, expect } from 'vitest';
+import {
+  GOOGLE_NO_DEVICE,
+  googleScopeWarning,
+  oauthError,
+  type OAuthErrorContext,
+} from '../../src/diagnose/google-errors.js';
+import { AuthError, ConfigError, ExitCode, TransientError } from '../../src/errors/index.js';
+
+const google: OAuthErrorContext = {
+  profile: 'gmail',
+  provider: 'google',
+  clientId: '123-abc.apps.googleusercontent.com',
+  during: 'refresh',
+};
+const custom: OAuthErrorContext = { ...google, provider: 'custom', profile: 'corp' };
+
+describe('Google and OAuth 2.0 error sentences', () => {
+  it('invalid_grant on refresh: re-consent, and the 7-day expiry of apps in Testing status (exit 4)', () => {
+    const e = oauthError(
+      { error: 'invalid_grant', error_description: 'Token has been expired or revoked.' },
+      google,
+    );
+    expect(e).toBeInstanceOf(AuthError);
+    expect(e.exitCode).toBe(ExitCode.AUTH);
+    expect(e.message).toMatch(/expired or been revoked/);
+    expect(e.message).toMatch(/'Testing' publishing status/);
+    expect(e.message).toMatch(/7 days/);
+    expect(e.hint).toMatch(/oauthmail login gmail/);
+    expect(e.hint).toMatch(/publish the app/);
+  });
+
+  it('invalid_grant for a custom provider does not talk about Google', () => {
+    const e = oauthError({ error: 'invalid_grant' }, custom);
+    expect(e.exitCode).toBe(ExitCode.AUTH);
+    expect(e.message).not.toMatch(/Google|Testing/);
+    expect(e.hint).toBe('run: oauthmail login corp');
+  });
+
+  it('invalid_grant while redeeming a code names the code, not the refresh token', () => {
+    const e = oauthError({ error: 'invalid_grant' }, { ...google, during: 'login' });
+    expect(e.message).toMatch(/authorization code/);
+  });
+
+  it('redirect_uri_mismatch names the URI and the Desktop-app client type (exit 3)', () => {
+    const e = oauthError(
+      { error: 'redirect_uri_mismatch' },
+      { ...google, redirectUri: 'http://127.0.0.1:5000' },
+    );
+    expect(e).toBeInstanceOf(ConfigError);
+    expect(e.message).toContain('http://127.0.0.1:5000');
+    expect(e.hint).toMatch(/Desktop app/);
+  });
+
+  it('access_denied says what to accept, and mentions test users', () => {
+    const e = oauthError({ error: 'access_denied' }, { ...google, during: 'login' });
+    expect(e.exitCode).toBe(ExitCode.AUTH);
+    expect(e.hint).toMatch(/test user/);
+  });
+
+  it('invalid_client points at the client ID and secret (exit 3)', () => {
+    const e = oauthError({ error: 'invalid_client', status: 401 }, google);
+    expect(e.exitCode).toBe(ExitCode.CONFIG);
+    expect(e.hint).toMatch(/oauthmail profile secret gmail --stdin/);
+  });
+
+  it('service account without domain-wide delegation: the admin console step', () => {
+    const e = oauthError(
+      { error: 'unauthorized_client' },
+      { ...google, serviceAccount: true, during: 'service-account' },
+    );
+    expect(e.hint).toMatch(/Domain-wide delegation/);
+    expect(e.hint).toMatch(/https:\/\/mail\.google\.com\//);
+  });
+
+  it('5xx and 429 are transient (exit 6)', () => {
+    expect(oauthError({ error: 'internal_failure', status: 503 }, google)).toBeInstanceOf(TransientError);
+    expect(oauthError({ status: 429 }, google).exitCode).toBe(ExitCode.TRANSIENT);
+  });
+
+  it('never copies the provider description into the message', () => {
+    const e = oauthError({ error: 'weird', error_description: 'secret-ish detail ya29.abc' }, google);
+    expect(e.message).not.toContain('ya29');
+    expect(e.hint ?? '').not.toContain('ya29');
+  });
+
+  it('the --device refusal and the gmail.send warning explain the mail scope', () => {
+    expect(GOOGLE_NO_DEVICE).toMatch(/device flow does not allow the https:\/\/mail\.google\.com\/ scope/);
+    expect(googleScopeWarning(['https://www.googleapis.com/auth/gmail.send'])).toMatch(
+      /https:\/\/mail\.google\.com\//,
+    );
+    expect(googleScopeWarning(['https://mail.google.com/'])).toBeUndefined();
+  });
+});
