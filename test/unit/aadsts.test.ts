@@ -96,7 +96,8 @@ describe('AADSTS catalogue', () => {
     for (const c of [70008, 700082, 50173]) {
       const e = entraError({ error: 'invalid_grant', description: desc(c) }, ctx);
       expect(e.exitCode).toBe(4);
-      expect(e.hint).toBe('run: oauthmail login work');
+      // 700082 adds the keep-alive advice after the command
+      expect(e.hint).toMatch(/^run: oauthmail login work($|; then keep it alive)/);
     }
     expect(entraError({ error: 'invalid_grant' }, ctx).hint).toBe('run: oauthmail login work');
   });

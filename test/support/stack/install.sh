@@ -5,7 +5,7 @@
 # A fast no-op when everything is there. Needs root when something is missing.
 set -euo pipefail
 
-packages=(postfix dovecot-imapd dovecot-lmtpd gnome-keyring dbus libsecret-1-dev chromium openssl procps)
+packages=(postfix dovecot-imapd dovecot-lmtpd gnome-keyring dbus libsecret-1-dev chromium openssl procps msmtp)
 
 missing=()
 for p in "${packages[@]}"; do

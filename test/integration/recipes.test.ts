@@ -1,0 +1,148 @@
+// README recipes, each tried with the real program from Debian: a profile signed in by device
+// code at the stack's fake identity provider, the program fetching its token through
+// `oauthmail token` (or `oauthmail exec`), and the local Postfix/Dovecot validating it.
+// No token may show up in anything the programs or the CLI print.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import https from 'node:https';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { BIN, cliHome, type CliHome } from '../support/cli.js';
+import { stack, waitForMail, type Stack } from './send-support.js';
+
+const ROOT = path.join(import.meta.dirname, '..', '..');
+const fixtures = JSON.parse(readFileSync(path.join(ROOT, 'test/support/fixtures.json'), 'utf8'));
+const TID: string = fixtures.microsoft.tenantId;
+const PUBLIC: string = fixtures.microsoft.clients[0].clientId;
+const ALICE = 'alice@contoso.test';
+
+let s: Stack;
+let h: CliHome;
+const transcript: string[] = [];
+const secrets = new Set<string>();
+const tag = () => `r${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
+
+function admin(p: string, json?: unknown): Promise<{ status: number }> {
+  const url = new URL(`/_admin/${p}`, s.idpUrl);
+  const body = json === undefined ? undefined : JSON.stringify(json);
+  return new Promise((resolve, reject) => {
+    const r = https.request(
+      url,
+      { method: body ? 'POST' : 'GET', headers: body ? { 'content-type': 'application/json' } : {} },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
+      },
+    );
+    r.on('error', reject);
+    r.end(body);
+  });
+}
+
+/** Run a program with the CLI home's environment; output goes to the transcript. */
+function run(cmd: string, args: string[], input = ''): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(cmd, args, { env: h.env, input, encoding: 'utf8', timeout: 30_000 });
+  transcript.push(`$ ${cmd} ${args.join(' ')}\n${r.stdout}\n${r.stderr}`);
+  return { code: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+beforeAll(async () => {
+  s = stack();
+  h = cliHome({ DISPLAY: '', WAYLAND_DISPLAY: '', BROWSER: '' });
+  expect((await admin('config', { deviceCodeInterval: 1 })).status).toBe(200);
+  const add = await h.run([
+    'profile', 'add', 'work',
+    '--client-id', PUBLIC,
+    '--authority', `${s.idpUrl}/${TID}/`,
+    '--user', ALICE,
+    '--smtp', `${s.smtpHost}:${s.smtpPort}`,
+    '--smtp-security', 'starttls',
+    '--storage', 'file',
+  ]);
+  expect(add.code, add.stderr).toBe(0);
+  const child = spawn(process.execPath, [BIN, 'login', 'work', '--device'], { env: h.env, stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdin.end();
+  let err = '';
+  const code = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no device code: ${err}`)), 20_000);
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+      const m = /enter the code:? (\S+)/i.exec(err);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+  });
+  expect((await admin('device', { user_code: code, action: 'approve', user: ALICE })).status).toBe(200);
+  expect(await new Promise<number | null>((r) => child.on('close', r)), err).toBe(0);
+  const tok = await h.run(['token', 'work']); // printing the token is its job: not in the transcript
+  expect(tok.code, tok.stderr).toBe(0);
+  secrets.add(tok.stdout.trim());
+}, 60_000);
+
+afterAll(() => {
+  const all = transcript.join('\n');
+  for (const sec of secrets) if (sec) expect(all.includes(sec), 'a token leaked into program output').toBe(false);
+  expect(all).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\./);
+});
+
+describe('msmtp (passwordeval "oauthmail token ...")', () => {
+  for (const mech of ['xoauth2', 'oauthbearer'] as const) {
+    it(`sends through Postfix with auth ${mech}`, () => {
+      const t = tag();
+      const conf = path.join(h.dir, `msmtprc-${mech}`);
+      // The README recipe, with the stack's host, port and CA.
+      writeFileSync(
+        conf,
+        [
+          'defaults',
+          'tls on',
+          'tls_starttls on',
+          `tls_trust_file ${path.join(s.pkiDir, 'ca.pem')}`,
+          '',
+          'account work',
+          `host ${s.smtpHost}`,
+          `port ${s.smtpPort}`,
+          `from ${ALICE}`,
+          `user ${ALICE}`,
+          `auth ${mech}`,
+          `passwordeval "${process.execPath} ${BIN} token work"`,
+          '',
+        ].join('\n'),
+      );
+      chmodSync(conf, 0o600);
+      const msg = `From: ${ALICE}\nTo: bob@contoso.test\nSubject: msmtp ${t}\n\nsent by msmtp with ${mech} ${t}\n`;
+      const r = run('msmtp', ['-C', conf, '-a', 'work', 'bob@contoso.test'], msg);
+      expect(r.code, r.stderr).toBe(0);
+      return waitForMail(s, 'bob@contoso.test', t, 1).then((found) => {
+        expect(found).toHaveLength(1);
+        expect(found[0]!.text).toMatch(new RegExp(`Subject: msmtp ${t}`));
+      });
+    });
+  }
+
+  it('a profile that needs a sign-in makes msmtp fail, and the fix is on stderr', () => {
+    const conf = path.join(h.dir, 'msmtprc-nosignin');
+    writeFileSync(
+      conf,
+      [
+        'account work',
+        `host ${s.smtpHost}`,
+        `port ${s.smtpPort}`,
+        'tls on',
+        'tls_starttls on',
+        `tls_trust_file ${path.join(s.pkiDir, 'ca.pem')}`,
+        `from ${ALICE}`,
+        `user ${ALICE}`,
+        'auth xoauth2',
+        `passwordeval "${process.execPath} ${BIN} token nosuchprofile"`,
+        '',
+      ].join('\n'),
+    );
+    chmodSync(conf, 0o600);
+    const r = run('msmtp', ['-C', conf, '-a', 'work', 'bob@contoso.test'], 'Subject: x\n\nx\n');
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/no profile named "nosuchprofile"/);
+  });
+});
