@@ -23,7 +23,7 @@ import { MICROSOFT_APP_ONLY_SCOPE, MICROSOFT_SCOPES, GOOGLE_MAIL_SCOPE, GOOGLE_T
 import { ExitCode, isOauthmailError } from '../errors/index.js';
 import type { TokenProvider } from '../auth/types.js';
 import { registerSecret, redact } from '../util/redact.js';
-import { summarizeJwt, type TokenSummary } from './jwt.js';
+import { decodeJwt, summarizeJwt, type TokenSummary } from './jwt.js';
 import { adviseSmtpReply } from './smtp-replies.js';
 import { MICROSOFT_APP_ROLES, MICROSOFT_SCP } from './scopes.js';
 
@@ -367,7 +367,9 @@ async function checkClaims(c: Ctx, r: CheckResult): Promise<string> {
   if (p.clientId && s.appId && s.appId !== p.clientId) {
     r.warnings.push(`the token was issued to app ${s.appId}, not the profile's clientId ${p.clientId}`);
   }
-  const appOnly = s.scopes.length === 0 && (s.roles.length > 0 || !s.user);
+  // Entra: delegated tokens carry `scp`, app-only tokens carry `roles` and no `scp`
+  const hasScp = typeof decodeJwt(token)?.claims.scp === 'string';
+  const appOnly = !hasScp && (s.roles.length > 0 || !s.user);
   if (appOnly) {
     const missing = p.capabilities.filter((cap) => !s.roles.includes(MICROSOFT_APP_ROLES[cap]));
     if (missing.length) {
