@@ -31,6 +31,13 @@ export async function runWizard(io: Io, given: readonly Setting[]): Promise<Sett
         ? 'The client ID is the "Application (client) ID" on Azure portal → App registrations → your app → Overview.'
         : '',
   );
+  // the right moment for the registration guide: before we ask for an ID the user may not have yet
+  if ((provider === 'microsoft' || provider === 'google') && !(await io.confirm('Is the app already registered (do you have its client ID)?', true))) {
+    const { renderGuide } = await import('../diagnose/guide.js');
+    const tenant = [...given, ...out].find(([k]) => k === 'tenant')?.[1];
+    io.err('\n' + renderGuide({ name: 'NAME', profile: { provider, ...(tenant ? { tenant } : {}) } }));
+    io.err('Register the app as above (later: oauthmail guide NAME shows it with all of the profile\'s values), then enter its ID.');
+  }
   out.push(['clientId', await io.prompt('Client ID')]);
   if (!has(given, 'user')) {
     const user = await io.prompt('Mailbox address (the account whose mail you send and read)');
