@@ -24,13 +24,6 @@ export async function runWizard(io: Io, given: readonly Setting[]): Promise<Sett
     if (!has(given, 'tokenEndpoint')) out.push(['tokenEndpoint', await io.prompt('Token endpoint URL')]);
     if (!has(given, 'scopes')) out.push(['scopes', await io.prompt('Scopes (space-separated)')]);
   }
-  io.err(
-    provider === 'google'
-      ? 'The client ID is on Google Cloud console → APIs & Services → Credentials (an OAuth client of type "Desktop app").'
-      : provider === 'microsoft'
-        ? 'The client ID is the "Application (client) ID" on Azure portal → App registrations → your app → Overview.'
-        : '',
-  );
   // the right moment for the registration guide: before we ask for an ID the user may not have yet
   if ((provider === 'microsoft' || provider === 'google') && !(await io.confirm('Is the app already registered (do you have its client ID)?', true))) {
     const { renderGuide } = await import('../diagnose/guide.js');
@@ -38,6 +31,13 @@ export async function runWizard(io: Io, given: readonly Setting[]): Promise<Sett
     io.err('\n' + renderGuide({ name: 'NAME', profile: { provider, ...(tenant ? { tenant } : {}) } }));
     io.err('Register the app as above (later: oauthmail guide NAME shows it with all of the profile\'s values), then enter its ID.');
   }
+  io.err(
+    provider === 'google'
+      ? 'The client ID is on Google Cloud console → APIs & Services → Credentials (an OAuth client of type "Desktop app").'
+      : provider === 'microsoft'
+        ? 'The client ID is the "Application (client) ID" on Azure portal → App registrations → your app → Overview.'
+        : '',
+  );
   out.push(['clientId', await io.prompt('Client ID')]);
   if (!has(given, 'user')) {
     const user = await io.prompt('Mailbox address (the account whose mail you send and read)');
