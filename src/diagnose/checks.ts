@@ -688,7 +688,7 @@ async function checkImap(c: Ctx, r: CheckResult): Promise<string> {
       ...(c.deps.caFile ? { caFile: c.deps.caFile } : {}),
       ...(c.deps.insecureTls ? { insecureTls: true } : {}),
       connectionTimeoutMs: c.deps.timeoutMs ?? 20_000,
-      debug: (l) => c.deps.transcript?.(redact(l)),
+      debug: (l) => c.deps.transcript?.(redact(imapLine(l))),
     });
   } catch (e) {
     const f = fromError(e);
@@ -719,6 +719,20 @@ async function checkImap(c: Ctx, r: CheckResult): Promise<string> {
     return `connect, TLS, CAPABILITY, AUTHENTICATE ${conn.mechanism}, SELECT INBOX (${exists} message${exists === 1 ? '' : 's'}) on ${p.imap!.host}:${p.imap!.port} as ${user}`;
   } finally {
     await closeImap(conn.client);
+  }
+}
+
+/** imapflow's JSON log lines as "imap C: ..." / "imap S: ..." (the dialogue), else as they are. */
+function imapLine(l: string): string {
+  const m = /^imap \w+: (\{.*\})$/.exec(l);
+  if (!m) return l;
+  try {
+    const o = JSON.parse(m[1]!) as { src?: string; msg?: string };
+    if (o.src === 's') return `imap S: ${o.msg ?? ''}`;
+    if (o.src === 'c') return `imap C: ${o.msg ?? ''}`;
+    return `imap ${o.msg ?? l}`;
+  } catch {
+    return l;
   }
 }
 
@@ -759,7 +773,7 @@ export function renderReport(rep: TestReport): string {
   const out: string[] = [];
   for (const ch of rep.checks) {
     const tag = ch.status === 'pass' ? 'PASS' : ch.status === 'fail' ? 'FAIL' : 'SKIP';
-    out.push(`${tag}  ${ch.id.padEnd(8)}${ch.summary}`);
+    out.push(`${tag}  ${ch.id.padEnd(9)}${ch.summary}`);
     for (const w of ch.warnings) out.push(`      warning: ${w}`);
     if (ch.status === 'fail') {
       if (ch.fix) out.push(`      fix: ${ch.fix}`);
