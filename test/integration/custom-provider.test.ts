@@ -2,18 +2,29 @@
 // provider's /custom authorization server (RFC 8414 discovery, auth code + PKCE, RFC 8628 device
 // code, rotating refresh tokens, client_secret_basic and client_secret_post), headless Chromium,
 // and Postfix + Dovecot accepting the tokens (Dovecot lists the custom issuer, scope "mail").
-import { describe, it, expect, beforeEach } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll, beforeEach } from 'vitest';
 import https from 'node:https';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import nodemailer from 'nodemailer';
 import { BIN, cliHome, type CliHome, type CliResult } from '../support/cli.js';
-import { fixtures, idpRequest, imapConnect, stackEnv } from '../support/stack-env.js';
+import { fixtures, imapConnect, stackEnv } from '../support/stack-env.js';
+import { startIdp, type IdpHandle } from '../support/idp/index.mjs';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- IdP JSON answers, checked by the assertions
 type Json = any;
 const env = stackEnv();
-const IDP = env.idpUrl;
+// An identity provider of this file's own (other files reset and configure theirs), signing with
+// the stack's JWT key, which Dovecot trusts, and serving the stack's TLS certificate.
+let idp: IdpHandle;
+let IDP = '';
+beforeAll(async () => {
+  idp = await startIdp({ pkiDir: env.pkiDir });
+  IDP = idp.url;
+});
+afterAll(async () => {
+  await idp?.close();
+});
 const CLIENT = fixtures.google.clients[0]!;
 const CAROL = fixtures.google.users[0]! as { email: string; password: string };
 
@@ -31,10 +42,24 @@ function adminGet(path: string): Promise<Json> {
       .on('error', reject);
   });
 }
-async function admin(path: string, body: unknown): Promise<Json> {
-  const r = await idpRequest<Json>(`/_admin/${path}`, body);
-  expect(r.status, JSON.stringify(r.json)).toBe(200);
-  return r.json;
+function admin(path: string, body: unknown): Promise<Json> {
+  const data = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const r = https.request(
+      new URL(`/_admin/${path}`, IDP),
+      { method: 'POST', ca: env.ca, headers: { 'content-type': 'application/json' } },
+      (res) => {
+        let t = '';
+        res.on('data', (c: Buffer) => (t += c.toString()));
+        res.on('end', () => {
+          expect(res.statusCode, t).toBe(200);
+          resolve(JSON.parse(t));
+        });
+      },
+    );
+    r.on('error', reject);
+    r.end(data);
+  });
 }
 
 function home(extra: NodeJS.ProcessEnv = {}): CliHome {
