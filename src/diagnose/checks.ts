@@ -19,7 +19,12 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import type { Profile } from '../config/schema.js';
-import { MICROSOFT_APP_ONLY_SCOPE, MICROSOFT_SCOPES, GOOGLE_MAIL_SCOPE, GOOGLE_TOKEN_ENDPOINT } from '../config/presets.js';
+import {
+  MICROSOFT_APP_ONLY_SCOPE,
+  MICROSOFT_SCOPES,
+  GOOGLE_MAIL_SCOPE,
+  GOOGLE_TOKEN_ENDPOINT,
+} from '../config/presets.js';
 import { ExitCode, isOauthmailError } from '../errors/index.js';
 import type { TokenProvider } from '../auth/types.js';
 import { registerSecret, redact } from '../util/redact.js';
@@ -100,15 +105,32 @@ class Fail extends Error {
   }
 }
 
-const KIND_OF_EXIT: Record<number, FailureKind> = { 1: 'error', 2: 'config', 3: 'config', 4: 'auth', 5: 'mail', 6: 'transient' };
+const KIND_OF_EXIT: Record<number, FailureKind> = {
+  1: 'error',
+  2: 'config',
+  3: 'config',
+  4: 'auth',
+  5: 'mail',
+  6: 'transient',
+};
 
 function fromError(e: unknown): Fail {
   if (e instanceof Fail) return e;
   if (isOauthmailError(e)) {
-    return new Fail(e.message, KIND_OF_EXIT[e.exitCode] ?? 'error', e.hint ?? 'run again with --verbose', e.code);
+    return new Fail(
+      e.message,
+      KIND_OF_EXIT[e.exitCode] ?? 'error',
+      e.hint ?? 'run again with --verbose',
+      e.code,
+    );
   }
   const err = e as { message?: string };
-  return new Fail(redact(err?.message ?? String(e)), 'error', 'run again with --verbose for details', 'unexpected');
+  return new Fail(
+    redact(err?.message ?? String(e)),
+    'error',
+    'run again with --verbose for details',
+    'unexpected',
+  );
 }
 
 const TITLES: Record<CheckId, string> = {
@@ -131,7 +153,15 @@ interface Ctx {
 type Body = (c: Ctx, r: CheckResult) => Promise<string>;
 
 async function run(id: CheckId, c: Ctx, body: Body): Promise<CheckResult> {
-  const r: CheckResult = { id, title: TITLES[id], status: 'pass', summary: '', warnings: [], details: {}, durationMs: 0 };
+  const r: CheckResult = {
+    id,
+    title: TITLES[id],
+    status: 'pass',
+    summary: '',
+    warnings: [],
+    details: {},
+    durationMs: 0,
+  };
   const t0 = Date.now();
   try {
     r.summary = await body(c, r);
@@ -165,16 +195,20 @@ export async function runChecks(deps: CheckDeps): Promise<TestReport> {
       ? add(await run('token', c, checkToken))
       : add(skipped('token', 'skipped: the profile check failed'));
   const claims =
-    tok.status === 'pass' ? add(await run('claims', c, checkClaims)) : add(skipped('claims', `skipped: the ${tok.status === 'fail' ? 'token' : 'profile'} check failed`));
+    tok.status === 'pass'
+      ? add(await run('claims', c, checkClaims))
+      : add(skipped('claims', `skipped: the ${tok.status === 'fail' ? 'token' : 'profile'} check failed`));
   const ready = claims.status === 'pass';
   const firstFailed = () => checks.find((x) => x.status === 'fail')?.id;
 
   let smtp: CheckResult | undefined;
-  if (!p.capabilities.includes('send')) smtp = add(skipped('smtp', 'skipped: the profile does not send (capability send is off)'));
+  if (!p.capabilities.includes('send'))
+    smtp = add(skipped('smtp', 'skipped: the profile does not send (capability send is off)'));
   else if (!ready) smtp = add(skipped('smtp', `skipped: the ${firstFailed()} check failed`));
   else smtp = add(await run('smtp', c, checkSmtp));
 
-  if (!p.capabilities.includes('read')) add(skipped('imap', 'skipped: the profile does not read (capability read is off)'));
+  if (!p.capabilities.includes('read'))
+    add(skipped('imap', 'skipped: the profile does not read (capability read is off)'));
   else if (!ready) add(skipped('imap', `skipped: the ${firstFailed()} check failed`));
   else add(await run('imap', c, checkImap));
 
@@ -210,29 +244,59 @@ async function checkProfile(c: Ctx, r: CheckResult): Promise<string> {
     scopes: p.scopes,
     user: p.user ?? null,
   };
-  if (!p.user) throw new Fail(`profile ${name} has no mailbox user`, 'config', edit('user=you@example.com'), 'no_user');
-  if (!p.capabilities.length) throw new Fail('the profile has no capabilities (send, read)', 'config', edit('capabilities=send,read'), 'no_capabilities');
+  if (!p.user)
+    throw new Fail(`profile ${name} has no mailbox user`, 'config', edit('user=you@example.com'), 'no_user');
+  if (!p.capabilities.length)
+    throw new Fail(
+      'the profile has no capabilities (send, read)',
+      'config',
+      edit('capabilities=send,read'),
+      'no_capabilities',
+    );
   if (p.capabilities.includes('send') && !p.smtp) {
-    throw new Fail('the profile sends but has no SMTP server', 'config', `oauthmail profile edit ${name} --smtp HOST:PORT --smtp-security starttls`, 'no_smtp');
+    throw new Fail(
+      'the profile sends but has no SMTP server',
+      'config',
+      `oauthmail profile edit ${name} --smtp HOST:PORT --smtp-security starttls`,
+      'no_smtp',
+    );
   }
   if (p.capabilities.includes('read') && !p.imap) {
-    throw new Fail('the profile reads but has no IMAP server', 'config', `oauthmail profile edit ${name} --imap HOST:PORT --imap-security tls`, 'no_imap');
+    throw new Fail(
+      'the profile reads but has no IMAP server',
+      'config',
+      `oauthmail profile edit ${name} --imap HOST:PORT --imap-security tls`,
+      'no_imap',
+    );
   }
-  if (p.flow === 'client-credentials' && c.deps.hasCredential && !c.deps.token && !(await c.deps.hasCredential())) {
+  if (
+    p.flow === 'client-credentials' &&
+    c.deps.hasCredential &&
+    !c.deps.token &&
+    !(await c.deps.hasCredential())
+  ) {
     throw new Fail(
       `a client-credentials profile needs its client ${p.clientType === 'certificate' ? 'certificate' : 'secret'}, and none is stored`,
       'config',
-      p.clientType === 'certificate' ? `oauthmail profile secret ${name} --certificate FILE.pem` : `oauthmail profile secret ${name} --stdin`,
+      p.clientType === 'certificate'
+        ? `oauthmail profile secret ${name} --certificate FILE.pem`
+        : `oauthmail profile secret ${name} --stdin`,
       'no_credential',
     );
   }
   const scopes = p.scopes;
   if (p.provider === 'microsoft') {
-    const graphish = scopes.filter((s) => /^(SMTP\.Send|IMAP\.AccessAsUser\.All|POP\.AccessAsUser\.All|Mail\.\w+)$/.test(s) || s.startsWith(GRAPH));
+    const graphish = scopes.filter(
+      (s) =>
+        /^(SMTP\.Send|IMAP\.AccessAsUser\.All|POP\.AccessAsUser\.All|Mail\.\w+)$/.test(s) ||
+        s.startsWith(GRAPH),
+    );
     if (graphish.length) {
       const fixed = scopes.map((s) => {
         const bare = s.replace(`${GRAPH}/`, '');
-        return bare === 'SMTP.Send' || bare === 'IMAP.AccessAsUser.All' || bare === 'POP.AccessAsUser.All' ? `https://outlook.office.com/${bare}` : s;
+        return bare === 'SMTP.Send' || bare === 'IMAP.AccessAsUser.All' || bare === 'POP.AccessAsUser.All'
+          ? `https://outlook.office.com/${bare}`
+          : s;
       });
       throw new Fail(
         `scopes ${graphish.join(', ')} ask Microsoft Graph for the token; the SMTP and IMAP servers refuse Graph tokens`,
@@ -243,7 +307,12 @@ async function checkProfile(c: Ctx, r: CheckResult): Promise<string> {
     }
     if (p.flow === 'client-credentials') {
       if (!scopes.includes(MICROSOFT_APP_ONLY_SCOPE)) {
-        throw new Fail(`an app-only profile must ask for ${MICROSOFT_APP_ONLY_SCOPE}`, 'config', edit(`scopes=${MICROSOFT_APP_ONLY_SCOPE}`), 'app_only_scope');
+        throw new Fail(
+          `an app-only profile must ask for ${MICROSOFT_APP_ONLY_SCOPE}`,
+          'config',
+          edit(`scopes=${MICROSOFT_APP_ONLY_SCOPE}`),
+          'app_only_scope',
+        );
       }
     } else {
       for (const cap of p.capabilities) {
@@ -258,7 +327,9 @@ async function checkProfile(c: Ctx, r: CheckResult): Promise<string> {
         }
       }
       if (!scopes.includes('offline_access')) {
-        r.warnings.push(`no offline_access scope: the sign-in cannot be refreshed and ends with the access token (about an hour)`);
+        r.warnings.push(
+          `no offline_access scope: the sign-in cannot be refreshed and ends with the access token (about an hour)`,
+        );
       }
     }
   } else if (p.provider === 'google') {
@@ -272,15 +343,27 @@ async function checkProfile(c: Ctx, r: CheckResult): Promise<string> {
       );
     }
   }
-  for (const [which, s] of [['smtp', p.smtp], ['imap', p.imap]] as const) {
+  for (const [which, s] of [
+    ['smtp', p.smtp],
+    ['imap', p.imap],
+  ] as const) {
     if (s && s.security === 'none' && !/^(localhost|127\.[\d.]+|::1|\[::1\])$/i.test(s.host)) {
-      throw new Fail(`${which} security is "none" for ${s.host}: the token would travel in clear text`, 'config', `oauthmail profile edit ${name} --${which}-security ${which === 'smtp' ? 'starttls' : 'tls'}`, 'tls_required');
+      throw new Fail(
+        `${which} security is "none" for ${s.host}: the token would travel in clear text`,
+        'config',
+        `oauthmail profile edit ${name} --${which}-security ${which === 'smtp' ? 'starttls' : 'tls'}`,
+        'tls_required',
+      );
     }
   }
   if (p.clientSecretExpires) {
-    const days = Math.floor((Date.parse(p.clientSecretExpires + 'T00:00:00Z') - (c.deps.now?.() ?? new Date()).getTime()) / 86_400_000);
+    const days = Math.floor(
+      (Date.parse(p.clientSecretExpires + 'T00:00:00Z') - (c.deps.now?.() ?? new Date()).getTime()) /
+        86_400_000,
+    );
     if (days < 0) r.warnings.push(`the client secret expired on ${p.clientSecretExpires}`);
-    else if (days <= 30) r.warnings.push(`the client secret expires in ${days} day(s), on ${p.clientSecretExpires}`);
+    else if (days <= 30)
+      r.warnings.push(`the client secret expires in ${days} day(s), on ${p.clientSecretExpires}`);
   }
   return `${p.provider} profile, flow ${p.flow}, ${p.capabilities.join(' + ')}, mailbox ${p.user}`;
 }
@@ -341,7 +424,13 @@ async function checkClaims(c: Ctx, r: CheckResult): Promise<string> {
     expiresAt: s.expiresAt ? s.expiresAt.toISOString() : null,
   };
   if (p.provider !== 'microsoft') {
-    if (s.expiresAt && s.expiresAt <= now) throw new Fail(`the token expired at ${s.expiresAt.toISOString()}`, 'auth', `run: oauthmail login ${name}`, 'token_expired');
+    if (s.expiresAt && s.expiresAt <= now)
+      throw new Fail(
+        `the token expired at ${s.expiresAt.toISOString()}`,
+        'auth',
+        `run: oauthmail login ${name}`,
+        'token_expired',
+      );
     return `JWT for ${s.user ?? s.subject ?? 'an unknown subject'}${s.scopes.length ? `, scopes ${s.scopes.join(' ')}` : ''}`;
   }
   const aud = (s.audience ?? '').replace(/\/$/, '');
@@ -362,7 +451,12 @@ async function checkClaims(c: Ctx, r: CheckResult): Promise<string> {
     );
   }
   if (s.expiresAt && s.expiresAt <= now) {
-    throw new Fail(`the token expired at ${s.expiresAt.toISOString()}`, 'auth', `run: oauthmail login ${name}`, 'token_expired');
+    throw new Fail(
+      `the token expired at ${s.expiresAt.toISOString()}`,
+      'auth',
+      `run: oauthmail login ${name}`,
+      'token_expired',
+    );
   }
   if (p.clientId && s.appId && s.appId !== p.clientId) {
     r.warnings.push(`the token was issued to app ${s.appId}, not the profile's clientId ${p.clientId}`);
@@ -382,7 +476,9 @@ async function checkClaims(c: Ctx, r: CheckResult): Promise<string> {
       );
     }
     if (s.user && p.user && s.user.toLowerCase() !== p.user.toLowerCase()) {
-      r.warnings.push(`the app has mailbox access recorded for ${s.user}, the profile's mailbox is ${p.user}`);
+      r.warnings.push(
+        `the app has mailbox access recorded for ${s.user}, the profile's mailbox is ${p.user}`,
+      );
     }
     return `app-only token for Exchange Online, roles ${s.roles.join(' ')}${s.tenantId ? `, tenant ${s.tenantId}` : ''}`;
   }
@@ -420,7 +516,12 @@ async function googleTokenInfo(c: Ctx, r: CheckResult): Promise<string> {
       signal: AbortSignal.timeout(c.deps.timeoutMs ?? 15_000),
     });
   } catch (e) {
-    throw new Fail(`could not reach Google's token-info endpoint ${url}: ${(e as Error).message}`, 'transient', 'check the network; this is safe to retry', 'tokeninfo_network');
+    throw new Fail(
+      `could not reach Google's token-info endpoint ${url}: ${(e as Error).message}`,
+      'transient',
+      'check the network; this is safe to retry',
+      'tokeninfo_network',
+    );
   }
   const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
   if (!res.ok) {
@@ -431,10 +532,18 @@ async function googleTokenInfo(c: Ctx, r: CheckResult): Promise<string> {
       'token_invalid',
     );
   }
-  const scopes = String(body.scope ?? '').split(' ').filter(Boolean);
+  const scopes = String(body.scope ?? '')
+    .split(' ')
+    .filter(Boolean);
   const email = typeof body.email === 'string' ? body.email : undefined;
   c.tokenUser = email;
-  r.details = { format: 'opaque (token-info)', scopes, user: email ?? null, audience: (body.aud as string) ?? null, expiresIn: Number(body.expires_in ?? 0) || null };
+  r.details = {
+    format: 'opaque (token-info)',
+    scopes,
+    user: email ?? null,
+    audience: (body.aud as string) ?? null,
+    expiresIn: Number(body.expires_in ?? 0) || null,
+  };
   if (!scopes.includes(GOOGLE_MAIL_SCOPE)) {
     throw new Fail(
       `the token lacks ${GOOGLE_MAIL_SCOPE} (scopes: ${scopes.join(' ') || 'none'})`,
@@ -444,7 +553,9 @@ async function googleTokenInfo(c: Ctx, r: CheckResult): Promise<string> {
     );
   }
   if (email && p.user && email.toLowerCase() !== p.user.toLowerCase()) {
-    r.warnings.push(`the token is for ${email} but the profile's mailbox is ${p.user}; Gmail will refuse that`);
+    r.warnings.push(
+      `the token is for ${email} but the profile's mailbox is ${p.user}; Gmail will refuse that`,
+    );
   }
   return `token for ${email ?? 'an unknown account'} with ${scopes.join(' ')} (from Google's token-info)`;
 }
@@ -477,7 +588,7 @@ function tlsFail(host: string, e: NodeJS.ErrnoException, what: string): Fail {
     return new Fail(
       `TLS failed: the certificate of ${host} is not trusted (${e.code})`,
       'config',
-      'check that the host name is the server\'s real name; for a private CA pass --ca FILE (PEM)',
+      "check that the host name is the server's real name; for a private CA pass --ca FILE (PEM)",
       'tls_verify',
     );
   }
@@ -493,13 +604,18 @@ function tlsFail(host: string, e: NodeJS.ErrnoException, what: string): Fail {
 class Replies {
   private buf = '';
   private lines: string[] = [];
-  private queue: Array<{ resolve: (r: { code: number; lines: string[] }) => void; reject: (e: Error) => void }> = [];
+  private queue: Array<{
+    resolve: (r: { code: number; lines: string[] }) => void;
+    reject: (e: Error) => void;
+  }> = [];
   private ended: Error | undefined;
   constructor(private readonly log: (l: string) => void) {}
   attach(sock: net.Socket): void {
     sock.on('data', (d: Buffer) => this.push(d.toString('latin1')));
     sock.on('error', (e) => this.fail(e));
-    sock.on('close', () => this.fail(Object.assign(new Error('the server closed the connection'), { code: 'ECONNRESET' })));
+    sock.on('close', () =>
+      this.fail(Object.assign(new Error('the server closed the connection'), { code: 'ECONNRESET' })),
+    );
   }
   detach(sock: net.Socket): void {
     sock.removeAllListeners('data');
@@ -555,10 +671,24 @@ async function checkSmtp(c: Ctx, r: CheckResult): Promise<string> {
       smtp.security === 'tls'
         ? tls.connect({ host, port: smtp.port, ...tlsOpts }, () => resolve(s))
         : net.connect({ host, port: smtp.port }, () => resolve(s));
-    s.setTimeout(timeout, () => s.destroy(Object.assign(new Error(`no answer in ${timeout} ms`), { code: 'ETIMEDOUT' })));
+    s.setTimeout(timeout, () =>
+      s.destroy(Object.assign(new Error(`no answer in ${timeout} ms`), { code: 'ETIMEDOUT' })),
+    );
     s.once('error', (e: NodeJS.ErrnoException) => {
-      if (smtp.security === 'tls' && !/^E(CONNREFUSED|NOTFOUND|HOSTUNREACH|NETUNREACH|AI_AGAIN|TIMEDOUT)$/.test(e.code ?? '')) reject(tlsFail(host, e, `${host}:${smtp.port}`));
-      else reject(new Fail(`could not connect to ${host}:${smtp.port} (${e.code ?? e.message})`, 'transient', "check the network and the profile's smtp host and port; this is safe to retry", 'smtp_connect'));
+      if (
+        smtp.security === 'tls' &&
+        !/^E(CONNREFUSED|NOTFOUND|HOSTUNREACH|NETUNREACH|AI_AGAIN|TIMEDOUT)$/.test(e.code ?? '')
+      )
+        reject(tlsFail(host, e, `${host}:${smtp.port}`));
+      else
+        reject(
+          new Fail(
+            `could not connect to ${host}:${smtp.port} (${e.code ?? e.message})`,
+            'transient',
+            "check the network and the profile's smtp host and port; this is safe to retry",
+            'smtp_connect',
+          ),
+        );
     });
   });
   log(`connected to ${host}:${smtp.port}${smtp.security === 'tls' ? ' (TLS)' : ''}`);
@@ -575,29 +705,56 @@ async function checkSmtp(c: Ctx, r: CheckResult): Promise<string> {
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       if (err.code && (TLS_VERIFY.test(err.code) || /SSL|TLS/.test(err.code))) throw tlsFail(host, err, what);
-      throw new Fail(`the SMTP connection failed during ${what}: ${err.message}`, 'transient', 'this is safe to retry; if it keeps failing, check the port and security', 'smtp_network');
+      throw new Fail(
+        `the SMTP connection failed during ${what}: ${err.message}`,
+        'transient',
+        'this is safe to retry; if it keeps failing, check the port and security',
+        'smtp_network',
+      );
     }
   };
   try {
     const greet = await expect('the greeting');
     if (greet.code !== 220) {
-      throw new Fail(`the server did not greet (${greet.lines.join(' ')})`, greet.code >= 500 ? 'mail' : 'transient', 'check the smtp host and port', 'smtp_greeting');
+      throw new Fail(
+        `the server did not greet (${greet.lines.join(' ')})`,
+        greet.code >= 500 ? 'mail' : 'transient',
+        'check the smtp host and port',
+        'smtp_greeting',
+      );
     }
     const ehlo = async () => {
       send('EHLO oauthmail.localhost');
       const e = await expect('EHLO');
-      if (e.code !== 250) throw new Fail(`EHLO was refused (${e.lines.join(' ')})`, 'mail', 'check the smtp host and port', 'smtp_ehlo');
+      if (e.code !== 250)
+        throw new Fail(
+          `EHLO was refused (${e.lines.join(' ')})`,
+          'mail',
+          'check the smtp host and port',
+          'smtp_ehlo',
+        );
       return e.lines.map((l) => l.slice(4).trim().toUpperCase());
     };
     let ext = await ehlo();
     steps.push('EHLO');
     if (smtp.security === 'starttls') {
       if (!ext.includes('STARTTLS')) {
-        throw new Fail(`${host}:${smtp.port} does not offer STARTTLS`, 'config', 'use the submission port 587 with starttls, or 465 with --smtp-security tls', 'smtp_no_starttls');
+        throw new Fail(
+          `${host}:${smtp.port} does not offer STARTTLS`,
+          'config',
+          'use the submission port 587 with starttls, or 465 with --smtp-security tls',
+          'smtp_no_starttls',
+        );
       }
       send('STARTTLS');
       const st = await expect('STARTTLS');
-      if (st.code !== 220) throw new Fail(`STARTTLS was refused (${st.lines.join(' ')})`, 'config', 'check the port and security setting', 'smtp_starttls_refused');
+      if (st.code !== 220)
+        throw new Fail(
+          `STARTTLS was refused (${st.lines.join(' ')})`,
+          'config',
+          'check the port and security setting',
+          'smtp_starttls_refused',
+        );
       replies.detach(sock);
       const plain = sock;
       sock = await new Promise<net.Socket>((resolve, reject) => {
@@ -611,7 +768,10 @@ async function checkSmtp(c: Ctx, r: CheckResult): Promise<string> {
     }
     const t = sock as tls.TLSSocket;
     if (typeof t.getProtocol === 'function') r.details.tls = t.getProtocol() ?? null;
-    const mechs = ext.filter((l) => l.startsWith('AUTH ') || l.startsWith('AUTH=')).flatMap((l) => l.slice(5).split(/\s+/)).filter(Boolean);
+    const mechs = ext
+      .filter((l) => l.startsWith('AUTH ') || l.startsWith('AUTH='))
+      .flatMap((l) => l.slice(5).split(/\s+/))
+      .filter(Boolean);
     r.details.mechanisms = mechs;
     const hasX = mechs.includes('XOAUTH2');
     const hasB = mechs.includes('OAUTHBEARER');
@@ -635,7 +795,9 @@ async function checkSmtp(c: Ctx, r: CheckResult): Promise<string> {
     const ir =
       mech === 'XOAUTH2'
         ? Buffer.from(`user=${user}\x01auth=Bearer ${token}\x01\x01`).toString('base64')
-        : Buffer.from(`n,a=${user.replace(/=/g, '=3D').replace(/,/g, '=2C')},\x01host=${host}\x01port=${smtp.port}\x01auth=Bearer ${token}\x01\x01`).toString('base64');
+        : Buffer.from(
+            `n,a=${user.replace(/=/g, '=3D').replace(/,/g, '=2C')},\x01host=${host}\x01port=${smtp.port}\x01auth=Bearer ${token}\x01\x01`,
+          ).toString('base64');
     registerSecret(ir);
     send(`AUTH ${mech} ${ir}`, `AUTH ${mech} [REDACTED]`);
     let a = await expect('AUTH');
@@ -702,7 +864,12 @@ async function checkImap(c: Ctx, r: CheckResult): Promise<string> {
       );
     }
     if (f.code === 'tls_verify') throw new Fail(`TLS failed: ${f.message}`, 'config', f.fix, f.code);
-    throw new Fail(f.message.replace(/PROFILE/g, c.deps.name), f.kind, f.fix.replace(/PROFILE/g, c.deps.name), f.code);
+    throw new Fail(
+      f.message.replace(/PROFILE/g, c.deps.name),
+      f.kind,
+      f.fix.replace(/PROFILE/g, c.deps.name),
+      f.code,
+    );
   }
   try {
     const client = conn.client;
@@ -782,6 +949,10 @@ export function renderReport(rep: TestReport): string {
   }
   const failed = rep.checks.filter((x) => x.status === 'fail').length;
   out.push('');
-  out.push(rep.ok ? `all checks passed for profile ${rep.profile}` : `${failed} check${failed > 1 ? 's' : ''} failed for profile ${rep.profile} (exit ${rep.exitCode})`);
+  out.push(
+    rep.ok
+      ? `all checks passed for profile ${rep.profile}`
+      : `${failed} check${failed > 1 ? 's' : ''} failed for profile ${rep.profile} (exit ${rep.exitCode})`,
+  );
   return redact(out.join('\n'));
 }

@@ -27,7 +27,9 @@ export function redirectUriFor(profile: Pick<Profile, 'redirectUri' | 'redirectP
 }
 
 function profileScopes(profile: Profile): string[] {
-  return profile.scopes.length ? profile.scopes : scopesFor(profile.provider, profile.capabilities, profile.flow);
+  return profile.scopes.length
+    ? profile.scopes
+    : scopesFor(profile.provider, profile.capabilities, profile.flow);
 }
 
 export function buildConsentUrl(name: string, profile: Profile, admin: boolean): ConsentUrl {
@@ -43,8 +45,7 @@ export function buildConsentUrl(name: string, profile: Profile, admin: boolean):
       return {
         kind: 'admin',
         url: adminConsentUrl(c),
-        who:
-          'a Global Administrator or Privileged Role Administrator of the tenant (for delegated permissions only, also a Cloud Application Administrator or Application Administrator) opens it and accepts for the whole organization',
+        who: 'a Global Administrator or Privileged Role Administrator of the tenant (for delegated permissions only, also a Cloud Application Administrator or Application Administrator) opens it and accepts for the whole organization',
       };
     }
     return {
@@ -56,8 +57,7 @@ export function buildConsentUrl(name: string, profile: Profile, admin: boolean):
   if (admin) {
     throw new UsageError('Google has no admin-consent URL', {
       code: 'no_admin_consent',
-      hint:
-        `a Google Workspace admin trusts the app instead: Admin console → Security → Access and data control → API controls → Manage third-party app access → Configure new app → OAuth App Name or Client ID: ${profile.clientId} → Trusted`,
+      hint: `a Google Workspace admin trusts the app instead: Admin console → Security → Access and data control → API controls → Manage third-party app access → Configure new app → OAuth App Name or Client ID: ${profile.clientId} → Trusted`,
     });
   }
   const q = new URLSearchParams({

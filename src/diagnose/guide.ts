@@ -5,7 +5,11 @@
  * (no dates, no terminal width), so that it can be checked against a snapshot a person has read.
  */
 import type { Profile } from '../config/schema.js';
-import { microsoftAuthority, scopesFor as presetScopes, MICROSOFT_APP_ONLY_SCOPE } from '../config/presets.js';
+import {
+  microsoftAuthority,
+  scopesFor as presetScopes,
+  MICROSOFT_APP_ONLY_SCOPE,
+} from '../config/presets.js';
 import { splitAuthority } from './aadsts.js';
 import { buildConsentUrl, redirectUriFor } from './consent-url.js';
 import { MICROSOFT_APP_ROLES, MICROSOFT_SCP } from './scopes.js';
@@ -29,7 +33,11 @@ class Steps {
   }
   step(head: string, ...body: string[]): void {
     this.n++;
-    this.lines.push(`${this.n}. ${head}`, ...body.flatMap((b) => b.split('\n')).map((b) => (b ? `   ${b}` : '')), '');
+    this.lines.push(
+      `${this.n}. ${head}`,
+      ...body.flatMap((b) => b.split('\n')).map((b) => (b ? `   ${b}` : '')),
+      '',
+    );
   }
   text(): string {
     return this.lines.join('\n').replace(/\n+$/, '\n');
@@ -69,7 +77,9 @@ function microsoftGuide({ name, profile: p }: GuideInput): string {
       : '"Accounts in any organizational directory (Any Microsoft Entra ID tenant - Multitenant)"'
     : '"Accounts in this organizational directory only (Single tenant)"';
   const regLines = [
-    appOnly ? `Name: oauthmail ${name} (any name).` : `Name: oauthmail ${name} (any name; users see it on the consent page).`,
+    appOnly
+      ? `Name: oauthmail ${name} (any name).`
+      : `Name: oauthmail ${name} (any name; users see it on the consent page).`,
     `Supported account types: ${accountTypes}.`,
     multi
       ? `  (The profile uses the "${tenant}" authority. For one company only, pick Single tenant\n` +
@@ -93,7 +103,7 @@ function microsoftGuide({ name, profile: p }: GuideInput): string {
     regLines.push(
       'Redirect URI: choose the platform "Web" and enter exactly:',
       `  ${redirect}`,
-      '  (A Web redirect must match to the port: keep the profile\'s redirectUri and the registration the same.)',
+      "  (A Web redirect must match to the port: keep the profile's redirectUri and the registration the same.)",
     );
   }
   regLines.push('Click Register.');
@@ -232,7 +242,7 @@ function googleGuide({ name, profile: p }: GuideInput): string {
   s.para(
     `Profile: sign-in flow ${flow}` + (p.user ? `, mailbox ${p.user}` : '') + '.',
     'Gmail takes only the scope https://mail.google.com/ for SMTP and IMAP (full mailbox access;',
-    'gmail.send is not enough), and Google\'s device flow does not allow that scope: sign-in is',
+    "gmail.send is not enough), and Google's device flow does not allow that scope: sign-in is",
     'through a browser, once; afterwards oauthmail refreshes the token on its own.',
   );
 
@@ -261,7 +271,7 @@ function googleGuide({ name, profile: p }: GuideInput): string {
     `users${p.user ? `: ${p.user}` : ''}), and its refresh tokens expire after 7 days: oauthmail then`,
     `exits with code 4 and you must run oauthmail login ${name} again.`,
     'To avoid that, "Publish app" (In production). https://mail.google.com/ is a restricted scope, so',
-    'a public app needs Google\'s verification; for your own use the app still works unverified after a',
+    "a public app needs Google's verification; for your own use the app still works unverified after a",
     '"Google hasn\'t verified this app" warning (at most 100 users).',
   );
   if (flow === 'service-account') {
@@ -270,7 +280,7 @@ function googleGuide({ name, profile: p }: GuideInput): string {
       'IAM & Admin → Service accounts → Create; then Keys → Add key → JSON; store it with',
       `  oauthmail profile secret ${name} --service-account-key FILE.json`,
       'A Workspace super admin then grants domain-wide delegation: Admin console → Security → Access and',
-      'data control → API controls → Domain-wide delegation → Add new → the service account\'s client ID',
+      "data control → API controls → Domain-wide delegation → Add new → the service account's client ID",
       '→ OAuth scopes: https://mail.google.com/',
     );
   } else {
@@ -295,7 +305,9 @@ function googleGuide({ name, profile: p }: GuideInput): string {
         : `oauthmail profile edit ${name} --set clientId=ID.apps.googleusercontent.com`,
       'Google asks for the client secret when a code is redeemed, even for Desktop apps (for them it is',
       `not really secret). Store it, never on the command line: oauthmail profile secret ${name} --stdin`,
-      clientType === 'public' ? `and mark the app: oauthmail profile edit ${name} --set clientType=secret` : '',
+      clientType === 'public'
+        ? `and mark the app: oauthmail profile edit ${name} --set clientType=secret`
+        : '',
     );
   }
   s.step(

@@ -39,7 +39,8 @@ export const SCOPES: readonly ScopeInfo[] = [
     provider: 'microsoft',
     type: 'oidc',
     why: 'keep the sign-in alive without asking again',
-    allows: 'a refresh token, so new access tokens can be fetched while nobody is at the keyboard (cron jobs)',
+    allows:
+      'a refresh token, so new access tokens can be fetched while nobody is at the keyboard (cron jobs)',
     grantedBy: USER_OR_ADMIN,
     portalName: 'Microsoft Graph → Delegated → offline_access',
   },
@@ -75,7 +76,8 @@ export const SCOPES: readonly ScopeInfo[] = [
     provider: 'microsoft',
     type: 'delegated',
     why: 'send mail (`oauthmail send`, sendmail mode, the SMTP check of `oauthmail test`)',
-    allows: 'SMTP AUTH to smtp.office365.com as the signed-in user, and as mailboxes it has Send As rights on',
+    allows:
+      'SMTP AUTH to smtp.office365.com as the signed-in user, and as mailboxes it has Send As rights on',
     grantedBy: USER_OR_ADMIN,
     portalName: 'Microsoft Graph → Delegated → SMTP.Send',
   },
@@ -84,8 +86,7 @@ export const SCOPES: readonly ScopeInfo[] = [
     provider: 'microsoft',
     type: 'delegated',
     why: 'read mail (`oauthmail fetch`, the IMAP check of `oauthmail test`)',
-    allows:
-      'full IMAP access to the mailboxes the signed-in user can open: read, move and delete mail',
+    allows: 'full IMAP access to the mailboxes the signed-in user can open: read, move and delete mail',
     grantedBy: USER_OR_ADMIN,
     portalName: 'Microsoft Graph → Delegated → IMAP.AccessAsUser.All',
   },
@@ -94,7 +95,7 @@ export const SCOPES: readonly ScopeInfo[] = [
     provider: 'microsoft',
     type: 'delegated',
     why: 'not requested by oauthmail; listed because some apps ask for it',
-    allows: 'POP3 download (and delete) of the signed-in user\'s mail',
+    allows: "POP3 download (and delete) of the signed-in user's mail",
     grantedBy: USER_OR_ADMIN,
     portalName: 'Microsoft Graph → Delegated → POP.AccessAsUser.All',
   },

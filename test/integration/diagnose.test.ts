@@ -10,7 +10,15 @@ import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { BIN, ROOT, cliHome, type CliHome, type CliResult } from '../support/cli.js';
-import { fixtures, idpMint, idpRequest, mintJwt, stackEnv, tamperSignature, type StackEnv } from '../support/stack-env.js';
+import {
+  fixtures,
+  idpMint,
+  idpRequest,
+  mintJwt,
+  stackEnv,
+  tamperSignature,
+  type StackEnv,
+} from '../support/stack-env.js';
 import { validate, type Schema } from './diagnose-schema.js';
 
 const TID = fixtures.microsoft.tenantId;
@@ -28,7 +36,10 @@ let h: CliHome;
 const transcript: string[] = [];
 const secrets = new Set<string>();
 
-async function cli(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+async function cli(
+  args: string[],
+  opts: { input?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<CliResult> {
   const r = await h.run(args, { timeoutMs: 60_000, ...opts });
   transcript.push(`$ ${args.join(' ')}\n${r.stdout}\n${r.stderr}`);
   return r;
@@ -41,7 +52,8 @@ async function testWithToken(profile: string, token: string, extra: string[] = [
 }
 
 /** The report line of one check, e.g. "FAIL  smtp    ...". */
-const line = (r: CliResult, id: string) => r.stdout.split('\n').find((l) => new RegExp(`^(PASS|FAIL|SKIP)  ${id}\\b`).test(l)) ?? '';
+const line = (r: CliResult, id: string) =>
+  r.stdout.split('\n').find((l) => new RegExp(`^(PASS|FAIL|SKIP)  ${id}\\b`).test(l)) ?? '';
 const fixOf = (r: CliResult, id: string) => {
   const lines = r.stdout.split('\n');
   const i = lines.findIndex((l) => new RegExp(`^FAIL  ${id}\\b`).test(l));
@@ -65,7 +77,10 @@ const servers = () => [
 ];
 
 async function deviceLogin(profile: string, user: string) {
-  const child = spawn(process.execPath, [BIN, 'login', profile, '--device'], { env: h.env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'login', profile, '--device'], {
+    env: h.env,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   child.stdin.end();
   let err = '';
   const code = await new Promise<string>((resolve, reject) => {
@@ -88,9 +103,25 @@ beforeAll(async () => {
   s = stackEnv();
   h = cliHome({ DISPLAY: '', WAYLAND_DISPLAY: '', BROWSER: '' });
   expect((await idpRequest('/_admin/config', { deviceCodeInterval: 1 })).status).toBe(200);
-  await addProfile('work', ['--client-id', PUBLIC, '--authority', `${s.idpUrl}/${TID}/`, '--user', ALICE, ...servers()]);
+  await addProfile('work', [
+    '--client-id',
+    PUBLIC,
+    '--authority',
+    `${s.idpUrl}/${TID}/`,
+    '--user',
+    ALICE,
+    ...servers(),
+  ]);
   await deviceLogin('work', ALICE);
-  await addProfile('bobbox', ['--client-id', PUBLIC, '--authority', `${s.idpUrl}/${TID}/`, '--user', BOB, ...servers()]);
+  await addProfile('bobbox', [
+    '--client-id',
+    PUBLIC,
+    '--authority',
+    `${s.idpUrl}/${TID}/`,
+    '--user',
+    BOB,
+    ...servers(),
+  ]);
   await addProfile(
     'daemon',
     [
@@ -130,7 +161,9 @@ afterAll(async () => {
   for (const sec of secrets) {
     expect(all.includes(sec), 'a token leaked into CLI output').toBe(false);
     for (const u of [ALICE, BOB, CAROL]) {
-      expect(all.includes(Buffer.from(`user=${u}\x01auth=Bearer ${sec}\x01\x01`).toString('base64'))).toBe(false);
+      expect(all.includes(Buffer.from(`user=${u}\x01auth=Bearer ${sec}\x01\x01`).toString('base64'))).toBe(
+        false,
+      );
     }
   }
   expect(all).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\./);
@@ -140,11 +173,19 @@ describe('oauthmail test: a good profile', () => {
   it('passes every check: profile, token (refreshed), claims, SMTP AUTH, IMAP SELECT INBOX; exit 0', async () => {
     const r = await cli(['test', 'work']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    expect(line(r, 'profile')).toMatch(/^PASS  profile +microsoft profile, flow browser, send \+ read, mailbox alice@contoso\.test/);
-    expect(line(r, 'token')).toMatch(/^PASS  token +got a new access token for alice@contoso\.test/);
-    expect(line(r, 'claims')).toMatch(/^PASS  claims +token for alice@contoso\.test with .*SMTP\.Send.*IMAP\.AccessAsUser\.All/);
-    expect(line(r, 'smtp')).toMatch(/^PASS  smtp +connect, EHLO, STARTTLS, XOAUTH2 offered, AUTH: signed in to localhost:\d+ as alice@contoso\.test/);
-    expect(line(r, 'imap')).toMatch(/^PASS  imap +connect, TLS, CAPABILITY, AUTHENTICATE (XOAUTH2|OAUTHBEARER), SELECT INBOX/);
+    expect(line(r, 'profile')).toMatch(
+      /^PASS {2}profile +microsoft profile, flow browser, send \+ read, mailbox alice@contoso\.test/,
+    );
+    expect(line(r, 'token')).toMatch(/^PASS {2}token +got a new access token for alice@contoso\.test/);
+    expect(line(r, 'claims')).toMatch(
+      /^PASS {2}claims +token for alice@contoso\.test with .*SMTP\.Send.*IMAP\.AccessAsUser\.All/,
+    );
+    expect(line(r, 'smtp')).toMatch(
+      /^PASS {2}smtp +connect, EHLO, STARTTLS, XOAUTH2 offered, AUTH: signed in to localhost:\d+ as alice@contoso\.test/,
+    );
+    expect(line(r, 'imap')).toMatch(
+      /^PASS {2}imap +connect, TLS, CAPABILITY, AUTHENTICATE (XOAUTH2|OAUTHBEARER), SELECT INBOX/,
+    );
     expect(r.stdout).toContain('all checks passed for profile work');
   });
 
@@ -175,13 +216,13 @@ describe('oauthmail test: a good profile', () => {
     expect(r.stderr).toMatch(/transcript: smtp C: AUTH XOAUTH2 \[REDACTED\]/);
     expect(r.stderr).toMatch(/transcript: smtp S: 235 /);
     expect(r.stderr).toMatch(/transcript: imap/);
-    expect(line(r, 'send')).toMatch(/^PASS  send +sent to bob@contoso\.test: 250 /);
+    expect(line(r, 'send')).toMatch(/^PASS {2}send +sent to bob@contoso\.test: 250 /);
   });
 
   it('an app-only profile (client credentials) passes with the Exchange app roles', async () => {
     const r = await cli(['test', 'daemon']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    expect(line(r, 'token')).toMatch(/^PASS  token +got a new access token \(app-only\)/);
+    expect(line(r, 'token')).toMatch(/^PASS {2}token +got a new access token \(app-only\)/);
     expect(line(r, 'claims')).toMatch(/app-only token for Exchange Online, roles .*SMTP\.SendAsApp/);
   });
 
@@ -189,18 +230,25 @@ describe('oauthmail test: a good profile', () => {
     const tok = await idpMint({ provider: 'google', user: CAROL });
     const r = await testWithToken('gmail', tok);
     expect(r.code, r.stdout + r.stderr).toBe(0);
-    expect(line(r, 'claims')).toMatch(/token for carol@fabrikam\.test with https:\/\/mail\.google\.com\/ \(from Google's token-info\)/);
+    expect(line(r, 'claims')).toMatch(
+      /token for carol@fabrikam\.test with https:\/\/mail\.google\.com\/ \(from Google's token-info\)/,
+    );
   });
 });
 
 describe('oauthmail test: each fault has its own line, fix and exit code', () => {
   it('no consent (the identity provider answers consent_required): token check, exit 4, consent fix', async () => {
-    expect((await idpRequest('/_admin/faults', { endpoint: 'token', status: 400, errorCode: 65001, times: 1 })).status).toBe(200);
+    expect(
+      (await idpRequest('/_admin/faults', { endpoint: 'token', status: 400, errorCode: 65001, times: 1 }))
+        .status,
+    ).toBe(200);
     const r = await cli(['test', 'work']);
     expect(r.code).toBe(4);
-    expect(line(r, 'token')).toMatch(/^FAIL  token +.*no consent for the requested permissions \(AADSTS65001\)/);
+    expect(line(r, 'token')).toMatch(
+      /^FAIL {2}token +.*no consent for the requested permissions \(AADSTS65001\)/,
+    );
     expect(fixOf(r, 'token')).toMatch(/oauthmail login work --prompt consent/);
-    expect(line(r, 'claims')).toMatch(/^SKIP  claims +skipped: the token check failed/);
+    expect(line(r, 'claims')).toMatch(/^SKIP {2}claims +skipped: the token check failed/);
     expect(line(r, 'smtp')).toMatch(/^SKIP/);
     expect(r.stderr).toMatch(/token check failed/);
   });
@@ -209,16 +257,20 @@ describe('oauthmail test: each fault has its own line, fix and exit code', () =>
     const tok = await idpMint({ user: ALICE, scopes: ['https://outlook.office.com/IMAP.AccessAsUser.All'] });
     const r = await testWithToken('work', tok);
     expect(r.code).toBe(4);
-    expect(line(r, 'claims')).toMatch(/^FAIL  claims +the token lacks SMTP\.Send \(scp: IMAP\.AccessAsUser\.All\)/);
+    expect(line(r, 'claims')).toMatch(
+      /^FAIL {2}claims +the token lacks SMTP\.Send \(scp: IMAP\.AccessAsUser\.All\)/,
+    );
     expect(fixOf(r, 'claims')).toMatch(/oauthmail login work --prompt consent/);
-    expect(line(r, 'smtp')).toMatch(/^SKIP  smtp +skipped: the claims check failed/);
+    expect(line(r, 'smtp')).toMatch(/^SKIP {2}smtp +skipped: the claims check failed/);
   });
 
   it('a token with the Graph audience: claims check, exit 4, asks for Exchange Online scopes', async () => {
     const tok = await idpMint({ user: ALICE, scopes: ['SMTP.Send'] });
     const r = await testWithToken('work', tok);
     expect(r.code).toBe(4);
-    expect(line(r, 'claims')).toMatch(/^FAIL  claims +the token is for Microsoft Graph \(aud https:\/\/graph\.microsoft\.com\)/);
+    expect(line(r, 'claims')).toMatch(
+      /^FAIL {2}claims +the token is for Microsoft Graph \(aud https:\/\/graph\.microsoft\.com\)/,
+    );
     expect(fixOf(r, 'claims')).toContain('https://outlook.office.com/SMTP.Send');
   });
 
@@ -226,7 +278,9 @@ describe('oauthmail test: each fault has its own line, fix and exit code', () =>
     const tok = await idpMint({ clientId: CONFIDENTIAL, scopes: ['https://outlook.office365.com/.default'] });
     const r = await testWithToken('daemon', tok);
     expect(r.code).toBe(4);
-    expect(line(r, 'claims')).toMatch(/^FAIL  claims +the app-only token lacks the application permissions SMTP\.SendAsApp and IMAP\.AccessAsApp/);
+    expect(line(r, 'claims')).toMatch(
+      /^FAIL {2}claims +the app-only token lacks the application permissions SMTP\.SendAsApp and IMAP\.AccessAsApp/,
+    );
     expect(fixOf(r, 'claims')).toMatch(/Office 365 Exchange Online .*oauthmail consent-url daemon --admin/);
   });
 
@@ -235,17 +289,21 @@ describe('oauthmail test: each fault has its own line, fix and exit code', () =>
     const r = await testWithToken('work', tok);
     expect(r.code).toBe(5);
     expect(line(r, 'claims')).toMatch(/^PASS/);
-    expect(line(r, 'smtp')).toMatch(/^FAIL  smtp +SMTP AUTH refused for alice@contoso\.test \(535 /);
+    expect(line(r, 'smtp')).toMatch(/^FAIL {2}smtp +SMTP AUTH refused for alice@contoso\.test \(535 /);
     expect(fixOf(r, 'smtp')).toMatch(/oauthmail login work/);
     expect(line(r, 'imap')).toMatch(/^PASS|^FAIL/); // IMAP is its own check (not dependent on SMTP)
   });
 
   it('IMAP refused (Dovecot finds no IMAP scope in the token): imap check, exit 5, while SMTP passes', async () => {
-    const tok = mintJwt({ user: ALICE, scopes: ['SMTP.Send'], claims: { scp: 'SMTP.Send IMAP.AccessAsUser.All' } });
+    const tok = mintJwt({
+      user: ALICE,
+      scopes: ['SMTP.Send'],
+      claims: { scp: 'SMTP.Send IMAP.AccessAsUser.All' },
+    });
     const r = await testWithToken('work', tok);
     expect(r.code).toBe(5);
     expect(line(r, 'smtp')).toMatch(/^PASS/);
-    expect(line(r, 'imap')).toMatch(/^FAIL  imap +AUTHENTICATE failed for alice@contoso\.test/);
+    expect(line(r, 'imap')).toMatch(/^FAIL {2}imap +AUTHENTICATE failed for alice@contoso\.test/);
     expect(fixOf(r, 'imap')).toMatch(/IMAP scope/);
   });
 
@@ -253,8 +311,12 @@ describe('oauthmail test: each fault has its own line, fix and exit code', () =>
     const tok = await idpMint({ user: ALICE });
     const r = await testWithToken('bobbox', tok);
     expect(r.code).toBe(5);
-    expect(r.stdout).toMatch(/warning: the token is for alice@contoso\.test but the profile's mailbox is bob@contoso\.test/);
-    expect(line(r, 'smtp')).toMatch(/^FAIL  smtp +SMTP AUTH refused for bob@contoso\.test: the token was issued to alice@contoso\.test/);
+    expect(r.stdout).toMatch(
+      /warning: the token is for alice@contoso\.test but the profile's mailbox is bob@contoso\.test/,
+    );
+    expect(line(r, 'smtp')).toMatch(
+      /^FAIL {2}smtp +SMTP AUTH refused for bob@contoso\.test: the token was issued to alice@contoso\.test/,
+    );
     expect(fixOf(r, 'smtp')).toMatch(/oauthmail profile edit bobbox --set user=alice@contoso\.test/);
   });
 
@@ -279,10 +341,25 @@ describe('oauthmail test: each fault has its own line, fix and exit code', () =>
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     try {
       const port = (server.address() as net.AddressInfo).port;
-      await addProfile('plain', ['--client-id', PUBLIC, '--authority', `${s.idpUrl}/${TID}/`, '--user', ALICE, '--capabilities', 'send', '--smtp', `127.0.0.1:${port}`, '--smtp-security', 'none']);
+      await addProfile('plain', [
+        '--client-id',
+        PUBLIC,
+        '--authority',
+        `${s.idpUrl}/${TID}/`,
+        '--user',
+        ALICE,
+        '--capabilities',
+        'send',
+        '--smtp',
+        `127.0.0.1:${port}`,
+        '--smtp-security',
+        'none',
+      ]);
       const r = await testWithToken('plain', await idpMint({ user: ALICE }));
       expect(r.code).toBe(5);
-      expect(line(r, 'smtp')).toMatch(/^FAIL  smtp +127\.0\.0\.1:\d+ does not offer SASL XOAUTH2 or OAUTHBEARER \(it offers: PLAIN LOGIN\)/);
+      expect(line(r, 'smtp')).toMatch(
+        /^FAIL {2}smtp +127\.0\.0\.1:\d+ does not offer SASL XOAUTH2 or OAUTHBEARER \(it offers: PLAIN LOGIN\)/,
+      );
       expect(fixOf(r, 'smtp')).toMatch(/smtp\.office365\.com:587/);
     } finally {
       server.close();
@@ -293,35 +370,93 @@ describe('oauthmail test: each fault has its own line, fix and exit code', () =>
     const tok = await idpMint({ user: ALICE });
     const r = await testWithToken('work', tok, [], { NODE_EXTRA_CA_CERTS: '' });
     expect(r.code).toBe(3);
-    expect(line(r, 'smtp')).toMatch(/^FAIL  smtp +TLS failed: the certificate of localhost is not trusted \((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)\)/);
+    expect(line(r, 'smtp')).toMatch(
+      /^FAIL {2}smtp +TLS failed: the certificate of localhost is not trusted \((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY)\)/,
+    );
     expect(fixOf(r, 'smtp')).toMatch(/--ca FILE/);
+    // IMAP is checked on its own and meets the same untrusted certificate
+    expect(line(r, 'imap')).toMatch(/^FAIL {2}imap +TLS failed: .*certificate/);
   });
 
   it('TLS failure (implicit TLS against a plain-text port): smtp check, exit 3', async () => {
-    await addProfile('tlsplain', ['--client-id', PUBLIC, '--authority', `${s.idpUrl}/${TID}/`, '--user', ALICE, '--capabilities', 'send', '--smtp', `localhost:${s.smtp.port}`, '--smtp-security', 'tls']);
+    await addProfile('tlsplain', [
+      '--client-id',
+      PUBLIC,
+      '--authority',
+      `${s.idpUrl}/${TID}/`,
+      '--user',
+      ALICE,
+      '--capabilities',
+      'send',
+      '--smtp',
+      `localhost:${s.smtp.port}`,
+      '--smtp-security',
+      'tls',
+    ]);
     const r = await testWithToken('tlsplain', await idpMint({ user: ALICE }));
     expect(r.code, r.stdout).toBe(3);
-    expect(line(r, 'smtp')).toMatch(/^FAIL  smtp +TLS failed on localhost:\d+/);
+    expect(line(r, 'smtp')).toMatch(/^FAIL {2}smtp +TLS failed on localhost:\d+/);
     expect(fixOf(r, 'smtp')).toMatch(/465 = tls/);
   });
 
   it('a profile asking Graph for SMTP.Send: profile check, exit 3, everything else skipped', async () => {
-    await addProfile('graphy', ['--client-id', PUBLIC, '--authority', `${s.idpUrl}/${TID}/`, '--user', ALICE, '--scopes', 'SMTP.Send offline_access', ...servers()]);
+    await addProfile('graphy', [
+      '--client-id',
+      PUBLIC,
+      '--authority',
+      `${s.idpUrl}/${TID}/`,
+      '--user',
+      ALICE,
+      '--scopes',
+      'SMTP.Send offline_access',
+      ...servers(),
+    ]);
     const r = await cli(['test', 'graphy', '--json']);
     expect(r.code).toBe(3);
     const rep = JSON.parse(r.stdout);
     expect(validate(schema, rep)).toEqual([]);
     expect(rep.ok).toBe(false);
     expect(rep.exitCode).toBe(3);
-    expect(rep.checks[0]).toMatchObject({ id: 'profile', status: 'fail', kind: 'config', exitCode: 3, code: 'graph_scopes' });
+    expect(rep.checks[0]).toMatchObject({
+      id: 'profile',
+      status: 'fail',
+      kind: 'config',
+      exitCode: 3,
+      code: 'graph_scopes',
+    });
     expect(rep.checks.slice(1).every((c: { status: string }) => c.status === 'skipped')).toBe(true);
   });
 
+  it('expired refresh token (unused past the idle timeout): token check, exit 4, sign in again', async () => {
+    await addProfile('idle', [
+      '--client-id',
+      PUBLIC,
+      '--authority',
+      `${s.idpUrl}/${TID}/`,
+      '--user',
+      ALICE,
+      ...servers(),
+    ]);
+    await deviceLogin('idle', ALICE);
+    expect((await idpRequest('/_admin/config', { refreshTokenIdleTimeout: 1 })).status).toBe(200);
+    try {
+      await new Promise((r) => setTimeout(r, 2100));
+      const r = await cli(['test', 'idle']);
+      expect(r.code, r.stdout).toBe(4);
+      expect(line(r, 'token')).toMatch(/^FAIL {2}token +.*\(AADSTS700082\)/);
+      expect(fixOf(r, 'token')).toMatch(/oauthmail login idle/);
+    } finally {
+      await idpRequest('/_admin/config', { refreshTokenIdleTimeout: null });
+    }
+  });
+
   it('expired or revoked refresh token: token check, exit 4, sign in again (last: it ends the sign-in)', async () => {
-    expect((await idpRequest('/_admin/revoke-refresh-tokens', { user: ALICE, clientId: PUBLIC })).status).toBe(200);
+    expect(
+      (await idpRequest('/_admin/revoke-refresh-tokens', { user: ALICE, clientId: PUBLIC })).status,
+    ).toBe(200);
     const r = await cli(['test', 'work']);
     expect(r.code).toBe(4);
-    expect(line(r, 'token')).toMatch(/^FAIL  token +the stored sign-in was revoked .*\(AADSTS50173\)/);
+    expect(line(r, 'token')).toMatch(/^FAIL {2}token +the stored sign-in was revoked .*\(AADSTS50173\)/);
     expect(fixOf(r, 'token')).toMatch(/oauthmail login work/);
   });
 });
@@ -333,17 +468,23 @@ describe('scopes, consent-url, guide', () => {
     expect(r.stdout).toContain('https://outlook.office.com/SMTP.Send  (delegated)');
     expect(r.stdout).not.toContain('mail.google.com');
     const j = await cli(['scopes', '--json']);
-    expect(JSON.parse(j.stdout).some((x: { scope: string }) => x.scope === 'https://mail.google.com/')).toBe(true);
+    expect(JSON.parse(j.stdout).some((x: { scope: string }) => x.scope === 'https://mail.google.com/')).toBe(
+      true,
+    );
     expect((await cli(['scopes', '--provider', 'yahoo'])).code).toBe(2);
   });
 
   it('consent-url: the URL alone on stdout; --admin the tenant adminconsent URL', async () => {
     const u = await cli(['consent-url', 'work']);
     expect(u.code).toBe(0);
-    expect(u.stdout.trim()).toMatch(new RegExp(`^${s.idpUrl}/${TID}/oauth2/v2\\.0/authorize\\?client_id=${PUBLIC}&.*prompt=consent$`));
+    expect(u.stdout.trim()).toMatch(
+      new RegExp(`^${s.idpUrl}/${TID}/oauth2/v2\\.0/authorize\\?client_id=${PUBLIC}&.*prompt=consent$`),
+    );
     expect(u.stderr).toMatch(/user consent/);
     const a = await cli(['consent-url', '-p', 'work', '--admin']);
-    expect(a.stdout.trim()).toMatch(new RegExp(`^${s.idpUrl}/${TID}/v2\\.0/adminconsent\\?client_id=${PUBLIC}&`));
+    expect(a.stdout.trim()).toMatch(
+      new RegExp(`^${s.idpUrl}/${TID}/v2\\.0/adminconsent\\?client_id=${PUBLIC}&`),
+    );
     expect(a.stderr).toMatch(/Global Administrator/);
   });
 

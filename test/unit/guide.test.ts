@@ -67,11 +67,15 @@ describe('oauthmail guide', () => {
     const text = renderGuide({ name: 'work', profile: MS_BROWSER });
     await expect(text).toMatchFileSnapshot('./__snapshots__/guide-microsoft.txt');
     // the values of the profile are filled in
-    expect(text).toContain('"Public client/native (mobile & desktop)" and enter exactly:\n     http://localhost\n');
+    expect(text).toContain(
+      '"Public client/native (mobile & desktop)" and enter exactly:\n     http://localhost\n',
+    );
     expect(text).toContain('must be 11111111-1111-4111-8111-111111111111');
     expect(text).toContain('Single tenant');
     expect(text).toContain('/contoso.com/v2.0/adminconsent?client_id=11111111-1111-4111-8111-111111111111');
-    expect(text).toContain('Set-CASMailbox -Identity alice@contoso.com -SmtpClientAuthenticationDisabled $false');
+    expect(text).toContain(
+      'Set-CASMailbox -Identity alice@contoso.com -SmtpClientAuthenticationDisabled $false',
+    );
     expect(text).not.toContain('Client secrets');
   });
 

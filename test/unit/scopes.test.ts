@@ -1,6 +1,13 @@
 /** The scope catalogue, the consent URLs, and the `scopes` rendering. */
 import { describe, it, expect } from 'vitest';
-import { SCOPES, scopesFor, scopeInfo, renderScopes, MICROSOFT_APP_ROLES, MICROSOFT_SCP } from '../../src/diagnose/scopes.js';
+import {
+  SCOPES,
+  scopesFor,
+  scopeInfo,
+  renderScopes,
+  MICROSOFT_APP_ROLES,
+  MICROSOFT_SCP,
+} from '../../src/diagnose/scopes.js';
 import { buildConsentUrl, redirectUriFor } from '../../src/diagnose/consent-url.js';
 import { scopesFor as presetScopes } from '../../src/config/presets.js';
 import type { Profile } from '../../src/config/schema.js';
@@ -103,10 +110,16 @@ describe('consent URLs', () => {
   });
 
   it('admin consent for "common" uses "organizations"; client-credentials profiles always get the admin URL', () => {
-    expect(new URL(buildConsentUrl('w', profile({ tenant: 'common' }), true).url).pathname).toBe('/organizations/v2.0/adminconsent');
+    expect(new URL(buildConsentUrl('w', profile({ tenant: 'common' }), true).url).pathname).toBe(
+      '/organizations/v2.0/adminconsent',
+    );
     const d = buildConsentUrl(
       'd',
-      profile({ flow: 'client-credentials', clientType: 'secret', scopes: ['https://outlook.office365.com/.default'] }),
+      profile({
+        flow: 'client-credentials',
+        clientType: 'secret',
+        scopes: ['https://outlook.office365.com/.default'],
+      }),
       false,
     );
     expect(d.kind).toBe('admin');
@@ -114,7 +127,12 @@ describe('consent URLs', () => {
   });
 
   it('Google: offline access and prompt=consent; --admin is a usage error naming the Admin console', () => {
-    const g = profile({ provider: 'google', clientId: 'x.apps.googleusercontent.com', scopes: ['https://mail.google.com/'], user: 'c@gmail.com' });
+    const g = profile({
+      provider: 'google',
+      clientId: 'x.apps.googleusercontent.com',
+      scopes: ['https://mail.google.com/'],
+      user: 'c@gmail.com',
+    });
     const u = new URL(buildConsentUrl('g', g, false).url);
     expect(u.origin + u.pathname).toBe('https://accounts.google.com/o/oauth2/v2/auth');
     expect(u.searchParams.get('access_type')).toBe('offline');
@@ -129,8 +147,10 @@ describe('consent URLs', () => {
     }
   });
 
-  it('redirect URI: the profile\'s, else its port, else http://localhost', () => {
-    expect(redirectUriFor({ flow: 'browser', redirectUri: 'http://localhost:53682/' })).toBe('http://localhost:53682/');
+  it("redirect URI: the profile's, else its port, else http://localhost", () => {
+    expect(redirectUriFor({ flow: 'browser', redirectUri: 'http://localhost:53682/' })).toBe(
+      'http://localhost:53682/',
+    );
     expect(redirectUriFor({ flow: 'browser', redirectPort: 8400 })).toBe('http://localhost:8400/');
     expect(redirectUriFor({ flow: 'browser' })).toBe('http://localhost');
   });

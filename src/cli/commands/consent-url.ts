@@ -9,7 +9,9 @@ import type { Context } from '../context.js';
 export function registerConsentUrl(program: Command, ctx: Context): void {
   program
     .command('consent-url [profile]')
-    .description("print the URL that grants the profile's permissions (--admin: for the tenant administrator)")
+    .description(
+      "print the URL that grants the profile's permissions (--admin: for the tenant administrator)",
+    )
     .option('--admin', 'the admin-consent URL for the whole tenant (Microsoft)')
     .action(async (nameArg: string | undefined, opts: { admin?: boolean }) => {
       const { resolveProfileName } = await import('../../config/store.js');

@@ -11,13 +11,18 @@ import type { GuideInput } from '../../diagnose/guide.js';
 export function registerGuide(program: Command, ctx: Context): void {
   program
     .command('guide [profile]')
-    .description('step-by-step app registration (Azure portal, Google Cloud console) with the profile\'s values')
+    .description(
+      "step-by-step app registration (Azure portal, Google Cloud console) with the profile's values",
+    )
     .option('--provider <provider>', 'microsoft or google (without a profile: generic steps)')
     .action(async (nameArg: string | undefined, opts: { provider?: string }) => {
       if (opts.provider !== undefined && opts.provider !== 'microsoft' && opts.provider !== 'google') {
-        throw new UsageError(`--provider must be microsoft or google (got ${JSON.stringify(opts.provider)})`, {
-          code: 'bad_usage',
-        });
+        throw new UsageError(
+          `--provider must be microsoft or google (got ${JSON.stringify(opts.provider)})`,
+          {
+            code: 'bad_usage',
+          },
+        );
       }
       const { renderGuide } = await import('../../diagnose/guide.js');
       const explicit = nameArg ?? (program.opts().profile as string | undefined);

@@ -13,9 +13,12 @@ export function registerScopes(program: Command, ctx: Context): void {
     .option('--provider <provider>', 'only this provider: microsoft or google')
     .action(async (opts: { provider?: string }) => {
       if (opts.provider !== undefined && opts.provider !== 'microsoft' && opts.provider !== 'google') {
-        throw new UsageError(`--provider must be microsoft or google (got ${JSON.stringify(opts.provider)})`, {
-          code: 'bad_usage',
-        });
+        throw new UsageError(
+          `--provider must be microsoft or google (got ${JSON.stringify(opts.provider)})`,
+          {
+            code: 'bad_usage',
+          },
+        );
       }
       const { scopesFor, renderScopes } = await import('../../diagnose/scopes.js');
       const list = scopesFor(opts.provider);

@@ -6,7 +6,14 @@
  * someone handed over (on stdin, never in argv) instead of the profile's stored sign-in.
  */
 import type { Command } from 'commander';
-import { AuthError, ConfigError, InternalError, MailServerError, TransientError, UsageError } from '../../errors/index.js';
+import {
+  AuthError,
+  ConfigError,
+  InternalError,
+  MailServerError,
+  TransientError,
+  UsageError,
+} from '../../errors/index.js';
 import type { Context } from '../context.js';
 
 export function registerTest(program: Command, ctx: Context): void {
@@ -16,7 +23,7 @@ export function registerTest(program: Command, ctx: Context): void {
     .option('--send-to <address>', 'also send a short test message to this address')
     .option('--token-stdin', "test the access token read from stdin instead of the profile's sign-in")
     .option('--ca <file>', 'PEM file of a CA to trust for the mail servers')
-    .option('--insecure-tls', 'do not verify the mail servers\' certificates (warned)')
+    .option('--insecure-tls', "do not verify the mail servers' certificates (warned)")
     .option('--timeout <seconds>', 'network timeout per step', '20')
     .addHelpText(
       'after',
@@ -46,7 +53,9 @@ Examples:
         }
         const { isEmail } = await import('../../config/schema.js');
         if (opts.sendTo !== undefined && !isEmail(opts.sendTo)) {
-          throw new UsageError(`--send-to ${JSON.stringify(opts.sendTo)} is not an email address`, { code: 'bad_usage' });
+          throw new UsageError(`--send-to ${JSON.stringify(opts.sendTo)} is not an email address`, {
+            code: 'bad_usage',
+          });
         }
         let token: string | undefined;
         if (opts.tokenStdin) {
@@ -59,7 +68,8 @@ Examples:
           token = (await ctx.io.readStdin()).trim();
           if (!token) throw new UsageError('--token-stdin: stdin was empty', { code: 'bad_usage' });
         }
-        if (opts.insecureTls) ctx.io.warn('--insecure-tls: certificates are NOT verified; anyone on the path can read the token');
+        if (opts.insecureTls)
+          ctx.io.warn('--insecure-tls: certificates are NOT verified; anyone on the path can read the token');
         const { resolveProfileName } = await import('../../config/store.js');
         const { runChecks, renderReport } = await import('../../diagnose/checks.js');
         const config = await ctx.config.load();
@@ -75,7 +85,10 @@ Examples:
           hasCredential: async () => {
             const store = await ctx.secretsFor(profile);
             const kind = profile.clientType === 'certificate' ? 'certificate' : 'client-secret';
-            return (await store.get(name, kind)) !== undefined || (kind === 'client-secret' && !!ctx.env.OAUTHMAIL_CLIENT_SECRET);
+            return (
+              (await store.get(name, kind)) !== undefined ||
+              (kind === 'client-secret' && !!ctx.env.OAUTHMAIL_CLIENT_SECRET)
+            );
           },
           ...(token ? { token } : {}),
           ...(opts.sendTo ? { sendTo: opts.sendTo } : {}),
