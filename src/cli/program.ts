@@ -7,6 +7,9 @@ import { Command, Option } from 'commander';
 import { EXIT_CODE_TABLE, UsageError } from '../errors/index.js';
 import type { Context } from './context.js';
 import { registerProfile } from './commands/profile.js';
+import { registerMailboxes } from './commands/mailboxes.js';
+import { registerList } from './commands/list.js';
+import { registerFetch } from './commands/fetch.js';
 import { registerSend } from './commands/send.js';
 import { registerSendmail } from './commands/sendmail.js';
 import { registerLogin } from './commands/login.js';
@@ -22,7 +25,8 @@ import { registerGuide } from './commands/guide.js';
 import { registerRefresh } from './commands/refresh.js';
 import { registerExec } from './commands/exec.js';
 
-export const VERSION = '0.1.0';
+import { VERSION } from '../version.js';
+export { VERSION };
 
 export const HELP_TOPICS: Record<string, string> = {
   'exit-codes': [
@@ -89,6 +93,9 @@ Help topics: oauthmail help exit-codes | oauthmail help environment`,
   });
 
   registerProfile(program, ctx);
+  registerMailboxes(program, ctx);
+  registerList(program, ctx);
+  registerFetch(program, ctx);
   registerSend(program, ctx);
   registerSendmail(program, ctx);
   registerLogin(program, ctx);

@@ -1,0 +1,125 @@
+/**
+ * `oauthmail fetch`: download matching messages to .eml files, a Maildir or an mbox, without loss
+ * (see src/mail/fetch.ts for the rules). stdout: one line per saved file (JSON lines with --json);
+ * stderr: progress on a TTY and the summary.
+ */
+import { Command, Option } from 'commander';
+import { UsageError } from '../../errors/index.js';
+import type { Context } from '../context.js';
+import type { FetchFormat, FilterFlags } from '../../mail/fetch.js';
+import { addFilterOptions } from './list.js';
+import { imapOpts } from './mailboxes.js';
+
+interface FetchFlags extends FilterFlags {
+  mailbox: string;
+  out?: string;
+  format: FetchFormat;
+  attachments?: string;
+  markSeen?: boolean;
+  moveTo?: string;
+  delete?: boolean;
+  batch?: string;
+  ca?: string;
+  insecureTls?: boolean;
+}
+
+export function registerFetch(program: Command, ctx: Context): void {
+  addFilterOptions(program.command('fetch').description('download messages to .eml files, a Maildir or an mbox, without loss'))
+    .requiredOption('-o, --out <dir>', 'folder to write to (created if missing)')
+    .addOption(new Option('--format <format>', 'eml (one file per message), maildir or mbox').choices(['eml', 'maildir', 'mbox']).default('eml'))
+    .option('--attachments <dir>', 'also save attachments into DIR (safe names, never overwriting)')
+    .option('--mark-seen', 'set \\Seen on each message once it is saved')
+    .option('--move-to <folder>', 'move each message to FOLDER once it is saved')
+    .option('--delete', 'delete each message from the server once it is saved')
+    .option('--batch <n>', 'messages per commit: fsync, state file, then --mark-seen/--move-to/--delete (default 200)')
+    .addHelpText(
+      'after',
+      `
+Nothing is lost: a message is marked, moved or deleted only after its file is complete on disk
+(fsynced and renamed into place). A state file in DIR (UIDVALIDITY and the last UID saved) makes
+reruns download only new messages; with --delete or --move-to a rerun also finishes messages an
+interrupted run saved but did not get to delete or move.
+
+Examples:
+  $ oauthmail fetch --out ~/mail/inbox
+  $ oauthmail fetch --unseen --format maildir --out ~/Maildir --mark-seen
+  $ oauthmail fetch -p shared --mailbox Invoices --attachments ./pdfs --out ./invoices --move-to Invoices/Done`,
+    )
+    .action(async (flags: FetchFlags, cmd: Command) => {
+      const g = cmd.optsWithGlobals() as { profile?: string; json?: boolean };
+      const io = ctx.io;
+      if (flags.moveTo && flags.delete) throw new UsageError('give --move-to or --delete, not both', { code: 'bad_usage' });
+      let batchSize: number | undefined;
+      if (flags.batch !== undefined) {
+        batchSize = Number(flags.batch);
+        if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 100_000) {
+          throw new UsageError('--batch must be a whole number from 1 to 100000', { code: 'bad_usage' });
+        }
+      }
+      const { filtersFrom, fetchMessages } = await import('../../mail/fetch.js');
+      const filters = filtersFrom(flags);
+      const { profile, source } = await ctx.tokenSource(g.profile);
+      const { connectImap, closeImap } = await import('../../mail/imap.js');
+      const { client } = await connectImap(profile, source, imapOpts(ctx, flags));
+      const stop = { stopped: false };
+      const onSignal = () => {
+        if (stop.stopped) process.exit(130);
+        stop.stopped = true;
+        io.err('stopping after the messages in flight (interrupt again to quit at once; nothing is lost either way)');
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      const tty = io.stderrIsTTY;
+      let lastDraw = 0;
+      try {
+        const summary = await fetchMessages(client, {
+          mailbox: flags.mailbox,
+          out: flags.out!,
+          format: flags.format,
+          filters,
+          account: source.user,
+          ...(flags.attachments ? { attachmentsDir: flags.attachments } : {}),
+          ...(flags.markSeen ? { markSeen: true } : {}),
+          ...(flags.moveTo ? { moveTo: flags.moveTo } : {}),
+          ...(flags.delete ? { delete: true } : {}),
+          ...(batchSize ? { batchSize } : {}),
+          stop,
+          warn: (m) => io.warn(m),
+          debug: (m) => io.debug(m),
+          onSaved: (m) => {
+            if (g.json) io.stdout.write(JSON.stringify(m) + '\n');
+            else io.out(m.file);
+          },
+          onProgress: ({ done, total, bytes, totalBytes }) => {
+            if (!tty || !total) return;
+            const now = Date.now();
+            if (now - lastDraw < 100 && done !== total) return;
+            lastDraw = now;
+            const w = 30;
+            const fill = Math.round((bytes / Math.max(1, totalBytes)) * w);
+            const mb = (n: number) => (n / 1024 / 1024).toFixed(1);
+            io.stderr.write(`\r[${'#'.repeat(fill)}${'.'.repeat(w - fill)}] ${done}/${total} messages, ${mb(bytes)}/${mb(totalBytes)} MB`);
+          },
+        });
+        if (tty && summary.matched) io.stderr.write('\n');
+        const acted = [
+          summary.markedSeen ? `${summary.markedSeen} marked seen` : '',
+          summary.moved ? `${summary.moved} moved to ${flags.moveTo}` : '',
+          summary.deleted ? `${summary.deleted} deleted` : '',
+        ].filter(Boolean);
+        io.err(
+          `fetch: ${summary.fetched} saved to ${flags.out} (${(summary.bytes / 1024 / 1024).toFixed(1)} MB, ${(summary.elapsedMs / 1000).toFixed(1)} s)` +
+            `${summary.alreadySaved ? `, ${summary.alreadySaved} saved earlier` : ''}${acted.length ? `; ${acted.join(', ')}` : ''}`,
+        );
+        if (stop.stopped) io.err('stopped early: run the same command again to continue');
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        await closeImap(client);
+        if (ctx.env.OAUTHMAIL_DEBUG_RSS) {
+          // for the memory tests: the peak resident set size of this process, in KB
+          io.err(`debug: max-rss-kb=${process.resourceUsage().maxRSS}`);
+        }
+      }
+    });
+}

@@ -1,0 +1,219 @@
+/**
+ * The IMAP side: an imapflow client built from a profile and a TokenSource.
+ *
+ * SASL: XOAUTH2 (Google's and Microsoft's mechanism) or OAUTHBEARER (RFC 7628) when the server
+ * offers it and the profile's `sasl` allows it. imapflow picks OAUTHBEARER on its own whenever it
+ * is offered, so for `sasl: xoauth2` we hide that capability from it just before it authenticates.
+ * The SASL user is the profile's mailbox user, which may be a shared mailbox authenticated with a
+ * delegate's token (Microsoft: user = the shared mailbox address).
+ *
+ * Tokens: when the server refuses a token that the source handed out as valid (a cached one), we
+ * force exactly one refresh and try once more on a new connection (an imapflow instance cannot be
+ * reused). A refusal of a freshly refreshed token is final.
+ *
+ * TLS: implicit TLS (RFC 8314) or STARTTLS (RFC 9051 §6.2.1, required: a server that does not offer
+ * it is an error, never a silent downgrade); plain IMAP only on loopback. Certificates are always
+ * verified unless --insecure-tls. imapflow's logger is off unless --verbose, and then every line
+ * goes through redact() (the token is also registered as a secret, so it is masked wherever it
+ * shows up).
+ */
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import type { ImapFlow, ImapFlowOptions, Logger } from 'imapflow';
+import type { Profile } from '../config/schema.js';
+import { ConfigError, MailServerError, UsageError, isOauthmailError, type OauthmailError } from '../errors/index.js';
+import { registerSecret, redact } from '../util/redact.js';
+import type { TokenSource } from './token-source.js';
+import { isLoopbackHost } from './smtp.js';
+import { imapErrorFrom } from '../diagnose/imap-replies.js';
+
+export interface ImapOptions {
+  /** PEM file of a CA to trust for a private server. */
+  caFile?: string;
+  /** Skip certificate verification (warned). */
+  insecureTls?: boolean;
+  /** Redacted protocol log lines for --verbose. */
+  debug?: (line: string) => void;
+  warn?: (line: string) => void;
+  connectionTimeoutMs?: number;
+  /** Socket inactivity timeout (imapflow's default is 5 minutes). */
+  socketTimeoutMs?: number;
+  /** Keep imapflow from starting IDLE on its own between our commands (default true). */
+  disableAutoIdle?: boolean;
+  /** Break and restart IDLE this often (watch). */
+  maxIdleTimeMs?: number;
+}
+
+export interface ImapConnection {
+  client: ImapFlow;
+  /** The SASL mechanism that was used. */
+  mechanism: 'XOAUTH2' | 'OAUTHBEARER';
+  /** Whether a forced token refresh was needed to get in. */
+  refreshed: boolean;
+}
+
+type Sasl = Profile['sasl'];
+
+/** imapflow options for a profile, without auth (exported for tests: TLS rules without connecting). */
+export function imapClientOptions(profile: Pick<Profile, 'imap'>, opts: ImapOptions = {}): ImapFlowOptions {
+  const imap = profile.imap;
+  if (!imap) {
+    throw new ConfigError('the profile has no IMAP server', {
+      code: 'no_imap',
+      hint: 'set it: oauthmail profile edit NAME --imap imap.example.com:993 --imap-security tls',
+    });
+  }
+  if (imap.security === 'none' && !isLoopbackHost(imap.host)) {
+    throw new ConfigError(`refusing to send a token to ${imap.host} without TLS`, {
+      code: 'tls_required',
+      hint: 'use --imap-security tls (port 993) or starttls (port 143); plain IMAP is allowed only on loopback',
+    });
+  }
+  let ca: string | undefined;
+  if (opts.caFile) {
+    try {
+      ca = readFileSync(opts.caFile, 'utf8');
+    } catch (e) {
+      throw new UsageError(`--ca ${opts.caFile}: cannot read it`, { code: 'bad_ca', cause: e });
+    }
+    if (!/-----BEGIN CERTIFICATE-----/.test(ca)) throw new UsageError(`--ca ${opts.caFile}: not a PEM certificate`, { code: 'bad_ca' });
+  }
+  if (opts.insecureTls) {
+    opts.warn?.(`--insecure-tls: the certificate of ${imap.host} is NOT verified; anyone on the path can read your token`);
+  }
+  const host = imap.host.replace(/^\[|\]$/g, '');
+  const timeout = opts.connectionTimeoutMs ?? 30_000;
+  return {
+    host,
+    port: imap.port,
+    secure: imap.security === 'tls',
+    // STARTTLS is required, not opportunistic: a stripped capability must not downgrade us
+    doSTARTTLS: imap.security === 'starttls' ? true : imap.security === 'none' ? false : undefined,
+    ...(isIP(host) ? {} : { servername: host }),
+    tls: {
+      rejectUnauthorized: !opts.insecureTls,
+      minVersion: 'TLSv1.2',
+      ...(ca ? { ca } : {}),
+    },
+    logger: opts.debug ? redactingLogger(opts.debug) : false,
+    clientInfo: { name: 'oauthmail', version: '0.1.0' },
+    connectionTimeout: timeout,
+    greetingTimeout: Math.min(timeout, 16_000),
+    socketTimeout: opts.socketTimeoutMs ?? 5 * 60_000,
+    disableAutoIdle: opts.disableAutoIdle ?? true,
+    ...(opts.maxIdleTimeMs ? { maxIdleTime: opts.maxIdleTimeMs } : {}),
+    // imapflow's own reconnect-free instances; we keep compression off so that byte counts
+    // and throughput are what the server sends (and deflate costs CPU on loopback)
+    disableCompression: true,
+  };
+}
+
+/** A logger for imapflow that sends one redacted line per entry to `debug`. */
+export function redactingLogger(debug: (line: string) => void): Logger {
+  const log = (level: string) => (obj: unknown) => {
+    let line: string;
+    try {
+      const o = { ...(obj as Record<string, unknown>) };
+      // raw socket data (logRaw) is never wanted: it may hold a SASL payload
+      delete o.data;
+      if (o.err instanceof Error) o.err = `${o.err.name}: ${o.err.message}`;
+      line = JSON.stringify(o, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+    } catch {
+      line = String(obj);
+    }
+    debug(redact(`imap ${level}: ${line}`));
+  };
+  return { trace: log('trace'), debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error'), fatal: log('fatal') };
+}
+
+/** What the server offers, decided right before imapflow authenticates. */
+function chooseMechanism(caps: Map<string, unknown>, sasl: Sasl, host: string): 'XOAUTH2' | 'OAUTHBEARER' {
+  const bearer = caps.has('AUTH=OAUTHBEARER');
+  const xoauth2 = caps.has('AUTH=XOAUTH2') || caps.has('AUTH=XOAUTH');
+  const offered = [...caps.keys()].filter((k) => k.startsWith('AUTH=')).map((k) => k.slice(5)).join(' ') || 'none';
+  const refuse = (want: string) =>
+    new MailServerError(`${host} does not offer SASL ${want} (it offers: ${offered})`, {
+      code: 'imap_no_mechanism',
+      hint:
+        want === 'XOAUTH2 or OAUTHBEARER'
+          ? 'this server does not accept OAuth tokens over IMAP; check the profile\'s imap host'
+          : `let oauthmail pick: oauthmail profile edit NAME --sasl auto`,
+    });
+  if (sasl === 'xoauth2') {
+    if (!xoauth2) throw refuse('XOAUTH2');
+    return 'XOAUTH2';
+  }
+  if (sasl === 'oauthbearer') {
+    if (!bearer) throw refuse('OAUTHBEARER');
+    return 'OAUTHBEARER';
+  }
+  if (bearer) return 'OAUTHBEARER';
+  if (xoauth2) return 'XOAUTH2';
+  throw refuse('XOAUTH2 or OAUTHBEARER');
+}
+
+/**
+ * Connect and authenticate. Throws MailServerError (5) for a refusal (with the server's reason
+ * decoded), TransientError (6) for network trouble, ConfigError (3) for a certificate we cannot
+ * verify, AuthError (4) from the token source when a sign-in is needed.
+ */
+export async function connectImap(profile: Profile, source: TokenSource, opts: ImapOptions = {}): Promise<ImapConnection> {
+  const base = imapClientOptions(profile, opts);
+  const { ImapFlow } = await import('imapflow');
+  const host = base.host ?? '';
+  const sasl: Sasl = profile.sasl ?? 'auto';
+
+  const attempt = async (forceRefresh: boolean): Promise<ImapConnection> => {
+    const token = await source.getAccessToken({ forceRefresh });
+    registerSecret(token);
+    const client = new ImapFlow({ ...base, auth: { user: source.user, accessToken: token } });
+    let mechanism: 'XOAUTH2' | 'OAUTHBEARER' = 'XOAUTH2';
+    // imapflow calls this.authenticate() after CAPABILITY (and STARTTLS); wrap it to enforce the
+    // profile's mechanism (it would otherwise always prefer OAUTHBEARER when offered)
+    const internal = client as unknown as { capabilities: Map<string, unknown>; authenticate(): Promise<unknown> };
+    const original = internal.authenticate.bind(client);
+    internal.authenticate = async () => {
+      mechanism = chooseMechanism(internal.capabilities, sasl, host);
+      if (mechanism === 'XOAUTH2') internal.capabilities.delete('AUTH=OAUTHBEARER');
+      return original();
+    };
+    // an 'error' event without a listener would crash the process; connect() and commands
+    // reject with the same error, which is what we act on
+    client.on('error', (e: Error) => opts.debug?.(redact(`imap error event: ${e.message}`)));
+    try {
+      await client.connect();
+    } catch (e) {
+      client.close();
+      throw e;
+    }
+    opts.debug?.(`imap: signed in to ${host} as ${source.user} with ${mechanism}${forceRefresh ? ' (refreshed token)' : ''}`);
+    return { client, mechanism, refreshed: forceRefresh };
+  };
+
+  try {
+    return await attempt(false);
+  } catch (e) {
+    if (isOauthmailError(e)) throw e;
+    if (!(e as { authenticationFailed?: boolean }).authenticationFailed) throw toImapError(e, profile, source.user);
+    opts.debug?.('imap: the server refused the token; getting a new one and trying once more');
+  }
+  try {
+    return await attempt(true);
+  } catch (e) {
+    if (isOauthmailError(e)) throw e;
+    throw toImapError(e, profile, source.user);
+  }
+}
+
+export function toImapError(e: unknown, profile: Pick<Profile, 'imap'>, user: string): OauthmailError {
+  return imapErrorFrom(e, { user, host: profile.imap?.host ?? '' });
+}
+
+/** Log out politely, but never hang or throw on the way out. */
+export async function closeImap(client: ImapFlow | undefined): Promise<void> {
+  if (!client) return;
+  if (client.usable) {
+    await Promise.race([client.logout().catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
+  }
+  client.close();
+}
