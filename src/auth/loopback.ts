@@ -12,6 +12,7 @@
  *   - gives up after a timeout.
  */
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { AuthError, ConfigError } from '../errors/index.js';
 
@@ -40,7 +41,10 @@ export interface LoopbackOptions {
   errorPage: (r: AuthorizationResponse) => string;
 }
 
-export type StartOptions = Pick<LoopbackOptions, 'redirectUri' | 'port'>;
+export type StartOptions = Pick<LoopbackOptions, 'redirectUri' | 'port'> & {
+  /** For an https://localhost redirect URI: the per-install certificate (src/auth/self-signed.ts). */
+  tls?: { key: string; cert: string };
+};
 
 export class LoopbackServer {
   private constructor(
@@ -56,17 +60,19 @@ export class LoopbackServer {
     let port = o.port ?? 0;
     if (o.redirectUri) {
       const u = new URL(o.redirectUri);
-      if (u.protocol !== 'http:' || !['localhost', '127.0.0.1', '[::1]'].includes(u.hostname)) {
+      const scheme = o.tls ? 'https:' : 'http:';
+      if (u.protocol !== scheme || !['localhost', '127.0.0.1', '[::1]'].includes(u.hostname)) {
         throw new ConfigError(`redirect URI ${o.redirectUri} is not a loopback address`, {
           code: 'bad_redirect_uri',
-          hint: 'use http://localhost:PORT/ (RFC 8252 §7.3); oauthmail listens on the loopback interface only',
+          hint: 'use http://localhost:PORT/ or https://localhost:PORT/ (RFC 8252 §7.3); oauthmail listens on the loopback interface only',
         });
       }
       host = u.hostname;
       path = u.pathname || '/';
       if (u.port) port = Number(u.port);
     }
-    const server = http.createServer();
+    // https.Server emits the same 'request' events as http.Server
+    const server = (o.tls ? https.createServer({ key: o.tls.key, cert: o.tls.cert }) : http.createServer()) as http.Server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e: NodeJS.ErrnoException) => {
         if (e.code === 'EADDRINUSE') {

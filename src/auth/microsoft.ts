@@ -500,6 +500,11 @@ export class MicrosoftProvider implements TokenProvider {
 
   // ---- TokenProvider --------------------------------------------------------------------------
 
+  /** The cached access token if it is valid long enough; no lock, no network, no MSAL (fast path). */
+  async peekCachedToken(minValiditySeconds = DEFAULT_MIN_VALIDITY): Promise<TokenResult | undefined> {
+    return this.fromCache(await this.readCache(), minValiditySeconds);
+  }
+
   async getToken(o: GetTokenOptions = {}): Promise<TokenResult> {
     const min = o.minValiditySeconds ?? DEFAULT_MIN_VALIDITY;
     if (!o.forceRefresh) {
@@ -753,10 +758,30 @@ export class MicrosoftProvider implements TokenProvider {
     const { randomBytes, createHash } = await import('node:crypto');
     const app = await this.app(plugin);
     const retryCommand = `oauthmail login ${this.profileName}`;
+    // An https://localhost redirect (for registrations that allow only https): our own
+    // per-install certificate, which the browser does not know and warns about once.
+    let tls: import('./self-signed.js').LoopbackTls | undefined;
+    if (this.profile.redirectUri?.toLowerCase().startsWith('https:')) {
+      const { loopbackTls } = await import('./self-signed.js');
+      tls = await loopbackTls(this.deps.env);
+    }
     const server = await LoopbackServer.start({
       redirectUri: this.profile.redirectUri,
       port: this.profile.redirectPort,
+      ...(tls ? { tls: { key: tls.key, cert: tls.cert } } : {}),
     });
+    if (tls) {
+      io.err(
+        `The sign-in ends at ${server.redirectUri}, served with oauthmail's own certificate made on this computer.`,
+      );
+      io.err(
+        `Your browser warns that it does not trust it${tls.created ? '' : ' (unless you accepted it before)'}: check that the SHA-256 fingerprint is`,
+      );
+      io.err(`  ${tls.fingerprint}`);
+      io.err(
+        `then choose Advanced → Proceed to localhost. Or trust ${tls.dir}/cert.pem in the browser once to skip the warning.`,
+      );
+    }
     try {
       const redirectUri = server.redirectUri;
       // PKCE (RFC 7636) with S256, and state (RFC 6749 §10.12) and nonce (OIDC) of 256 bits.

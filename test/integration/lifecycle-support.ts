@@ -31,11 +31,11 @@ export interface Lab {
   secrets: Set<string>;
 }
 
-export async function startLab(): Promise<Lab> {
+export async function startLab(labFixtures?: object): Promise<Lab> {
   const pki = mkdtempSync(join(tmpdir(), 'lifecycle-pki-'));
   await run('bash', [join(ROOT, 'test/support/pki.sh'), pki]);
   const ca = readFileSync(join(pki, 'ca.pem'), 'utf8');
-  const idp = await startIdp({ pkiDir: pki });
+  const idp = await startIdp({ pkiDir: pki, ...(labFixtures ? { fixtures: labFixtures } : {}) });
   return {
     pki,
     ca,
