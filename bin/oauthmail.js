@@ -1,5 +1,5 @@
 #!/usr/bin/env node
 // Entry point: load the compiled CLI and hand over. Everything else lives in dist/.
-import { main } from '../dist/main.js';
+import { run } from '../dist/entry.js';
 
-process.exitCode = await main(process.argv.slice(2));
+process.exitCode = await run(process.argv.slice(2));
