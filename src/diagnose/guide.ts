@@ -233,7 +233,6 @@ function fillMicrosoft(p: GuideInput['profile'], clientId: string | undefined): 
 function googleGuide({ name, profile: p }: GuideInput): string {
   const s = new Steps();
   const flow = p.flow ?? 'browser';
-  const clientType = p.clientType ?? 'public';
   const redirect = redirectUriFor({ flow, redirectUri: p.redirectUri, redirectPort: p.redirectPort });
   const loopback = /^http:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d+)?\/?$/.test(redirect);
   const workspace = p.user && !/@(gmail|googlemail)\.com$/i.test(p.user);
@@ -305,9 +304,6 @@ function googleGuide({ name, profile: p }: GuideInput): string {
         : `oauthmail profile edit ${name} --set clientId=ID.apps.googleusercontent.com`,
       'Google asks for the client secret when a code is redeemed, even for Desktop apps (for them it is',
       `not really secret). Store it, never on the command line: oauthmail profile secret ${name} --stdin`,
-      clientType === 'public'
-        ? `and mark the app: oauthmail profile edit ${name} --set clientType=secret`
-        : '',
     );
   }
   s.step(
