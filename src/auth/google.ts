@@ -33,7 +33,7 @@ import {
   StoredTokenProvider,
   type TokenResponse,
 } from './generic.js';
-import type { AuthDeps, LoginOptions, TokenResult } from './types.js';
+import type { AuthDeps, LoginOptions, TokenResult, TokenStatus } from './types.js';
 
 interface ServiceAccountKey {
   type: string;
@@ -271,6 +271,26 @@ export class GoogleProvider extends StoredTokenProvider {
     } catch (e) {
       throw this.mapError(e, 'login', redirectUri);
     }
+  }
+
+  override async status(): Promise<TokenStatus> {
+    const st = await super.status();
+    if (!this.serviceAccount) return st;
+    // app-only: "signed in" means a key is stored; there is no refresh token to have
+    const hasKey = (await this.deps.store.get(this.profileName, 'service-account')) !== undefined;
+    return {
+      ...st,
+      signedIn: hasKey,
+      account: this.profile.user ?? null,
+      problems: hasKey
+        ? []
+        : [
+            {
+              problem: 'no service-account key is stored',
+              fix: `oauthmail profile secret ${this.profileName} --service-account-key FILE.json`,
+            },
+          ],
+    };
   }
 
   revokeHints(): string[] {

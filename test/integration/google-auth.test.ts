@@ -259,6 +259,20 @@ describe('Google browser sign-in', () => {
     expect(stats['google.token'].refresh_token).toBeGreaterThanOrEqual(3);
   }, 120_000);
 
+  it('import takes a refresh token from another tool and redeems it', async () => {
+    const a = home();
+    await addGoogleProfile(a, 'gmail', 'file');
+    expect((await browserLogin(a, 'gmail')).result.code).toBe(0);
+    const rt = await refreshTokenOf(a, 'gmail');
+    const b = home();
+    await addGoogleProfile(b, 'gmail', 'file');
+    const file = join(b.dir, 'tokens.json');
+    writeFileSync(file, JSON.stringify({ refresh_token: rt }), { mode: 0o600 });
+    const imp = await cli(b, ['import', 'gmail', '--file', file]);
+    expect(imp.code, imp.stderr).toBe(0);
+    expect(claims(await token(b, 'gmail')).email).toBe(CAROL.email);
+  }, 120_000);
+
   it('its token is accepted by Dovecot (IMAP) and Postfix (SMTP)', async () => {
     const h = home();
     await addGoogleProfile(h, 'gmail', 'file');
@@ -375,6 +389,12 @@ describe('Google Workspace service account', () => {
     expect((await adminGet('stats'))['google.token']['urn:ietf:params:oauth:grant-type:jwt-bearer']).toBe(n);
     await imapAccepts(CAROL.email, t);
     await smtpSends(CAROL.email, t);
+    const st = await cli(h, ['status', 'cron', '--json']);
+    expect(st.code, st.stderr).toBe(0);
+    const rows = JSON.parse(st.stdout) as unknown;
+    expect(Array.isArray(rows) ? rows : [rows]).toEqual([
+      expect.objectContaining({ name: 'cron', signedIn: true, account: CAROL.email }),
+    ]);
   }, 60_000);
 
   it('a service account without domain-wide delegation gets the admin-console sentence (exit 4)', async () => {
