@@ -36,9 +36,7 @@ export interface HealthFile {
 }
 
 export type HealthEvent =
-  | { kind: 'sign-in' }
-  | { kind: 'refresh'; rotated: boolean }
-  | { kind: 'refresh-refused'; code: string };
+  { kind: 'sign-in' } | { kind: 'refresh'; rotated: boolean } | { kind: 'refresh-refused'; code: string };
 
 export function healthFilePath(env: NodeJS.ProcessEnv): string {
   return path.join(resolvePaths(env).dataDir, 'health.json');
@@ -58,7 +56,12 @@ export async function readHealth(env: NodeJS.ProcessEnv): Promise<HealthFile> {
 }
 
 /** Apply an event to a record (pure; exported for tests). */
-export function applyEvent(prev: HealthRecord | undefined, provider: string, ev: HealthEvent, now: Date): HealthRecord {
+export function applyEvent(
+  prev: HealthRecord | undefined,
+  provider: string,
+  ev: HealthEvent,
+  now: Date,
+): HealthRecord {
   const at = now.toISOString();
   const r: HealthRecord = { ...(prev ?? {}), provider };
   if (ev.kind === 'sign-in') {
@@ -110,7 +113,10 @@ export async function recordHealth(
 }
 
 /** Forget a profile (after logout or profile removal). Best effort. */
-export async function forgetHealth(deps: { env: NodeJS.ProcessEnv; lock: LockFn }, profile: string): Promise<void> {
+export async function forgetHealth(
+  deps: { env: NodeJS.ProcessEnv; lock: LockFn },
+  profile: string,
+): Promise<void> {
   try {
     await deps.lock('health', async () => {
       const h = await readHealth(deps.env);
@@ -207,14 +213,22 @@ export function healthWarnings(
     out.push({
       code: 'google_testing_status',
       problem: `an earlier sign-in lasted only ${span(shortest)}: the Google app is probably in "Testing" status, where refresh tokens end after 7 days`,
-      fix: 'publish the app (Google Cloud console → OAuth consent screen → Publish app), then oauthmail login ' + p.name,
+      fix:
+        'publish the app (Google Cloud console → OAuth consent screen → Publish app), then oauthmail login ' +
+        p.name,
     });
   }
   if (p.clientSecretExpires && p.clientType === 'secret') {
-    const days = Math.floor((Date.parse(p.clientSecretExpires + 'T00:00:00Z') - now.getTime()) / (DAY * 1000));
+    const days = Math.floor(
+      (Date.parse(p.clientSecretExpires + 'T00:00:00Z') - now.getTime()) / (DAY * 1000),
+    );
     const fix = `create a new secret, then: oauthmail profile secret ${p.name} --stdin --expires YYYY-MM-DD`;
     if (days < 0) {
-      out.push({ code: 'client_secret_expired', problem: `the client secret expired on ${p.clientSecretExpires}`, fix });
+      out.push({
+        code: 'client_secret_expired',
+        problem: `the client secret expired on ${p.clientSecretExpires}`,
+        fix,
+      });
     } else if (days <= t.secretWarnDays) {
       out.push({
         code: 'client_secret_expiring',

@@ -53,7 +53,15 @@ function submitFormPost(html: string, ca: string): Promise<{ status: number; tex
   if (!action) throw new Error(`no form_post page: ${html.slice(0, 200)}`);
   const fields = new URLSearchParams();
   for (const m of html.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)) {
-    fields.set(m[1]!, m[2]!.replace(/&amp;/g, '&').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>'));
+    fields.set(
+      m[1]!,
+      m[2]!
+        .replace(/&amp;/g, '&')
+        .replace(/&quot;/g, '"')
+        .replace(/&#39;/g, "'")
+        .replace(/&lt;/g, '<')
+        .replace(/&gt;/g, '>'),
+    );
   }
   const body = fields.toString();
   return new Promise((resolve, reject) => {
@@ -78,11 +86,18 @@ describe('HTTPS loopback redirect', () => {
     const h = home(lab);
     await addProfile(lab, h, 'work', ['--redirect-uri', `https://localhost:${port}/`]);
 
-    const bg = background(lab, h, ['login', 'work', '--no-browser', '--timeout', '60'], /(https:\/\/\S+authorize\S+)/);
-    const url = (await Promise.race([
-      bg.matched,
-      bg.done.then((r) => Promise.reject(new Error(`login exited early: ${r.stderr}`))),
-    ]))[1]!;
+    const bg = background(
+      lab,
+      h,
+      ['login', 'work', '--no-browser', '--timeout', '60'],
+      /(https:\/\/\S+authorize\S+)/,
+    );
+    const url = (
+      await Promise.race([
+        bg.matched,
+        bg.done.then((r) => Promise.reject(new Error(`login exited early: ${r.stderr}`))),
+      ])
+    )[1]!;
     expect(new URL(url).searchParams.get('redirect_uri')).toBe(`https://localhost:${port}/`);
 
     const certFile = join(h.dir, 'data', 'loopback-tls', 'cert.pem');
@@ -90,14 +105,20 @@ describe('HTTPS loopback redirect', () => {
     const cert = readFileSync(certFile, 'utf8');
     const x = new X509Certificate(cert);
     expect(x.subjectAltName).toMatch(/DNS:localhost/);
-    const fp = createHash('sha256').update(x.raw).digest('hex').toUpperCase().replace(/(..)(?!$)/g, '$1:');
+    const fp = createHash('sha256')
+      .update(x.raw)
+      .digest('hex')
+      .toUpperCase()
+      .replace(/(..)(?!$)/g, '$1:');
 
     // the person signs in; the IdP answers with a form_post page to the https loopback
     const u = new URL(url);
     const page = await req(lab, 'GET', u.pathname + u.search);
     const txn = /name="txn" value="([^"]+)"/.exec(page.text)?.[1];
     const form = new URLSearchParams({ txn: txn!, username: ALICE.upn, password: ALICE.password }).toString();
-    const posted = await req(lab, 'POST', '/_flow/login', form, { 'content-type': 'application/x-www-form-urlencoded' });
+    const posted = await req(lab, 'POST', '/_flow/login', form, {
+      'content-type': 'application/x-www-form-urlencoded',
+    });
     expect(posted.status).toBe(200);
     const landing = await submitFormPost(posted.text, cert);
     expect(landing.status).toBe(200);

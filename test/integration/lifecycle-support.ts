@@ -56,7 +56,12 @@ export function req(
   path: string,
   body?: string,
   headers: Record<string, string> = {},
-): Promise<{ status: number; json: Json; text: string; headers: Record<string, string | string[] | undefined> }> {
+): Promise<{
+  status: number;
+  json: Json;
+  text: string;
+  headers: Record<string, string | string[] | undefined>;
+}> {
   const url = new URL(path, lab.idp.url);
   return new Promise((resolve, reject) => {
     const r = https.request(url, { method, ca: lab.ca, headers }, (res) => {
@@ -109,7 +114,13 @@ export async function cli(
 }
 
 /** Start the CLI in the background; resolves `matched` when stderr matches, and `done` at exit. */
-export function background(lab: Lab, h: CliHome, args: string[], waitFor: RegExp, input?: () => string | undefined) {
+export function background(
+  lab: Lab,
+  h: CliHome,
+  args: string[],
+  waitFor: RegExp,
+  input?: () => string | undefined,
+) {
   const child = spawn(process.execPath, [BIN, ...args], { env: h.env, stdio: ['pipe', 'pipe', 'pipe'] });
   if (!input) child.stdin.end();
   let stdout = '';
@@ -159,7 +170,9 @@ export async function deviceLogin(lab: Lab, h: CliHome, name: string): Promise<C
     bg.done.then((r) => Promise.reject(new Error(`login exited early: ${r.stderr}`))),
   ]);
   const code = m[1]!;
-  expect((await admin(lab, 'device', { user_code: code, action: 'approve', user: ALICE.upn })).status).toBe(200);
+  expect((await admin(lab, 'device', { user_code: code, action: 'approve', user: ALICE.upn })).status).toBe(
+    200,
+  );
   return bg.done;
 }
 
@@ -174,12 +187,15 @@ export async function browserSignIn(lab: Lab, authorizeUrl: string): Promise<str
   const txn = /name="txn" value="([^"]+)"/.exec(page.text)?.[1];
   expect(txn, 'sign-in page has a txn').toBeTruthy();
   const form = new URLSearchParams({ txn: txn!, username: ALICE.upn, password: ALICE.password }).toString();
-  const r = await req(lab, 'POST', '/_flow/login', form, { 'content-type': 'application/x-www-form-urlencoded' });
+  const r = await req(lab, 'POST', '/_flow/login', form, {
+    'content-type': 'application/x-www-form-urlencoded',
+  });
   expect(r.status, r.text.slice(0, 300)).toBe(302);
   return String(r.headers.location);
 }
 
-export const claims = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString('utf8'));
+export const claims = (jwt: string) =>
+  JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString('utf8'));
 
 /** No token or secret seen in this file's tests appears in anything the CLI printed. */
 export function expectNoLeaks(lab: Lab, allowed: Set<string> = new Set()): void {

@@ -46,8 +46,11 @@ beforeEach(async () => {
 
 describe('keep-alive', () => {
   it('refresh --all on a schedule keeps a profile alive past the idle timeout; an untouched one dies after status warned', async () => {
-    const IDLE = 8; // the IdP ends refresh tokens unused for 8 s
-    const healthEnv = { OAUTHMAIL_HEALTH_IDLE_WARN_SECONDS: '3', OAUTHMAIL_HEALTH_IDLE_LIMIT_SECONDS: String(IDLE) };
+    const IDLE = 10; // the IdP ends refresh tokens unused for 10 s
+    const healthEnv = {
+      OAUTHMAIL_HEALTH_IDLE_WARN_SECONDS: '3',
+      OAUTHMAIL_HEALTH_IDLE_LIMIT_SECONDS: String(IDLE),
+    };
     const kept = home(lab, healthEnv);
     const idle = home(lab, healthEnv);
     await addProfile(lab, kept, 'kept');
@@ -81,7 +84,9 @@ describe('keep-alive', () => {
         // before the idle profile dies, status warns about it (and exits 0: it still works)
         const s = await cli(lab, idle, ['status', 'idle']);
         expect(s.code, s.stderr).toBe(0);
-        expect(s.stdout).toMatch(/! warning: the refresh token has not been used for \d+ seconds; Microsoft ends a sign-in unused for 8 seconds/);
+        expect(s.stdout).toMatch(
+          /! warning: the refresh token has not been used for \d+ seconds; Microsoft ends a sign-in unused for 10 seconds/,
+        );
         expect(s.stdout).toMatch(/run oauthmail refresh idle/);
         const sj = JSON.parse((await cli(lab, idle, ['status', 'idle', '--json'])).stdout)[0];
         expect(sj.warnings.map((w: { code: string }) => w.code)).toEqual(['refresh_token_idle']);
@@ -105,7 +110,9 @@ describe('keep-alive', () => {
 
     const dead = await cli(lab, idle, ['refresh', '--all']);
     expect(dead.code).toBe(4);
-    expect(dead.stderr).toMatch(/idle: FAILED: the sign-in expired because it was not used for 90 days .*\(AADSTS700082\)/);
+    expect(dead.stderr).toMatch(
+      /idle: FAILED: the sign-in expired because it was not used for 90 days .*\(AADSTS700082\)/,
+    );
     expect(dead.stderr).toMatch(/hint: run: oauthmail login idle/);
     // the cached access token still works until it expires; a refresh does not
     const t = await cli(lab, idle, ['token', 'idle', '--force-refresh']);
@@ -134,7 +141,8 @@ describe('keep-alive', () => {
     expect(q.stderr).toBe('');
 
     expect(
-      (await admin(lab, 'faults', { endpoint: 'token', grantType: 'refresh_token', status: 503, times: 1 })).status,
+      (await admin(lab, 'faults', { endpoint: 'token', grantType: 'refresh_token', status: 503, times: 1 }))
+        .status,
     ).toBe(200);
     const tr = await cli(lab, h, ['refresh', 'a']);
     expect(tr.code, tr.stderr).toBe(6);
@@ -164,7 +172,9 @@ describe('login --paste', () => {
     second.child.stdin.end(redirect1 + '\n');
     const refused = await second.done;
     expect(refused.code).toBe(4);
-    expect(refused.stderr).toMatch(/the pasted URL belongs to another sign-in \(its state does not match\); nothing was stored/);
+    expect(refused.stderr).toMatch(
+      /the pasted URL belongs to another sign-in \(its state does not match\); nothing was stored/,
+    );
     expect((await cli(lab, h, ['status', 'work'])).code).toBe(4);
 
     // the right URL: signed in
@@ -204,7 +214,15 @@ describe('hand-off to other programs', () => {
     await addProfile(lab, h, 'work');
     expect((await deviceLogin(lab, h, 'work')).code).toBe(0);
 
-    const r = await h.run(['exec', '-p', 'work', '--', 'sh', '-c', 'echo $OAUTHMAIL_ACCESS_TOKEN; echo $OAUTHMAIL_USER']);
+    const r = await h.run([
+      'exec',
+      '-p',
+      'work',
+      '--',
+      'sh',
+      '-c',
+      'echo $OAUTHMAIL_ACCESS_TOKEN; echo $OAUTHMAIL_USER',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const [token, user] = r.stdout.trim().split('\n');
     lab.secrets.add(token!);
@@ -265,7 +283,9 @@ describe('hand-off to other programs', () => {
     const x = await h.run(['token', '--sasl', 'work']);
     expect(x.code, x.stderr).toBe(0);
     lab.secrets.add(x.stdout.trim());
-    expect(Buffer.from(x.stdout.trim(), 'base64').toString()).toBe(`user=${ALICE.upn}\x01auth=Bearer ${t}\x01\x01`);
+    expect(Buffer.from(x.stdout.trim(), 'base64').toString()).toBe(
+      `user=${ALICE.upn}\x01auth=Bearer ${t}\x01\x01`,
+    );
     const bad = await cli(lab, h, ['token', 'work', '--sasl', 'plain']);
     expect(bad.code).toBe(2);
     const badp = await cli(lab, h, ['token', 'work', '--sasl', 'oauthbearer', '--protocol', 'pop']);
@@ -289,7 +309,9 @@ describe('catalogue entries, provoked through the identity provider', () => {
     const h = home(lab, { OAUTHMAIL_CLIENT_SECRET: 'not-needed-secret-value' });
     lab.secrets.add('not-needed-secret-value');
     await addProfile(lab, h, 'pub', ['--client-type', 'secret', '--flow', 'client-credentials']);
-    const r = await cli(lab, h, ['token', 'pub'], { env: { OAUTHMAIL_CLIENT_SECRET: 'not-needed-secret-value' } });
+    const r = await cli(lab, h, ['token', 'pub'], {
+      env: { OAUTHMAIL_CLIENT_SECRET: 'not-needed-secret-value' },
+    });
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(
       /the app is registered as a public client, so it must not send a client secret or certificate \(AADSTS700025\)/,
@@ -315,7 +337,9 @@ describe('catalogue entries, provoked through the identity provider', () => {
     ).toBe(200);
     const r = await cli(lab, h, ['token', 'work', '--force-refresh']);
     expect(r.code).toBe(3);
-    expect(r.stderr).toMatch(/the sign-in was started in one tenant and redeemed in another .*\(AADSTS7000012\)/);
+    expect(r.stderr).toMatch(
+      /the sign-in was started in one tenant and redeemed in another .*\(AADSTS7000012\)/,
+    );
     expect(r.stderr).toMatch(/oauthmail profile show work/);
   });
 
@@ -327,7 +351,11 @@ describe('catalogue entries, provoked through the identity provider', () => {
     await sleep(2100);
     const r = await cli(lab, h, ['token', 'work', '--force-refresh']);
     expect(r.code).toBe(4);
-    expect(r.stderr).toMatch(/the sign-in expired because it was not used for 90 days \(Microsoft ends idle refresh tokens\) \(AADSTS700082\)/);
-    expect(r.stderr).toMatch(/hint: run: oauthmail login work; then keep it alive with a scheduled oauthmail refresh --all/);
+    expect(r.stderr).toMatch(
+      /the sign-in expired because it was not used for 90 days \(Microsoft ends idle refresh tokens\) \(AADSTS700082\)/,
+    );
+    expect(r.stderr).toMatch(
+      /hint: run: oauthmail login work; then keep it alive with a scheduled oauthmail refresh --all/,
+    );
   });
 });

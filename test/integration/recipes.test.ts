@@ -62,16 +62,27 @@ beforeAll(async () => {
   h = cliHome({ DISPLAY: '', WAYLAND_DISPLAY: '', BROWSER: '' });
   expect((await admin('config', { deviceCodeInterval: 1 })).status).toBe(200);
   const add = await h.run([
-    'profile', 'add', 'work',
-    '--client-id', PUBLIC,
-    '--authority', `${s.idpUrl}/${TID}/`,
-    '--user', ALICE,
-    '--smtp', `${s.smtpHost}:${s.smtpPort}`,
-    '--smtp-security', 'starttls',
-    '--storage', 'file',
+    'profile',
+    'add',
+    'work',
+    '--client-id',
+    PUBLIC,
+    '--authority',
+    `${s.idpUrl}/${TID}/`,
+    '--user',
+    ALICE,
+    '--smtp',
+    `${s.smtpHost}:${s.smtpPort}`,
+    '--smtp-security',
+    'starttls',
+    '--storage',
+    'file',
   ]);
   expect(add.code, add.stderr).toBe(0);
-  const child = spawn(process.execPath, [BIN, 'login', 'work', '--device'], { env: h.env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'login', 'work', '--device'], {
+    env: h.env,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   child.stdin.end();
   let err = '';
   const code = await new Promise<string>((resolve, reject) => {
@@ -94,7 +105,8 @@ beforeAll(async () => {
 
 afterAll(() => {
   const all = transcript.join('\n');
-  for (const sec of secrets) if (sec) expect(all.includes(sec), 'a token leaked into program output').toBe(false);
+  for (const sec of secrets)
+    if (sec) expect(all.includes(sec), 'a token leaked into program output').toBe(false);
   expect(all).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\./);
 });
 
@@ -182,7 +194,11 @@ async function mailToAlice(t: string): Promise<void> {
     ].join('\n'),
   );
   chmodSync(conf, 0o600);
-  const r = run('msmtp', ['-C', conf, '-a', 'work', ALICE], `From: ${ALICE}\nTo: ${ALICE}\nSubject: ${t}\n\nbody ${t}\n`);
+  const r = run(
+    'msmtp',
+    ['-C', conf, '-a', 'work', ALICE],
+    `From: ${ALICE}\nTo: ${ALICE}\nSubject: ${t}\n\nbody ${t}\n`,
+  );
   expect(r.code, r.stderr).toBe(0);
   expect(await waitForMail(s, ALICE, t, 1)).toHaveLength(1);
 }
@@ -207,7 +223,11 @@ describe('mutt (smtp_oauth_refresh_command)', () => {
           '',
         ].join('\n'),
       );
-      const r = run('mutt', ['-n', '-F', rc, '-s', `mutt ${t}`, '--', 'bob@contoso.test'], `sent by mutt ${t}\n`);
+      const r = run(
+        'mutt',
+        ['-n', '-F', rc, '-s', `mutt ${t}`, '--', 'bob@contoso.test'],
+        `sent by mutt ${t}\n`,
+      );
       expect(r.code, r.stderr + r.stdout).toBe(0);
       const found = await waitForMail(s, 'bob@contoso.test', t, 1);
       expect(found).toHaveLength(1);
@@ -274,7 +294,12 @@ describe('git send-email (--sendmail-cmd "oauthmail sendmail")', () => {
     const git = (...a: string[]) => {
       const r = run('git', a, '', {
         cwd: repo,
-        env: { GIT_AUTHOR_NAME: 'Alice', GIT_AUTHOR_EMAIL: ALICE, GIT_COMMITTER_NAME: 'Alice', GIT_COMMITTER_EMAIL: ALICE },
+        env: {
+          GIT_AUTHOR_NAME: 'Alice',
+          GIT_AUTHOR_EMAIL: ALICE,
+          GIT_COMMITTER_NAME: 'Alice',
+          GIT_COMMITTER_EMAIL: ALICE,
+        },
       });
       expect(r.code, r.stderr).toBe(0);
       return r.stdout;

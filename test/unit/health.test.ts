@@ -21,7 +21,13 @@ const DAY = 86_400_000;
 const now = new Date('2026-06-01T00:00:00Z');
 const ago = (days: number) => new Date(now.getTime() - days * DAY).toISOString();
 const t = thresholdsFrom({});
-const ms: HealthInput = { name: 'work', provider: 'microsoft', flow: 'browser', clientType: 'public', signedIn: true };
+const ms: HealthInput = {
+  name: 'work',
+  provider: 'microsoft',
+  flow: 'browser',
+  clientType: 'public',
+  signedIn: true,
+};
 
 describe('health thresholds', () => {
   it('default to 60/90 days, 7.5 days, 30 days; the environment overrides them', () => {
@@ -31,7 +37,10 @@ describe('health thresholds', () => {
       shortLifetimeSeconds: 7.5 * 86_400,
       secretWarnDays: 30,
     });
-    const e = thresholdsFrom({ OAUTHMAIL_HEALTH_IDLE_WARN_SECONDS: '3', OAUTHMAIL_HEALTH_SECRET_WARN_DAYS: 'x' });
+    const e = thresholdsFrom({
+      OAUTHMAIL_HEALTH_IDLE_WARN_SECONDS: '3',
+      OAUTHMAIL_HEALTH_SECRET_WARN_DAYS: 'x',
+    });
     expect(e.idleWarnSeconds).toBe(3);
     expect(e.secretWarnDays).toBe(30);
   });
@@ -39,8 +48,15 @@ describe('health thresholds', () => {
 
 describe('health warnings', () => {
   it('Microsoft: no warning at 59 days unused, a warning with the days left after 60', () => {
-    expect(healthWarnings(ms, { provider: 'microsoft', obtainedAt: ago(100), lastUsedAt: ago(59) }, t, now)).toEqual([]);
-    const w = healthWarnings(ms, { provider: 'microsoft', obtainedAt: ago(100), lastUsedAt: ago(61) }, t, now);
+    expect(
+      healthWarnings(ms, { provider: 'microsoft', obtainedAt: ago(100), lastUsedAt: ago(59) }, t, now),
+    ).toEqual([]);
+    const w = healthWarnings(
+      ms,
+      { provider: 'microsoft', obtainedAt: ago(100), lastUsedAt: ago(61) },
+      t,
+      now,
+    );
     expect(w).toHaveLength(1);
     expect(w[0]!.code).toBe('refresh_token_idle');
     expect(w[0]!.problem).toBe(
@@ -81,14 +97,23 @@ describe('health events', () => {
   it('sign-in, refresh (rotated or not), refused: timestamps and one lifetime per death', () => {
     const t0 = new Date('2026-01-01T00:00:00Z');
     let r = applyEvent(undefined, 'google', { kind: 'sign-in' }, t0);
-    expect(r).toMatchObject({ provider: 'google', obtainedAt: t0.toISOString(), lastUsedAt: t0.toISOString() });
+    expect(r).toMatchObject({
+      provider: 'google',
+      obtainedAt: t0.toISOString(),
+      lastUsedAt: t0.toISOString(),
+    });
     const t1 = new Date(t0.getTime() + DAY);
     r = applyEvent(r, 'google', { kind: 'refresh', rotated: false }, t1);
     expect(r.lastUsedAt).toBe(t1.toISOString());
     expect(r.lastRotatedAt).toBe(t0.toISOString());
     const t2 = new Date(t0.getTime() + 7 * DAY);
     r = applyEvent(r, 'google', { kind: 'refresh-refused', code: 'invalid_grant' }, t2);
-    r = applyEvent(r, 'google', { kind: 'refresh-refused', code: 'invalid_grant' }, new Date(t2.getTime() + DAY));
+    r = applyEvent(
+      r,
+      'google',
+      { kind: 'refresh-refused', code: 'invalid_grant' },
+      new Date(t2.getTime() + DAY),
+    );
     expect(r.lifetimes).toEqual([7 * 86_400]);
     expect(r.lastFailureCode).toBe('invalid_grant');
     r = applyEvent(r, 'google', { kind: 'sign-in' }, t2);
@@ -106,7 +131,12 @@ describe('health events', () => {
     expect(statSync(file).mode & 0o777).toBe(0o600);
     const h = await readHealth(env);
     expect(Object.keys(h.profiles)).toEqual(['work']);
-    expect(Object.keys(h.profiles.work!).sort()).toEqual(['lastRotatedAt', 'lastUsedAt', 'obtainedAt', 'provider']);
+    expect(Object.keys(h.profiles.work!).sort()).toEqual([
+      'lastRotatedAt',
+      'lastUsedAt',
+      'obtainedAt',
+      'provider',
+    ]);
     expect(readFileSync(file, 'utf8')).not.toMatch(/token"|secret/i);
   });
 });
@@ -116,7 +146,10 @@ describe('login --paste input', () => {
     expect(parsePasted('http://localhost/?code=abc.DEF-1&state=s1&client_info=ci')).toEqual(
       expect.objectContaining({ code: 'abc.DEF-1', state: 's1', client_info: 'ci' }),
     );
-    expect(parsePasted('  "http://localhost:8400/cb#code=x&state=y"  ')).toMatchObject({ code: 'x', state: 'y' });
+    expect(parsePasted('  "http://localhost:8400/cb#code=x&state=y"  ')).toMatchObject({
+      code: 'x',
+      state: 'y',
+    });
     expect(parsePasted('0.AQEA-xyz_123')).toEqual({ code: '0.AQEA-xyz_123' });
     // a URL without a state never passes as a bare code
     expect(parsePasted('http://localhost/?code=abc')).toMatchObject({ code: 'abc', state: '' });

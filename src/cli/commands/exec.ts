@@ -44,7 +44,10 @@ Examples:
       }
       if (!command.length) throw new UsageError('give a command to run after --', { code: 'bad_usage' });
       const { resolveProvider } = await import('../../auth/index.js');
-      const { name, profile, provider } = await resolveProvider(ctx, program.opts().profile as string | undefined);
+      const { name, profile, provider } = await resolveProvider(
+        ctx,
+        program.opts().profile as string | undefined,
+      );
       const t = await provider.getToken({ minValiditySeconds: min });
       const env: NodeJS.ProcessEnv = {
         ...ctx.env,

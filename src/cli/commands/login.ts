@@ -66,6 +66,13 @@ Order of fallbacks when a step is impossible: browser (with a display) → devic
         nameArg ?? (program.opts().profile as string | undefined),
       );
       const io = ctx.io;
+      if (opts.paste && profile.provider !== 'microsoft') {
+        // only the Microsoft provider implements the paste flow so far
+        throw new UsageError(`--paste is not available for ${profile.provider} profiles yet`, {
+          code: 'paste_not_supported',
+          hint: `forward the loopback port (ssh -L PORT:localhost:PORT) and run: oauthmail login ${name} --no-browser`,
+        });
+      }
       if (opts.device && profile.provider === 'google') {
         // Refused before any request: Google's device flow cannot grant the mail scope.
         const { GOOGLE_NO_DEVICE } = await import('../../diagnose/google-errors.js');
@@ -91,7 +98,7 @@ Order of fallbacks when a step is impossible: browser (with a display) → devic
         else {
           throw new AuthError(`signing in to ${name} needs a person, and this session is not interactive`, {
             code: 'not_interactive',
-            hint: `run: oauthmail login ${name} in a terminal (or oauthmail login ${name} --device to approve a code on another device)`,
+            hint: `run: oauthmail login ${name} in a terminal (or oauthmail login ${name} --device to approve a code on another device, or --paste to paste the final address back)`,
           });
         }
       } else if (profile.flow === 'device') method = 'device';

@@ -79,7 +79,8 @@ Examples:
           }
           const t = await provider.getToken({ forceRefresh: true });
           // Microsoft records its own health (with rotation); other providers are recorded here
-          if (p.provider !== 'microsoft' && !appOnly) await recordHealth(healthDeps, name, p.provider, { kind: 'refresh', rotated: false });
+          if (p.provider !== 'microsoft' && !appOnly)
+            await recordHealth(healthDeps, name, p.provider, { kind: 'refresh', rotated: false });
           const rec = (await readHealth(ctx.env)).profiles[name];
           rows.push({
             profile: name,
@@ -93,8 +94,15 @@ Examples:
         } catch (e) {
           const err = isOauthmailError(e)
             ? e
-            : new OauthmailError(`unexpected error: ${(e as Error)?.message ?? String(e)}`, { code: 'unexpected' });
-          if (err instanceof AuthError && p.provider !== 'microsoft' && !appOnly && err.code !== 'not_signed_in') {
+            : new OauthmailError(`unexpected error: ${(e as Error)?.message ?? String(e)}`, {
+                code: 'unexpected',
+              });
+          if (
+            err instanceof AuthError &&
+            p.provider !== 'microsoft' &&
+            !appOnly &&
+            err.code !== 'not_signed_in'
+          ) {
             await recordHealth(healthDeps, name, p.provider, { kind: 'refresh-refused', code: err.code });
           }
           rows.push({
@@ -136,10 +144,13 @@ Examples:
       const list = (rs: Row[]) => rs.map((r) => r.profile).join(', ');
       const auth = failed.filter((r) => r.exitCode === ExitCode.AUTH);
       if (auth.length) {
-        throw new AuthError(`${auth.length === 1 ? 'profile' : 'profiles'} ${list(auth)} need${auth.length === 1 ? 's' : ''} a new sign-in`, {
-          code: 'refresh_sign_in_needed',
-          hint: `run: oauthmail login ${auth[0]!.profile}`,
-        });
+        throw new AuthError(
+          `${auth.length === 1 ? 'profile' : 'profiles'} ${list(auth)} need${auth.length === 1 ? 's' : ''} a new sign-in`,
+          {
+            code: 'refresh_sign_in_needed',
+            hint: `run: oauthmail login ${auth[0]!.profile}`,
+          },
+        );
       }
       const transient = failed.filter((r) => r.exitCode === ExitCode.TRANSIENT);
       if (transient.length) {
