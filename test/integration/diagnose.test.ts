@@ -361,9 +361,45 @@ describe('oauthmail test: each fault has its own line, fix and exit code', () =>
         /^FAIL {2}smtp +127\.0\.0\.1:\d+ does not offer SASL XOAUTH2 or OAUTHBEARER \(it offers: PLAIN LOGIN\)/,
       );
       expect(fixOf(r, 'smtp')).toMatch(/smtp\.office365\.com:587/);
+      // the same server with security starttls: it does not offer STARTTLS, a TLS failure (exit 3)
+      await addProfile('nostarttls', [
+        '--client-id',
+        PUBLIC,
+        '--authority',
+        `${s.idpUrl}/${TID}/`,
+        '--user',
+        ALICE,
+        '--capabilities',
+        'send',
+        '--smtp',
+        `127.0.0.1:${port}`,
+        '--smtp-security',
+        'starttls',
+      ]);
+      const t = await testWithToken('nostarttls', await idpMint({ user: ALICE }));
+      expect(t.code).toBe(3);
+      expect(line(t, 'smtp')).toMatch(/^FAIL {2}smtp +127\.0\.0\.1:\d+ does not offer STARTTLS/);
     } finally {
       server.close();
     }
+  });
+
+  it('sasl oauthbearer: the SMTP check signs in with OAUTHBEARER (RFC 7628)', async () => {
+    await addProfile('bearer', [
+      '--client-id',
+      PUBLIC,
+      '--authority',
+      `${s.idpUrl}/${TID}/`,
+      '--user',
+      ALICE,
+      '--sasl',
+      'oauthbearer',
+      ...servers(),
+    ]);
+    const r = await testWithToken('bearer', await idpMint({ user: ALICE }), ['--verbose']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(line(r, 'smtp')).toMatch(/OAUTHBEARER offered, AUTH: signed in .* with OAUTHBEARER$/);
+    expect(r.stderr).toMatch(/transcript: smtp C: AUTH OAUTHBEARER \[REDACTED\]/);
   });
 
   it('TLS failure (the server certificate is not trusted: no test CA): smtp check, exit 3', async () => {
