@@ -10,6 +10,7 @@ import { registerProfile } from './commands/profile.js';
 import { registerMailboxes } from './commands/mailboxes.js';
 import { registerList } from './commands/list.js';
 import { registerFetch } from './commands/fetch.js';
+import { registerWatch } from './commands/watch.js';
 import { registerSend } from './commands/send.js';
 import { registerSendmail } from './commands/sendmail.js';
 import { registerLogin } from './commands/login.js';
@@ -96,6 +97,7 @@ Help topics: oauthmail help exit-codes | oauthmail help environment`,
   registerMailboxes(program, ctx);
   registerList(program, ctx);
   registerFetch(program, ctx);
+  registerWatch(program, ctx);
   registerSend(program, ctx);
   registerSendmail(program, ctx);
   registerLogin(program, ctx);

@@ -234,9 +234,9 @@ export interface FetchState {
   updated: string;
 }
 
-const LARGE = 1024 * 1024;
-const MAX_BATCH_BYTES = 16 * 1024 * 1024;
-const MAX_INFLIGHT_BYTES = 16 * 1024 * 1024;
+const LARGE = 512 * 1024;
+const MAX_BATCH_BYTES = 8 * 1024 * 1024;
+const MAX_INFLIGHT_BYTES = 4 * 1024 * 1024;
 
 /** A short, file-name-safe tag for a mailbox path ("INBOX", "Archive_2024"...). */
 export function mailboxTag(mailbox: string): string {

@@ -152,8 +152,8 @@ export async function appendAll(c: ImapFlow, folder: string, msgs: Buffer[]): Pr
 
 /**
  * Run the real fetch code (dist/) in a child process with a minted token. The child prints the
- * summary as JSON on stdout and its peak RSS (getrusage ru_maxrss via process.resourceUsage(), KB)
- * as "max-rss-kb=N" on stderr.
+ * summary as JSON on stdout and its peak RSS (VmHWM from /proc/self/status, KB, read just before
+ * it exits) as "max-rss-kb=N" on stderr.
  */
 const DRIVER = `
 const [cfg] = process.argv.slice(1);
@@ -174,7 +174,11 @@ try {
 } finally {
   await closeImap(client);
 }
-process.stderr.write('max-rss-kb=' + process.resourceUsage().maxRSS + '\\n');
+// VmHWM: the peak RSS of this process's own memory. (getrusage's ru_maxrss is not usable here:
+// Linux carries the forking parent's peak over exec, so it reports the vitest worker's size.)
+const { readFileSync } = await import('node:fs');
+const hwm = /VmHWM:\\s+(\\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+process.stderr.write('max-rss-kb=' + (hwm ? hwm[1] : process.resourceUsage().maxRSS) + '\\n');
 process.exit(code);
 `;
 

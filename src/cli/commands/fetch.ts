@@ -117,8 +117,16 @@ Examples:
         process.off('SIGTERM', onSignal);
         await closeImap(client);
         if (ctx.env.OAUTHMAIL_DEBUG_RSS) {
-          // for the memory tests: the peak resident set size of this process, in KB
-          io.err(`debug: max-rss-kb=${process.resourceUsage().maxRSS}`);
+          // for memory tests: the peak resident set size of this process, in KB. VmHWM, not
+          // getrusage's maxRSS: Linux carries the forking parent's peak over exec into the latter.
+          const { readFileSync } = await import('node:fs');
+          let kb = process.resourceUsage().maxRSS;
+          try {
+            kb = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? kb);
+          } catch {
+            // not Linux: fall back to getrusage
+          }
+          io.err(`debug: max-rss-kb=${kb}`);
         }
       }
     });
