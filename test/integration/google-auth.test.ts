@@ -379,6 +379,10 @@ describe('Google Workspace service account', () => {
       'file',
     ]);
     expect(add.code, add.stderr).toBe(0);
+    // no person needed: login works without a terminal (stdin is not a TTY here)
+    const login = await cli(h, ['login', 'cron']);
+    expect(login.code, login.stderr).toBe(0);
+    expect(login.stderr).toMatch(/app-only token for cron/);
     const t = await token(h, 'cron');
     const c = claims(t);
     expect(c.email).toBe(CAROL.email);

@@ -88,8 +88,9 @@ Order of fallbacks when a step is impossible: browser (with a display) → devic
         // the person pastes on stdin: no TTY needed, and no browser opened here
         method = 'browser';
         openBrowser = false;
-      } else if (profile.flow === 'client-credentials') method = 'client-credentials';
-      else if (opts.device) method = 'device';
+      } else if (profile.flow === 'client-credentials' || profile.flow === 'service-account') {
+        method = 'client-credentials'; // app-only (a Google service account too): no person involved
+      } else if (opts.device) method = 'device';
       else if (opts.browser !== undefined) method = 'browser';
       else if (!io.interactive) {
         // Nobody to answer a browser: a device code can still be completed elsewhere when a
