@@ -21,6 +21,8 @@ import {
   CONFIDENTIAL,
   deviceLogin,
   expectNoLeaks,
+  fixtures,
+  req,
   home,
   type Lab,
   startLab,
@@ -150,6 +152,92 @@ describe('keep-alive', () => {
     // and the stored sign-in survived the failure
     const again = await cli(lab, h, ['refresh', 'a']);
     expect(again.code, again.stderr).toBe(0);
+  }, 60_000);
+});
+
+describe('Google: a short-lived sign-in is flagged as "Testing" status', () => {
+  it('refresh --all records the sign-in that died after seconds, and status warns about Testing status', async () => {
+    expect((await admin(lab, 'config', { autoConsent: true })).status).toBe(200);
+    const G = fixtures.google;
+    const CAROL = G.users[0];
+    const CLIENT = G.clients[0];
+    const idp = lab.idp.url;
+    const h = home(lab);
+    const add = await cli(
+      lab,
+      h,
+      [
+        'profile',
+        'add',
+        'gmail',
+        '--provider',
+        'google',
+        '--client-id',
+        CLIENT.clientId,
+        '--client-type',
+        'secret',
+        '--client-secret-stdin',
+        '--authorization-endpoint',
+        `${idp}/o/oauth2/v2/auth`,
+        '--token-endpoint',
+        `${idp}/token`,
+        '--user',
+        CAROL.email,
+        '--storage',
+        'file',
+      ],
+      { input: CLIENT.secret },
+    );
+    expect(add.code, add.stderr).toBe(0);
+    // sign in: the person's browser is driven over HTTP, and lands on oauthmail's loopback
+    const bg = background(
+      lab,
+      h,
+      ['login', 'gmail', '--no-browser', '--timeout', '60'],
+      /(https:\/\/\S+\/o\/oauth2\/v2\/auth\?\S+)/,
+    );
+    const url = new URL((await bg.matched)[1]!);
+    const page = await req(lab, 'GET', url.pathname + url.search);
+    const txn = /name="txn" value="([^"]+)"/.exec(page.text)?.[1];
+    const form = new URLSearchParams({
+      txn: txn!,
+      username: CAROL.email,
+      password: CAROL.password,
+    }).toString();
+    const formType = { 'content-type': 'application/x-www-form-urlencoded' };
+    const consent = await req(lab, 'POST', '/_flow/login', form, formType);
+    expect(consent.status).toBe(200); // Google asks for consent again (prompt=consent)
+    const posted = await req(
+      lab,
+      'POST',
+      '/_flow/consent',
+      new URLSearchParams({
+        txn: /name="txn" value="([^"]+)"/.exec(consent.text)![1]!,
+        action: 'accept',
+      }).toString(),
+      formType,
+    );
+    expect(posted.status).toBe(302);
+    const landing = await fetch(String(posted.headers.location));
+    expect(landing.status).toBe(200);
+    const login = await bg.done;
+    expect(login.code, login.stderr).toBe(0);
+    lab.secrets.add(CLIENT.secret);
+
+    const ok = await cli(lab, h, ['refresh', '--all']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stderr).toMatch(/^gmail: ok, refresh token redeemed$/m);
+    // Google ends it (as it does after 7 days for an app in Testing status)
+    expect((await admin(lab, 'revoke-refresh-tokens', { user: CAROL.email })).status).toBe(200);
+    const dead = await cli(lab, h, ['refresh', '--all']);
+    expect(dead.code).toBe(4);
+    const st = await cli(lab, h, ['status', 'gmail', '--json']);
+    const j = JSON.parse(st.stdout)[0];
+    expect(j.warnings.map((w: { code: string }) => w.code)).toContain('google_testing_status');
+    const text = await cli(lab, h, ['status', 'gmail']);
+    expect(text.stdout).toMatch(
+      /! warning: an earlier sign-in lasted only \d+ seconds: the Google app is probably in "Testing" status/,
+    );
   }, 60_000);
 });
 
