@@ -312,7 +312,7 @@ export class MicrosoftProvider implements TokenProvider {
       },
       cache: { cachePlugin: plugin },
       system: {
-        networkClient: this.watchDeviceCode(createNetworkModule({ debug: (l) => io.debug(l), onSlowDown })),
+        networkClient: this.watchDeviceCode(createNetworkModule({ debug: (l) => io.debug(l), onSlowDown, retry: this.profile.retry })),
         loggerOptions: {
           piiLoggingEnabled: false,
           logLevel: io.verbose ? msal.LogLevel.Info : msal.LogLevel.Error,
