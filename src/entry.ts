@@ -6,6 +6,13 @@ import { fastPath } from './cli/fast-path.js';
 import type { MainDeps } from './main.js';
 
 export async function run(argv: string[], deps: MainDeps = {}): Promise<number> {
+  if (!deps.stdout) {
+    // `oauthmail ... | head`: a reader that went away is not an error of ours (as with cat, git)
+    process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      throw e;
+    });
+  }
   const full = {
     stdin: deps.stdin ?? process.stdin,
     stdout: deps.stdout ?? process.stdout,
