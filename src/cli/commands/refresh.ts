@@ -60,6 +60,11 @@ Examples:
         ? Object.keys(config.profiles).sort()
         : [resolveProfileName(config, explicit, ctx.env).name];
       const io = ctx.io;
+      if (!names.length) {
+        if (io.json) io.outJson([]);
+        else io.err('No profiles yet. Create one: oauthmail profile add NAME --client-id ID');
+        return;
+      }
       const rows: Row[] = [];
       const healthDeps = { env: ctx.env, lock: ctx.lock, debug: (m: string) => io.debug(m) };
 
