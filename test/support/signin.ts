@@ -1,0 +1,126 @@
+/**
+ * A private fake Entra ID for one test file, signed with the stack's keys (so that the local
+ * Postfix/Dovecot accept its tokens), plus the steps most CLI tests repeat: add a Microsoft
+ * profile, sign it in with a device code approved through the admin API, call the admin API.
+ *
+ * Each file gets its own IdP so that `/_admin/reset` and `/_admin/stats` in one file never see
+ * another file's traffic.
+ */
+import https from 'node:https';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startIdp, type IdpHandle } from './idp/index.mjs';
+import { BIN, type CliHome, type CliResult } from './cli.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- IdP JSON answers, checked by the assertions
+export type Json = any;
+const ROOT = join(import.meta.dirname, '..', '..');
+export const fixtures = JSON.parse(readFileSync(join(ROOT, 'test/support/fixtures.json'), 'utf8'));
+export const TID: string = fixtures.microsoft.tenantId;
+export const PUBLIC_CLIENT: string = fixtures.microsoft.clients[0].clientId;
+export const ALICE: { upn: string; password: string } = fixtures.microsoft.users[0];
+
+export interface TestIdp {
+  idp: IdpHandle;
+  url: string;
+  admin(path: string, json?: unknown, method?: string): Promise<{ status: number; json: Json }>;
+  close(): Promise<void>;
+}
+
+/** Start a private IdP on the stack's PKI (needs test/support/with-stack.sh). */
+export async function startTestIdp(): Promise<TestIdp> {
+  const pkiDir = process.env.STACK_PKI_DIR;
+  if (!pkiDir) throw new Error('STACK_PKI_DIR is not set: run the tests through test/support/with-stack.sh');
+  const ca = readFileSync(join(pkiDir, 'ca.pem'), 'utf8');
+  const idp = await startIdp({ pkiDir });
+  const admin: TestIdp['admin'] = (path, json, method) =>
+    new Promise((resolve, reject) => {
+      const body = json === undefined ? undefined : JSON.stringify(json);
+      const r = https.request(
+        new URL(`/_admin/${path}`, idp.url),
+        {
+          method: method ?? (body ? 'POST' : 'GET'),
+          ca,
+          headers: body ? { 'content-type': 'application/json' } : {},
+        },
+        (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c.toString()));
+          res.on('end', () => {
+            let j: unknown;
+            try {
+              j = text ? JSON.parse(text) : undefined;
+            } catch {
+              j = undefined;
+            }
+            resolve({ status: res.statusCode ?? 0, json: j });
+          });
+        },
+      );
+      r.on('error', reject);
+      r.end(body);
+    });
+  return { idp, url: idp.url, admin, close: () => idp.close() };
+}
+
+/** `oauthmail profile add NAME` for the public client at the test IdP, file storage by default. */
+export async function addMicrosoftProfile(
+  h: CliHome,
+  name: string,
+  idpUrl: string,
+  extra: string[] = [],
+): Promise<CliResult> {
+  const storage = extra.includes('--storage') ? [] : ['--storage', 'file'];
+  return h.run([
+    'profile',
+    'add',
+    name,
+    '--client-id',
+    PUBLIC_CLIENT,
+    '--authority',
+    `${idpUrl}/${TID}/`,
+    '--user',
+    ALICE.upn,
+    ...storage,
+    ...extra,
+  ]);
+}
+
+/**
+ * `oauthmail login NAME --device`, approved at the IdP as soon as the code shows on stderr.
+ * The IdP should have `deviceCodeInterval: 1` for speed.
+ */
+export function signInDevice(
+  h: CliHome,
+  profile: string,
+  idp: Pick<TestIdp, 'admin'>,
+  user: string = ALICE.upn,
+  timeoutMs = 60_000,
+): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, 'login', profile, '--device'], {
+      env: h.env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    child.stdin.end();
+    let stdout = '';
+    let stderr = '';
+    let approved = false;
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      const m = /enter the code: (\S+)/.exec(stderr);
+      if (m && !approved) {
+        approved = true;
+        idp.admin('device', { user_code: m[1], action: 'approve', user }).catch(reject);
+      }
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
