@@ -29,10 +29,12 @@ export function registerExec(program: Command, ctx: Context): void {
     .addHelpText(
       'after',
       `
-The token goes into the environment only, never into the command line.
-oauthmail exits with the command's exit code.
+The token goes into the environment only, never into the command line: keep it out of the
+child's own argv too (pass it on stdin or in a file, not as an argument).
+Environment: OAUTHMAIL_ACCESS_TOKEN, OAUTHMAIL_USER (mailbox), OAUTHMAIL_PROFILE,
+OAUTHMAIL_TOKEN_EXPIRES (ISO 8601). oauthmail exits with the command's exit code.
 Examples:
-  $ oauthmail exec -p work -- sh -c 'curl -H "Authorization: Bearer $OAUTHMAIL_ACCESS_TOKEN" ...'
+  $ oauthmail exec -p work -- sh -c 'printf "Authorization: Bearer %s\\n" "$OAUTHMAIL_ACCESS_TOKEN" | curl -sH @- URL'
   $ oauthmail -p work exec -- python3 fetch.py`,
     )
     .action(async (command: string[], opts: { minValidity: string }) => {
