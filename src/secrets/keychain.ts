@@ -72,6 +72,18 @@ function message(e: unknown): string {
   return (e instanceof Error ? e.message : String(e)).replace(/\.$/, '');
 }
 
+/**
+ * libsecret's words for a locked keyring are obscure ("Cannot create an item in a locked
+ * collection", or "Object does not exist at path .../collection/login" when there is no login
+ * keyring yet and no prompter can create one, e.g. over SSH). Reads of a locked keyring find
+ * nothing rather than fail, so a write is where this shows.
+ */
+function explain(m: string): string {
+  if (/locked collection|collection\/login|prompt.*(dismissed|failed)|cannot open display/i.test(m))
+    return `the keyring is locked (or has no login keyring) and cannot be unlocked from here: ${m}`;
+  return m;
+}
+
 async function loadKeytar(): Promise<KeytarLike> {
   // a variable specifier: keytar is optional, so the build must not need its types
   const specifier = 'keytar';
@@ -118,7 +130,7 @@ function withTimeout<T>(op: string, ms: number, fn: () => Promise<T>): Promise<T
       (e: unknown) => {
         clearTimeout(timer);
         if (timedOut) abandoned--;
-        else reject(new KeychainUnavailableError(message(e), e));
+        else reject(new KeychainUnavailableError(explain(message(e)), e));
       },
     );
   });
