@@ -236,6 +236,39 @@ describe('mutt (smtp_oauth_refresh_command)', () => {
   }
 });
 
+describe('mutt (imap_oauth_refresh_command)', () => {
+  it('opens the IMAP inbox with xoauth2 and pipes a message out (mutt runs in a pty)', async () => {
+    const t = tag();
+    await mailToAlice(t);
+    const out = path.join(h.dir, `mutt-imap-${t}.eml`);
+    const rc = path.join(h.dir, `muttrc-imap-${t}`);
+    writeFileSync(
+      rc,
+      [
+        `set from = "${ALICE}"`,
+        `set imap_user = "${ALICE}"`,
+        `set folder = "imaps://${encodeURIComponent(ALICE)}@${s.smtpHost}:${imapsPort()}/"`,
+        'set spoolfile = "+INBOX"',
+        'set imap_authenticators = "xoauth2"',
+        `set imap_oauth_refresh_command = "${OAUTHMAIL} token work"`,
+        `set ssl_ca_certificates_file = "${ca()}"`,
+        'set ssl_force_tls = yes',
+        'set quit = yes',
+        'set wait_key = no',
+        'set header_cache = ""',
+        '',
+      ].join('\n'),
+    );
+    const push = `push "<limit>~s ${t}<enter><pipe-message>cat > ${out}<enter><quit>"`;
+    // mutt needs a terminal: script(1) gives it a pty
+    const r = run('script', ['-qec', `mutt -n -F ${rc} -e '${push}'`, '/dev/null'], '', {
+      env: { TERM: 'xterm' },
+    });
+    expect(r.code, r.stderr + r.stdout.slice(-500)).toBe(0);
+    expect(readFileSync(out, 'utf8')).toMatch(new RegExp(`Subject: ${t}`));
+  });
+});
+
 // fetchmail: Debian 12's 6.4.37 has no OAUTHBEARER/XOAUTH2 (its rc parser refuses `auth
 // oauthbearer`), so there is no recipe to try here; see the README note.
 
