@@ -235,7 +235,6 @@ export interface FetchState {
 }
 
 const LARGE = 512 * 1024;
-const MAX_BATCH_BYTES = 8 * 1024 * 1024;
 const MAX_INFLIGHT_BYTES = 4 * 1024 * 1024;
 
 /** A short, file-name-safe tag for a mailbox path ("INBOX", "Archive_2024"...). */
@@ -550,7 +549,6 @@ export async function fetchMessages(client: ImapFlow, o: FetchOptions): Promise<
   const debug = o.debug ?? (() => undefined);
   if (o.moveTo && o.delete) throw new UsageError('give --move-to or --delete, not both', { code: 'bad_usage' });
   if (o.moveTo && o.moveTo === o.mailbox) throw new UsageError('--move-to names the mailbox being fetched', { code: 'bad_usage' });
-  const batchSize = Math.max(1, o.batchSize ?? 200);
   const acting = !!(o.markSeen || o.moveTo || o.delete);
 
   await ensurePrivateDir(o.out);
@@ -558,6 +556,11 @@ export async function fetchMessages(client: ImapFlow, o: FetchOptions): Promise<
   const unlock = await lockDir(o.out);
   let sink: Sink | undefined;
   try {
+    // temp files of a state write that a killed run left behind (atomicWriteFile names them
+    // ".<file>.<pid>.<random>.tmp"); we hold the folder lock, so nobody is writing them now
+    for (const f of await fsp.readdir(o.out)) {
+      if (/^\.\.oauthmail-state\..*\.tmp$/.test(f)) await fsp.rm(path.join(o.out, f), { force: true });
+    }
     if (o.moveTo) {
       // fail before downloading anything when the target does not exist
       try {
@@ -640,116 +643,99 @@ export async function fetchMessages(client: ImapFlow, o: FetchOptions): Promise<
         summary.alreadySaved = earlier.length;
       }
 
-      // sizes and dates first: they decide how each message is downloaded (and feed the progress bar)
-      const metas: Meta[] = [];
-      if (todo.length) {
-        const q = { uid: true, size: true, internalDate: true, ...(o.attachmentsDir ? { bodyStructure: true } : {}) };
-        for await (const m of client.fetch(uidSet(todo), q, { uid: true })) {
-          if (m.uid <= lastUid) continue;
-          metas.push({
-            uid: m.uid,
-            size: m.size ?? 0,
-            date: m.internalDate ? new Date(m.internalDate) : new Date(0),
-            ...(m.bodyStructure ? { structure: m.bodyStructure } : {}),
-          });
-        }
-        metas.sort((a, b) => a.uid - b.uid);
-      }
-      const totalBytes = metas.reduce((n, m) => n + m.size, 0);
+      // Batches of UIDs. Each is one pipelined FETCH of size, date and the first LARGE bytes: a
+      // message that fits is written at once (several writes and fsyncs in flight), a larger one is
+      // streamed afterwards in LARGE partial fetches. Then the batch is committed (folder fsync,
+      // state) and only then acted on. Without actions the commits can be rarer.
+      const perBatch = o.batchSize ?? (acting ? 200 : 2000);
+      const batches: number[][] = [];
+      for (let i = 0; i < todo.length; i += perBatch) batches.push(todo.slice(i, i + perBatch));
       let done = 0;
-      o.onProgress?.({ done, total: metas.length, bytes: 0, totalBytes });
-
-      // batches: consecutive small messages up to batchSize / MAX_BATCH_BYTES; a large one alone
-      const batches: Meta[][] = [];
-      let cur: Meta[] = [];
-      let curBytes = 0;
-      for (const m of metas) {
-        const large = m.size > LARGE;
-        if (cur.length && (large || cur.length >= batchSize || curBytes + m.size > MAX_BATCH_BYTES)) {
-          batches.push(cur);
-          cur = [];
-          curBytes = 0;
-        }
-        cur.push(m);
-        curBytes += m.size;
-        if (large) {
-          batches.push(cur);
-          cur = [];
-          curBytes = 0;
-        }
-      }
-      if (cur.length) batches.push(cur);
+      const total = todo.length;
+      o.onProgress?.({ done, total, bytes: 0, totalBytes: 0 });
+      const q = {
+        uid: true,
+        size: true,
+        internalDate: true,
+        source: { maxLength: LARGE },
+        ...(o.attachmentsDir ? { bodyStructure: true } : {}),
+      };
 
       for (const batch of batches) {
         if (o.stop?.stopped) break;
-        const byUid = new Map(batch.map((m) => [m.uid, m]));
+        const metas = new Map<number, Meta>();
         const saved: SavedMessage[] = [];
+        const large: Meta[] = [];
         const inflight = new Inflight(o.format === 'mbox' ? 1 : 8, MAX_INFLIGHT_BYTES);
         const put = async (m: Meta, content: Buffer | Readable) => {
           const file = await sink!.write(m, content);
+          if (!file) debug(`fetch: UID ${m.uid} is already on disk`);
+          else summary.bytes += m.size;
           saved.push({ uid: m.uid, file, size: m.size, attachments: [] });
-          summary.bytes += m.size;
         };
-        const skip = (m: Meta) => {
-          debug(`fetch: UID ${m.uid} is already on disk`);
-          saved.push({ uid: m.uid, file: '', size: m.size, attachments: [] });
-        };
-        const first = batch[0]!;
-        if (first.size > LARGE) {
-          if (sink.target(first) === undefined) skip(first);
-          else {
-            const dl = await client.download(String(first.uid), undefined, { uid: true, chunkSize: LARGE });
-            if (dl.content) await put(first, dl.content);
-            else debug(`fetch: UID ${first.uid} disappeared from the server before it was downloaded`);
+        for await (const msg of client.fetch(uidSet(batch), q, { uid: true })) {
+          if (msg.uid <= lastUid) continue;
+          const m: Meta = {
+            uid: msg.uid,
+            size: msg.size ?? msg.source?.length ?? 0,
+            date: msg.internalDate ? new Date(msg.internalDate) : new Date(0),
+            ...(msg.bodyStructure ? { structure: msg.bodyStructure } : {}),
+          };
+          metas.set(m.uid, m);
+          const src = msg.source;
+          if (src && m.size <= src.length) {
+            const meta = { ...m, size: src.length };
+            await inflight.add(src.length, () => put(meta, src));
+          } else {
+            large.push(m);
           }
-        } else {
-          const wanted = batch.filter((m) => (sink!.target(m) === undefined ? (skip(m), false) : true));
-          if (wanted.length) {
-            for await (const msg of client.fetch(uidSet(wanted.map((m) => m.uid)), { uid: true, source: true }, { uid: true })) {
-              const m = byUid.get(msg.uid);
-              if (!m || !msg.source) continue;
-              const src = msg.source;
-              if (src.length !== m.size) debug(`fetch: UID ${m.uid}: ${src.length} bytes, the server announced ${m.size}`);
-              await inflight.add(src.length, () => put({ ...m, size: src.length }, src));
-            }
-            await inflight.drain();
+        }
+        await inflight.drain();
+        // mbox appends in UID order; the others do not care
+        large.sort((x, y) => x.uid - y.uid);
+        for (const m of large) {
+          if (sink.target(m) === undefined) {
+            saved.push({ uid: m.uid, file: '', size: m.size, attachments: [] });
+            continue;
           }
+          const dl = await client.download(String(m.uid), undefined, { uid: true, chunkSize: LARGE });
+          if (dl.content) await put(m, dl.content);
+          else debug(`fetch: UID ${m.uid} disappeared from the server before it was downloaded`);
         }
         mboxSize = (await sink.commit()) ?? mboxSize;
         // attachments only after the message itself is safe on disk
         if (o.attachmentsDir) {
-          for (const s of saved) {
-            const m = byUid.get(s.uid);
-            if (!m?.structure || !s.file) continue;
-            s.attachments = await saveAttachments(client, s.uid, m.structure, o.attachmentsDir, {
-              prefix: `${mailboxTag(o.mailbox)}-${uidValidity}-${s.uid}`,
+          for (const sv of saved) {
+            const m = metas.get(sv.uid);
+            if (!m?.structure || !sv.file) continue;
+            sv.attachments = await saveAttachments(client, sv.uid, m.structure, o.attachmentsDir, {
+              prefix: `${mailboxTag(o.mailbox)}-${uidValidity}-${sv.uid}`,
             });
           }
         }
-        const maxUid = batch[batch.length - 1]!.uid;
         const next: FetchState = {
           version: 1,
           account: o.account,
           mailbox: o.mailbox,
           uidValidity,
-          lastUid: Math.max(maxUid, state?.lastUid ?? 0),
+          lastUid: Math.max(batch[batch.length - 1]!, state?.lastUid ?? 0),
           ...(mboxSize !== undefined ? { mboxSize } : {}),
           updated: new Date().toISOString(),
         };
         await atomicWriteFile(stateFile, JSON.stringify(next, null, 2) + '\n');
         state = next;
         // only now: the messages are on disk and the state says so
-        await act(saved.map((s) => s.uid));
-        for (const s of saved.sort((a, b) => a.uid - b.uid)) {
-          if (s.file) {
+        await act(saved.map((sv) => sv.uid));
+        for (const sv of saved.sort((x, y) => x.uid - y.uid)) {
+          if (sv.file) {
             summary.fetched++;
-            o.onSaved?.(s);
+            o.onSaved?.(sv);
           }
         }
         done += batch.length;
-        o.onProgress?.({ done, total: metas.length, bytes: summary.bytes, totalBytes });
+        o.onProgress?.({ done, total, bytes: summary.bytes, totalBytes: 0 });
       }
-      if (!metas.length && (!state || uidValidityChanged)) {
+      if (!todo.length && (!state || uidValidityChanged)) {
         // remember UIDVALIDITY even when there was nothing to fetch
         const next: FetchState = {
           version: 1,

@@ -31,7 +31,7 @@ export function registerFetch(program: Command, ctx: Context): void {
     .option('--mark-seen', 'set \\Seen on each message once it is saved')
     .option('--move-to <folder>', 'move each message to FOLDER once it is saved')
     .option('--delete', 'delete each message from the server once it is saved')
-    .option('--batch <n>', 'messages per commit: fsync, state file, then --mark-seen/--move-to/--delete (default 200)')
+    .option('--batch <n>', 'messages per commit: fsync, state file, then --mark-seen/--move-to/--delete (default 200 with those, else 2000)')
     .addHelpText(
       'after',
       `
@@ -96,9 +96,9 @@ Examples:
             if (now - lastDraw < 100 && done !== total) return;
             lastDraw = now;
             const w = 30;
-            const fill = Math.round((bytes / Math.max(1, totalBytes)) * w);
+            const fill = Math.round((done / total) * w);
             const mb = (n: number) => (n / 1024 / 1024).toFixed(1);
-            io.stderr.write(`\r[${'#'.repeat(fill)}${'.'.repeat(w - fill)}] ${done}/${total} messages, ${mb(bytes)}/${mb(totalBytes)} MB`);
+            io.stderr.write(`\r[${'#'.repeat(fill)}${'.'.repeat(w - fill)}] ${done}/${total} messages, ${mb(bytes)}${totalBytes ? `/${mb(totalBytes)}` : ''} MB`);
           },
         });
         if (tty && summary.matched) io.stderr.write('\n');
