@@ -40,7 +40,13 @@ export function parseConfigText(text: string, file: string): Config {
     const msg = (e as Error).message;
     const m = /position (\d+)/.exec(msg);
     const where = m ? lineCol(text, Number(m[1])) : lineCol(text, text.length);
-    const what = msg.replace(/ in JSON at position \d+.*$/, '').replace(/^Unexpected end of JSON input$/, 'unexpected end of file');
+    // V8 quotes the text around the error ('Unexpected token 'a', "…" is not valid JSON'): drop
+    // that quote (it may span lines, or hold a secret pasted into the wrong file), keep one line
+    const what = msg
+      .replace(/ in JSON at position \d+[\s\S]*$/, '')
+      .replace(/, "[\s\S]*" is not valid JSON$/, '')
+      .replace(/^Unexpected end of JSON input$/, 'unexpected end of file')
+      .replace(/[\x00-\x1f\x7f]/g, (c) => JSON.stringify(c).slice(1, -1));
     throw new ConfigError(`cannot read config ${file}:${where}: ${what}`, {
       code: 'config_syntax',
       hint: `fix the file by hand (it was not changed), or move it away to start afresh`,
