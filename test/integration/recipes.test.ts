@@ -203,11 +203,17 @@ async function mailToAlice(t: string): Promise<void> {
   expect(await waitForMail(s, ALICE, t, 1)).toHaveLength(1);
 }
 
-describe('mutt (smtp_oauth_refresh_command)', () => {
-  for (const mech of ['oauthbearer', 'xoauth2'] as const) {
-    it(`sends in batch mode with smtp_authenticators=${mech}`, async () => {
+describe('mutt and neomutt (smtp_oauth_refresh_command)', () => {
+  for (const [prog, mech] of [
+    ['mutt', 'oauthbearer'],
+    ['mutt', 'xoauth2'],
+    // neomutt 20220429 (Debian 12) refuses OAUTHBEARER tokens over about 1 KB ("OAUTH token is
+    // too big"), and Microsoft's are bigger: the README recipe uses xoauth2 for neomutt.
+    ['neomutt', 'xoauth2'],
+  ] as const) {
+    it(`${prog} sends in batch mode with smtp_authenticators=${mech}`, async () => {
       const t = tag();
-      const rc = path.join(h.dir, `muttrc-${mech}`);
+      const rc = path.join(h.dir, `${prog}rc-${mech}`);
       writeFileSync(
         rc,
         [
@@ -224,14 +230,14 @@ describe('mutt (smtp_oauth_refresh_command)', () => {
         ].join('\n'),
       );
       const r = run(
-        'mutt',
-        ['-n', '-F', rc, '-s', `mutt ${t}`, '--', 'bob@contoso.test'],
-        `sent by mutt ${t}\n`,
+        prog,
+        ['-n', '-F', rc, '-s', `${prog} ${t}`, '--', 'bob@contoso.test'],
+        `sent by ${prog} ${t}\n`,
       );
       expect(r.code, r.stderr + r.stdout).toBe(0);
       const found = await waitForMail(s, 'bob@contoso.test', t, 1);
       expect(found).toHaveLength(1);
-      expect(found[0]!.text).toMatch(new RegExp(`Subject: mutt ${t}`));
+      expect(found[0]!.text).toMatch(new RegExp(`Subject: ${prog} ${t}`));
     });
   }
 });
