@@ -79,9 +79,14 @@ if command -v gnome-keyring-daemon >/dev/null; then
     # it prints GNOME_KEYRING_CONTROL=...; the daemon registers on the session bus itself
     while IFS= read -r line; do [[ $line == *=* ]] && export "${line?}"; done <<<"$out"
     # its pid, asked from our own bus (other sessions may run keyring daemons of their own)
-    keyring_pid=$(dbus-send --session --print-reply --dest=org.freedesktop.DBus / \
-      org.freedesktop.DBus.GetConnectionUnixProcessID string:org.freedesktop.secrets 2>/dev/null |
-      awk '/uint32/ {print $2}')
+    # (the daemon may take a moment to claim its bus name: ask a few times)
+    for _ in $(seq 40); do
+      keyring_pid=$(dbus-send --session --print-reply --dest=org.freedesktop.DBus / \
+        org.freedesktop.DBus.GetConnectionUnixProcessID string:org.freedesktop.secrets 2>/dev/null |
+        awk '/uint32/ {print $2}')
+      [[ -n $keyring_pid ]] && break
+      sleep 0.05
+    done
     [[ -n $keyring_pid ]] && export OAUTHMAIL_TEST_KEYRING=1
   else
     echo "with-stack: warning: gnome-keyring-daemon did not start; keychain tests will fail" >&2
