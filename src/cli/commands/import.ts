@@ -36,6 +36,19 @@ export function registerImport(program: Command, ctx: Context): void {
           hint: 'expected {"access_token": "...", "refresh_token": "...", "expires_in": 3599}',
         });
       }
+      // wrong types are bad input, before any network call (a number as refresh_token would
+      // otherwise reach the identity provider)
+      for (const [k, type] of [
+        ['refresh_token', 'string'],
+        ['access_token', 'string'],
+      ] as const) {
+        const v = (file as unknown as Record<string, unknown>)[k];
+        if (v !== undefined && v !== null && typeof v !== type)
+          throw new UsageError(`${opts.file}: ${k} must be a ${type}`, {
+            code: 'bad_input',
+            hint: 'expected {"access_token": "...", "refresh_token": "...", "expires_in": 3599}',
+          });
+      }
       const { registerSecret } = await import('../../util/redact.js');
       registerSecret(file.refresh_token);
       registerSecret(file.access_token);
