@@ -97,9 +97,10 @@ export function signInDevice(
   idp: Pick<TestIdp, 'admin'>,
   user: string = ALICE.upn,
   timeoutMs = 60_000,
+  extraArgs: string[] = [],
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'login', profile, '--device'], {
+    const child = spawn(process.execPath, [BIN, 'login', profile, '--device', ...extraArgs], {
       env: h.env,
       stdio: ['pipe', 'pipe', 'pipe'],
     });
