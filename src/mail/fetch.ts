@@ -33,7 +33,7 @@ import type { FileHandle } from 'node:fs/promises';
 import type { ImapFlow, MessageStructureObject, SearchObject } from 'imapflow';
 import { MailServerError, TransientError, UsageError, isOauthmailError } from '../errors/index.js';
 import { atomicWriteFile, ensurePrivateDir, readFileIfExists } from '../util/fs.js';
-import { imapErrorFrom } from '../diagnose/imap-replies.js';
+import { imapError as imapErrorFrom } from './imap.js';
 import { saveAttachments, sanitizeFilename } from './attachments.js';
 
 export type FetchFormat = 'eml' | 'maildir' | 'mbox';
@@ -167,7 +167,8 @@ export async function listMessages(client: ImapFlow, mailbox: string, f: Filters
         from: addressText(m.envelope?.from?.[0]),
         subject: m.envelope?.subject ?? '',
         size: m.size ?? 0,
-        flags: [...(m.flags ?? [])].sort(),
+        // \Recent is per session and gone from IMAP4rev2 (RFC 9051 §2.3.2): it says nothing about the message
+        flags: [...(m.flags ?? [])].filter((fl) => fl !== '\\Recent').sort(),
       });
     }
     return rows.sort((a, b) => a.uid - b.uid);

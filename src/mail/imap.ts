@@ -206,7 +206,36 @@ export async function connectImap(profile: Profile, source: TokenSource, opts: I
 }
 
 export function toImapError(e: unknown, profile: Pick<Profile, 'imap'>, user: string): OauthmailError {
-  return imapErrorFrom(e, { user, host: profile.imap?.host ?? '' });
+  return imapError(e, { user, host: profile.imap?.host ?? '' });
+}
+
+/**
+ * imapErrorFrom, for errors as imapflow 2 throws them, and never twice:
+ *  - an error we already explained (an OauthmailError) is passed on as it is; explaining it again
+ *    turned "mailbox X not found" (exit 5) into "IMAP failed: mailbox X not found" (exit 6);
+ *  - imapflow's own errors (createImapError) carry the server's reply in `message` and keep the
+ *    original error object under `response`, which is not reply text ("Error: Command failed");
+ *    its NotFound code (STATUS of a mailbox that LIST does not know) is a missing mailbox.
+ */
+export function imapError(e: unknown, ctx: { user?: string; host?: string; mailbox?: string } = {}): OauthmailError {
+  if (isOauthmailError(e)) return e;
+  const x = (e ?? {}) as { code?: unknown; message?: unknown; response?: unknown; path?: unknown };
+  if (x.code === 'NotFound') {
+    const name = ctx.mailbox ?? (typeof x.path === 'string' ? x.path : '');
+    return new MailServerError(`mailbox ${name} not found${typeof x.message === 'string' ? `: ${x.message}` : ''}`, {
+      code: 'imap_mailbox_not_found',
+      hint: 'list the folders with: oauthmail mailboxes (names are case-sensitive except INBOX; subfolders use the server\'s delimiter)',
+      cause: e,
+      serverCode: 'NONEXISTENT',
+    });
+  }
+  if (x.response !== undefined && typeof x.response !== 'string' && e && typeof e === 'object') {
+    // a plain copy without the nested error, so that the reply text is read from the message
+    const flat = { ...(e as Record<string, unknown>), message: x.message, response: undefined };
+    const out = imapErrorFrom(flat, ctx);
+    return out;
+  }
+  return imapErrorFrom(e, ctx);
 }
 
 /** Log out politely, but never hang or throw on the way out. */

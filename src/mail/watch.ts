@@ -21,10 +21,9 @@ import { spawn } from 'node:child_process';
 import type { ImapFlow } from 'imapflow';
 import { AuthError, ConfigError, UsageError, isOauthmailError, type OauthmailError } from '../errors/index.js';
 import { decodeJwt } from '../diagnose/jwt.js';
-import { imapErrorFrom } from '../diagnose/imap-replies.js';
 import type { TokenSource } from './token-source.js';
 import type { ImapConnection } from './imap.js';
-import { closeImap } from './imap.js';
+import { closeImap, imapError as imapErrorFrom } from './imap.js';
 import { fetchMessages, type FetchFormat, type SavedMessage } from './fetch.js';
 
 export interface WatchOptions {

@@ -35,12 +35,11 @@ export function registerList(program: Command, ctx: Context): void {
       const { filtersFrom, listMessages } = await import('../../mail/fetch.js');
       const filters = filtersFrom(flags);
       const { profile, source } = await ctx.tokenSource(g.profile);
-      const { connectImap, closeImap } = await import('../../mail/imap.js');
-      const { imapErrorFrom } = await import('../../diagnose/imap-replies.js');
+      const { connectImap, closeImap, imapError } = await import('../../mail/imap.js');
       const { client } = await connectImap(profile, source, imapOpts(ctx, flags));
       try {
         const rows = await listMessages(client, flags.mailbox, filters).catch((e: unknown) => {
-          throw imapErrorFrom(e, { mailbox: flags.mailbox, user: source.user });
+          throw imapError(e, { mailbox: flags.mailbox, user: source.user });
         });
         if (g.json) {
           for (const r of rows) io.stdout.write(JSON.stringify(r) + '\n');
