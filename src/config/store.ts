@@ -46,6 +46,7 @@ export function parseConfigText(text: string, file: string): Config {
       .replace(/ in JSON at position \d+[\s\S]*$/, '')
       .replace(/, "[\s\S]*" is not valid JSON$/, '')
       .replace(/^Unexpected end of JSON input$/, 'unexpected end of file')
+      // eslint-disable-next-line no-control-regex -- control characters are what we escape
       .replace(/[\x00-\x1f\x7f]/g, (c) => JSON.stringify(c).slice(1, -1));
     throw new ConfigError(`cannot read config ${file}:${where}: ${what}`, {
       code: 'config_syntax',

@@ -24,7 +24,10 @@ export const MAX_SINGLE_WAIT_MS = 60_000;
  * `Retry-After` in milliseconds from now, or undefined when absent or unreadable.
  * Accepts delay-seconds ("120") and an HTTP-date ("Wed, 21 Oct 2026 07:28:00 GMT").
  */
-export function parseRetryAfter(value: string | undefined | null, now: number = Date.now()): number | undefined {
+export function parseRetryAfter(
+  value: string | undefined | null,
+  now: number = Date.now(),
+): number | undefined {
   if (value === undefined || value === null) return undefined;
   const v = value.trim();
   if (v === '') return undefined;
@@ -49,7 +52,8 @@ export function isRetryableHttpStatus(policy: RetryPolicy, status: number): bool
   return (own.length ? own : DEFAULT_HTTP_RETRY_STATUS).includes(status);
 }
 
-export type RetryVerdict = { retry: true; delayMs: number } | { retry: false; reason: 'policy' | 'attempts' | 'too-long' };
+export type RetryVerdict =
+  { retry: true; delayMs: number } | { retry: false; reason: 'policy' | 'attempts' | 'too-long' };
 
 /**
  * After failed attempt number `attempt` (1 = the first try), should we try again, and after how
@@ -64,7 +68,8 @@ export function nextRetry(
 ): RetryVerdict {
   if (policy.mode === 'none') return { retry: false, reason: 'policy' };
   if (attempt >= Math.max(1, policy.maxAttempts)) return { retry: false, reason: 'attempts' };
-  if (retryAfterMs !== undefined && retryAfterMs > maxSingleWaitMs) return { retry: false, reason: 'too-long' };
+  if (retryAfterMs !== undefined && retryAfterMs > maxSingleWaitMs)
+    return { retry: false, reason: 'too-long' };
   const backoff = Math.min(backoffDelay(policy, attempt, random), maxSingleWaitMs);
   return { retry: true, delayMs: Math.max(backoff, retryAfterMs ?? 0) };
 }

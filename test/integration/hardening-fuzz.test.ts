@@ -46,9 +46,9 @@ describe('corrupt config files', () => {
     const good = readFileSync(h.configFile, 'utf8');
     const corrupt = fc.oneof(
       fc.nat(good.length - 1).map((n) => good.slice(0, n)),
-      fc.tuple(fc.nat(good.length - 1), fc.string({ minLength: 1, maxLength: 8 })).map(
-        ([n, s]) => good.slice(0, n) + s + good.slice(n + 1),
-      ),
+      fc
+        .tuple(fc.nat(good.length - 1), fc.string({ minLength: 1, maxLength: 8 }))
+        .map(([n, s]) => good.slice(0, n) + s + good.slice(n + 1)),
       fc.jsonValue({ maxDepth: 2 }).map((v) => {
         const o = JSON.parse(good);
         o.profiles.work.smtp = v;
@@ -90,7 +90,11 @@ describe('token files for import', () => {
       fc.jsonValue({ maxDepth: 2 }).map((v) => JSON.stringify(v)),
       fc
         .record(
-          { refresh_token: fc.jsonValue({ maxDepth: 1 }), access_token: fc.jsonValue({ maxDepth: 1 }), expires_in: fc.jsonValue({ maxDepth: 1 }) },
+          {
+            refresh_token: fc.jsonValue({ maxDepth: 1 }),
+            access_token: fc.jsonValue({ maxDepth: 1 }),
+            expires_in: fc.jsonValue({ maxDepth: 1 }),
+          },
           { requiredKeys: [] },
         )
         .map((o) => JSON.stringify(o)),

@@ -59,9 +59,16 @@ function allJsonReadable(dir: string): string[] {
 }
 
 /** Start the CLI and SIGKILL it after `afterMs`; resolves with its exit code (null when killed). */
-function killAfter(h: CliHome, args: string[], afterMs: number): Promise<{ code: number | null; killed: boolean }> {
+function killAfter(
+  h: CliHome,
+  args: string[],
+  afterMs: number,
+): Promise<{ code: number | null; killed: boolean }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: h.env, stdio: ['pipe', 'ignore', 'ignore'] });
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: h.env,
+      stdio: ['pipe', 'ignore', 'ignore'],
+    });
     child.stdin.end();
     let killed = false;
     const timer = setTimeout(() => {
@@ -79,7 +86,13 @@ describe('retries at the identity provider', () => {
   it('429 with Retry-After twice, then success: three token calls, exit 0', async () => {
     const h = await signedIn();
     const before = await refreshes();
-    await t.admin('faults', { endpoint: 'token', grantType: 'refresh_token', status: 429, retryAfter: 1, times: 2 });
+    await t.admin('faults', {
+      endpoint: 'token',
+      grantType: 'refresh_token',
+      status: 429,
+      retryAfter: 1,
+      times: 2,
+    });
     const r = await h.run(['token', 'work', '--force-refresh', '--verbose'], { timeoutMs: 60_000 });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.trim()).toMatch(/^eyJ[\w-]+\.[\w-]+\.[\w-]+$/);
@@ -92,7 +105,13 @@ describe('retries at the identity provider', () => {
     const shown = await h.run(['profile', 'show', 'work', '--json']);
     expect(shown.code, shown.stderr).toBe(0);
     const before = await refreshes();
-    await t.admin('faults', { endpoint: 'token', grantType: 'refresh_token', status: 503, retryAfter: 1, times: -1 });
+    await t.admin('faults', {
+      endpoint: 'token',
+      grantType: 'refresh_token',
+      status: 503,
+      retryAfter: 1,
+      times: -1,
+    });
     const r = await h.run(['token', 'work', '--force-refresh'], { timeoutMs: 60_000 });
     expect(r.code, r.stderr).toBe(6);
     expect(r.stdout).toBe('');
@@ -104,7 +123,13 @@ describe('retries at the identity provider', () => {
   it('429 for ever with the default policy: exit 6, four calls', async () => {
     const h = await signedIn();
     const before = await refreshes();
-    await t.admin('faults', { endpoint: 'token', grantType: 'refresh_token', status: 429, retryAfter: 1, times: -1 });
+    await t.admin('faults', {
+      endpoint: 'token',
+      grantType: 'refresh_token',
+      status: 429,
+      retryAfter: 1,
+      times: -1,
+    });
     const r = await h.run(['token', 'work', '--force-refresh'], { timeoutMs: 60_000 });
     expect(r.code, r.stderr).toBe(6);
     expect(r.stderr).toMatch(/AADSTS50196/);
@@ -115,7 +140,13 @@ describe('retries at the identity provider', () => {
   it('a Retry-After longer than a minute is not waited for: exit 6 at once, one call', async () => {
     const h = await signedIn();
     const before = await refreshes();
-    await t.admin('faults', { endpoint: 'token', grantType: 'refresh_token', status: 429, retryAfter: 3600, times: -1 });
+    await t.admin('faults', {
+      endpoint: 'token',
+      grantType: 'refresh_token',
+      status: 429,
+      retryAfter: 3600,
+      times: -1,
+    });
     const r = await h.run(['token', 'work', '--force-refresh'], { timeoutMs: 30_000 });
     expect(r.code, r.stderr).toBe(6);
     expect((await refreshes()) - before).toBe(1);
@@ -159,7 +190,8 @@ describe('concurrency', () => {
     );
     const results = await Promise.all(runs);
     for (const r of results) expect(r.code, r.stderr).toBe(0);
-    for (const r of results.filter((_, i) => i % 2)) expect(r.stdout.trim()).toMatch(/^eyJ[\w-]+\.[\w-]+\.[\w-]+$/);
+    for (const r of results.filter((_, i) => i % 2))
+      expect(r.stdout.trim()).toMatch(/^eyJ[\w-]+\.[\w-]+\.[\w-]+$/);
     expect((await refreshes()) - before).toBe(1);
     // the stored refresh token is the live one (rotation on, old ones refused by the IdP)
     const again = await h.run(['token', 'work', '--force-refresh']);
@@ -177,7 +209,11 @@ describe('crash safety', () => {
     await t.admin('faults', { endpoint: 'token', grantType: 'refresh_token', delayMs: 150, times: -1 });
     let killed = 0;
     for (let i = 0; i < 25; i++) {
-      const r = await killAfter(h, ['token', 'work', '--force-refresh'], 100 + Math.floor(Math.random() * 900));
+      const r = await killAfter(
+        h,
+        ['token', 'work', '--force-refresh'],
+        100 + Math.floor(Math.random() * 900),
+      );
       if (r.killed) killed++;
       else expect(r.code).toBe(0);
       expect(allJsonReadable(h.dir)).toEqual([]);

@@ -9,7 +9,15 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cliHome, type CliHome, type CliResult } from '../support/cli.js';
-import { addMicrosoftProfile, fixtures, signInDevice, startTestIdp, TID, ALICE, type TestIdp } from '../support/signin.js';
+import {
+  addMicrosoftProfile,
+  fixtures,
+  signInDevice,
+  startTestIdp,
+  TID,
+  ALICE,
+  type TestIdp,
+} from '../support/signin.js';
 
 const DAEMON: { clientId: string; secret: string } = fixtures.microsoft.clients[2];
 const PASSPHRASE = `pass-${Math.random().toString(36).slice(2)}-phrase`;
@@ -18,7 +26,10 @@ let h: CliHome;
 const secrets = new Set<string>([DAEMON.secret, PASSPHRASE, ALICE.password]);
 const outputs: Array<{ args: string[]; r: CliResult; stdoutIsData: boolean }> = [];
 
-async function run(args: string[], opts: { input?: string; stdoutIsData?: boolean } = {}): Promise<CliResult> {
+async function run(
+  args: string[],
+  opts: { input?: string; stdoutIsData?: boolean } = {},
+): Promise<CliResult> {
   const r = await h.run([...args, '--verbose'], { input: opts.input, timeoutMs: 60_000 });
   outputs.push({ args, r, stdoutIsData: !!opts.stdoutIsData });
   return r;
@@ -92,7 +103,12 @@ describe('secrets sweep', () => {
     expect(daemon.code, daemon.stderr).toBe(0);
 
     // the data each command is asked for: tokens (collected as secrets to look for elsewhere)
-    for (const args of [['token', 'work'], ['token', 'work', '--force-refresh'], ['token', 'daemon'], ['token', 'work', '--json']]) {
+    for (const args of [
+      ['token', 'work'],
+      ['token', 'work', '--force-refresh'],
+      ['token', 'daemon'],
+      ['token', 'work', '--json'],
+    ]) {
       const r = await run(args, { stdoutIsData: true });
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
       for (const m of r.stdout.matchAll(/eyJ[\w-]+\.[\w-]+\.[\w-]+/g)) secrets.add(m[0]);
@@ -125,7 +141,12 @@ describe('secrets sweep', () => {
     });
     expect(sm.code, sm.stderr).toBe(0);
     // commands whose outcome depends on the fake provider's coverage: only the leak check matters
-    for (const args of [['test', 'work'], ['consent-url', 'work'], ['scopes'], ['profile', 'secret', 'daemon', '--stdin']]) {
+    for (const args of [
+      ['test', 'work'],
+      ['consent-url', 'work'],
+      ['scopes'],
+      ['profile', 'secret', 'daemon', '--stdin'],
+    ]) {
       await run(args, { input: DAEMON.secret + '\n' });
     }
     writeFileSync(join(h.dir, 'import.json'), JSON.stringify(tokens), { mode: 0o600 });
@@ -146,7 +167,10 @@ describe('secrets sweep', () => {
     }
     for (const f of walk(join(h.dir, 'config'))) check(f, readFileSync(f, 'latin1'));
     for (const f of walk(join(h.dir, 'data'))) check(f, readFileSync(f, 'latin1'));
-    const logDirs = [process.env.STACK_LOG_DIR, process.env.OAUTHMAIL_STACK_DIR && join(process.env.OAUTHMAIL_STACK_DIR, 'log')];
+    const logDirs = [
+      process.env.STACK_LOG_DIR,
+      process.env.OAUTHMAIL_STACK_DIR && join(process.env.OAUTHMAIL_STACK_DIR, 'log'),
+    ];
     for (const d of logDirs) if (d) for (const f of walk(d)) check(f, readFileSync(f, 'latin1'));
     expect(leaks).toEqual([]);
 

@@ -11,7 +11,13 @@ import {
 import { createNetworkModule } from '../../src/auth/network.js';
 import type { RetryPolicy } from '../../src/config/schema.js';
 
-const any: RetryPolicy = { mode: 'any', maxAttempts: 3, initialDelayMs: 1000, multiplier: 2, maxDelayMs: 30_000 };
+const any: RetryPolicy = {
+  mode: 'any',
+  maxAttempts: 3,
+  initialDelayMs: 1000,
+  multiplier: 2,
+  maxDelayMs: 30_000,
+};
 
 describe('Retry-After', () => {
   it('reads delay-seconds and HTTP-dates; ignores junk', () => {
@@ -73,8 +79,14 @@ describe('MSAL network module retries', () => {
   it('429 with Retry-After is retried after at least that long, then succeeds', async () => {
     const s = await server([busy, busy, { status: 200, body: { access_token: 'x' } }]);
     const waits: number[] = [];
-    const net = createNetworkModule({ retry: any, sleep: async (ms) => void waits.push(ms), random: () => 0 });
-    const r = await net.sendPostRequestAsync<{ access_token?: string }>(s.url, { body: 'grant_type=refresh_token' });
+    const net = createNetworkModule({
+      retry: any,
+      sleep: async (ms) => void waits.push(ms),
+      random: () => 0,
+    });
+    const r = await net.sendPostRequestAsync<{ access_token?: string }>(s.url, {
+      body: 'grant_type=refresh_token',
+    });
     await s.close();
     expect(r.status).toBe(200);
     expect(s.calls()).toBe(3);
@@ -104,10 +116,17 @@ describe('MSAL network module retries', () => {
     await s.close();
     const waits: number[] = [];
     const net = createNetworkModule({ retry: any, sleep: async (ms) => void waits.push(ms) });
-    await expect(net.sendPostRequestAsync(url, { body: 'x=1' })).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    await expect(net.sendPostRequestAsync(url, { body: 'x=1' })).rejects.toMatchObject({
+      code: 'ECONNREFUSED',
+    });
     expect(waits).toHaveLength(2);
-    const none = createNetworkModule({ retry: { ...any, mode: 'none' }, sleep: async (ms) => void waits.push(ms) });
-    await expect(none.sendPostRequestAsync(url, { body: 'x=1' })).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    const none = createNetworkModule({
+      retry: { ...any, mode: 'none' },
+      sleep: async (ms) => void waits.push(ms),
+    });
+    await expect(none.sendPostRequestAsync(url, { body: 'x=1' })).rejects.toMatchObject({
+      code: 'ECONNREFUSED',
+    });
     expect(waits).toHaveLength(2);
   });
 });

@@ -34,7 +34,30 @@ const nasty = fc.oneof(
   fc.string({ unit: 'grapheme', maxLength: 40 }),
   fc
     .array(
-      fc.constantFrom('a', 'b', '@', '.', '<', '>', '"', ',', ';', ':', '\r', '\n', '\t', ' ', '\0', '\\', '/', '(', ')', 'é', '😀', '\u202e'),
+      fc.constantFrom(
+        'a',
+        'b',
+        '@',
+        '.',
+        '<',
+        '>',
+        '"',
+        ',',
+        ';',
+        ':',
+        '\r',
+        '\n',
+        '\t',
+        ' ',
+        '\0',
+        '\\',
+        '/',
+        '(',
+        ')',
+        'é',
+        '😀',
+        '\u202e',
+      ),
       { maxLength: 60 },
     )
     .map((a) => a.join('')),
@@ -62,16 +85,23 @@ describe('profile names', () => {
 describe('addresses', () => {
   it('parseAddressList gives plain addresses or a one-line usage error (exit 2)', () => {
     fc.assert(
-      fc.property(fc.oneof(nasty, fc.emailAddress(), fc.tuple(nasty, fc.emailAddress()).map(([n, a]) => `${n} <${a}>`)), (v) => {
-        const list = cleanly(() => parseAddressList('--to', v), [2]);
-        if (list) {
-          expect(list.length).toBeGreaterThan(0);
-          for (const a of list) {
-            expect(isEmail(a.address)).toBe(true);
-            expect(a.address + a.name).not.toMatch(/[\r\n]/);
+      fc.property(
+        fc.oneof(
+          nasty,
+          fc.emailAddress(),
+          fc.tuple(nasty, fc.emailAddress()).map(([n, a]) => `${n} <${a}>`),
+        ),
+        (v) => {
+          const list = cleanly(() => parseAddressList('--to', v), [2]);
+          if (list) {
+            expect(list.length).toBeGreaterThan(0);
+            for (const a of list) {
+              expect(isEmail(a.address)).toBe(true);
+              expect(a.address + a.name).not.toMatch(/[\r\n]/);
+            }
           }
-        }
-      }),
+        },
+      ),
       RUNS,
     );
   });
@@ -90,15 +120,23 @@ describe('addresses', () => {
 describe('header values', () => {
   it('parseHeaders gives a key and a value without line breaks, or a one-line usage error', () => {
     fc.assert(
-      fc.property(fc.oneof(nasty, fc.tuple(fc.constantFrom('X-Ticket', 'Subject', 'Bcc', 'X', 'A B'), nasty).map(([k, v]) => `${k}: ${v}`)), (h) => {
-        const out = cleanly(() => parseHeaders([h]), [2]);
-        if (out) {
-          expect(out).toHaveLength(1);
-          expect(out[0]!.key).toMatch(/^[!-9;-~]+$/);
-          expect(out[0]!.value).not.toMatch(/[\r\n]/);
-          expect(['subject', 'bcc', 'from', 'to', 'cc']).not.toContain(out[0]!.key.toLowerCase());
-        }
-      }),
+      fc.property(
+        fc.oneof(
+          nasty,
+          fc
+            .tuple(fc.constantFrom('X-Ticket', 'Subject', 'Bcc', 'X', 'A B'), nasty)
+            .map(([k, v]) => `${k}: ${v}`),
+        ),
+        (h) => {
+          const out = cleanly(() => parseHeaders([h]), [2]);
+          if (out) {
+            expect(out).toHaveLength(1);
+            expect(out[0]!.key).toMatch(/^[!-9;-~]+$/);
+            expect(out[0]!.value).not.toMatch(/[\r\n]/);
+            expect(['subject', 'bcc', 'from', 'to', 'cc']).not.toContain(out[0]!.key.toLowerCase());
+          }
+        },
+      ),
       RUNS,
     );
   });
@@ -157,9 +195,24 @@ describe('config files', () => {
       (o, v) => ((o.profiles as Record<string, unknown>)[String(v).slice(0, 30)] = v),
       (o, v) => {
         const w = (o.profiles as Record<string, Record<string, unknown>>).work!;
-        w[['provider', 'clientId', 'tenant', 'user', 'scopes', 'smtp', 'imap', 'storage', 'retry', 'capabilities'][Math.abs(JSON.stringify(v ?? null).length) % 10]!] = v;
+        w[
+          [
+            'provider',
+            'clientId',
+            'tenant',
+            'user',
+            'scopes',
+            'smtp',
+            'imap',
+            'storage',
+            'retry',
+            'capabilities',
+          ][Math.abs(JSON.stringify(v ?? null).length) % 10]!
+        ] = v;
       },
-      (o, v) => ((o.profiles as Record<string, Record<string, Record<string, unknown>>>).work!.retry!.maxAttempts = v),
+      (o, v) =>
+        ((o.profiles as Record<string, Record<string, Record<string, unknown>>>).work!.retry!.maxAttempts =
+          v),
     ];
     fc.assert(
       fc.property(fc.nat(paths.length - 1), fc.jsonValue({ maxDepth: 3 }), (i, v) => {
@@ -178,7 +231,10 @@ describe('config files', () => {
     );
     const huge = `{"version":1,"profiles":{"w":${'['.repeat(200_000)}`;
     expect(cleanly(() => parseConfigText(huge, 'config.json'), [3])).toBeUndefined();
-    const many = JSON.stringify({ version: 1, profiles: { w: { provider: 'microsoft', x: 'y'.repeat(5_000_000) } } });
+    const many = JSON.stringify({
+      version: 1,
+      profiles: { w: { provider: 'microsoft', x: 'y'.repeat(5_000_000) } },
+    });
     expect(cleanly(() => parseConfigText(many, 'config.json'), [3])).toBeUndefined();
   });
 });
@@ -187,11 +243,24 @@ describe('attachment and message names', () => {
   it('sanitizeFilename always gives a short, plain, non-hidden name in one folder', () => {
     fc.assert(
       fc.property(
-        fc.oneof(nasty, fc.constantFrom('..', '.', '../../etc/passwd', 'C:\\x\\CON.txt', 'con', ' . ', 'a'.repeat(1000), '\u0000'.repeat(3))),
+        fc.oneof(
+          nasty,
+          fc.constantFrom(
+            '..',
+            '.',
+            '../../etc/passwd',
+            'C:\\x\\CON.txt',
+            'con',
+            ' . ',
+            'a'.repeat(1000),
+            '\u0000'.repeat(3),
+          ),
+        ),
         (raw) => {
           const s = sanitizeFilename(raw);
           expect(s.length).toBeGreaterThan(0);
           expect(Buffer.byteLength(s)).toBeLessThanOrEqual(MAX_NAME_BYTES);
+          // eslint-disable-next-line no-control-regex -- no control characters in a file name
           expect(s).not.toMatch(/[/\\\0-\x1f<>:"|?*]/);
           expect(s).not.toMatch(/^\./);
           expect(s).not.toMatch(/[. ]$/);
