@@ -704,6 +704,9 @@ export async function fetchMessages(client: ImapFlow, o: FetchOptions): Promise<
           else debug(`fetch: UID ${m.uid} disappeared from the server before it was downloaded`);
         }
         mboxSize = (await sink.commit()) ?? mboxSize;
+        // writes finish in any order; attachments (whose names take suffixes first come, first
+        // served), the actions and the output go in UID order
+        saved.sort((x, y) => x.uid - y.uid);
         // attachments only after the message itself is safe on disk
         if (o.attachmentsDir) {
           for (const sv of saved) {
@@ -727,7 +730,7 @@ export async function fetchMessages(client: ImapFlow, o: FetchOptions): Promise<
         state = next;
         // only now: the messages are on disk and the state says so
         await act(saved.map((sv) => sv.uid));
-        for (const sv of saved.sort((x, y) => x.uid - y.uid)) {
+        for (const sv of saved) {
           if (sv.file) {
             summary.fetched++;
             o.onSaved?.(sv);
