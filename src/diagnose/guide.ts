@@ -196,8 +196,16 @@ function microsoftGuide({ name, profile: p }: GuideInput): string {
     s.step(
       'Let the app into the mailbox (Exchange Online PowerShell, an Exchange administrator)',
       'Enterprise applications → your app → copy its "Object ID" (not the one under App registrations).',
+      `  Connect-ExchangeOnline -Organization ${p.tenant && p.tenant.includes('.') ? p.tenant : 'contoso.onmicrosoft.com'}`,
       `  New-ServicePrincipal -AppId ${clientId ?? 'CLIENT-ID'} -ObjectId OBJECT-ID`,
       `  Add-MailboxPermission -Identity ${p.user ?? 'mailbox@contoso.com'} -User OBJECT-ID -AccessRights FullAccess`,
+      ...(caps.includes('send')
+        ? [
+            'To send as the mailbox (SMTP.SendAsApp), also give the app SendAs on it:',
+            `  Add-RecipientPermission -Identity ${p.user ?? 'mailbox@contoso.com'} -Trustee OBJECT-ID -AccessRights SendAs -Confirm:$false`,
+          ]
+        : []),
+      'Without these, SMTP answers 430 4.2.0 STOREDRV and IMAP refuses the login.',
     );
   }
   if (caps.includes('send')) {
