@@ -342,7 +342,10 @@ export function entraError(input: EntraErrorInput, c: EntraErrorContext, cause?:
     const opts = { code: stable, hint: entry.hint(c), cause, response: input };
     if (entry.exit === ExitCode.AUTH) return new AuthError(msg, opts);
     if (entry.exit === ExitCode.CONFIG) return new ConfigError(msg, opts);
-    return new TransientError(msg, opts);
+    // throttling and outages: the provider's own words say how long or why (retries, if any,
+    // have already run out in src/auth/network.ts)
+    const said = firstLine(input.description)?.replace(/^AADSTS\d+:\s*/, '');
+    return new TransientError(said ? `${msg}: ${said}` : msg, opts);
   }
   if (input.status === 429 || (input.status !== undefined && input.status >= 500)) {
     return new TransientError(`Microsoft Entra ID answered HTTP ${input.status}${tag}`, {

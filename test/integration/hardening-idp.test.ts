@@ -133,6 +133,10 @@ describe('retries at the identity provider', () => {
     const r = await h.run(['token', 'work', '--force-refresh'], { timeoutMs: 60_000 });
     expect(r.code, r.stderr).toBe(6);
     expect(r.stderr).toMatch(/AADSTS50196/);
+    // the provider's own sentence, after ours
+    expect(r.stderr).toMatch(
+      /^oauthmail: Microsoft Entra ID is temporarily unavailable or throttling requests \(AADSTS50196\): \S/m,
+    );
     noStack(r.stderr);
     expect((await refreshes()) - before).toBe(4);
   }, 60_000);
