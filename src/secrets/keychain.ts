@@ -13,8 +13,13 @@
  * peer that never answers the D-Bus handshake, never). So:
  *   - the one known cause of the 25 s hang, a HOME that does not exist (gnome-keyring, started by
  *     D-Bus activation, cannot create its folders), is checked first and keytar is not called;
+ *   - a session bus that accepts connections but never answers (the case that held the process
+ *     for ever) is caught before keytar is called: busAnswers() does the first step of the D-Bus
+ *     handshake on a socket of its own, under the timeout;
  *   - after any other timeout pendingKeychainCalls() is > 0, and only a signal ends the process
- *     at once (the CLI decides; see the note on pendingKeychainCalls).
+ *     at once (the CLI decides; see the note on pendingKeychainCalls). Left: a bus that answers
+ *     but whose Secret Service activation never completes (measured: the process ends at the
+ *     D-Bus default of 25 s, after printing its result at the 3 s timeout).
  */
 import { existsSync } from 'node:fs';
 import { InternalError } from '../errors/index.js';
@@ -82,6 +87,37 @@ function explain(m: string): string {
   if (/locked collection|collection\/login|prompt.*(dismissed|failed)|cannot open display/i.test(m))
     return `the keyring is locked (or has no login keyring) and cannot be unlocked from here: ${m}`;
   return m;
+}
+
+/**
+ * Does the session bus answer at all? A peer that accepts the connection but never answers the
+ * D-Bus authentication (a hung dbus-daemon, a stale socket taken over by something else) would
+ * leave keytar's native call stuck for ever, and with it the process (see the note at the top).
+ * So before any keytar call: connect ourselves, send the first line of the SASL handshake
+ * (D-Bus specification, "Authentication Protocol": NUL byte, then AUTH EXTERNAL <hex uid>) and
+ * wait for any reply line, under the keychain timeout. A socket can be cancelled; a keytar call
+ * cannot. Connection errors are left to keytar, which reports them at once in its own words.
+ */
+async function busAnswers(address: string | undefined, timeoutMs: number): Promise<void> {
+  const m = /(?:^|;)unix:(path|abstract)=([^,;]+)/.exec(address ?? '');
+  if (!m) return;
+  const target = m[1] === 'abstract' ? `\0${m[2]!}` : m[2]!;
+  const { connect } = await import('node:net');
+  const uid = typeof process.getuid === 'function' ? String(process.getuid()) : '0';
+  const answered = await new Promise<boolean | 'error'>((resolve) => {
+    const sock = connect(target);
+    const done = (v: boolean | 'error') => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(v);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    sock.once('error', () => done('error'));
+    sock.once('connect', () => sock.write(`\0AUTH EXTERNAL ${Buffer.from(uid).toString('hex')}\r\n`));
+    sock.once('data', () => done(true));
+  });
+  if (answered === false)
+    throw new KeychainUnavailableError(`the D-Bus session bus did not answer within ${timeoutMs} ms`);
 }
 
 async function loadKeytar(): Promise<KeytarLike> {
@@ -195,6 +231,7 @@ export class KeychainStore implements SecretStore {
     if (home && !existsSync(home)) {
       throw new KeychainUnavailableError(`HOME (${home}) does not exist, so no keyring can start`);
     }
+    await busAnswers(process.env.DBUS_SESSION_BUS_ADDRESS, this.timeoutMs);
   }
 
   private backend(): RawBackend {

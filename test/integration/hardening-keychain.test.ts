@@ -11,6 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createServer, type Socket } from 'node:net';
 import { BIN, cliHome, runCli, type CliHome } from '../support/cli.js';
 
 const SECRET = `kc-secret-${Math.random().toString(36).slice(2)}`;
@@ -100,6 +101,30 @@ describe('keychain faults, CLI level', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/HOME \(.*no-such-home\) does not exist/);
     noLeak(a, r.stdout + r.stderr);
+  });
+
+  it('a bus that accepts but never answers: the warning at the timeout, and the process ends by itself', async () => {
+    const sock = join(root, 'black-hole');
+    const sockets: Socket[] = [];
+    const server = createServer((c) => {
+      sockets.push(c);
+      c.on('data', () => undefined);
+    });
+    await new Promise<void>((r) => server.listen(sock, r));
+    try {
+      const a = await profileHome('auto', {
+        DBUS_SESSION_BUS_ADDRESS: `unix:path=${sock}`,
+        OAUTHMAIL_KEYCHAIN_TIMEOUT_MS: '1000',
+      });
+      // runCli fails the test if the process has not ended after 20 s
+      const r = await a.run(['profile', 'secret', 'k', '--stdin'], { input: SECRET, timeoutMs: 20_000 });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/the D-Bus session bus did not answer within 1000 ms; storing secrets in /);
+      noLeak(a, r.stdout + r.stderr);
+    } finally {
+      for (const c of sockets) c.destroy();
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it('a locked keyring that cannot be unlocked here: a clear error naming the lock, not a hang', async () => {

@@ -263,7 +263,7 @@ describe('without a Secret Service (child processes)', () => {
     expect(result.warnings).toEqual([]);
   });
 
-  it('a bus that never answers: falls back at the timeout; the stuck native call holds the process, even through process.exit()', async () => {
+  it('a bus that never answers: falls back at the timeout, before any keytar call, so the process ends', async () => {
     const sock = path.join(root, 'black-hole.sock');
     const sockets: net.Socket[] = [];
     const server = net.createServer((s) => {
@@ -278,23 +278,17 @@ describe('without a Secret Service (child processes)', () => {
         OAUTHMAIL_KEYCHAIN_TIMEOUT_MS: '500',
       };
       for (const noExit of [true, false]) {
-        const { result, child, exited } = await runChild('auto', env, { noExit });
+        const { result, exited } = await runChild('auto', env, { noExit });
         expect(result.kind).toBe('file');
         expect(result.ms).toBeGreaterThanOrEqual(490);
         expect(result.ms).toBeLessThan(1500);
         expect(result.warnings[0]).toMatch(
-          /^the keychain did not answer within 500 ms \(probe\); storing secrets in /,
+          /^the D-Bus session bus did not answer within 500 ms; storing secrets in /,
         );
-        expect(result.pending).toBe(1);
-        // documented behaviour: the process does not end while keytar waits, with or without
-        // process.exit() (Node joins its threadpool on exit); only a signal ends it
-        const ended = await Promise.race([
-          exited.then(() => true),
-          new Promise((r) => setTimeout(() => r(false), 1500)),
-        ]);
-        expect(ended).toBe(false);
-        child.kill('SIGKILL');
-        await exited;
+        // the handshake is checked on a socket of our own (cancellable), so no native keytar
+        // call is left stuck, and the process ends by itself, with or without process.exit()
+        expect(result.pending).toBe(0);
+        expect(await exited).toBe(0);
       }
     } finally {
       for (const s of sockets) s.destroy();
