@@ -169,7 +169,7 @@ describe('secrets sweep', () => {
     for (const f of walk(join(h.dir, 'data'))) check(f, readFileSync(f, 'latin1'));
     const logDirs = [
       process.env.STACK_LOG_DIR,
-      process.env.OAUTHMAIL_STACK_DIR && join(process.env.OAUTHMAIL_STACK_DIR, 'log'),
+      process.env.OAUTHMAIL_STACK_DIR && join(process.env.OAUTHMAIL_STACK_DIR, 'logs'),
     ];
     for (const d of logDirs) if (d) for (const f of walk(d)) check(f, readFileSync(f, 'latin1'));
     expect(leaks).toEqual([]);
