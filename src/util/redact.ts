@@ -28,7 +28,7 @@ const PATTERNS: Array<[RegExp, string]> = [
   [/(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}/gi, '$1[REDACTED]'],
   // JSON fields and form fields that carry credentials
   [
-    /("(?:access_token|refresh_token|id_token|client_secret|password|passphrase|code_verifier|assertion|private_key|client_assertion|code|device_code|secret)"\s*:\s*")[^"]*(")/gi,
+    /("(?:access_token|refresh_token|id_token|client_secret|password|passphrase|code_verifier|assertion|private_key|client_assertion|code|device_code|secret)"\s*:\s*")(?!(?:\.\.\.|…|)")[^"]*(")/gi,
     '$1[REDACTED]$2',
   ],
   [

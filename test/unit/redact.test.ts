@@ -52,3 +52,11 @@ describe('errors', () => {
     expect(EXIT_CODE_TABLE.map((e) => e.code)).toEqual([0, 1, 2, 3, 4, 5, 6]);
   });
 });
+
+describe('redact placeholders', () => {
+  it('leaves "..." placeholders in examples readable', () => {
+    clearRegisteredSecrets();
+    expect(redact('{"access_token": "...", "refresh_token": "…"}')).toBe('{"access_token": "...", "refresh_token": "…"}');
+    expect(redact('{"access_token": "abc.def-123456"}')).toBe('{"access_token": "[REDACTED]"}');
+  });
+});
