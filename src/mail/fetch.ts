@@ -33,7 +33,7 @@ import type { FileHandle } from 'node:fs/promises';
 import type { ImapFlow, MessageStructureObject, SearchObject } from 'imapflow';
 import { MailServerError, TransientError, UsageError, isOauthmailError } from '../errors/index.js';
 import { atomicWriteFile, ensurePrivateDir, readFileIfExists } from '../util/fs.js';
-import { imapError as imapErrorFrom } from './imap.js';
+import { imapError } from './imap.js';
 import { saveAttachments, sanitizeFilename } from './attachments.js';
 
 export type FetchFormat = 'eml' | 'maildir' | 'mbox';
@@ -85,7 +85,7 @@ async function openMailbox(client: ImapFlow, mailbox: string, readOnly: boolean)
   try {
     return await client.getMailboxLock(mailbox, { readOnly });
   } catch (e) {
-    throw imapErrorFrom(e, { mailbox, user: String(client.options.auth?.user ?? '') });
+    throw imapError(e, { mailbox, user: String(client.options.auth?.user ?? '') });
   }
 }
 
@@ -568,7 +568,7 @@ export async function fetchMessages(client: ImapFlow, o: FetchOptions): Promise<
         const st = await client.status(o.moveTo, { messages: true });
         if (!st) throw new Error('NONEXISTENT');
       } catch (e) {
-        throw imapErrorFrom(e, { mailbox: o.moveTo });
+        throw imapError(e, { mailbox: o.moveTo });
       }
     }
     const lock = await openMailbox(client, o.mailbox, !acting);
@@ -633,7 +633,7 @@ export async function fetchMessages(client: ImapFlow, o: FetchOptions): Promise<
             summary.deleted += uids.length;
           }
         } catch (e) {
-          throw imapErrorFrom(e, { mailbox: o.moveTo ?? o.mailbox });
+          throw imapError(e, { mailbox: o.moveTo ?? o.mailbox });
         }
       };
 
@@ -761,7 +761,7 @@ export async function fetchMessages(client: ImapFlow, o: FetchOptions): Promise<
     if (isOauthmailError(e)) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     if (code && /^E(ACCES|PERM|NOSPC|ROFS|IO|DQUOT|MFILE|NFILE)$/.test(code)) throw e;
-    throw imapErrorFrom(e, { mailbox: o.mailbox });
+    throw imapError(e, { mailbox: o.mailbox });
   } finally {
     await sink?.close().catch(() => undefined);
     await unlock();

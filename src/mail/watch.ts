@@ -23,7 +23,7 @@ import { AuthError, ConfigError, UsageError, isOauthmailError, type OauthmailErr
 import { decodeJwt } from '../diagnose/jwt.js';
 import type { TokenSource } from './token-source.js';
 import type { ImapConnection } from './imap.js';
-import { closeImap, imapError as imapErrorFrom } from './imap.js';
+import { closeImap, imapError } from './imap.js';
 import { fetchMessages, type FetchFormat, type SavedMessage } from './fetch.js';
 
 export interface WatchOptions {
@@ -140,7 +140,7 @@ export async function watchMailbox(
       try {
         box = await c.mailboxOpen(o.mailbox, { readOnly: true });
       } catch (e) {
-        throw imapErrorFrom(e, { mailbox: o.mailbox, user: source.user });
+        throw imapError(e, { mailbox: o.mailbox, user: source.user });
       }
       const validity = String(box.uidValidity);
       if (uidValidity !== undefined && uidValidity !== validity) {
@@ -216,7 +216,7 @@ export async function watchMailbox(
       }
       if (closed && !o.stop.stopped) throw Object.assign(new Error('the server closed the connection'), { code: 'EConnectionClosed' });
     } catch (e) {
-      const err = isOauthmailError(e) ? e : imapErrorFrom(e, { mailbox: o.mailbox, user: source.user });
+      const err = isOauthmailError(e) ? e : imapError(e, { mailbox: o.mailbox, user: source.user });
       if (isFatal(err)) throw err;
       if (o.stop.stopped) break;
       failures++;
