@@ -188,3 +188,41 @@ describe('oauthmail watch --exec', () => {
     expect(stdout + stderr).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\./);
   }, 300_000);
 });
+
+describe('oauthmail watch --out', () => {
+  it('saves each new message into a Maildir, as fetch does, and prints its path', async () => {
+    const c = await privAdmin();
+    await c.mailboxCreate('WatchOut');
+    const before = rawMessage(100, 700, { subject: 'already there' });
+    await c.append('WatchOut', before);
+    await c.logout().catch(() => undefined);
+    const out = path.join(work, 'maildir');
+    const w = spawn(process.execPath, [BIN, 'watch', '-p', 'work', '--mailbox', 'WatchOut', '--out', out, '--format', 'maildir'], {
+      env: h!.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    watcher = w;
+    let stdout = '';
+    let stderr = '';
+    w.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    w.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((r) => w.on('close', (code) => r(code)));
+    const log = () => stderr;
+    await waitFor('watch to start idling', () => /watching WatchOut/.test(stderr), 30_000, log);
+    const files = () => (existsSync(path.join(out, 'new')) ? readdirSync(path.join(out, 'new')) : []);
+    // like fetch: what was there before is saved too (the state file starts empty)
+    await waitFor('the message already there', () => files().length === 1, 60_000, log);
+    const msgs = [rawMessage(101, 400), rawMessage(102, 90_000), rawMessage(103, 600_000)];
+    const a = await privAdmin();
+    for (const m of msgs) await a.append('WatchOut', m);
+    await a.logout().catch(() => undefined);
+    await waitFor('three new messages saved', () => files().length === 4, 60_000, log);
+    const want = [before, ...msgs].map((m) => m.toString('hex')).sort();
+    expect(files().map((f) => readFileSync(path.join(out, 'new', f)).toString('hex')).sort()).toEqual(want);
+    w.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    const printed = stdout.trim().split('\n');
+    expect(printed).toHaveLength(4);
+    for (const p of printed) expect(existsSync(p)).toBe(true);
+  }, 180_000);
+});
