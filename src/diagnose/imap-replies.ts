@@ -13,7 +13,8 @@ export interface ImapErrorLike {
   message?: string;
   code?: string;
   /** Tagged reply text, e.g. "[AUTHENTICATIONFAILED] Authentication failed." */
-  response?: string;
+  /** A string in imapflow 1; imapflow 2 puts the parsed reply object here (then read responseText). */
+  response?: string | object;
   responseText?: string;
   responseStatus?: string;
   serverResponseCode?: string;
@@ -82,7 +83,8 @@ const NETWORK_CODES = new Set([
 const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|DEPTH_ZERO|HOSTNAME|ALTNAME/;
 
 export function replyText(e: ImapErrorLike): string {
-  return String(e.response ?? e.responseText ?? '').trim();
+  const r = typeof e.response === 'string' ? e.response : undefined;
+  return String(r ?? e.responseText ?? '').trim();
 }
 
 /**

@@ -138,3 +138,11 @@ describe('imapError (src/mail/imap.ts): imapflow 2 error shapes, never explained
     expect(e.message).toContain("server's reason: the token is invalid or expired");
   });
 });
+
+describe('imapflow 2 reply objects', () => {
+  it('reads responseText when response is the parsed reply object', async () => {
+    const { replyText } = await import('../../src/diagnose/imap-replies.js');
+    expect(replyText({ response: { tag: 'A1', command: 'NO' }, responseText: 'Mailbox does not exist' })).toBe('Mailbox does not exist');
+    expect(replyText({ response: 'NO [AUTHENTICATIONFAILED] Authentication failed.' })).toContain('AUTHENTICATIONFAILED');
+  });
+});
