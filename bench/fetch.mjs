@@ -16,7 +16,9 @@ import { ImapFlow } from 'imapflow';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const env = process.env;
 if (env.OAUTHMAIL_STACK !== '1' || !env.IMAPS_PORT) {
-  process.stderr.write('bench/fetch.mjs needs the local mail stack: source .stack/env (test/support/stack/start.sh) first\n');
+  process.stderr.write(
+    'bench/fetch.mjs needs the local mail stack: source .stack/env (test/support/stack/start.sh) first\n',
+  );
   process.exit(2);
 }
 const COUNT = Number(env.BENCH_FETCH_COUNT ?? 5000);
@@ -29,7 +31,14 @@ function mint() {
   const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
   const now = Math.floor(Date.now() / 1000);
   const h = b64({ alg: 'RS256', typ: 'JWT', kid: env.STACK_JWT_KID });
-  const p = b64({ iss: env.STACK_MS_ISSUER, sub: 'bench', email: USER, scope: 'IMAP.AccessAsUser.All', iat: now, exp: now + 3600 });
+  const p = b64({
+    iss: env.STACK_MS_ISSUER,
+    sub: 'bench',
+    email: USER,
+    scope: 'IMAP.AccessAsUser.All',
+    iat: now,
+    exp: now + 3600,
+  });
   return `${h}.${p}.${createSign('RSA-SHA256').update(`${h}.${p}`).sign(key).toString('base64url')}`;
 }
 
@@ -42,7 +51,14 @@ function message(i) {
 }
 
 const connect = async () => {
-  const c = new ImapFlow({ host: 'localhost', port: Number(env.IMAPS_PORT), secure: true, auth: { user: USER, accessToken: mint() }, logger: false, disableAutoIdle: true });
+  const c = new ImapFlow({
+    host: 'localhost',
+    port: Number(env.IMAPS_PORT),
+    secure: true,
+    auth: { user: USER, accessToken: mint() },
+    logger: false,
+    disableAutoIdle: true,
+  });
   c.on('error', () => undefined);
   await c.connect();
   return c;
@@ -97,12 +113,23 @@ process.stdout.write(JSON.stringify({ n: s.fetched, bytes: s.bytes, ms: Number(p
 function run(kind) {
   const out = mkdtempSync(path.join(os.tmpdir(), `oauthmail-bench-${kind}-`));
   try {
-    const cfg = JSON.stringify({ root: ROOT, port: Number(env.IMAPS_PORT), user: USER, token: mint(), folder, out });
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', kind === 'baseline' ? BASELINE : OURS, cfg], {
-      cwd: ROOT,
-      encoding: 'utf8',
-      env,
+    const cfg = JSON.stringify({
+      root: ROOT,
+      port: Number(env.IMAPS_PORT),
+      user: USER,
+      token: mint(),
+      folder,
+      out,
     });
+    const r = spawnSync(
+      process.execPath,
+      ['--input-type=module', '-e', kind === 'baseline' ? BASELINE : OURS, cfg],
+      {
+        cwd: ROOT,
+        encoding: 'utf8',
+        env,
+      },
+    );
     if (r.status !== 0) throw new Error(`${kind} failed: ${r.stderr}`);
     const res = JSON.parse(r.stdout);
     if (res.n !== COUNT) throw new Error(`${kind} fetched ${res.n} of ${COUNT}`);

@@ -45,10 +45,17 @@ const rows = results.map((x) => [
 ]);
 const w = [0, 1, 2].map((i) => Math.max(...rows.map((r) => r[i].length), 8));
 process.stdout.write(`\n${'benchmark'.padEnd(w[0])}  ${'ratio'.padEnd(w[1])}  ${'want'.padEnd(w[2])}\n`);
-for (const r of rows) process.stdout.write(`${r[0].padEnd(w[0])}  ${r[1].padEnd(w[1])}  ${r[2].padEnd(w[2])}  ${r[3]}\n`);
+for (const r of rows)
+  process.stdout.write(`${r[0].padEnd(w[0])}  ${r[1].padEnd(w[1])}  ${r[2].padEnd(w[2])}  ${r[3]}\n`);
 const report = {
   when: new Date().toISOString(),
-  machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` },
+  machine: {
+    cpus: os.cpus().length,
+    cpu: os.cpus()[0]?.model,
+    memGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    platform: `${os.platform()} ${os.release()}`,
+  },
   results,
 };
 writeFileSync(path.join(here, 'report.json'), JSON.stringify(report, null, 2) + '\n');

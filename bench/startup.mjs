@@ -39,10 +39,14 @@ const cliEnv = {
 
 function admin(p, json) {
   return new Promise((resolve, reject) => {
-    const r = https.request(new URL(`/_admin/${p}`, env.IDP_URL), { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode));
-    });
+    const r = https.request(
+      new URL(`/_admin/${p}`, env.IDP_URL),
+      { method: 'POST', headers: { 'content-type': 'application/json' } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode));
+      },
+    );
     r.on('error', reject);
     r.end(JSON.stringify(json));
   });
@@ -63,9 +67,25 @@ function run(args, input = '') {
 }
 
 async function signIn(name, storage) {
-  const add = await run([BIN, 'profile', 'add', name, '--client-id', CLIENT, '--authority', `${env.IDP_URL}/${TID}/`, '--user', USER, '--storage', storage]);
+  const add = await run([
+    BIN,
+    'profile',
+    'add',
+    name,
+    '--client-id',
+    CLIENT,
+    '--authority',
+    `${env.IDP_URL}/${TID}/`,
+    '--user',
+    USER,
+    '--storage',
+    storage,
+  ]);
   if (add.code !== 0) throw new Error(add.err);
-  const child = spawn(process.execPath, [BIN, 'login', name, '--device'], { env: cliEnv, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'login', name, '--device'], {
+    env: cliEnv,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   child.stdin.end();
   let err = '';
   const code = await new Promise((resolve) =>
@@ -90,7 +110,10 @@ const cases = [
   { name: '--version', args: [BIN, '--version'] },
   { name: 'token (file store)', args: [BIN, 'token', 'file'], target: 2.0 },
   { name: 'token (keychain)', args: [BIN, 'token', 'keychain'], target: 2.0 },
-  { name: 'send --dry-run', args: [BIN, '-p', 'file', 'send', '--dry-run', '--to', 'bob@contoso.test', '-s', 'bench', '--body', 'hi'] },
+  {
+    name: 'send --dry-run',
+    args: [BIN, '-p', 'file', 'send', '--dry-run', '--to', 'bob@contoso.test', '-s', 'bench', '--body', 'hi'],
+  },
 ];
 // warm up the page cache and the IdP (first token call may refresh nothing, but loads files)
 for (const c of cases) {
@@ -125,6 +148,8 @@ for (const c of cases) {
       ok,
     }),
   );
-  process.stderr.write(`startup: ${c.name.padEnd(20)} ${ms.toFixed(0).padStart(5)} ms = ${ratio.toFixed(2)} × node -e 0 (${baseMs.toFixed(0)} ms)${c.target ? `, want ≤ ${c.target}` : ''}${ok ? '' : '  MISSED'}\n`);
+  process.stderr.write(
+    `startup: ${c.name.padEnd(20)} ${ms.toFixed(0).padStart(5)} ms = ${ratio.toFixed(2)} × node -e 0 (${baseMs.toFixed(0)} ms)${c.target ? `, want ≤ ${c.target}` : ''}${ok ? '' : '  MISSED'}\n`,
+  );
 }
 process.exitCode = missed ? 1 : 0;

@@ -38,7 +38,11 @@ export async function main(argv: string[], deps: MainDeps = {}): Promise<number>
 function report(io: Io, e: unknown): number {
   if (e instanceof CommanderError) {
     // help and --version end here too: they are not errors
-    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') {
+    if (
+      e.code === 'commander.helpDisplayed' ||
+      e.code === 'commander.version' ||
+      e.code === 'commander.help'
+    ) {
       return ExitCode.OK;
     }
     // commander already printed its message
@@ -55,8 +59,13 @@ function report(io: Io, e: unknown): number {
     return e.exitCode;
   }
   const err = e as NodeJS.ErrnoException;
-  if (err && (err.code === 'EACCES' || err.code === 'EPERM' || err.code === 'ENOSPC' || err.code === 'EROFS')) {
-    io.err(`oauthmail: ${err.code === 'ENOSPC' ? 'disk full' : 'permission denied'}: ${err.path ?? err.message}`);
+  if (
+    err &&
+    (err.code === 'EACCES' || err.code === 'EPERM' || err.code === 'ENOSPC' || err.code === 'EROFS')
+  ) {
+    io.err(
+      `oauthmail: ${err.code === 'ENOSPC' ? 'disk full' : 'permission denied'}: ${err.path ?? err.message}`,
+    );
     return ExitCode.ERROR;
   }
   io.err(`oauthmail: unexpected error: ${err?.message ?? String(e)}`);

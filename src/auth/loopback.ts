@@ -72,7 +72,9 @@ export class LoopbackServer {
       if (u.port) port = Number(u.port);
     }
     // https.Server emits the same 'request' events as http.Server
-    const server = (o.tls ? https.createServer({ key: o.tls.key, cert: o.tls.cert }) : http.createServer()) as http.Server;
+    const server = (
+      o.tls ? https.createServer({ key: o.tls.key, cert: o.tls.cert }) : http.createServer()
+    ) as http.Server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e: NodeJS.ErrnoException) => {
         if (e.code === 'EADDRINUSE') {

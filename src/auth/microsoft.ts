@@ -94,7 +94,8 @@ export function parsePasted(text: string): Pasted | undefined {
     try {
       const u = new URL(t, 'http://localhost/');
       params = new URLSearchParams(u.search || u.hash.replace(/^#/, ''));
-      if (!params.has('code') && !params.has('error') && u.hash) params = new URLSearchParams(u.hash.slice(1));
+      if (!params.has('code') && !params.has('error') && u.hash)
+        params = new URLSearchParams(u.hash.slice(1));
     } catch {
       params = new URLSearchParams(t.replace(/^[?#]/, ''));
     }
@@ -312,7 +313,9 @@ export class MicrosoftProvider implements TokenProvider {
       },
       cache: { cachePlugin: plugin },
       system: {
-        networkClient: this.watchDeviceCode(createNetworkModule({ debug: (l) => io.debug(l), onSlowDown, retry: this.profile.retry })),
+        networkClient: this.watchDeviceCode(
+          createNetworkModule({ debug: (l) => io.debug(l), onSlowDown, retry: this.profile.retry }),
+        ),
         loggerOptions: {
           piiLoggingEnabled: false,
           logLevel: io.verbose ? msal.LogLevel.Info : msal.LogLevel.Error,
@@ -331,10 +334,15 @@ export class MicrosoftProvider implements TokenProvider {
    * MSAL 7 does not treat an error answer of the device-code endpoint as an error: it calls the
    * callback with undefined fields. Keep that answer so the callback can raise the real error.
    */
-  private watchDeviceCode(net: import('@azure/msal-node').INetworkModule): import('@azure/msal-node').INetworkModule {
+  private watchDeviceCode(
+    net: import('@azure/msal-node').INetworkModule,
+  ): import('@azure/msal-node').INetworkModule {
     return {
       sendGetRequestAsync: (url, options, timeout) => net.sendGetRequestAsync(url, options, timeout),
-      sendPostRequestAsync: async <T>(url: string, options?: Parameters<typeof net.sendPostRequestAsync>[1]) => {
+      sendPostRequestAsync: async <T>(
+        url: string,
+        options?: Parameters<typeof net.sendPostRequestAsync>[1],
+      ) => {
         const r = await net.sendPostRequestAsync<T>(url, options);
         if (r.status >= 400 && /\/devicecode$/.test(new URL(url).pathname)) {
           this.deviceCodeError = r.body as Record<string, unknown>;
@@ -698,7 +706,9 @@ export class MicrosoftProvider implements TokenProvider {
     io.err(
       `The browser then goes to ${redirectUri}... and shows an error page (nothing listens there): that is expected.`,
     );
-    io.err('Copy the whole address from the address bar (or just the code) and paste it here, then press Enter:');
+    io.err(
+      'Copy the whole address from the address bar (or just the code) and paste it here, then press Enter:',
+    );
     const line = await readLine(io.stdin, o.timeoutMs);
     if (line === undefined) {
       throw new AuthError(`no redirect URL was pasted within ${Math.round(o.timeoutMs / 1000)} seconds`, {
@@ -725,10 +735,13 @@ export class MicrosoftProvider implements TokenProvider {
       );
     }
     if (pasted.state !== undefined && pasted.state !== state) {
-      throw new AuthError('the pasted URL belongs to another sign-in (its state does not match); nothing was stored', {
-        code: 'state_mismatch',
-        hint: `run: oauthmail login ${this.profileName} --paste, and paste the address from that sign-in`,
-      });
+      throw new AuthError(
+        'the pasted URL belongs to another sign-in (its state does not match); nothing was stored',
+        {
+          code: 'state_mismatch',
+          hint: `run: oauthmail login ${this.profileName} --paste, and paste the address from that sign-in`,
+        },
+      );
     }
     registerSecret(pasted.code);
     try {

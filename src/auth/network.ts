@@ -110,10 +110,13 @@ export function createNetworkModule(opts: NetworkOptions = {}): INetworkModule {
       } catch (e) {
         const code = (e as { code?: unknown }).code;
         opts.debug?.(`${method} ${u.origin}${u.pathname} → ${typeof code === 'string' ? code : 'error'}`);
-        if (!policy || typeof code !== 'string' || !RETRY_NET_CODES.has(code) || policy.mode === 'none') throw e;
+        if (!policy || typeof code !== 'string' || !RETRY_NET_CODES.has(code) || policy.mode === 'none')
+          throw e;
         const v = nextRetry(policy, attempt, undefined, opts.random);
         if (!v.retry) throw e;
-        opts.debug?.(`retrying in ${(v.delayMs / 1000).toFixed(1)} s (attempt ${attempt + 1} of ${policy.maxAttempts})`);
+        opts.debug?.(
+          `retrying in ${(v.delayMs / 1000).toFixed(1)} s (attempt ${attempt + 1} of ${policy.maxAttempts})`,
+        );
         opts.onRetry?.({ attempt, delayMs: v.delayMs, code });
         await pause(v.delayMs);
         continue;
@@ -124,7 +127,9 @@ export function createNetworkModule(opts: NetworkOptions = {}): INetworkModule {
       const v = nextRetry(policy, attempt, after, opts.random);
       if (!v.retry) {
         if (v.reason === 'too-long')
-          opts.debug?.(`the provider asks to wait ${Math.round((after ?? 0) / 1000)} s; not waiting that long`);
+          opts.debug?.(
+            `the provider asks to wait ${Math.round((after ?? 0) / 1000)} s; not waiting that long`,
+          );
         return res;
       }
       opts.debug?.(

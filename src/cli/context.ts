@@ -62,7 +62,8 @@ export class Context {
       profile,
       source: {
         user,
-        getAccessToken: async (opts) => (await provider.getToken({ forceRefresh: !!opts?.forceRefresh })).accessToken,
+        getAccessToken: async (opts) =>
+          (await provider.getToken({ forceRefresh: !!opts?.forceRefresh })).accessToken,
       },
     };
   }

@@ -51,7 +51,12 @@ export async function fastPath(argv: readonly string[], deps: FastDeps): Promise
     const { Io } = await import('./io.js');
     const io = new Io({ ...deps });
     const { openSecretStore } = await import('../secrets/open.js');
-    const store = await openSecretStore({ storage: profile.storage, paths, env: deps.env, warn: (m) => io.warn(m) });
+    const store = await openSecretStore({
+      storage: profile.storage,
+      paths,
+      env: deps.env,
+      warn: (m) => io.warn(m),
+    });
     const { MicrosoftProvider } = await import('../auth/microsoft.js');
     const provider = new MicrosoftProvider(profileName, profile, {
       io,

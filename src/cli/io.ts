@@ -45,7 +45,9 @@ export class Io {
   /** True when we may ask the user something. */
   get interactive(): boolean {
     const ci = this.env.CI;
-    return !this.noInput && !!this.stdin.isTTY && !!this.stdout.isTTY && !(ci && ci !== '0' && ci !== 'false');
+    return (
+      !this.noInput && !!this.stdin.isTTY && !!this.stdout.isTTY && !(ci && ci !== '0' && ci !== 'false')
+    );
   }
 
   /** stderr is a terminal a person watches (progress bars, device codes with QR). */
@@ -85,12 +87,18 @@ export class Io {
   /** Fail with exit 4 and the command that fixes it, instead of prompting. */
   requireInteractive(what: string, fix: string): void {
     if (!this.interactive) {
-      throw new AuthError(`${what} needs an interactive terminal`, { code: 'not_interactive', hint: `run: ${fix}` });
+      throw new AuthError(`${what} needs an interactive terminal`, {
+        code: 'not_interactive',
+        hint: `run: ${fix}`,
+      });
     }
   }
 
   async prompt(question: string, def?: string): Promise<string> {
-    if (!this.interactive) throw new UsageError(`cannot ask "${question}": not an interactive session`, { code: 'not_interactive' });
+    if (!this.interactive)
+      throw new UsageError(`cannot ask "${question}": not an interactive session`, {
+        code: 'not_interactive',
+      });
     const rl = createInterface({ input: this.stdin, output: this.stderr, terminal: true });
     try {
       const answer: string = await new Promise((resolve) =>
@@ -110,7 +118,10 @@ export class Io {
 
   /** A hidden prompt: nothing is echoed. */
   async promptHidden(question: string): Promise<string> {
-    if (!this.interactive) throw new UsageError(`cannot ask "${question}": not an interactive session`, { code: 'not_interactive' });
+    if (!this.interactive)
+      throw new UsageError(`cannot ask "${question}": not an interactive session`, {
+        code: 'not_interactive',
+      });
     const stdin = this.stdin;
     this.stderr.write(`${question}: `);
     stdin.setRawMode?.(true);

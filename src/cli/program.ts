@@ -47,7 +47,7 @@ export const HELP_TOPICS: Record<string, string> = {
     '  OAUTHMAIL_PASSPHRASE     encrypt file-stored secrets with this passphrase (AES-256-GCM, scrypt)',
     '  OAUTHMAIL_KEYCHAIN_TIMEOUT_MS  how long to wait for the OS keychain (default 3000)',
     '  OAUTHMAIL_HEALTH_IDLE_WARN_SECONDS  `status` warns when a Microsoft refresh token is unused this long (default 60 days)',
-    '  OAUTHMAIL_HEALTH_IDLE_LIMIT_SECONDS Microsoft\'s inactivity limit used in that warning (default 90 days)',
+    "  OAUTHMAIL_HEALTH_IDLE_LIMIT_SECONDS Microsoft's inactivity limit used in that warning (default 90 days)",
     '  OAUTHMAIL_HEALTH_SHORT_LIFETIME_SECONDS  a sign-in that lasted at most this long suggests Google "Testing" status (default 7.5 days)',
     '  OAUTHMAIL_HEALTH_SECRET_WARN_DAYS  warn this many days before a client secret expires (default 30)',
     '  NO_COLOR                 no colours on stderr',
@@ -128,7 +128,8 @@ Help topics: oauthmail help exit-codes | oauthmail help environment`,
         return;
       }
       let cmd: Command | undefined = program;
-      for (const part of topic) cmd = cmd?.commands.find((c) => c.name() === part || c.aliases().includes(part));
+      for (const part of topic)
+        cmd = cmd?.commands.find((c) => c.name() === part || c.aliases().includes(part));
       if (!cmd) {
         throw new UsageError(`no help topic or command named ${JSON.stringify(name)}`, {
           code: 'bad_usage',

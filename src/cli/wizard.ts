@@ -17,19 +17,28 @@ export async function runWizard(io: Io, given: readonly Setting[]): Promise<Sett
     out.push(['provider', provider]);
   }
   if (provider === 'microsoft' && !has(given, 'tenant')) {
-    out.push(['tenant', await io.prompt('Tenant (ID, domain like contoso.com, organizations, common)', 'organizations')]);
+    out.push([
+      'tenant',
+      await io.prompt('Tenant (ID, domain like contoso.com, organizations, common)', 'organizations'),
+    ]);
   }
   if (provider === 'custom') {
-    if (!has(given, 'authorizationEndpoint')) out.push(['authorizationEndpoint', await io.prompt('Authorization endpoint URL')]);
+    if (!has(given, 'authorizationEndpoint'))
+      out.push(['authorizationEndpoint', await io.prompt('Authorization endpoint URL')]);
     if (!has(given, 'tokenEndpoint')) out.push(['tokenEndpoint', await io.prompt('Token endpoint URL')]);
     if (!has(given, 'scopes')) out.push(['scopes', await io.prompt('Scopes (space-separated)')]);
   }
   // the right moment for the registration guide: before we ask for an ID the user may not have yet
-  if ((provider === 'microsoft' || provider === 'google') && !(await io.confirm('Is the app already registered (do you have its client ID)?', true))) {
+  if (
+    (provider === 'microsoft' || provider === 'google') &&
+    !(await io.confirm('Is the app already registered (do you have its client ID)?', true))
+  ) {
     const { renderGuide } = await import('../diagnose/guide.js');
     const tenant = [...given, ...out].find(([k]) => k === 'tenant')?.[1];
     io.err('\n' + renderGuide({ name: 'NAME', profile: { provider, ...(tenant ? { tenant } : {}) } }));
-    io.err('Register the app as above (later: oauthmail guide NAME shows it with all of the profile\'s values), then enter its ID.');
+    io.err(
+      "Register the app as above (later: oauthmail guide NAME shows it with all of the profile's values), then enter its ID.",
+    );
   }
   io.err(
     provider === 'google'

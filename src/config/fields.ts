@@ -136,7 +136,9 @@ export function applySetting(draft: Draft, key: string, value: string | undefine
     case 'number': {
       const n = Number(value);
       if (!Number.isFinite(n)) {
-        throw new UsageError(`${field.key} must be a number (got ${JSON.stringify(value)})`, { code: 'bad_value' });
+        throw new UsageError(`${field.key} must be a number (got ${JSON.stringify(value)})`, {
+          code: 'bad_value',
+        });
       }
       setPath(draft, field.key, n);
       return;
@@ -175,14 +177,18 @@ export function applySetting(draft: Draft, key: string, value: string | undefine
     case 'hostport': {
       const m = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(value.trim());
       if (!m) {
-        throw new UsageError(`${field.key} must be host:port, like smtp.example.com:587 (got ${JSON.stringify(value)})`, {
-          code: 'bad_value',
-        });
+        throw new UsageError(
+          `${field.key} must be host:port, like smtp.example.com:587 (got ${JSON.stringify(value)})`,
+          {
+            code: 'bad_value',
+          },
+        );
       }
       const existing = (draft[field.key] as Record<string, unknown> | undefined) ?? {};
       const port = Number(m[2]);
       const security =
-        existing.security ?? (field.key === 'smtp' ? (port === 465 ? 'tls' : 'starttls') : port === 143 ? 'starttls' : 'tls');
+        existing.security ??
+        (field.key === 'smtp' ? (port === 465 ? 'tls' : 'starttls') : port === 143 ? 'starttls' : 'tls');
       draft[field.key] = { ...existing, host: m[1]!.replace(/^\[|\]$/g, ''), port, security };
       return;
     }

@@ -52,7 +52,11 @@ export const PRESETS: Record<Provider, ProviderPreset> = {
 };
 
 /** The scopes a profile needs for its capabilities and flow (custom providers: none implied). */
-export function scopesFor(provider: Provider, capabilities: readonly Capability[], flow: Profile['flow']): string[] {
+export function scopesFor(
+  provider: Provider,
+  capabilities: readonly Capability[],
+  flow: Profile['flow'],
+): string[] {
   if (provider === 'microsoft') {
     if (flow === 'client-credentials') return [MICROSOFT_APP_ONLY_SCOPE];
     return [...capabilities.map((c) => MICROSOFT_SCOPES[c]), ...MICROSOFT_BASE_SCOPES];

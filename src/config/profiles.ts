@@ -7,7 +7,14 @@ import type { SecretKind, SecretStore } from '../secrets/types.js';
 import { SECRET_KINDS } from '../secrets/types.js';
 import { applySetting } from './fields.js';
 import { defaultsFor, scopesFor } from './presets.js';
-import { type Config, Invalid, type Profile, PROVIDERS, validateProfile, validateProfileName } from './schema.js';
+import {
+  type Config,
+  Invalid,
+  type Profile,
+  PROVIDERS,
+  validateProfile,
+  validateProfileName,
+} from './schema.js';
 import type { ConfigStore } from './store.js';
 
 export type Setting = [key: string, value: string | undefined];
@@ -22,7 +29,10 @@ function validate(draft: Record<string, unknown>): Profile {
     return validateProfile(draft);
   } catch (e) {
     if (!(e instanceof Invalid)) throw e;
-    throw new UsageError(e.message, { code: 'bad_value', hint: 'run `oauthmail profile keys` to see what each key takes' });
+    throw new UsageError(e.message, {
+      code: 'bad_value',
+      hint: 'run `oauthmail profile keys` to see what each key takes',
+    });
   }
 }
 
@@ -34,15 +44,19 @@ export function buildProfile(settings: readonly Setting[]): Profile {
   const providerSetting = [...settings].reverse().find(([k]) => k.toLowerCase() === 'provider');
   const provider = providerSetting?.[1] ?? 'microsoft';
   if (!(PROVIDERS as readonly string[]).includes(provider)) {
-    throw new UsageError(`provider must be one of: ${PROVIDERS.join(', ')} (got ${JSON.stringify(provider)})`, {
-      code: 'bad_value',
-    });
+    throw new UsageError(
+      `provider must be one of: ${PROVIDERS.join(', ')} (got ${JSON.stringify(provider)})`,
+      {
+        code: 'bad_value',
+      },
+    );
   }
   const draft: Record<string, unknown> = { ...defaultsFor(provider as Profile['provider']) };
   for (const [k, v] of settings) applySetting(draft, k, v);
   // app-only flows always need a credential; default to a secret unless the user chose a type
   const typeGiven = settings.some(([k]) => k.toLowerCase().replace(/[-_]/g, '') === 'clienttype');
-  if (!typeGiven && draft.clientType === 'public' && draft.flow === 'client-credentials') draft.clientType = 'secret';
+  if (!typeGiven && draft.clientType === 'public' && draft.flow === 'client-credentials')
+    draft.clientType = 'secret';
   if (!Array.isArray(draft.scopes)) {
     draft.scopes = scopesFor(
       draft.provider as Profile['provider'],
@@ -53,11 +67,14 @@ export function buildProfile(settings: readonly Setting[]): Profile {
   if (draft.clientId === undefined) {
     throw new UsageError('clientId is required', {
       code: 'missing_value',
-      hint: 'give the app registration\'s client ID with --client-id ID',
+      hint: "give the app registration's client ID with --client-id ID",
     });
   }
   if (draft.provider === 'custom' && (draft.scopes as string[]).length === 0) {
-    throw new UsageError('a custom provider needs scopes', { code: 'missing_value', hint: 'give them with --scopes "a b c"' });
+    throw new UsageError('a custom provider needs scopes', {
+      code: 'missing_value',
+      hint: 'give them with --scopes "a b c"',
+    });
   }
   return validate(draft);
 }
@@ -108,7 +125,10 @@ export class Profiles {
   async edit(name: string, settings: readonly Setting[]): Promise<Profile> {
     checkName(name);
     if (settings.length === 0) {
-      throw new UsageError('nothing to change', { code: 'bad_usage', hint: 'use --set KEY=VALUE or --unset KEY' });
+      throw new UsageError('nothing to change', {
+        code: 'bad_usage',
+        hint: 'use --set KEY=VALUE or --unset KEY',
+      });
     }
     return this.store.update((config) => {
       const existing = this.require(config, name);
@@ -182,7 +202,9 @@ export class Profiles {
       const names = Object.keys(config.profiles);
       throw new ConfigError(`no profile named ${JSON.stringify(name)}`, {
         code: 'profile_not_found',
-        hint: names.length ? `known profiles: ${names.join(', ')}` : `create it: oauthmail profile add ${name}`,
+        hint: names.length
+          ? `known profiles: ${names.join(', ')}`
+          : `create it: oauthmail profile add ${name}`,
       });
     }
     return p;

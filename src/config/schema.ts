@@ -25,7 +25,8 @@ export const GUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
 const DOMAIN_RE = /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$/;
 const HOST_RE = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$|^\[?[0-9a-fA-F:.]+\]?$/;
 // RFC 5321/5322 addr-spec, deliberately strict: no quoted local parts, no comments, no spaces.
-const EMAIL_RE = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+const EMAIL_RE =
+  /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 const HAS_CRLF = /[\r\n\0]/;
 
 export function isEmail(s: string): boolean {
@@ -114,14 +115,21 @@ export class Invalid extends Error {
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-function str(o: Obj, key: string, path: string, required: boolean, check?: (s: string) => string | undefined): void {
+function str(
+  o: Obj,
+  key: string,
+  path: string,
+  required: boolean,
+  check?: (s: string) => string | undefined,
+): void {
   const v = o[key];
   if (v === undefined) {
     if (required) throw new Invalid(path, `${path} is required`);
     return;
   }
   if (typeof v !== 'string') throw new Invalid(path, `${path} must be a string`);
-  if (HAS_CRLF.test(v) && key !== 'signature') throw new Invalid(path, `${path} must not contain line breaks`);
+  if (HAS_CRLF.test(v) && key !== 'signature')
+    throw new Invalid(path, `${path} must not contain line breaks`);
   const bad = check?.(v);
   if (bad) throw new Invalid(path, bad);
 }
@@ -129,7 +137,9 @@ function str(o: Obj, key: string, path: string, required: boolean, check?: (s: s
 const oneOf =
   (path: string, values: readonly string[]) =>
   (s: string): string | undefined =>
-    values.includes(s) ? undefined : `${path} must be one of: ${values.join(', ')} (got ${JSON.stringify(s)})`;
+    values.includes(s)
+      ? undefined
+      : `${path} must be one of: ${values.join(', ')} (got ${JSON.stringify(s)})`;
 
 const httpsUrl =
   (path: string) =>
@@ -142,7 +152,15 @@ const httpsUrl =
     return `${path} must be an https:// URL`;
   };
 
-function int(o: Obj, key: string, path: string, min: number, max: number, required: boolean, what?: string): void {
+function int(
+  o: Obj,
+  key: string,
+  path: string,
+  min: number,
+  max: number,
+  required: boolean,
+  what?: string,
+): void {
   const v = o[key];
   if (v === undefined) {
     if (required) throw new Invalid(path, `${path} is required`);
@@ -160,10 +178,37 @@ function onlyKeys(o: Obj, keys: readonly string[], prefix: string): void {
 }
 
 const PROFILE_KEYS = [
-  'provider', 'tenant', 'authority', 'issuer', 'authorizationEndpoint', 'tokenEndpoint', 'deviceEndpoint',
-  'revocationEndpoint', 'clientId', 'clientType', 'certificateThumbprint', 'tokenEndpointAuth', 'flow', 'redirectUri',
-  'redirectPort', 'scopes', 'capabilities', 'prompt', 'loginHint', 'domainHint', 'authParams', 'user', 'from',
-  'replyTo', 'signature', 'smtp', 'imap', 'sasl', 'retry', 'storage', 'clientSecretExpires',
+  'provider',
+  'tenant',
+  'authority',
+  'issuer',
+  'authorizationEndpoint',
+  'tokenEndpoint',
+  'deviceEndpoint',
+  'revocationEndpoint',
+  'clientId',
+  'clientType',
+  'certificateThumbprint',
+  'tokenEndpointAuth',
+  'flow',
+  'redirectUri',
+  'redirectPort',
+  'scopes',
+  'capabilities',
+  'prompt',
+  'loginHint',
+  'domainHint',
+  'authParams',
+  'user',
+  'from',
+  'replyTo',
+  'signature',
+  'smtp',
+  'imap',
+  'sasl',
+  'retry',
+  'storage',
+  'clientSecretExpires',
 ] as const;
 
 function server(o: Obj, which: 'smtp' | 'imap'): void {
@@ -171,14 +216,26 @@ function server(o: Obj, which: 'smtp' | 'imap'): void {
   if (v === undefined) return;
   if (!isObj(v)) throw new Invalid(which, `${which} must be an object with host, port and security`);
   onlyKeys(v, ['host', 'port', 'security'], which + '.');
-  str(v, 'host', `${which}.host`, true, (s) => (HOST_RE.test(s) ? undefined : `${which}.host must be a host name or IP address`));
+  str(v, 'host', `${which}.host`, true, (s) =>
+    HOST_RE.test(s) ? undefined : `${which}.host must be a host name or IP address`,
+  );
   int(v, 'port', `${which}.port`, 1, 65535, true);
-  str(v, 'security', `${which}.security`, true, oneOf(`${which}.security`, which === 'smtp' ? SMTP_SECURITY : IMAP_SECURITY));
+  str(
+    v,
+    'security',
+    `${which}.security`,
+    true,
+    oneOf(`${which}.security`, which === 'smtp' ? SMTP_SECURITY : IMAP_SECURITY),
+  );
 }
 
 function retry(o: Obj): void {
   const v = o.retry;
-  if (!isObj(v)) throw new Invalid('retry', 'retry must be an object (mode, maxAttempts, initialDelayMs, multiplier, maxDelayMs)');
+  if (!isObj(v))
+    throw new Invalid(
+      'retry',
+      'retry must be an object (mode, maxAttempts, initialDelayMs, multiplier, maxDelayMs)',
+    );
   onlyKeys(v, ['mode', 'statusCodes', 'maxAttempts', 'initialDelayMs', 'multiplier', 'maxDelayMs'], 'retry.');
   str(v, 'mode', 'retry.mode', true, oneOf('retry.mode', RETRY_MODES));
   int(v, 'maxAttempts', 'retry.maxAttempts', 1, 20, true);
@@ -188,15 +245,22 @@ function retry(o: Obj): void {
     throw new Invalid('retry.multiplier', 'retry.multiplier must be a number from 1 to 10');
   }
   if (v.statusCodes !== undefined) {
-    if (!Array.isArray(v.statusCodes) || !v.statusCodes.every((c) => Number.isInteger(c) && c >= 100 && c <= 599)) {
-      throw new Invalid('retry.statusCodes', 'retry.statusCodes must be a list of status codes from 100 to 599');
+    if (
+      !Array.isArray(v.statusCodes) ||
+      !v.statusCodes.every((c) => Number.isInteger(c) && c >= 100 && c <= 599)
+    ) {
+      throw new Invalid(
+        'retry.statusCodes',
+        'retry.statusCodes must be a list of status codes from 100 to 599',
+      );
     }
   }
 }
 
 function stringList(o: Obj, key: string, check: (s: string) => string | undefined): void {
   const v = o[key];
-  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new Invalid(key, `${key} must be a list of strings`);
+  if (!Array.isArray(v) || !v.every((x) => typeof x === 'string'))
+    throw new Invalid(key, `${key} must be a list of strings`);
   for (const s of v as string[]) {
     const bad = check(s);
     if (bad) throw new Invalid(key, bad);
@@ -210,9 +274,18 @@ export function validateProfile(raw: unknown): Profile {
   onlyKeys(o, PROFILE_KEYS, '');
   str(o, 'provider', 'provider', true, oneOf('provider', PROVIDERS));
   str(o, 'tenant', 'tenant', false, (s) =>
-    isTenant(s) ? undefined : 'tenant must be a tenant ID (GUID), a domain like contoso.com, common, organizations or consumers',
+    isTenant(s)
+      ? undefined
+      : 'tenant must be a tenant ID (GUID), a domain like contoso.com, common, organizations or consumers',
   );
-  for (const k of ['authority', 'issuer', 'authorizationEndpoint', 'tokenEndpoint', 'deviceEndpoint', 'revocationEndpoint']) {
+  for (const k of [
+    'authority',
+    'issuer',
+    'authorizationEndpoint',
+    'tokenEndpoint',
+    'deviceEndpoint',
+    'revocationEndpoint',
+  ]) {
     str(o, k, k, false, httpsUrl(k));
   }
   str(o, 'clientId', 'clientId', true, (s) => (s.trim() ? undefined : 'clientId must not be empty'));
@@ -234,7 +307,9 @@ export function validateProfile(raw: unknown): Profile {
     return 'redirectUri must be a URL like http://localhost:53682/';
   });
   int(o, 'redirectPort', 'redirectPort', 1, 65535, false);
-  stringList(o, 'scopes', (s) => (/^\S+$/.test(s) ? undefined : `scope ${JSON.stringify(s)} must not contain spaces`));
+  stringList(o, 'scopes', (s) =>
+    /^\S+$/.test(s) ? undefined : `scope ${JSON.stringify(s)} must not contain spaces`,
+  );
   stringList(o, 'capabilities', oneOf('capabilities', CAPABILITIES));
   str(o, 'prompt', 'prompt', false, oneOf('prompt', PROMPTS));
   str(o, 'loginHint', 'loginHint', false);
@@ -247,20 +322,25 @@ export function validateProfile(raw: unknown): Profile {
       }
     }
   }
-  str(o, 'user', 'user', false, (s) => (isEmail(s) ? undefined : 'user must be an email address like name@example.com'));
+  str(o, 'user', 'user', false, (s) =>
+    isEmail(s) ? undefined : 'user must be an email address like name@example.com',
+  );
   for (const k of ['from', 'replyTo']) {
     str(o, k, k, false, (s) =>
       isMailbox(s) ? undefined : `${k} must be an address like name@example.com or "Name <name@example.com>"`,
     );
   }
-  str(o, 'signature', 'signature', false, (s) => (s.length <= 10_000 ? undefined : 'signature must be at most 10,000 characters'));
+  str(o, 'signature', 'signature', false, (s) =>
+    s.length <= 10_000 ? undefined : 'signature must be at most 10,000 characters',
+  );
   server(o, 'smtp');
   server(o, 'imap');
   str(o, 'sasl', 'sasl', true, oneOf('sasl', SASL));
   retry(o);
   str(o, 'storage', 'storage', true, oneOf('storage', STORAGE));
   str(o, 'clientSecretExpires', 'clientSecretExpires', false, (s) =>
-    /^\d{4}-\d{2}-\d{2}$/.test(s) && !Number.isNaN(Date.parse(s + 'T00:00:00Z')) &&
+    /^\d{4}-\d{2}-\d{2}$/.test(s) &&
+    !Number.isNaN(Date.parse(s + 'T00:00:00Z')) &&
     new Date(s + 'T00:00:00Z').toISOString().startsWith(s)
       ? undefined
       : 'clientSecretExpires must be a real date like 2027-06-30',
@@ -274,13 +354,19 @@ export function validateProfile(raw: unknown): Profile {
     );
   }
   if (p.provider === 'custom' && !p.tokenEndpoint && !p.issuer) {
-    throw new Invalid('tokenEndpoint', 'a custom provider needs tokenEndpoint (and authorizationEndpoint) or an issuer with discovery');
+    throw new Invalid(
+      'tokenEndpoint',
+      'a custom provider needs tokenEndpoint (and authorizationEndpoint) or an issuer with discovery',
+    );
   }
   if (p.flow === 'service-account' && p.provider !== 'google') {
     throw new Invalid('flow', 'flow service-account is for Google profiles only');
   }
   if (p.flow === 'client-credentials' && p.clientType === 'public') {
-    throw new Invalid('clientType', 'flow client-credentials needs a confidential app: set clientType to secret or certificate');
+    throw new Invalid(
+      'clientType',
+      'flow client-credentials needs a confidential app: set clientType to secret or certificate',
+    );
   }
   if (p.clientType === 'certificate' && p.provider === 'microsoft' && !p.certificateThumbprint) {
     throw new Invalid('certificateThumbprint', 'clientType certificate needs certificateThumbprint');
@@ -304,16 +390,25 @@ export function emptyConfig(): Config {
 export function validateConfigTop(raw: Obj): { defaultProfile?: string; profiles: Obj } {
   onlyKeys(raw, ['version', 'defaultProfile', 'profiles'], '');
   if (raw.version !== CONFIG_VERSION) {
-    throw new Invalid('version', `version must be ${CONFIG_VERSION} (got ${JSON.stringify(raw.version ?? null)})`);
+    throw new Invalid(
+      'version',
+      `version must be ${CONFIG_VERSION} (got ${JSON.stringify(raw.version ?? null)})`,
+    );
   }
-  if (raw.defaultProfile !== undefined && (typeof raw.defaultProfile !== 'string' || !PROFILE_NAME_RE.test(raw.defaultProfile))) {
+  if (
+    raw.defaultProfile !== undefined &&
+    (typeof raw.defaultProfile !== 'string' || !PROFILE_NAME_RE.test(raw.defaultProfile))
+  ) {
     throw new Invalid('defaultProfile', 'defaultProfile must be a profile name');
   }
   const profiles = raw.profiles ?? {};
   if (!isObj(profiles)) throw new Invalid('profiles', 'profiles must be an object of NAME: profile');
   for (const name of Object.keys(profiles)) {
     if (!PROFILE_NAME_RE.test(name)) {
-      throw new Invalid(`profiles.${name}`, `profile name ${JSON.stringify(name)} is invalid: use letters, digits, . _ - (up to 64)`);
+      throw new Invalid(
+        `profiles.${name}`,
+        `profile name ${JSON.stringify(name)} is invalid: use letters, digits, . _ - (up to 64)`,
+      );
     }
   }
   const out: { defaultProfile?: string; profiles: Obj } = { profiles };

@@ -102,11 +102,14 @@ export class ConfigStore {
     try {
       text = await readFileIfExists(this.file);
     } catch (e) {
-      throw new ConfigError(`cannot read config ${this.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, {
-        code: 'config_unreadable',
-        hint: 'check the file permissions',
-        cause: e,
-      });
+      throw new ConfigError(
+        `cannot read config ${this.file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        {
+          code: 'config_unreadable',
+          hint: 'check the file permissions',
+          cause: e,
+        },
+      );
     }
     if (text === undefined) return emptyConfig();
     return parseConfigText(text, this.file);
@@ -140,13 +143,16 @@ export function resolveProfileName(
   if (!name) {
     const names = Object.keys(config.profiles);
     if (names.length === 1) return { name: names[0]!, profile: config.profiles[names[0]!]! };
-    throw new ConfigError(names.length === 0 ? 'no profile is configured' : 'no profile given and no default set', {
-      code: 'no_profile',
-      hint:
-        names.length === 0
-          ? 'create one: oauthmail profile add NAME --provider microsoft --client-id ID'
-          : `name one with -p NAME, or set a default: oauthmail profile use ${names[0]}`,
-    });
+    throw new ConfigError(
+      names.length === 0 ? 'no profile is configured' : 'no profile given and no default set',
+      {
+        code: 'no_profile',
+        hint:
+          names.length === 0
+            ? 'create one: oauthmail profile add NAME --provider microsoft --client-id ID'
+            : `name one with -p NAME, or set a default: oauthmail profile use ${names[0]}`,
+      },
+    );
   }
   const bad = validateProfileName(name);
   if (bad) throw new UsageError(bad, { code: 'bad_profile_name' });

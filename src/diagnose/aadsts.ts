@@ -181,19 +181,22 @@ export const AADSTS: Readonly<Record<string, CatalogueEntry>> = {
   '70008': signInAgain,
   // Microsoft ends a sign-in whose refresh token was not redeemed for 90 days (inactivity)
   '700082': {
-    message: () => 'the sign-in expired because it was not used for 90 days (Microsoft ends idle refresh tokens)',
+    message: () =>
+      'the sign-in expired because it was not used for 90 days (Microsoft ends idle refresh tokens)',
     hint: (c) =>
       `${login(c)}; then keep it alive with a scheduled oauthmail refresh --all (cron or a systemd timer)`,
     exit: ExitCode.AUTH,
   },
   '700025': {
-    message: () => 'the app is registered as a public client, so it must not send a client secret or certificate',
+    message: () =>
+      'the app is registered as a public client, so it must not send a client secret or certificate',
     hint: (c) =>
       `make the profile public: oauthmail profile edit ${c.profile} --set clientType=public (or add a secret to the app registration and turn off "Allow public client flows")`,
     exit: ExitCode.CONFIG,
   },
   '7000012': {
-    message: () => 'the sign-in was started in one tenant and redeemed in another (the authorize and token URLs name different tenants)',
+    message: () =>
+      'the sign-in was started in one tenant and redeemed in another (the authorize and token URLs name different tenants)',
     hint: (c) =>
       `use one tenant for both: check the profile's tenant or authority (oauthmail profile show ${c.profile}), then ${login(c)}`,
     exit: ExitCode.CONFIG,

@@ -91,7 +91,10 @@ export function replyText(e: ImapErrorLike): string {
  * The error a user sees for an IMAP failure: 5 for a refusal (authentication, mailbox, IMAP
  * disabled), 6 for network trouble, 3 for a certificate we cannot verify.
  */
-export function imapErrorFrom(err: unknown, ctx: { user?: string; host?: string; mailbox?: string } = {}): OauthmailError {
+export function imapErrorFrom(
+  err: unknown,
+  ctx: { user?: string; host?: string; mailbox?: string } = {},
+): OauthmailError {
   const e = (err ?? {}) as ImapErrorLike;
   const reply = replyText(e);
   const code = e.serverResponseCode ?? /^\[([A-Z-]+)/.exec(reply)?.[1];
@@ -101,7 +104,9 @@ export function imapErrorFrom(err: unknown, ctx: { user?: string; host?: string;
 
   // Gmail: "[ALERT] Your account is not enabled for IMAP use"; Exchange: "User is authenticated but
   // not connected" (mailbox has IMAP off, or the token's user has no access to that mailbox)
-  if (/not enabled for IMAP|IMAP (?:access )?(?:is )?disabled|IMAP.{0,20}not (?:allowed|enabled)/i.test(all)) {
+  if (
+    /not enabled for IMAP|IMAP (?:access )?(?:is )?disabled|IMAP.{0,20}not (?:allowed|enabled)/i.test(all)
+  ) {
     return new MailServerError(`IMAP is disabled for ${user}${reply ? `: ${reply}` : ''}`, {
       code: 'imap_disabled',
       hint:
@@ -112,14 +117,17 @@ export function imapErrorFrom(err: unknown, ctx: { user?: string; host?: string;
     });
   }
   if (/authenticated but not connected/i.test(all)) {
-    return new MailServerError(`the server accepted the token but could not open the mailbox ${user}: ${reply || e.message}`, {
-      code: 'imap_not_connected',
-      hint:
-        `IMAP may be disabled for ${user} (Set-CASMailbox -Identity ${user} -ImapEnabled $true), or the signed-in ` +
-        `account has no FullAccess to it (Add-MailboxPermission -Identity ${user} -User DELEGATE -AccessRights FullAccess)`,
-      cause: err,
-      serverCode: code,
-    });
+    return new MailServerError(
+      `the server accepted the token but could not open the mailbox ${user}: ${reply || e.message}`,
+      {
+        code: 'imap_not_connected',
+        hint:
+          `IMAP may be disabled for ${user} (Set-CASMailbox -Identity ${user} -ImapEnabled $true), or the signed-in ` +
+          `account has no FullAccess to it (Add-MailboxPermission -Identity ${user} -User DELEGATE -AccessRights FullAccess)`,
+        cause: err,
+        serverCode: code,
+      },
+    );
   }
   if (e.authenticationFailed || e.command === 'AUTHENTICATE' || code === 'AUTHENTICATIONFAILED') {
     const oauth = e.oauthError && typeof e.oauthError === 'object' ? e.oauthError : undefined;
@@ -129,23 +137,35 @@ export function imapErrorFrom(err: unknown, ctx: { user?: string; host?: string;
       oauth && (oauth.status === 'insufficient_scope' || oauth.status === '403')
         ? 'sign in again with the IMAP scope (Microsoft: https://outlook.office.com/IMAP.AccessAsUser.All; Google: https://mail.google.com/): oauthmail login PROFILE'
         : undefined;
-    return new MailServerError(`AUTHENTICATE failed for ${user} on${host || ' the IMAP server'}${detail ? `: ${detail}` : ''}`, {
-      code: 'imap_auth_refused',
-      hint:
-        scopeHint ??
-        `check that the profile's user is the mailbox the token was issued for (or a shared mailbox it has FullAccess to), ` +
-          'that IMAP is enabled for it, and that the token has the IMAP scope; then: oauthmail login PROFILE',
-      cause: err,
-      serverCode: code,
-    });
+    return new MailServerError(
+      `AUTHENTICATE failed for ${user} on${host || ' the IMAP server'}${detail ? `: ${detail}` : ''}`,
+      {
+        code: 'imap_auth_refused',
+        hint:
+          scopeHint ??
+          `check that the profile's user is the mailbox the token was issued for (or a shared mailbox it has FullAccess to), ` +
+            'that IMAP is enabled for it, and that the token has the IMAP scope; then: oauthmail login PROFILE',
+        cause: err,
+        serverCode: code,
+      },
+    );
   }
-  if (code === 'NONEXISTENT' || /doesn't exist|does not exist|no such (?:mailbox|folder)|unknown mailbox|not found/i.test(reply)) {
-    return new MailServerError(`mailbox ${ctx.mailbox ?? e.path ?? ''} not found${reply ? `: ${reply}` : ''}`.replace('mailbox  not', 'mailbox not'), {
-      code: 'imap_mailbox_not_found',
-      hint: 'list the folders with: oauthmail mailboxes (names are case-sensitive except INBOX; subfolders use the server\'s delimiter)',
-      cause: err,
-      serverCode: code ?? 'NONEXISTENT',
-    });
+  if (
+    code === 'NONEXISTENT' ||
+    /doesn't exist|does not exist|no such (?:mailbox|folder)|unknown mailbox|not found/i.test(reply)
+  ) {
+    return new MailServerError(
+      `mailbox ${ctx.mailbox ?? e.path ?? ''} not found${reply ? `: ${reply}` : ''}`.replace(
+        'mailbox  not',
+        'mailbox not',
+      ),
+      {
+        code: 'imap_mailbox_not_found',
+        hint: "list the folders with: oauthmail mailboxes (names are case-sensitive except INBOX; subfolders use the server's delimiter)",
+        cause: err,
+        serverCode: code ?? 'NONEXISTENT',
+      },
+    );
   }
   if (e.code && TLS_CODES.test(e.code)) {
     return new ConfigError(`the IMAP server's certificate could not be verified: ${e.message ?? e.code}`, {
@@ -154,14 +174,25 @@ export function imapErrorFrom(err: unknown, ctx: { user?: string; host?: string;
       cause: err,
     });
   }
-  if ((e.code && NETWORK_CODES.has(e.code)) || /ECONNREFUSED|ECONNRESET|socket hang up|Connection (?:not available|closed)|timed? ?out/i.test(e.message ?? '')) {
+  if (
+    (e.code && NETWORK_CODES.has(e.code)) ||
+    /ECONNREFUSED|ECONNRESET|socket hang up|Connection (?:not available|closed)|timed? ?out/i.test(
+      e.message ?? '',
+    )
+  ) {
     return new TransientError(`could not talk to the IMAP server${host}: ${e.message ?? e.code}`, {
       code: 'imap_network',
-      hint: 'check the network and the profile\'s imap host and port; this is safe to retry',
+      hint: "check the network and the profile's imap host and port; this is safe to retry",
       cause: err,
     });
   }
-  if (code === 'UNAVAILABLE' || code === 'INUSE' || code === 'LIMIT' || code === 'SERVERBUG' || /try again|temporar/i.test(reply)) {
+  if (
+    code === 'UNAVAILABLE' ||
+    code === 'INUSE' ||
+    code === 'LIMIT' ||
+    code === 'SERVERBUG' ||
+    /try again|temporar/i.test(reply)
+  ) {
     return new TransientError(`the IMAP server is temporarily unavailable${reply ? `: ${reply}` : ''}`, {
       code: 'imap_unavailable',
       hint: 'this is safe to retry later',

@@ -35,9 +35,14 @@ export const EXIT_CODE_TABLE: ReadonlyArray<{ code: ExitCodeValue; name: string;
   {
     code: 4,
     name: 'auth',
-    meaning: 'Sign-in needed or consent missing: run the command the message names (e.g. oauthmail login NAME).',
+    meaning:
+      'Sign-in needed or consent missing: run the command the message names (e.g. oauthmail login NAME).',
   },
-  { code: 5, name: 'mail', meaning: 'The mail server refused (SMTP or IMAP): authentication, sender, recipient.' },
+  {
+    code: 5,
+    name: 'mail',
+    meaning: 'The mail server refused (SMTP or IMAP): authentication, sender, recipient.',
+  },
   {
     code: 6,
     name: 'transient',

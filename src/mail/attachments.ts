@@ -51,7 +51,11 @@ export function splitExt(name: string): [stem: string, ext: string] {
  * A file name that is safe on every OS for a name taken from a message.
  * `fallback` is used when nothing usable is left (it is sanitised too).
  */
-export function sanitizeFilename(raw: string | undefined | null, fallback = 'attachment', maxBytes = MAX_NAME_BYTES): string {
+export function sanitizeFilename(
+  raw: string | undefined | null,
+  fallback = 'attachment',
+  maxBytes = MAX_NAME_BYTES,
+): string {
   let s = typeof raw === 'string' ? raw.normalize('NFC') : '';
   // keep the last path component: "../../etc/passwd" -> "passwd", "C:\\x\\y.txt" -> "y.txt"
   const parts = s.split(/[/\\]+/);
@@ -150,9 +154,12 @@ export function findAttachments(node: MessageStructureObject | undefined): Attac
     const type = (n.type ?? '').toLowerCase();
     const dispo = (n.disposition ?? '').toLowerCase();
     const hasNameParam =
-      (n.dispositionParameters && 'filename' in n.dispositionParameters) || (n.parameters && 'name' in n.parameters);
+      (n.dispositionParameters && 'filename' in n.dispositionParameters) ||
+      (n.parameters && 'name' in n.parameters);
     const filename = n.dispositionParameters?.filename ?? n.parameters?.name;
-    const isAttachment = dispo === 'attachment' || (hasNameParam && !type.startsWith('multipart/') && !(dispo === 'inline' && type.startsWith('text/')));
+    const isAttachment =
+      dispo === 'attachment' ||
+      (hasNameParam && !type.startsWith('multipart/') && !(dispo === 'inline' && type.startsWith('text/')));
     if (!isAttachment || !n.part) return;
     out.push({ part: n.part, filename, type, size: n.size });
   };
@@ -185,7 +192,11 @@ export async function saveAttachments(
 ): Promise<string[]> {
   const saved: string[] = [];
   for (const a of findAttachments(structure)) {
-    const dl = await client.download(String(uid), a.part, { uid: true, decodeText: false, chunkSize: 1024 * 1024 });
+    const dl = await client.download(String(uid), a.part, {
+      uid: true,
+      decodeText: false,
+      chunkSize: 1024 * 1024,
+    });
     if (!dl.content) continue;
     const given = dl.meta.filename ?? a.filename;
     const fallback = `${opts.prefix ?? `message-${uid}`}-part-${a.part}${EXT_BY_TYPE[a.type] ?? '.bin'}`;

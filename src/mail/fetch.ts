@@ -98,7 +98,7 @@ async function searchUids(client: ImapFlow, f: Filters): Promise<number[]> {
 export function uidSet(uids: number[]): string {
   const sorted = [...uids].sort((a, b) => a - b);
   const parts: string[] = [];
-  for (let i = 0; i < sorted.length; ) {
+  for (let i = 0; i < sorted.length;) {
     let j = i;
     while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
     parts.push(i === j ? String(sorted[i]) : `${sorted[i]}:${sorted[j]}`);
@@ -134,7 +134,9 @@ export async function listMailboxes(client: ImapFlow): Promise<MailboxRow[]> {
     selectable: !m.flags.has('\\Noselect') && !m.flags.has('\\NonExistent'),
   }));
   // INBOX first, then the tree in path order
-  return rows.sort((a, b) => (a.path === 'INBOX' ? -1 : b.path === 'INBOX' ? 1 : a.path.localeCompare(b.path)));
+  return rows.sort((a, b) =>
+    a.path === 'INBOX' ? -1 : b.path === 'INBOX' ? 1 : a.path.localeCompare(b.path),
+  );
 }
 
 export interface MessageRow {
@@ -159,7 +161,11 @@ export async function listMessages(client: ImapFlow, mailbox: string, f: Filters
     if (f.limit !== undefined) uids = uids.slice(Math.max(0, uids.length - f.limit));
     if (!uids.length) return [];
     const rows: MessageRow[] = [];
-    for await (const m of client.fetch(uidSet(uids), { uid: true, envelope: true, size: true, flags: true, internalDate: true }, { uid: true })) {
+    for await (const m of client.fetch(
+      uidSet(uids),
+      { uid: true, envelope: true, size: true, flags: true, internalDate: true },
+      { uid: true },
+    )) {
       const date = m.envelope?.date ?? m.internalDate;
       rows.push({
         uid: m.uid,
@@ -325,7 +331,9 @@ function asctime(d: Date): string {
  * matching /^>*From / gets one more ">" (so readers can undo it exactly), and the message ends with
  * a blank line before the next From_ line.
  */
-export async function* mboxrd(src: AsyncIterable<Buffer | string> | Iterable<Buffer | string>): AsyncGenerator<Buffer> {
+export async function* mboxrd(
+  src: AsyncIterable<Buffer | string> | Iterable<Buffer | string>,
+): AsyncGenerator<Buffer> {
   let carry = '';
   let last = '\n';
   for await (const chunk of src) {
@@ -352,7 +360,11 @@ export function escapeMboxLines(text: string): string {
 }
 
 /** Write all of `content` at the handle's position (backpressure by awaiting each write). */
-async function writeAll(fh: FileHandle, content: Buffer | AsyncIterable<Buffer>, position?: number): Promise<number> {
+async function writeAll(
+  fh: FileHandle,
+  content: Buffer | AsyncIterable<Buffer>,
+  position?: number,
+): Promise<number> {
   if (Buffer.isBuffer(content)) {
     await fh.write(content, 0, content.length, position ?? null);
     return content.length;
@@ -362,7 +374,12 @@ async function writeAll(fh: FileHandle, content: Buffer | AsyncIterable<Buffer>,
     const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
     let off = 0;
     while (off < b.length) {
-      const { bytesWritten } = await fh.write(b, off, b.length - off, position === undefined ? null : position + n + off);
+      const { bytesWritten } = await fh.write(
+        b,
+        off,
+        b.length - off,
+        position === undefined ? null : position + n + off,
+      );
       off += bytesWritten;
     }
     n += b.length;
@@ -388,7 +405,12 @@ interface Sink {
   close(): Promise<void>;
 }
 
-async function writeFileDurably(tmp: string, final: string, content: Buffer | Readable, replace: boolean): Promise<boolean> {
+async function writeFileDurably(
+  tmp: string,
+  final: string,
+  content: Buffer | Readable,
+  replace: boolean,
+): Promise<boolean> {
   const fh = await fsp.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
   try {
     await writeAll(fh, content);
@@ -468,7 +490,11 @@ async function maildirSink(out: string, mailbox: string, uidValidity: string): P
     async write(m, content) {
       const final = target(m);
       if (!final) return '';
-      const tmp = path.join(out, 'tmp', `oauthmail-${process.pid}-${m.uid}-${randomBytes(4).toString('hex')}`);
+      const tmp = path.join(
+        out,
+        'tmp',
+        `oauthmail-${process.pid}-${m.uid}-${randomBytes(4).toString('hex')}`,
+      );
       await writeFileDurably(tmp, final, content, false);
       present.add(key(m));
       return final;
@@ -481,7 +507,12 @@ async function maildirSink(out: string, mailbox: string, uidValidity: string): P
   };
 }
 
-async function mboxSink(out: string, mailbox: string, committed: number | undefined, warn: (s: string) => void): Promise<Sink> {
+async function mboxSink(
+  out: string,
+  mailbox: string,
+  committed: number | undefined,
+  warn: (s: string) => void,
+): Promise<Sink> {
   const file = path.join(out, `${mailboxTag(mailbox)}.mbox`);
   const fh = await fsp.open(file, constants.O_RDWR | constants.O_CREAT, 0o600);
   let size = (await fh.stat()).size;
@@ -490,7 +521,9 @@ async function mboxSink(out: string, mailbox: string, committed: number | undefi
     const head = Buffer.alloc(5);
     await fh.read(head, 0, 5, committed);
     if (head.toString('latin1') === 'From ') {
-      warn(`${file}: removing ${size - committed} bytes appended by an interrupted run (they are downloaded again)`);
+      warn(
+        `${file}: removing ${size - committed} bytes appended by an interrupted run (they are downloaded again)`,
+      );
       await fh.truncate(committed);
       await fh.sync();
       size = committed;
@@ -502,7 +535,11 @@ async function mboxSink(out: string, mailbox: string, committed: number | undefi
     async write(m, content) {
       const from = Buffer.from(`From MAILER-DAEMON ${asctime(m.date)}\n`, 'latin1');
       let written = await writeAll(fh, from, pos);
-      written += await writeAll(fh, mboxrd(Buffer.isBuffer(content) ? [content] : (content as AsyncIterable<Buffer>)), pos + written);
+      written += await writeAll(
+        fh,
+        mboxrd(Buffer.isBuffer(content) ? [content] : (content as AsyncIterable<Buffer>)),
+        pos + written,
+      );
       pos += written;
       return file;
     },
@@ -521,7 +558,10 @@ class Inflight {
   private running = new Set<Promise<void>>();
   private bytes = 0;
   private error: unknown;
-  constructor(private readonly maxCount: number, private readonly maxBytes: number) {}
+  constructor(
+    private readonly maxCount: number,
+    private readonly maxBytes: number,
+  ) {}
   async add(size: number, fn: () => Promise<void>): Promise<void> {
     while (this.running.size && (this.running.size >= this.maxCount || this.bytes + size > this.maxBytes)) {
       await Promise.race(this.running);
@@ -548,8 +588,10 @@ export async function fetchMessages(client: ImapFlow, o: FetchOptions): Promise<
   const started = Date.now();
   const warn = o.warn ?? (() => undefined);
   const debug = o.debug ?? (() => undefined);
-  if (o.moveTo && o.delete) throw new UsageError('give --move-to or --delete, not both', { code: 'bad_usage' });
-  if (o.moveTo && o.moveTo === o.mailbox) throw new UsageError('--move-to names the mailbox being fetched', { code: 'bad_usage' });
+  if (o.moveTo && o.delete)
+    throw new UsageError('give --move-to or --delete, not both', { code: 'bad_usage' });
+  if (o.moveTo && o.moveTo === o.mailbox)
+    throw new UsageError('--move-to names the mailbox being fetched', { code: 'bad_usage' });
   const acting = !!(o.markSeen || o.moveTo || o.delete);
 
   await ensurePrivateDir(o.out);
@@ -639,7 +681,9 @@ export async function fetchMessages(client: ImapFlow, o: FetchOptions): Promise<
 
       // saved by an earlier run (its state says so) but still on the server: act on them now
       if (acting && earlier.length) {
-        debug(`fetch: ${earlier.length} message(s) saved earlier are still in ${o.mailbox}; applying the action to them`);
+        debug(
+          `fetch: ${earlier.length} message(s) saved earlier are still in ${o.mailbox}; applying the action to them`,
+        );
         await act(earlier);
         summary.alreadySaved = earlier.length;
       }
@@ -796,7 +840,8 @@ export function filtersFrom(flags: FilterFlags): Filters {
   if (flags.subject !== undefined) f.subject = flags.subject;
   if (flags.limit !== undefined) {
     const n = Number(flags.limit);
-    if (!Number.isInteger(n) || n < 1) throw new UsageError('--limit must be a whole number of at least 1', { code: 'bad_usage' });
+    if (!Number.isInteger(n) || n < 1)
+      throw new UsageError('--limit must be a whole number of at least 1', { code: 'bad_usage' });
     f.limit = n;
   }
   return f;

@@ -21,7 +21,13 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { ImapFlow, ImapFlowOptions, Logger } from 'imapflow';
 import type { Profile } from '../config/schema.js';
-import { ConfigError, MailServerError, UsageError, isOauthmailError, type OauthmailError } from '../errors/index.js';
+import {
+  ConfigError,
+  MailServerError,
+  UsageError,
+  isOauthmailError,
+  type OauthmailError,
+} from '../errors/index.js';
 import { registerSecret, redact } from '../util/redact.js';
 import type { TokenSource } from './token-source.js';
 import { isLoopbackHost } from './smtp.js';
@@ -76,10 +82,13 @@ export function imapClientOptions(profile: Pick<Profile, 'imap'>, opts: ImapOpti
     } catch (e) {
       throw new UsageError(`--ca ${opts.caFile}: cannot read it`, { code: 'bad_ca', cause: e });
     }
-    if (!/-----BEGIN CERTIFICATE-----/.test(ca)) throw new UsageError(`--ca ${opts.caFile}: not a PEM certificate`, { code: 'bad_ca' });
+    if (!/-----BEGIN CERTIFICATE-----/.test(ca))
+      throw new UsageError(`--ca ${opts.caFile}: not a PEM certificate`, { code: 'bad_ca' });
   }
   if (opts.insecureTls) {
-    opts.warn?.(`--insecure-tls: the certificate of ${imap.host} is NOT verified; anyone on the path can read your token`);
+    opts.warn?.(
+      `--insecure-tls: the certificate of ${imap.host} is NOT verified; anyone on the path can read your token`,
+    );
   }
   const host = imap.host.replace(/^\[|\]$/g, '');
   const timeout = opts.connectionTimeoutMs ?? 30_000;
@@ -123,20 +132,31 @@ export function redactingLogger(debug: (line: string) => void): Logger {
     }
     debug(redact(`imap ${level}: ${line}`));
   };
-  return { trace: log('trace'), debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error'), fatal: log('fatal') };
+  return {
+    trace: log('trace'),
+    debug: log('debug'),
+    info: log('info'),
+    warn: log('warn'),
+    error: log('error'),
+    fatal: log('fatal'),
+  };
 }
 
 /** What the server offers, decided right before imapflow authenticates. */
 function chooseMechanism(caps: Map<string, unknown>, sasl: Sasl, host: string): 'XOAUTH2' | 'OAUTHBEARER' {
   const bearer = caps.has('AUTH=OAUTHBEARER');
   const xoauth2 = caps.has('AUTH=XOAUTH2') || caps.has('AUTH=XOAUTH');
-  const offered = [...caps.keys()].filter((k) => k.startsWith('AUTH=')).map((k) => k.slice(5)).join(' ') || 'none';
+  const offered =
+    [...caps.keys()]
+      .filter((k) => k.startsWith('AUTH='))
+      .map((k) => k.slice(5))
+      .join(' ') || 'none';
   const refuse = (want: string) =>
     new MailServerError(`${host} does not offer SASL ${want} (it offers: ${offered})`, {
       code: 'imap_no_mechanism',
       hint:
         want === 'XOAUTH2 or OAUTHBEARER'
-          ? 'this server does not accept OAuth tokens over IMAP; check the profile\'s imap host'
+          ? "this server does not accept OAuth tokens over IMAP; check the profile's imap host"
           : `let oauthmail pick: oauthmail profile edit NAME --sasl auto`,
     });
   if (sasl === 'xoauth2') {
@@ -157,7 +177,11 @@ function chooseMechanism(caps: Map<string, unknown>, sasl: Sasl, host: string): 
  * decoded), TransientError (6) for network trouble, ConfigError (3) for a certificate we cannot
  * verify, AuthError (4) from the token source when a sign-in is needed.
  */
-export async function connectImap(profile: Profile, source: TokenSource, opts: ImapOptions = {}): Promise<ImapConnection> {
+export async function connectImap(
+  profile: Profile,
+  source: TokenSource,
+  opts: ImapOptions = {},
+): Promise<ImapConnection> {
   const base = imapClientOptions(profile, opts);
   const { ImapFlow } = await import('imapflow');
   const host = base.host ?? '';
@@ -170,7 +194,10 @@ export async function connectImap(profile: Profile, source: TokenSource, opts: I
     let mechanism: 'XOAUTH2' | 'OAUTHBEARER' = 'XOAUTH2';
     // imapflow calls this.authenticate() after CAPABILITY (and STARTTLS); wrap it to enforce the
     // profile's mechanism (it would otherwise always prefer OAUTHBEARER when offered)
-    const internal = client as unknown as { capabilities: Map<string, unknown>; authenticate(): Promise<unknown> };
+    const internal = client as unknown as {
+      capabilities: Map<string, unknown>;
+      authenticate(): Promise<unknown>;
+    };
     const original = internal.authenticate.bind(client);
     internal.authenticate = async () => {
       mechanism = chooseMechanism(internal.capabilities, sasl, host);
@@ -186,7 +213,9 @@ export async function connectImap(profile: Profile, source: TokenSource, opts: I
       client.close();
       throw e;
     }
-    opts.debug?.(`imap: signed in to ${host} as ${source.user} with ${mechanism}${forceRefresh ? ' (refreshed token)' : ''}`);
+    opts.debug?.(
+      `imap: signed in to ${host} as ${source.user} with ${mechanism}${forceRefresh ? ' (refreshed token)' : ''}`,
+    );
     return { client, mechanism, refreshed: forceRefresh };
   };
 
@@ -194,7 +223,8 @@ export async function connectImap(profile: Profile, source: TokenSource, opts: I
     return await attempt(false);
   } catch (e) {
     if (isOauthmailError(e)) throw e;
-    if (!(e as { authenticationFailed?: boolean }).authenticationFailed) throw toImapError(e, profile, source.user);
+    if (!(e as { authenticationFailed?: boolean }).authenticationFailed)
+      throw toImapError(e, profile, source.user);
     opts.debug?.('imap: the server refused the token; getting a new one and trying once more');
   }
   try {
@@ -217,17 +247,23 @@ export function toImapError(e: unknown, profile: Pick<Profile, 'imap'>, user: st
  *    original error object under `response`, which is not reply text ("Error: Command failed");
  *    its NotFound code (STATUS of a mailbox that LIST does not know) is a missing mailbox.
  */
-export function imapError(e: unknown, ctx: { user?: string; host?: string; mailbox?: string } = {}): OauthmailError {
+export function imapError(
+  e: unknown,
+  ctx: { user?: string; host?: string; mailbox?: string } = {},
+): OauthmailError {
   if (isOauthmailError(e)) return e;
   const x = (e ?? {}) as { code?: unknown; message?: unknown; response?: unknown; path?: unknown };
   if (x.code === 'NotFound') {
     const name = ctx.mailbox ?? (typeof x.path === 'string' ? x.path : '');
-    return new MailServerError(`mailbox ${name} not found${typeof x.message === 'string' ? `: ${x.message}` : ''}`, {
-      code: 'imap_mailbox_not_found',
-      hint: 'list the folders with: oauthmail mailboxes (names are case-sensitive except INBOX; subfolders use the server\'s delimiter)',
-      cause: e,
-      serverCode: 'NONEXISTENT',
-    });
+    return new MailServerError(
+      `mailbox ${name} not found${typeof x.message === 'string' ? `: ${x.message}` : ''}`,
+      {
+        code: 'imap_mailbox_not_found',
+        hint: "list the folders with: oauthmail mailboxes (names are case-sensitive except INBOX; subfolders use the server's delimiter)",
+        cause: e,
+        serverCode: 'NONEXISTENT',
+      },
+    );
   }
   if (x.response !== undefined && typeof x.response !== 'string' && e && typeof e === 'object') {
     // a plain copy without the nested error, so that the reply text is read from the message
@@ -242,7 +278,10 @@ export function imapError(e: unknown, ctx: { user?: string; host?: string; mailb
 export async function closeImap(client: ImapFlow | undefined): Promise<void> {
   if (!client) return;
   if (client.usable) {
-    await Promise.race([client.logout().catch(() => undefined), new Promise((r) => setTimeout(r, 2000).unref())]);
+    await Promise.race([
+      client.logout().catch(() => undefined),
+      new Promise((r) => setTimeout(r, 2000).unref()),
+    ]);
   }
   client.close();
 }

@@ -19,7 +19,13 @@
  */
 import { spawn } from 'node:child_process';
 import type { ImapFlow } from 'imapflow';
-import { AuthError, ConfigError, UsageError, isOauthmailError, type OauthmailError } from '../errors/index.js';
+import {
+  AuthError,
+  ConfigError,
+  UsageError,
+  isOauthmailError,
+  type OauthmailError,
+} from '../errors/index.js';
 import { decodeJwt } from '../diagnose/jwt.js';
 import type { TokenSource } from './token-source.js';
 import type { ImapConnection } from './imap.js';
@@ -48,7 +54,13 @@ export interface WatchOptions {
 /** The fatal ones: a refusal that retrying will not fix. */
 function isFatal(e: OauthmailError): boolean {
   if (e instanceof AuthError || e instanceof ConfigError || e instanceof UsageError) return true;
-  return ['imap_auth_refused', 'imap_disabled', 'imap_not_connected', 'imap_mailbox_not_found', 'imap_no_mechanism'].includes(e.code);
+  return [
+    'imap_auth_refused',
+    'imap_disabled',
+    'imap_not_connected',
+    'imap_mailbox_not_found',
+    'imap_no_mechanism',
+  ].includes(e.code);
 }
 
 /** When to reconnect with a new token: `marginMs` before a JWT's exp, else 50 minutes from now. */
@@ -70,7 +82,11 @@ const sleep = (ms: number, stop: { stopped: boolean; wake?: () => void }) =>
   });
 
 /** Run `sh -c CMD` with `message` on stdin; resolves with the exit code. */
-function runCommand(cmd: string, message: AsyncIterable<Buffer>, env: NodeJS.ProcessEnv): Promise<number | null> {
+function runCommand(
+  cmd: string,
+  message: AsyncIterable<Buffer>,
+  env: NodeJS.ProcessEnv,
+): Promise<number | null> {
   return new Promise((resolve, reject) => {
     const child = spawn('/bin/sh', ['-c', cmd], { stdio: ['pipe', 'inherit', 'inherit'], env });
     child.on('error', reject);
@@ -80,7 +96,8 @@ function runCommand(cmd: string, message: AsyncIterable<Buffer>, env: NodeJS.Pro
     void (async () => {
       try {
         for await (const chunk of message) {
-          if (!child.stdin.write(chunk)) await new Promise<void>((r) => child.stdin.once('drain', r).once('close', r));
+          if (!child.stdin.write(chunk))
+            await new Promise<void>((r) => child.stdin.once('drain', r).once('close', r));
           if (child.stdin.destroyed) break;
         }
       } catch {
@@ -144,13 +161,18 @@ export async function watchMailbox(
       }
       const validity = String(box.uidValidity);
       if (uidValidity !== undefined && uidValidity !== validity) {
-        warn(`the UIDVALIDITY of ${o.mailbox} changed (${uidValidity} -> ${validity}); handling only messages that arrive from now on`);
+        warn(
+          `the UIDVALIDITY of ${o.mailbox} changed (${uidValidity} -> ${validity}); handling only messages that arrive from now on`,
+        );
         lastUid = undefined;
       }
       uidValidity = validity;
       if (lastUid === undefined && o.exec) lastUid = box.uidNext - 1;
       if (failures) info(`reconnected to ${o.mailbox}`);
-      else info(`watching ${o.mailbox} (${o.exec ? 'running the command for each new message' : `saving new messages to ${o.out}`}); stop with Ctrl-C`);
+      else
+        info(
+          `watching ${o.mailbox} (${o.exec ? 'running the command for each new message' : `saving new messages to ${o.out}`}); stop with Ctrl-C`,
+        );
       failures = 0;
 
       const handleNew = async () => {
@@ -214,13 +236,16 @@ export async function watchMailbox(
         await idling;
         await handleNew();
       }
-      if (closed && !o.stop.stopped) throw Object.assign(new Error('the server closed the connection'), { code: 'EConnectionClosed' });
+      if (closed && !o.stop.stopped)
+        throw Object.assign(new Error('the server closed the connection'), { code: 'EConnectionClosed' });
     } catch (e) {
       const err = isOauthmailError(e) ? e : imapError(e, { mailbox: o.mailbox, user: source.user });
       if (isFatal(err)) throw err;
       if (o.stop.stopped) break;
       failures++;
-      const delay = Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(failures - 1, 16)) * (0.8 + Math.random() * 0.4);
+      const delay =
+        Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(failures - 1, 16)) *
+        (0.8 + Math.random() * 0.4);
       warn(`${err.message}; reconnecting in ${(delay / 1000).toFixed(1)} s (attempt ${failures})`);
       await closeImap(client).catch(() => undefined);
       client = undefined;

@@ -9,7 +9,12 @@
  */
 export type SecretKind = 'client-secret' | 'certificate' | 'service-account' | 'token-cache';
 
-export const SECRET_KINDS: readonly SecretKind[] = ['client-secret', 'certificate', 'service-account', 'token-cache'];
+export const SECRET_KINDS: readonly SecretKind[] = [
+  'client-secret',
+  'certificate',
+  'service-account',
+  'token-cache',
+];
 
 export type StoreKind = 'keychain' | 'file' | 'memory';
 

@@ -20,14 +20,28 @@ let keytar: Keytar;
 
 beforeAll(() => {
   if (!process.env.DBUS_SESSION_BUS_ADDRESS || process.env.OAUTHMAIL_STACK !== '1') {
-    throw new Error('these tests need the unlocked gnome-keyring that test/support/with-stack.sh starts: run `npm test`');
+    throw new Error(
+      'these tests need the unlocked gnome-keyring that test/support/with-stack.sh starts: run `npm test`',
+    );
   }
   keytar = require('keytar') as Keytar;
 });
 
 const add = (name: string, storage: string) => [
-  'profile', 'add', name, '--client-id', ID, '--tenant', 'contoso.test', '--user', 'alice@contoso.test',
-  '--client-type', 'secret', '--client-secret-stdin', '--storage', storage,
+  'profile',
+  'add',
+  name,
+  '--client-id',
+  ID,
+  '--tenant',
+  'contoso.test',
+  '--user',
+  'alice@contoso.test',
+  '--client-type',
+  'secret',
+  '--client-secret-stdin',
+  '--storage',
+  storage,
 ];
 
 describe('client secrets in the real keychain', () => {
@@ -57,7 +71,8 @@ describe('client secrets in the real keychain', () => {
     const rm = await home.run(['profile', 'remove', renamed, '--yes']);
     expect(rm.code, rm.stderr).toBe(0);
     expect(await keytar.getPassword('oauthmail', `${renamed}/client-secret`)).toBeNull();
-    for (const out of [r, show, rep, rm]) expect(out.stdout + out.stderr).not.toMatch(/first-secret|second-secret/);
+    for (const out of [r, show, rep, rm])
+      expect(out.stdout + out.stderr).not.toMatch(/first-secret|second-secret/);
   });
 
   it('auto storage uses the keychain when it answers, with no warning', async () => {
@@ -107,7 +122,10 @@ describe('no Secret Service', () => {
     const before = readFileSync(file);
     expect(before.toString()).not.toContain(FIRST);
     for (const pass of ['', 'wrong passphrase']) {
-      const r = await home.run(['profile', 'secret', 'enc', '--stdin'], { input: SECOND, env: { OAUTHMAIL_PASSPHRASE: pass } });
+      const r = await home.run(['profile', 'secret', 'enc', '--stdin'], {
+        input: SECOND,
+        env: { OAUTHMAIL_PASSPHRASE: pass },
+      });
       const show = await home.run(['profile', 'show', 'enc'], { env: { OAUTHMAIL_PASSPHRASE: pass } });
       expect(r.stdout + r.stderr + show.stdout + show.stderr).not.toContain(FIRST);
       expect(readFileSync(file).equals(before)).toBe(true);

@@ -11,7 +11,20 @@ const ID = '11111111-1111-4111-8111-111111111111';
 const SECRET = 'client-secret-value-3b9f0e1d';
 
 function addArgs(name: string, ...extra: string[]): string[] {
-  return ['profile', 'add', name, '--client-id', ID, '--tenant', 'contoso.test', '--user', 'alice@contoso.test', '--storage', 'file', ...extra];
+  return [
+    'profile',
+    'add',
+    name,
+    '--client-id',
+    ID,
+    '--tenant',
+    'contoso.test',
+    '--user',
+    'alice@contoso.test',
+    '--storage',
+    'file',
+    ...extra,
+  ];
 }
 
 describe('profile commands', () => {
@@ -55,21 +68,49 @@ describe('profile commands', () => {
 
   describe('refuses bad input with exit 2 and leaves the config unchanged', () => {
     const cases: Array<[string, string[], RegExp]> = [
-      ['unknown provider', ['profile', 'add', 'x', '--provider', 'yahoo', '--client-id', ID], /provider must be one of: microsoft, google, custom/],
+      [
+        'unknown provider',
+        ['profile', 'add', 'x', '--provider', 'yahoo', '--client-id', ID],
+        /provider must be one of: microsoft, google, custom/,
+      ],
       ['bad email', addArgs('x', '--from', 'alice.contoso.test'), /from must be an address like/],
-      ['bad user', ['profile', 'add', 'x', '--client-id', ID, '--user', 'alice'], /user must be an email address/],
-      ['port out of range', addArgs('x', '--set', 'smtp.port=65536'), /smtp.port must be a whole number from 1 to 65535/],
-      ['not a GUID', ['profile', 'add', 'x', '--client-id', 'my-app'], /clientId must be the Application \(client\) ID GUID/],
+      [
+        'bad user',
+        ['profile', 'add', 'x', '--client-id', ID, '--user', 'alice'],
+        /user must be an email address/,
+      ],
+      [
+        'port out of range',
+        addArgs('x', '--set', 'smtp.port=65536'),
+        /smtp.port must be a whole number from 1 to 65535/,
+      ],
+      [
+        'not a GUID',
+        ['profile', 'add', 'x', '--client-id', 'my-app'],
+        /clientId must be the Application \(client\) ID GUID/,
+      ],
       ['duplicate name', addArgs('work'), /a profile named "work" already exists/],
       ['invalid name (slash)', addArgs('bad/name'), /invalid profile name "bad\/name"/],
       ['invalid name (dots)', addArgs('..'), /invalid profile name "\.\."/],
       ['invalid name (space)', addArgs('my work'), /invalid profile name "my work"/],
       ['unknown key', addArgs('x', '--set', 'colour=red'), /unknown profile key "colour"/],
       ['--set without =', ['profile', 'edit', 'work', '--set', 'smtp.port'], /--set takes KEY=VALUE/],
-      ['edit with a bad value', ['profile', 'edit', 'work', '--set', 'imap.security=ssl'], /imap.security must be one of: tls, starttls, none/],
-      ['a secret in argv is not an option', [...addArgs('x'), '--client-secret', SECRET], /unknown option '--client-secret'/],
+      [
+        'edit with a bad value',
+        ['profile', 'edit', 'work', '--set', 'imap.security=ssl'],
+        /imap.security must be one of: tls, starttls, none/,
+      ],
+      [
+        'a secret in argv is not an option',
+        [...addArgs('x'), '--client-secret', SECRET],
+        /unknown option '--client-secret'/,
+      ],
       ['unknown command flag', ['profile', 'list', '--bogus'], /unknown option '--bogus'/],
-      ['CRLF in a header-bound value', ['profile', 'edit', 'work', '--set', 'replyTo=a@b.example\r\nBcc: evil@x.example'], /replyTo must not contain line breaks/],
+      [
+        'CRLF in a header-bound value',
+        ['profile', 'edit', 'work', '--set', 'replyTo=a@b.example\r\nBcc: evil@x.example'],
+        /replyTo must not contain line breaks/,
+      ],
     ];
     it.each(cases)('%s', async (_n, args, re) => {
       const before = readFileSync(home.configFile);
@@ -90,7 +131,19 @@ describe('profile commands', () => {
   });
 
   it('edits, renames, switches the default and removes', async () => {
-    expect((await home.run(['profile', 'edit', 'work', '--set', 'smtp=localhost:2525', '--set', 'capabilities=send'])).code).toBe(0);
+    expect(
+      (
+        await home.run([
+          'profile',
+          'edit',
+          'work',
+          '--set',
+          'smtp=localhost:2525',
+          '--set',
+          'capabilities=send',
+        ])
+      ).code,
+    ).toBe(0);
     const cfg = JSON.parse(readFileSync(home.configFile, 'utf8'));
     expect(cfg.profiles.work.smtp).toEqual({ host: 'localhost', port: 2525, security: 'starttls' });
     expect(cfg.profiles.work.scopes).not.toContain('https://outlook.office.com/IMAP.AccessAsUser.All');
@@ -115,7 +168,9 @@ describe('profile commands', () => {
     expect((await home.run(addArgs('other'))).code).toBe(0);
     const a = await home.run(['profile', 'show', '--json'], { env: { OAUTHMAIL_PROFILE: 'other' } });
     expect(JSON.parse(a.stdout).name).toBe('other');
-    const b = await home.run(['-p', 'work', 'profile', 'show', '--json'], { env: { OAUTHMAIL_PROFILE: 'other' } });
+    const b = await home.run(['-p', 'work', 'profile', 'show', '--json'], {
+      env: { OAUTHMAIL_PROFILE: 'other' },
+    });
     expect(JSON.parse(b.stdout).name).toBe('work');
   });
 });
@@ -123,7 +178,9 @@ describe('profile commands', () => {
 describe('client secrets', () => {
   it('come from stdin, are stored in the file store, and go with the profile', async () => {
     const home = cliHome();
-    const r = await home.run(addArgs('daemon', '--flow', 'client-credentials', '--client-secret-stdin'), { input: SECRET + '\n' });
+    const r = await home.run(addArgs('daemon', '--flow', 'client-credentials', '--client-secret-stdin'), {
+      input: SECRET + '\n',
+    });
     expect(r.code).toBe(0);
     expect(r.stderr + r.stdout).not.toContain(SECRET);
     expect(readFileSync(home.configFile, 'utf8')).not.toContain(SECRET);
@@ -132,7 +189,9 @@ describe('client secrets', () => {
     expect(show.stdout).not.toContain(SECRET);
 
     // replaced through the environment variable, renamed with the profile, deleted with it
-    const rep = await home.run(['profile', 'secret', 'daemon'], { env: { OAUTHMAIL_CLIENT_SECRET: 'another-secret-value-77' } });
+    const rep = await home.run(['profile', 'secret', 'daemon'], {
+      env: { OAUTHMAIL_CLIENT_SECRET: 'another-secret-value-77' },
+    });
     expect(rep.code).toBe(0);
     expect((await home.run(['profile', 'rename', 'daemon', 'cron'])).code).toBe(0);
     const moved = await home.run(['profile', 'show', 'cron', '--json']);
@@ -159,10 +218,17 @@ describe('config file that cannot be read', () => {
     await home.run(addArgs('work'));
     const broken = readFileSync(home.configFile, 'utf8').replace('"version": 1,', '"version": 1,,');
     writeFileSync(home.configFile, broken);
-    for (const args of [addArgs('x'), ['profile', 'list'], ['profile', 'edit', 'work', '--set', 'smtp.port=25'], ['profile', 'use', 'work']]) {
+    for (const args of [
+      addArgs('x'),
+      ['profile', 'list'],
+      ['profile', 'edit', 'work', '--set', 'smtp.port=25'],
+      ['profile', 'use', 'work'],
+    ]) {
       const r = await home.run(args);
       expect(r.code).toBe(3);
-      expect(r.stderr).toMatch(new RegExp(`cannot read config ${home.configFile.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:2:\\d+`));
+      expect(r.stderr).toMatch(
+        new RegExp(`cannot read config ${home.configFile.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:2:\\d+`),
+      );
       expect(readFileSync(home.configFile, 'utf8')).toBe(broken);
     }
   });

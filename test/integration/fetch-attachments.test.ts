@@ -5,7 +5,16 @@
  * inside DIR under a safe name with the right bytes, never overwriting another.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  realpathSync,
+  rmSync,
+} from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
@@ -43,10 +52,7 @@ function messageWith(parts: Part[], subject: string): Buffer {
     m +=
       `--${b}\r\nContent-Type: application/octet-stream; name=${q}\r\n` +
       `Content-Disposition: attachment; filename=${q}\r\nContent-Transfer-Encoding: base64\r\n\r\n` +
-      p.bytes
-        .toString('base64')
-        .replace(/.{76}/g, '$&\r\n')
-        .replace(/\r\n$/, '') +
+      p.bytes.toString('base64').replace(/.{76}/g, '$&\r\n').replace(/\r\n$/, '') +
       '\r\n';
   }
   return Buffer.from(m + `--${b}--\r\n`);
@@ -57,7 +63,12 @@ beforeAll(async () => {
   idp = await startTestIdp();
   expect((await idp.admin('config', { deviceCodeInterval: 1 })).status).toBe(200);
   h = cliHome({ DISPLAY: '', WAYLAND_DISPLAY: '', BROWSER: '' });
-  const add = await addMicrosoftProfile(h, 'work', idp.url, ['--imap', `localhost:${s.imapsPort}`, '--imap-security', 'tls']);
+  const add = await addMicrosoftProfile(h, 'work', idp.url, [
+    '--imap',
+    `localhost:${s.imapsPort}`,
+    '--imap-security',
+    'tls',
+  ]);
   expect(add.code, add.stderr).toBe(0);
   const login = await signInDevice(h, 'work', idp);
   expect(login.code, login.stderr).toBe(0);
@@ -76,7 +87,10 @@ describe('fetch --attachments with hostile names', () => {
   it('every attachment lands inside DIR under a safe name with its bytes; a second message never overwrites the first', async () => {
     const folder = await freshFolder(admin, 'att');
     folders.push(folder);
-    const first = NAMES.map((name) => ({ name, bytes: randomBytes(1000 + Math.floor(Math.random() * 5000)) }));
+    const first = NAMES.map((name) => ({
+      name,
+      bytes: randomBytes(1000 + Math.floor(Math.random() * 5000)),
+    }));
     const second = NAMES.map((name) => ({ name, bytes: randomBytes(700) }));
     await admin.append(folder, messageWith(first, 'hostile names 1'));
     await admin.append(folder, messageWith(second, 'hostile names 2'));
@@ -85,7 +99,10 @@ describe('fetch --attachments with hostile names', () => {
     const dir = path.join(work, 'a', 'b', 'att');
     mkdirSync(path.dirname(dir), { recursive: true });
     const out = path.join(work, 'mail');
-    const r = await h.run(['fetch', '-p', 'work', '--mailbox', folder, '--out', out, '--attachments', dir, '--json'], { timeoutMs: 60_000 });
+    const r = await h.run(
+      ['fetch', '-p', 'work', '--mailbox', folder, '--out', out, '--attachments', dir, '--json'],
+      { timeoutMs: 60_000 },
+    );
     expect(r.code, r.stderr).toBe(0);
 
     expect(existsSync(path.join(work, 'etc'))).toBe(false);
@@ -100,6 +117,7 @@ describe('fetch --attachments with hostile names', () => {
       expect(realpathSync(full).startsWith(real + path.sep)).toBe(true);
       expect(lstatSync(full).isFile()).toBe(true);
       // safe on every OS: no separators, no leading dot, no device name, no forbidden characters, short
+      // eslint-disable-next-line no-control-regex -- control characters are exactly what must be absent
       expect(f).not.toMatch(/[/\\<>:"|?*\x00-\x1f]/);
       expect(f.startsWith('.')).toBe(false);
       expect(f).not.toMatch(/[. ]$/);
@@ -126,7 +144,9 @@ describe('fetch --attachments with hostile names', () => {
       .split('\n')
       .map((l) => JSON.parse(l) as { uid: number; attachments: string[] });
     expect(saved.map((x) => x.attachments.length)).toEqual([4, 4]);
-    expect(saved.flatMap((x) => x.attachments.map((a) => path.basename(a))).sort()).toEqual([...files].sort());
+    expect(saved.flatMap((x) => x.attachments.map((a) => path.basename(a))).sort()).toEqual(
+      [...files].sort(),
+    );
     // no temp files left behind
     expect(readdirSync(dir).filter((f) => f.startsWith('.'))).toEqual([]);
   });

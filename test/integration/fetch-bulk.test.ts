@@ -8,7 +8,18 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ImapFlow } from 'imapflow';
-import { adminClient, appendAll, freshFolder, imapProfile, maxRssKb, mintImapToken, prng, rawMessage, runDriver, stack } from './fetch-support.js';
+import {
+  adminClient,
+  appendAll,
+  freshFolder,
+  imapProfile,
+  maxRssKb,
+  mintImapToken,
+  prng,
+  rawMessage,
+  runDriver,
+  stack,
+} from './fetch-support.js';
 
 const USER = 'alice@contoso.test';
 const s = stack();
@@ -28,7 +39,12 @@ beforeAll(async () => {
   for (let i = 0; i < 499; i++) {
     const r = rnd();
     // mostly small, some medium, a few over the 1 MB streaming threshold
-    const size = r < 0.8 ? 500 + Math.floor(rnd() * 30_000) : r < 0.97 ? 30_000 + Math.floor(rnd() * 400_000) : 1_100_000 + Math.floor(rnd() * 2_000_000);
+    const size =
+      r < 0.8
+        ? 500 + Math.floor(rnd() * 30_000)
+        : r < 0.97
+          ? 30_000 + Math.floor(rnd() * 400_000)
+          : 1_100_000 + Math.floor(rnd() * 2_000_000);
     msgs.push(rawMessage(i, size));
   }
   msgs.splice(250, 0, rawMessage(9999, 50 * 1024 * 1024));
@@ -74,11 +90,15 @@ describe('fetch 500 messages of mixed sizes', () => {
       const summary = JSON.parse(r.stdout) as { fetched: number; bytes: number };
       expect(summary.fetched).toBe(500);
       const rss = maxRssKb(r.stderr);
-      console.log(`fetch ${format}: 500 messages, ${(summary.bytes / 1048576).toFixed(1)} MB, child peak RSS ${(rss / 1024).toFixed(1)} MB`);
+      console.log(
+        `fetch ${format}: 500 messages, ${(summary.bytes / 1048576).toFixed(1)} MB, child peak RSS ${(rss / 1024).toFixed(1)} MB`,
+      );
       expect(rss).toBeLessThan(150 * 1024);
       const files =
         format === 'eml'
-          ? readdirSync(out).filter((f) => f.endsWith('.eml')).map((f) => path.join(out, f))
+          ? readdirSync(out)
+              .filter((f) => f.endsWith('.eml'))
+              .map((f) => path.join(out, f))
           : readdirSync(path.join(out, 'new')).map((f) => path.join(out, 'new', f));
       checkFiles(files);
       if (format === 'maildir') {

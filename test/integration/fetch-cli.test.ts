@@ -13,7 +13,14 @@ import os from 'node:os';
 import path from 'node:path';
 import type { ImapFlow } from 'imapflow';
 import { cliHome, type CliHome, type CliResult } from '../support/cli.js';
-import { ALICE, addMicrosoftProfile, signInDevice, startTestIdp, type Json, type TestIdp } from '../support/signin.js';
+import {
+  ALICE,
+  addMicrosoftProfile,
+  signInDevice,
+  startTestIdp,
+  type Json,
+  type TestIdp,
+} from '../support/signin.js';
 import { adminClient, freshFolder, imapProfile, mintImapToken, rawMessage, stack } from './fetch-support.js';
 import { connectImap, closeImap } from '../../src/mail/imap.js';
 import type { TokenSource } from '../../src/mail/token-source.js';
@@ -28,7 +35,10 @@ const folders: string[] = [];
 const transcript: string[] = [];
 const tokens = new Set<string>();
 
-async function cli(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+async function cli(
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<CliResult> {
   const r = await h.run(args, { timeoutMs: 60_000, ...opts });
   transcript.push(`$ oauthmail ${args.join(' ')}\n[exit ${r.code}]\n${r.stdout}\n${r.stderr}`);
   return r;
@@ -41,17 +51,22 @@ async function rememberToken(profile: string): Promise<void> {
   tokens.add(t.stdout.trim());
 }
 
-const mid = (b: Buffer | string) => /^Message-ID: <([^>]+)>/im.exec(typeof b === 'string' ? b : b.toString('latin1'))?.[1];
+const mid = (b: Buffer | string) =>
+  /^Message-ID: <([^>]+)>/im.exec(typeof b === 'string' ? b : b.toString('latin1'))?.[1];
 const jsonLines = (out: string): Json[] =>
   out
     .split('\n')
     .filter((l) => l.trim())
     .map((l) => JSON.parse(l));
 
-async function folderWith(prefix: string, msgs: Array<{ raw: Buffer; seen?: boolean; date?: string }>): Promise<string> {
+async function folderWith(
+  prefix: string,
+  msgs: Array<{ raw: Buffer; seen?: boolean; date?: string }>,
+): Promise<string> {
   const f = await freshFolder(admin, prefix);
   folders.push(f);
-  for (const m of msgs) await admin.append(f, m.raw, m.seen ? ['\\Seen'] : [], new Date(m.date ?? '2025-11-20T10:00:00Z'));
+  for (const m of msgs)
+    await admin.append(f, m.raw, m.seen ? ['\\Seen'] : [], new Date(m.date ?? '2025-11-20T10:00:00Z'));
   return f;
 }
 
@@ -67,7 +82,20 @@ beforeAll(async () => {
   expect((await idp.admin('config', { deviceCodeInterval: 1 })).status).toBe(200);
   h = cliHome({ DISPLAY: '', WAYLAND_DISPLAY: '', BROWSER: '' });
   const imap = ['--imap', `localhost:${s.imapsPort}`, '--imap-security', 'tls'];
-  const add = await cli(['profile', 'add', 'work', '--client-id', '11111111-1111-4111-8111-111111111111', '--authority', `${idp.url}/3f9c1e2a-7b4d-4c8e-9a61-5d2f8e7b1c40/`, '--user', ALICE.upn, '--storage', 'file', ...imap]);
+  const add = await cli([
+    'profile',
+    'add',
+    'work',
+    '--client-id',
+    '11111111-1111-4111-8111-111111111111',
+    '--authority',
+    `${idp.url}/3f9c1e2a-7b4d-4c8e-9a61-5d2f8e7b1c40/`,
+    '--user',
+    ALICE.upn,
+    '--storage',
+    'file',
+    ...imap,
+  ]);
   expect(add.code, add.stderr).toBe(0);
   const login = await signInDevice(h, 'work', idp);
   transcript.push(login.stdout, login.stderr);
@@ -110,7 +138,12 @@ describe('oauthmail mailboxes', () => {
     expect(j.code, j.stderr).toBe(0);
     const rows = JSON.parse(j.stdout) as Json[];
     expect(rows[0].path).toBe('INBOX');
-    expect(rows.find((r) => r.path === f)).toMatchObject({ path: f, messages: 3, unseen: 2, selectable: true });
+    expect(rows.find((r) => r.path === f)).toMatchObject({
+      path: f,
+      messages: 3,
+      unseen: 2,
+      selectable: true,
+    });
   });
 });
 
@@ -118,11 +151,28 @@ describe('oauthmail list', () => {
   let f: string;
   beforeAll(async () => {
     f = await folderWith('list', [
-      { raw: rawMessage(1, 400, { from: 'Bob <bob@contoso.test>', subject: 'Invoice 1001' }), date: '2025-01-10T10:00:00Z', seen: true },
-      { raw: rawMessage(2, 2000, { from: 'Carol <carol@fabrikam.test>', subject: 'lunch?' }), date: '2025-02-10T10:00:00Z' },
-      { raw: rawMessage(3, 600, { from: 'Bob <bob@contoso.test>', subject: 'Re: lunch?' }), date: '2025-03-10T10:00:00Z' },
-      { raw: rawMessage(4, 800, { from: 'Dave <dave@fabrikam.test>', subject: 'Invoice 1002' }), date: '2025-04-10T10:00:00Z', seen: true },
-      { raw: rawMessage(5, 900, { from: 'Erin <erin@fabrikam.test>', subject: 'status report' }), date: '2025-05-10T10:00:00Z' },
+      {
+        raw: rawMessage(1, 400, { from: 'Bob <bob@contoso.test>', subject: 'Invoice 1001' }),
+        date: '2025-01-10T10:00:00Z',
+        seen: true,
+      },
+      {
+        raw: rawMessage(2, 2000, { from: 'Carol <carol@fabrikam.test>', subject: 'lunch?' }),
+        date: '2025-02-10T10:00:00Z',
+      },
+      {
+        raw: rawMessage(3, 600, { from: 'Bob <bob@contoso.test>', subject: 'Re: lunch?' }),
+        date: '2025-03-10T10:00:00Z',
+      },
+      {
+        raw: rawMessage(4, 800, { from: 'Dave <dave@fabrikam.test>', subject: 'Invoice 1002' }),
+        date: '2025-04-10T10:00:00Z',
+        seen: true,
+      },
+      {
+        raw: rawMessage(5, 900, { from: 'Erin <erin@fabrikam.test>', subject: 'status report' }),
+        date: '2025-05-10T10:00:00Z',
+      },
     ]);
   });
   const subjects = (r: CliResult) => jsonLines(r.stdout).map((x) => x.subject);
@@ -133,7 +183,9 @@ describe('oauthmail list', () => {
     const lines = r.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^\s*UID\s+DATE\s+FROM\s+SUBJECT\s+SIZE\s+FLAGS$/);
     expect(lines).toHaveLength(6);
-    expect(lines[1]).toMatch(/^\s+1\s+2025-11-20 10:00\s+Bob <bob@contoso\.test>\s+Invoice 1001\s+\S+ B\s+\\Seen$/);
+    expect(lines[1]).toMatch(
+      /^\s+1\s+2025-11-20 10:00\s+Bob <bob@contoso\.test>\s+Invoice 1001\s+\S+ B\s+\\Seen$/,
+    );
     expect(lines[2]).toMatch(/^\s+2\s.*Carol <carol@fabrikam\.test>\s+lunch\?\s+\d+\.\d KB$/);
   });
 
@@ -142,24 +194,56 @@ describe('oauthmail list', () => {
     expect(r.code, r.stderr).toBe(0);
     const rows = jsonLines(r.stdout);
     expect(rows.map((x) => x.uid)).toEqual([1, 2, 3, 4, 5]);
-    expect(rows[0]).toMatchObject({ uid: 1, from: 'Bob <bob@contoso.test>', subject: 'Invoice 1001', flags: ['\\Seen'] });
+    expect(rows[0]).toMatchObject({
+      uid: 1,
+      from: 'Bob <bob@contoso.test>',
+      subject: 'Invoice 1001',
+      flags: ['\\Seen'],
+    });
     expect(rows[1].flags).toEqual([]);
     expect(rows[1].size).toBeGreaterThan(2000 - 80);
   });
 
   it('filters: --unseen, --since, --before, --from, --subject, --limit', async () => {
-    expect(subjects(await cli(['list', '-p', 'work', '--mailbox', f, '--json', '--unseen']))).toEqual(['lunch?', 'Re: lunch?', 'status report']);
-    expect(subjects(await cli(['list', '-p', 'work', '--mailbox', f, '--json', '--since', '2025-03-01']))).toEqual([
+    expect(subjects(await cli(['list', '-p', 'work', '--mailbox', f, '--json', '--unseen']))).toEqual([
+      'lunch?',
       'Re: lunch?',
+      'status report',
+    ]);
+    expect(
+      subjects(await cli(['list', '-p', 'work', '--mailbox', f, '--json', '--since', '2025-03-01'])),
+    ).toEqual(['Re: lunch?', 'Invoice 1002', 'status report']);
+    expect(
+      subjects(await cli(['list', '-p', 'work', '--mailbox', f, '--json', '--before', '2025-02-11'])),
+    ).toEqual(['Invoice 1001', 'lunch?']);
+    expect(
+      subjects(await cli(['list', '-p', 'work', '--mailbox', f, '--json', '--from', 'bob@contoso'])),
+    ).toEqual(['Invoice 1001', 'Re: lunch?']);
+    expect(
+      subjects(await cli(['list', '-p', 'work', '--mailbox', f, '--json', '--subject', 'invoice'])),
+    ).toEqual(['Invoice 1001', 'Invoice 1002']);
+    // the newest N
+    expect(subjects(await cli(['list', '-p', 'work', '--mailbox', f, '--json', '--limit', '2']))).toEqual([
       'Invoice 1002',
       'status report',
     ]);
-    expect(subjects(await cli(['list', '-p', 'work', '--mailbox', f, '--json', '--before', '2025-02-11']))).toEqual(['Invoice 1001', 'lunch?']);
-    expect(subjects(await cli(['list', '-p', 'work', '--mailbox', f, '--json', '--from', 'bob@contoso']))).toEqual(['Invoice 1001', 'Re: lunch?']);
-    expect(subjects(await cli(['list', '-p', 'work', '--mailbox', f, '--json', '--subject', 'invoice']))).toEqual(['Invoice 1001', 'Invoice 1002']);
-    // the newest N
-    expect(subjects(await cli(['list', '-p', 'work', '--mailbox', f, '--json', '--limit', '2']))).toEqual(['Invoice 1002', 'status report']);
-    expect(subjects(await cli(['list', '-p', 'work', '--mailbox', f, '--json', '--unseen', '--from', 'bob', '--limit', '5']))).toEqual(['Re: lunch?']);
+    expect(
+      subjects(
+        await cli([
+          'list',
+          '-p',
+          'work',
+          '--mailbox',
+          f,
+          '--json',
+          '--unseen',
+          '--from',
+          'bob',
+          '--limit',
+          '5',
+        ]),
+      ),
+    ).toEqual(['Re: lunch?']);
   });
 
   it('no match: nothing on stdout, a sentence on stderr, exit 0', async () => {
@@ -183,11 +267,17 @@ describe('oauthmail list', () => {
 });
 
 describe('oauthmail fetch', () => {
-  const emlFiles = (dir: string) => readdirSync(dir).filter((x) => x.endsWith('.eml')).sort();
+  const emlFiles = (dir: string) =>
+    readdirSync(dir)
+      .filter((x) => x.endsWith('.eml'))
+      .sort();
 
   it('eml: byte-identical files, one path per line on stdout; a rerun fetches only new messages', async () => {
     const msgs = [rawMessage(1, 300), rawMessage(2, 40_000), rawMessage(3, 900_000), rawMessage(4, 1200)];
-    const f = await folderWith('eml', msgs.map((raw) => ({ raw })));
+    const f = await folderWith(
+      'eml',
+      msgs.map((raw) => ({ raw })),
+    );
     const out = path.join(work, 'eml');
     const r = await cli(['fetch', '-p', 'work', '--mailbox', f, '--out', out]);
     expect(r.code, r.stderr).toBe(0);
@@ -222,7 +312,10 @@ describe('oauthmail fetch', () => {
 
   it('maildir: files in new/, byte-identical; a rerun fetches only new messages', async () => {
     const msgs = [rawMessage(1, 300), rawMessage(2, 600_000), rawMessage(3, 2000)];
-    const f = await folderWith('maildir', msgs.map((raw) => ({ raw })));
+    const f = await folderWith(
+      'maildir',
+      msgs.map((raw) => ({ raw })),
+    );
     const out = path.join(work, 'maildir');
     const r = await cli(['fetch', '-p', 'work', '--mailbox', f, '--out', out, '--format', 'maildir']);
     expect(r.code, r.stderr).toBe(0);
@@ -250,12 +343,22 @@ describe('oauthmail fetch', () => {
 
   it('mbox: one mboxrd file, From_ lines escaped, CRLF to LF; a rerun appends only new messages', async () => {
     const msgs = [rawMessage(1, 300), rawMessage(2, 5000)];
-    const f = await folderWith('mbox', msgs.map((raw) => ({ raw })));
+    const f = await folderWith(
+      'mbox',
+      msgs.map((raw) => ({ raw })),
+    );
     const out = path.join(work, 'mbox');
     const r = await cli(['fetch', '-p', 'work', '--mailbox', f, '--out', out, '--format', 'mbox']);
     expect(r.code, r.stderr).toBe(0);
-    const mboxFile = path.join(out, readdirSync(out).find((x) => x.endsWith('.mbox'))!);
-    const expected = (m: Buffer) => m.toString('latin1').replace(/\r\n/g, '\n').replace(/^(>*From )/gm, '>$1');
+    const mboxFile = path.join(
+      out,
+      readdirSync(out).find((x) => x.endsWith('.mbox'))!,
+    );
+    const expected = (m: Buffer) =>
+      m
+        .toString('latin1')
+        .replace(/\r\n/g, '\n')
+        .replace(/^(>*From )/gm, '>$1');
     const parse = () =>
       readFileSync(mboxFile, 'latin1')
         .split(/^(?=From MAILER-DAEMON )/m)
@@ -277,9 +380,24 @@ describe('oauthmail fetch', () => {
   });
 
   it('--mark-seen sets \\Seen only on the saved messages (the --unseen filter)', async () => {
-    const f = await folderWith('seen', [{ raw: rawMessage(1, 300) }, { raw: rawMessage(2, 300), seen: true }, { raw: rawMessage(3, 300) }]);
+    const f = await folderWith('seen', [
+      { raw: rawMessage(1, 300) },
+      { raw: rawMessage(2, 300), seen: true },
+      { raw: rawMessage(3, 300) },
+    ]);
     const out = path.join(work, 'seen');
-    const r = await cli(['fetch', '-p', 'work', '--mailbox', f, '--out', out, '--unseen', '--mark-seen', '--json']);
+    const r = await cli([
+      'fetch',
+      '-p',
+      'work',
+      '--mailbox',
+      f,
+      '--out',
+      out,
+      '--unseen',
+      '--mark-seen',
+      '--json',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(jsonLines(r.stdout).map((x) => x.uid)).toEqual([1, 3]);
     expect(r.stderr).toContain('2 marked seen');
@@ -290,10 +408,23 @@ describe('oauthmail fetch', () => {
 
   it('--move-to moves the saved messages; a missing target fails before anything is downloaded', async () => {
     const msgs = [rawMessage(1, 300), rawMessage(2, 300)];
-    const f = await folderWith('move', msgs.map((raw) => ({ raw })));
+    const f = await folderWith(
+      'move',
+      msgs.map((raw) => ({ raw })),
+    );
     const target = await freshFolder(admin, 'moved');
     folders.push(target);
-    const bad = await cli(['fetch', '-p', 'work', '--mailbox', f, '--out', path.join(work, 'move-bad'), '--move-to', 'No-Such-Target-9']);
+    const bad = await cli([
+      'fetch',
+      '-p',
+      'work',
+      '--mailbox',
+      f,
+      '--out',
+      path.join(work, 'move-bad'),
+      '--move-to',
+      'No-Such-Target-9',
+    ]);
     expect(bad.code, bad.stderr).toBe(5);
     expect(bad.stderr).toContain('No-Such-Target-9 not found');
     expect(existsSync(path.join(work, 'move-bad')) ? emlFiles(path.join(work, 'move-bad')) : []).toEqual([]);
@@ -310,7 +441,10 @@ describe('oauthmail fetch', () => {
 
   it('--delete removes the saved messages from the server; the files stay', async () => {
     const msgs = [rawMessage(1, 300), rawMessage(2, 800_000), rawMessage(3, 300)];
-    const f = await folderWith('delete', msgs.map((raw) => ({ raw })));
+    const f = await folderWith(
+      'delete',
+      msgs.map((raw) => ({ raw })),
+    );
     const out = path.join(work, 'delete');
     const r = await cli(['fetch', '-p', 'work', '--mailbox', f, '--out', out, '--delete']);
     expect(r.code, r.stderr).toBe(0);
@@ -319,13 +453,33 @@ describe('oauthmail fetch', () => {
     const ids = emlFiles(out).map((x) => mid(readFileSync(path.join(out, x))));
     expect(ids.sort()).toEqual(msgs.map((m) => mid(m)).sort());
     // --move-to and --delete together: bad usage
-    const both = await cli(['fetch', '-p', 'work', '--mailbox', f, '--out', out, '--delete', '--move-to', 'INBOX']);
+    const both = await cli([
+      'fetch',
+      '-p',
+      'work',
+      '--mailbox',
+      f,
+      '--out',
+      out,
+      '--delete',
+      '--move-to',
+      'INBOX',
+    ]);
     expect(both.code).toBe(2);
   });
 
   it('--verbose: the protocol log is on stderr, and still no token in it', async () => {
     const f = await folderWith('verbose', [{ raw: rawMessage(1, 300) }]);
-    const r = await cli(['--verbose', 'fetch', '-p', 'work', '--mailbox', f, '--out', path.join(work, 'verbose')]);
+    const r = await cli([
+      '--verbose',
+      'fetch',
+      '-p',
+      'work',
+      '--mailbox',
+      f,
+      '--out',
+      path.join(work, 'verbose'),
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toMatch(/imap/i);
     expect(r.stderr).toMatch(/signed in to localhost as alice@contoso\.test/);
@@ -407,7 +561,9 @@ describe('no secrets in output', () => {
       expect(t.length).toBeGreaterThan(100);
       expect(all.includes(t), 'a token leaked into CLI output').toBe(false);
       for (const u of [ALICE.upn, SHARED]) {
-        expect(all.includes(Buffer.from(`user=${u}\x01auth=Bearer ${t}\x01\x01`).toString('base64'))).toBe(false);
+        expect(all.includes(Buffer.from(`user=${u}\x01auth=Bearer ${t}\x01\x01`).toString('base64'))).toBe(
+          false,
+        );
       }
       // a token's signature alone is enough to be a leak
       expect(all.includes(t.split('.')[2]!)).toBe(false);

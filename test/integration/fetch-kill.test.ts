@@ -7,7 +7,17 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ImapFlow } from 'imapflow';
-import { adminClient, appendAll, freshFolder, imapProfile, mintImapToken, prng, rawMessage, runDriver, stack } from './fetch-support.js';
+import {
+  adminClient,
+  appendAll,
+  freshFolder,
+  imapProfile,
+  mintImapToken,
+  prng,
+  rawMessage,
+  runDriver,
+  stack,
+} from './fetch-support.js';
 
 const USER = 'alice@contoso.test';
 const s = stack();
@@ -15,7 +25,8 @@ let admin: ImapFlow;
 let work: string;
 const folders: string[] = [];
 
-const mid = (b: Buffer | string) => /^Message-ID: <([^>]+)>/im.exec(typeof b === 'string' ? b : b.toString('latin1'))?.[1];
+const mid = (b: Buffer | string) =>
+  /^Message-ID: <([^>]+)>/im.exec(typeof b === 'string' ? b : b.toString('latin1'))?.[1];
 
 beforeAll(async () => {
   work = mkdtempSync(path.join(os.tmpdir(), 'oauthmail-fetch-kill-'));
@@ -29,7 +40,13 @@ afterAll(async () => {
 
 function onDisk(format: string, out: string): Array<{ id: string; bytes: Buffer }> {
   if (format === 'mbox') {
-    const text = readFileSync(path.join(out, readdirSync(out).find((f) => f.endsWith('.mbox'))!), 'latin1');
+    const text = readFileSync(
+      path.join(
+        out,
+        readdirSync(out).find((f) => f.endsWith('.mbox'))!,
+      ),
+      'latin1',
+    );
     return text
       .split(/^(?=From MAILER-DAEMON )/m)
       .filter(Boolean)
@@ -51,7 +68,13 @@ describe('fetch --delete under SIGKILL', () => {
       folders.push(folder);
       const rnd = prng(format.length * 7919);
       const msgs: Buffer[] = [];
-      for (let i = 0; i < 120; i++) msgs.push(rawMessage(i, i % 40 === 7 ? 700_000 + Math.floor(rnd() * 600_000) : 300 + Math.floor(rnd() * 60_000)));
+      for (let i = 0; i < 120; i++)
+        msgs.push(
+          rawMessage(
+            i,
+            i % 40 === 7 ? 700_000 + Math.floor(rnd() * 600_000) : 300 + Math.floor(rnd() * 60_000),
+          ),
+        );
       await appendAll(admin, folder, msgs);
       const byId = new Map(msgs.map((m) => [mid(m)!, m]));
       const out = path.join(work, format);
@@ -69,7 +92,9 @@ describe('fetch --delete under SIGKILL', () => {
       let windowMs = 900;
       let n = msgs.length;
       for (let k = 0; k < 20; k++) {
-        const more = Array.from({ length: 6 }, (_, j) => rawMessage(1000 + k * 6 + j, 300 + Math.floor(rnd() * 40_000)));
+        const more = Array.from({ length: 6 }, (_, j) =>
+          rawMessage(1000 + k * 6 + j, 300 + Math.floor(rnd() * 40_000)),
+        );
         await appendAll(admin, folder, more);
         for (const m of more) byId.set(mid(m)!, m);
         n += more.length;

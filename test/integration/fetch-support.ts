@@ -48,7 +48,11 @@ export function stack(env: NodeJS.ProcessEnv = process.env): Stack {
 }
 
 /** An access token Dovecot accepts for IMAP as `user` (or refuses: wrong scope, expired). */
-export function mintImapToken(s: Stack, user: string, opts: { scope?: string; lifetimeSeconds?: number } = {}): string {
+export function mintImapToken(
+  s: Stack,
+  user: string,
+  opts: { scope?: string; lifetimeSeconds?: number } = {},
+): string {
   const key = readFileSync(path.join(s.pkiDir, 'jwt-key.pem'));
   const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
   const now = Math.floor(Date.now() / 1000);
@@ -117,7 +121,11 @@ export function prng(seed: number): () => number {
 }
 
 /** A raw RFC 5322 message with CRLF line ends, about `size` bytes, with a unique Message-ID. */
-export function rawMessage(i: number, size: number, opts: { subject?: string; from?: string; extraHeaders?: string } = {}): Buffer {
+export function rawMessage(
+  i: number,
+  size: number,
+  opts: { subject?: string; from?: string; extraHeaders?: string } = {},
+): Buffer {
   const id = `${i}.${randomBytes(6).toString('hex')}@oauthmail.test`;
   const head =
     `From: ${opts.from ?? 'Sender <sender@fabrikam.test>'}\r\n` +
@@ -187,15 +195,29 @@ export interface DriverRun {
   done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
 }
 
-export function runDriver(cfg: { user: string; token: string; profile: Profile; options: Record<string, unknown> }): DriverRun {
-  const child = spawn(process.execPath, ['--input-type=module', '-e', DRIVER, JSON.stringify({ root: ROOT, ...cfg })], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+export function runDriver(cfg: {
+  user: string;
+  token: string;
+  profile: Profile;
+  options: Record<string, unknown>;
+}): DriverRun {
+  const child = spawn(
+    process.execPath,
+    ['--input-type=module', '-e', DRIVER, JSON.stringify({ root: ROOT, ...cfg })],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve, reject) => {
+  const done = new Promise<{
+    code: number | null;
+    signal: NodeJS.Signals | null;
+    stdout: string;
+    stderr: string;
+  }>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });

@@ -10,7 +10,17 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, copyFileSync, existsSync, openSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  openSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ImapFlow } from 'imapflow';
@@ -50,10 +60,16 @@ const alive = (pid: number) => {
 };
 
 /** Poll `check` until it returns true; fail with `what` (and the watcher's stderr) after `limitMs`. */
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, limitMs = 60_000, log?: () => string): Promise<void> {
+async function waitFor(
+  what: string,
+  check: () => boolean | Promise<boolean>,
+  limitMs = 60_000,
+  log?: () => string,
+): Promise<void> {
   const end = Date.now() + limitMs;
   while (!(await check())) {
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what}${log ? `\n--- watch stderr ---\n${log()}` : ''}`);
+    if (Date.now() > end)
+      throw new Error(`gave up waiting for ${what}${log ? `\n--- watch stderr ---\n${log()}` : ''}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -100,12 +116,16 @@ beforeAll(async () => {
   privDir = mkdtempSync('/tmp/om-watch-stack-');
   // the same PKI as the shared stack (pki.sh keeps an existing one): its CA and JWT key work here
   mkdirSync(path.join(privDir, 'pki'));
-  for (const f of readdirSync(shared.pkiDir)) copyFileSync(path.join(shared.pkiDir, f), path.join(privDir, 'pki', f));
+  for (const f of readdirSync(shared.pkiDir))
+    copyFileSync(path.join(shared.pkiDir, f), path.join(privDir, 'pki', f));
   // the daemons start.sh leaves running inherit its stdout/stderr: pipes would never close, so
   // its output goes to a file
   const logFile = path.join(privDir, 'start.log');
   const fd = openSync(logFile, 'w');
-  const started = spawnSync('bash', [path.join(STACK_SH, 'start.sh'), privDir], { stdio: ['ignore', fd, fd], timeout: 90_000 });
+  const started = spawnSync('bash', [path.join(STACK_SH, 'start.sh'), privDir], {
+    stdio: ['ignore', fd, fd],
+    timeout: 90_000,
+  });
   closeSync(fd);
   expect(started.status, readFileSync(logFile, 'utf8')).toBe(0);
   privEnv = readEnvFile(path.join(privDir, 'env'));
@@ -115,7 +135,12 @@ beforeAll(async () => {
   idp = await startTestIdp();
   expect((await idp.admin('config', { deviceCodeInterval: 1 })).status).toBe(200);
   h = cliHome({ DISPLAY: '', WAYLAND_DISPLAY: '', BROWSER: '' });
-  const add = await addMicrosoftProfile(h, 'work', idp.url, ['--imap', `localhost:${priv.imapsPort}`, '--imap-security', 'tls']);
+  const add = await addMicrosoftProfile(h, 'work', idp.url, [
+    '--imap',
+    `localhost:${priv.imapsPort}`,
+    '--imap-security',
+    'tls',
+  ]);
   expect(add.code, add.stderr).toBe(0);
   const login = await signInDevice(h, 'work', idp);
   expect(login.code, login.stderr).toBe(0);
@@ -140,7 +165,8 @@ describe('oauthmail watch --exec', () => {
     const out = path.join(work, 'out');
     mkdirSync(out);
     // one file per message, named by the UID the command is given
-    const cmd = 'cat > "$WATCH_OUT/msg-$OAUTHMAIL_UID-$OAUTHMAIL_MAILBOX.eml.part" && mv "$WATCH_OUT/msg-$OAUTHMAIL_UID-$OAUTHMAIL_MAILBOX.eml.part" "$WATCH_OUT/msg-$OAUTHMAIL_UID-$OAUTHMAIL_MAILBOX.eml"';
+    const cmd =
+      'cat > "$WATCH_OUT/msg-$OAUTHMAIL_UID-$OAUTHMAIL_MAILBOX.eml.part" && mv "$WATCH_OUT/msg-$OAUTHMAIL_UID-$OAUTHMAIL_MAILBOX.eml.part" "$WATCH_OUT/msg-$OAUTHMAIL_UID-$OAUTHMAIL_MAILBOX.eml"';
     watcher = spawn(process.execPath, [BIN, 'watch', '-p', 'work', '--exec', cmd], {
       env: { ...h!.env, WATCH_OUT: out },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -153,7 +179,9 @@ describe('oauthmail watch --exec', () => {
     const log = () => stderr;
     await waitFor('watch to start idling', () => /watching INBOX/.test(stderr), 30_000, log);
 
-    const msgs = Array.from({ length: 10 }, (_, i) => rawMessage(i + 1, 300 + i * 5000, { subject: `watch ${i + 1}` }));
+    const msgs = Array.from({ length: 10 }, (_, i) =>
+      rawMessage(i + 1, 300 + i * 5000, { subject: `watch ${i + 1}` }),
+    );
     const done = () => readdirSync(out).filter((f) => f.endsWith('.eml'));
     // five while idling, one at a time
     for (const [i, m] of msgs.slice(0, 5).entries()) {
@@ -197,10 +225,14 @@ describe('oauthmail watch --out', () => {
     await c.append('WatchOut', before);
     await c.logout().catch(() => undefined);
     const out = path.join(work, 'maildir');
-    const w = spawn(process.execPath, [BIN, 'watch', '-p', 'work', '--mailbox', 'WatchOut', '--out', out, '--format', 'maildir'], {
-      env: h!.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const w = spawn(
+      process.execPath,
+      [BIN, 'watch', '-p', 'work', '--mailbox', 'WatchOut', '--out', out, '--format', 'maildir'],
+      {
+        env: h!.env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     watcher = w;
     let stdout = '';
     let stderr = '';
@@ -218,7 +250,11 @@ describe('oauthmail watch --out', () => {
     await a.logout().catch(() => undefined);
     await waitFor('three new messages saved', () => files().length === 4, 60_000, log);
     const want = [before, ...msgs].map((m) => m.toString('hex')).sort();
-    expect(files().map((f) => readFileSync(path.join(out, 'new', f)).toString('hex')).sort()).toEqual(want);
+    expect(
+      files()
+        .map((f) => readFileSync(path.join(out, 'new', f)).toString('hex'))
+        .sort(),
+    ).toEqual(want);
     w.kill('SIGTERM');
     expect(await exited).toBe(0);
     const printed = stdout.trim().split('\n');

@@ -18,7 +18,10 @@ export interface CliHome {
   dir: string;
   env: NodeJS.ProcessEnv;
   configFile: string;
-  run(args: string[], opts?: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<CliResult>;
+  run(
+    args: string[],
+    opts?: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number },
+  ): Promise<CliResult>;
 }
 
 /** A fresh HOME-like sandbox: config and data folders of its own, no keychain unless asked. */
@@ -57,7 +60,11 @@ export function runCli(
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`oauthmail ${args.join(' ')} did not finish in ${opts.timeoutMs ?? 30_000} ms\nstderr: ${stderr}`));
+      reject(
+        new Error(
+          `oauthmail ${args.join(' ')} did not finish in ${opts.timeoutMs ?? 30_000} ms\nstderr: ${stderr}`,
+        ),
+      );
     }, opts.timeoutMs ?? 30_000);
     child.on('error', reject);
     child.on('close', (code) => {

@@ -43,16 +43,24 @@ function run(args, { onStderr, quietStdout = false } = {}) {
       onStderr?.(d.toString());
     });
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`oauthmail ${args[0]} exited ${code}`))));
+    child.on('close', (code) =>
+      code === 0 ? resolve(out) : reject(new Error(`oauthmail ${args[0]} exited ${code}`)),
+    );
   });
 }
 
 function admin(p, body) {
   return new Promise((resolve, reject) => {
-    const req = https.request(new URL(`/_admin/${p}`, idp), { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
-      res.resume();
-      res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`admin ${p}: ${res.statusCode}`))));
-    });
+    const req = https.request(
+      new URL(`/_admin/${p}`, idp),
+      { method: 'POST', headers: { 'content-type': 'application/json' } },
+      (res) => {
+        res.resume();
+        res.on('end', () =>
+          res.statusCode === 200 ? resolve() : reject(new Error(`admin ${p}: ${res.statusCode}`)),
+        );
+      },
+    );
     req.on('error', reject);
     req.end(JSON.stringify(body));
   });
@@ -63,12 +71,23 @@ const subject = `oauthmail demo ${new Date().toISOString()}`;
 say('1. a profile for the local Entra ID look-alike, Postfix and Dovecot');
 await admin('config', { deviceCodeInterval: 1 });
 await run([
-  'profile', 'add', 'demo',
-  '--client-id', clientId,
-  '--authority', `${idp}/${tenant}/`,
-  '--user', user,
-  '--smtp', `localhost:${process.env.SMTP_PORT}`, '--smtp-security', 'starttls',
-  '--imap', `localhost:${process.env.IMAPS_PORT}`, '--imap-security', 'tls',
+  'profile',
+  'add',
+  'demo',
+  '--client-id',
+  clientId,
+  '--authority',
+  `${idp}/${tenant}/`,
+  '--user',
+  user,
+  '--smtp',
+  `localhost:${process.env.SMTP_PORT}`,
+  '--smtp-security',
+  'starttls',
+  '--imap',
+  `localhost:${process.env.IMAPS_PORT}`,
+  '--imap-security',
+  'tls',
 ]);
 
 say('2. sign in with a device code (the demo approves it as alice at the identity provider)');
@@ -78,14 +97,26 @@ await run(['login', 'demo', '--device'], {
     const m = /enter the code:? (\S+)/i.exec(text);
     if (m && !approved) {
       approved = true;
-      admin('device', { user_code: m[1], action: 'approve', user }).catch((e) => process.stderr.write(`${e}\n`));
+      admin('device', { user_code: m[1], action: 'approve', user }).catch((e) =>
+        process.stderr.write(`${e}\n`),
+      );
     }
   },
 });
 await run(['status', 'demo']);
 
 say('3. send a message to alice over SMTP with XOAUTH2');
-await run(['send', '-p', 'demo', '--to', user, '--subject', subject, '--body', 'Sent by npm run demo through Postfix, delivered by Dovecot.']);
+await run([
+  'send',
+  '-p',
+  'demo',
+  '--to',
+  user,
+  '--subject',
+  subject,
+  '--body',
+  'Sent by npm run demo through Postfix, delivered by Dovecot.',
+]);
 
 say('4. fetch it back over IMAP with XOAUTH2');
 const out = path.join(home, 'mail');
@@ -94,5 +125,11 @@ const files = readdirSync(out).filter((f) => f.endsWith('.eml'));
 const found = files.map((f) => readFileSync(path.join(out, f), 'utf8')).find((t) => t.includes(subject));
 if (!found) throw new Error('the message did not come back');
 process.stderr.write(`\nfetched ${files.length} message(s) into ${out}; the demo message is there:\n`);
-process.stderr.write(found.split(/\r?\n\r?\n/)[0].split(/\r?\n/).filter((l) => /^(From|To|Subject|Message-ID):/i.test(l)).join('\n') + '\n');
+process.stderr.write(
+  found
+    .split(/\r?\n\r?\n/)[0]
+    .split(/\r?\n/)
+    .filter((l) => /^(From|To|Subject|Message-ID):/i.test(l))
+    .join('\n') + '\n',
+);
 say('done: sign-in, send and fetch all worked');

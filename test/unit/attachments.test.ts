@@ -75,7 +75,12 @@ describe('findAttachments', () => {
       type: 'multipart/mixed',
       childNodes: [
         { part: '1', type: 'text/plain' },
-        { part: '2', type: 'application/octet-stream', disposition: 'attachment', dispositionParameters: { filename: '../../etc/passwd' } },
+        {
+          part: '2',
+          type: 'application/octet-stream',
+          disposition: 'attachment',
+          dispositionParameters: { filename: '../../etc/passwd' },
+        },
         { part: '3', type: 'application/pdf', disposition: 'attachment' },
         { part: '4', type: 'image/png', parameters: { name: 'logo.png' } },
       ],

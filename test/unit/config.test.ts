@@ -27,7 +27,9 @@ describe('provider presets', () => {
 
   it('picks scopes per capability and the .default scope for app-only', () => {
     expect(scopesFor('microsoft', ['send'], 'browser')).toContain('https://outlook.office.com/SMTP.Send');
-    expect(scopesFor('microsoft', ['send'], 'browser')).not.toContain('https://outlook.office.com/IMAP.AccessAsUser.All');
+    expect(scopesFor('microsoft', ['send'], 'browser')).not.toContain(
+      'https://outlook.office.com/IMAP.AccessAsUser.All',
+    );
     const daemon = buildProfile([
       ['clientId', MS_ID],
       ['flow', 'client-credentials'],
@@ -102,7 +104,12 @@ describe('validation names the field and the fix', () => {
   });
 
   it('service-account is Google only; client-credentials needs a confidential app', () => {
-    expect(() => buildProfile([['clientId', MS_ID], ['flow', 'service-account']])).toThrow(/Google profiles only/);
+    expect(() =>
+      buildProfile([
+        ['clientId', MS_ID],
+        ['flow', 'service-account'],
+      ]),
+    ).toThrow(/Google profiles only/);
     expect(() =>
       buildProfile([
         ['clientId', MS_ID],
@@ -140,7 +147,9 @@ describe('config file parsing', () => {
   });
 
   it('reports truncated files and wrong versions', () => {
-    expect(() => parseConfigText('{"version": 1, "prof', '/c.json')).toThrow(/cannot read config \/c.json:1:\d+: /);
+    expect(() => parseConfigText('{"version": 1, "prof', '/c.json')).toThrow(
+      /cannot read config \/c.json:1:\d+: /,
+    );
     expect(() => parseConfigText('{"version": 1, "profiles": {"a": 1', '/c.json')).toThrow(/1:\d+: /);
     expect(() => parseConfigText('', '/c.json')).toThrow(/unexpected end of file/);
     expect(() => parseConfigText('{"version": 7, "profiles": {}}', '/c.json')).toThrow(/version must be 1/);
@@ -150,7 +159,9 @@ describe('config file parsing', () => {
   it('names the profile and field of an invalid stored profile', () => {
     const p = buildProfile([['clientId', MS_ID]]);
     const text = JSON.stringify({ version: 1, profiles: { work: { ...p, smtp: { ...p.smtp, port: 'x' } } } });
-    expect(() => parseConfigText(text, '/c.json')).toThrow(/profile "work": smtp.port must be a whole number/);
+    expect(() => parseConfigText(text, '/c.json')).toThrow(
+      /profile "work": smtp.port must be a whole number/,
+    );
   });
 
   it('resolves the profile: explicit, then OAUTHMAIL_PROFILE, then default, then the only one', () => {

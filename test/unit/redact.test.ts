@@ -23,7 +23,15 @@ describe('redact', () => {
       '-----BEGIN PRIVATE KEY-----\nMIIEv...\n-----END PRIVATE KEY-----',
     ].join('\n');
     const out = redact(text);
-    for (const s of [jwt, 'opaque-token-1234', '0.AAA-refresh', '0.AXYZ-abc', 'shh-very-secret', sasl, 'MIIEv']) {
+    for (const s of [
+      jwt,
+      'opaque-token-1234',
+      '0.AAA-refresh',
+      '0.AXYZ-abc',
+      'shh-very-secret',
+      sasl,
+      'MIIEv',
+    ]) {
       expect(out).not.toContain(s);
     }
     expect(out).toContain('"expires_in":3600');
@@ -39,7 +47,11 @@ describe('redact', () => {
 
 describe('errors', () => {
   it('carry stable codes, exit codes and hints, and hide raw responses from serialisation', () => {
-    const e = new AuthError('sign-in needed', { code: 'login_required', hint: 'run: oauthmail login work', response: { access_token: 'x' } });
+    const e = new AuthError('sign-in needed', {
+      code: 'login_required',
+      hint: 'run: oauthmail login work',
+      response: { access_token: 'x' },
+    });
     expect(e.exitCode).toBe(ExitCode.AUTH);
     expect(e.code).toBe('login_required');
     expect(JSON.stringify(e)).not.toContain('access_token');
@@ -56,7 +68,9 @@ describe('errors', () => {
 describe('redact placeholders', () => {
   it('leaves "..." placeholders in examples readable', () => {
     clearRegisteredSecrets();
-    expect(redact('{"access_token": "...", "refresh_token": "…"}')).toBe('{"access_token": "...", "refresh_token": "…"}');
+    expect(redact('{"access_token": "...", "refresh_token": "…"}')).toBe(
+      '{"access_token": "...", "refresh_token": "…"}',
+    );
     expect(redact('{"access_token": "abc.def-123456"}')).toBe('{"access_token": "[REDACTED]"}');
   });
 });

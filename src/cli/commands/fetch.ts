@@ -24,14 +24,25 @@ interface FetchFlags extends FilterFlags {
 }
 
 export function registerFetch(program: Command, ctx: Context): void {
-  addFilterOptions(program.command('fetch').description('download messages to .eml files, a Maildir or an mbox, without loss'))
+  addFilterOptions(
+    program
+      .command('fetch')
+      .description('download messages to .eml files, a Maildir or an mbox, without loss'),
+  )
     .requiredOption('-o, --out <dir>', 'folder to write to (created if missing)')
-    .addOption(new Option('--format <format>', 'eml (one file per message), maildir or mbox').choices(['eml', 'maildir', 'mbox']).default('eml'))
+    .addOption(
+      new Option('--format <format>', 'eml (one file per message), maildir or mbox')
+        .choices(['eml', 'maildir', 'mbox'])
+        .default('eml'),
+    )
     .option('--attachments <dir>', 'also save attachments into DIR (safe names, never overwriting)')
     .option('--mark-seen', 'set \\Seen on each message once it is saved')
     .option('--move-to <folder>', 'move each message to FOLDER once it is saved')
     .option('--delete', 'delete each message from the server once it is saved')
-    .option('--batch <n>', 'messages per commit: fsync, state file, then --mark-seen/--move-to/--delete (default 200 with those, else 2000)')
+    .option(
+      '--batch <n>',
+      'messages per commit: fsync, state file, then --mark-seen/--move-to/--delete (default 200 with those, else 2000)',
+    )
     .addHelpText(
       'after',
       `
@@ -48,7 +59,8 @@ Examples:
     .action(async (flags: FetchFlags, cmd: Command) => {
       const g = cmd.optsWithGlobals() as { profile?: string; json?: boolean };
       const io = ctx.io;
-      if (flags.moveTo && flags.delete) throw new UsageError('give --move-to or --delete, not both', { code: 'bad_usage' });
+      if (flags.moveTo && flags.delete)
+        throw new UsageError('give --move-to or --delete, not both', { code: 'bad_usage' });
       let batchSize: number | undefined;
       if (flags.batch !== undefined) {
         batchSize = Number(flags.batch);
@@ -65,7 +77,9 @@ Examples:
       const onSignal = () => {
         if (stop.stopped) process.exit(130);
         stop.stopped = true;
-        io.err('stopping after the messages in flight (interrupt again to quit at once; nothing is lost either way)');
+        io.err(
+          'stopping after the messages in flight (interrupt again to quit at once; nothing is lost either way)',
+        );
       };
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
@@ -98,7 +112,9 @@ Examples:
             const w = 30;
             const fill = Math.round((done / total) * w);
             const mb = (n: number) => (n / 1024 / 1024).toFixed(1);
-            io.stderr.write(`\r[${'#'.repeat(fill)}${'.'.repeat(w - fill)}] ${done}/${total} messages, ${mb(bytes)}${totalBytes ? `/${mb(totalBytes)}` : ''} MB`);
+            io.stderr.write(
+              `\r[${'#'.repeat(fill)}${'.'.repeat(w - fill)}] ${done}/${total} messages, ${mb(bytes)}${totalBytes ? `/${mb(totalBytes)}` : ''} MB`,
+            );
           },
         });
         if (tty && summary.matched) io.stderr.write('\n');

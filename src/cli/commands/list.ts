@@ -16,52 +16,62 @@ export function addFilterOptions(cmd: Command): Command {
     .option('--from <text>', 'From: contains TEXT')
     .option('--subject <text>', 'Subject: contains TEXT')
     .option('--limit <n>', 'at most N messages')
-    .option('--ca <file>', 'trust this CA (PEM) for the IMAP server\'s certificate')
-    .option('--insecure-tls', 'do not verify the server\'s certificate (warns; for debugging only)');
+    .option('--ca <file>', "trust this CA (PEM) for the IMAP server's certificate")
+    .option('--insecure-tls', "do not verify the server's certificate (warns; for debugging only)");
 }
 
 const human = (n: number) =>
-  n < 1024 ? `${n} B` : n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KB` : `${(n / 1024 / 1024).toFixed(1)} MB`;
+  n < 1024
+    ? `${n} B`
+    : n < 1024 * 1024
+      ? `${(n / 1024).toFixed(1)} KB`
+      : `${(n / 1024 / 1024).toFixed(1)} MB`;
 
 export function registerList(program: Command, ctx: Context): void {
-  addFilterOptions(program.command('list').description('list messages in a folder (the newest N with --limit)'))
+  addFilterOptions(
+    program.command('list').description('list messages in a folder (the newest N with --limit)'),
+  )
     .addHelpText(
       'after',
       '\nExamples:\n  $ oauthmail list --unseen\n  $ oauthmail list --mailbox Archive --since 2025-01-01 --from billing@ --json',
     )
-    .action(async (flags: FilterFlags & { mailbox: string; ca?: string; insecureTls?: boolean }, cmd: Command) => {
-      const g = cmd.optsWithGlobals() as { profile?: string; json?: boolean };
-      const io = ctx.io;
-      const { filtersFrom, listMessages } = await import('../../mail/fetch.js');
-      const filters = filtersFrom(flags);
-      const { profile, source } = await ctx.tokenSource(g.profile);
-      const { connectImap, closeImap, imapError } = await import('../../mail/imap.js');
-      const { client } = await connectImap(profile, source, imapOpts(ctx, flags));
-      try {
-        const rows = await listMessages(client, flags.mailbox, filters).catch((e: unknown) => {
-          throw imapError(e, { mailbox: flags.mailbox, user: source.user });
-        });
-        if (g.json) {
-          for (const r of rows) io.stdout.write(JSON.stringify(r) + '\n');
-          return;
-        }
-        if (!rows.length) {
-          io.err(`no messages in ${flags.mailbox} match`);
-          return;
-        }
-        const cols = Math.max(80, io.stdout.columns ?? 120);
-        const fromW = 28;
-        const subjW = Math.max(20, cols - 7 - 17 - fromW - 9 - 12 - 10);
-        const cut = (s: string, w: number) => (s.length > w ? s.slice(0, w - 1) + '…' : s).padEnd(w);
-        io.out(`${'UID'.padStart(7)}  ${'DATE'.padEnd(16)}  ${cut('FROM', fromW)}  ${cut('SUBJECT', subjW)}  ${'SIZE'.padStart(9)}  FLAGS`);
-        for (const r of rows) {
-          const date = r.date ? r.date.slice(0, 16).replace('T', ' ') : '-';
+    .action(
+      async (flags: FilterFlags & { mailbox: string; ca?: string; insecureTls?: boolean }, cmd: Command) => {
+        const g = cmd.optsWithGlobals() as { profile?: string; json?: boolean };
+        const io = ctx.io;
+        const { filtersFrom, listMessages } = await import('../../mail/fetch.js');
+        const filters = filtersFrom(flags);
+        const { profile, source } = await ctx.tokenSource(g.profile);
+        const { connectImap, closeImap, imapError } = await import('../../mail/imap.js');
+        const { client } = await connectImap(profile, source, imapOpts(ctx, flags));
+        try {
+          const rows = await listMessages(client, flags.mailbox, filters).catch((e: unknown) => {
+            throw imapError(e, { mailbox: flags.mailbox, user: source.user });
+          });
+          if (g.json) {
+            for (const r of rows) io.stdout.write(JSON.stringify(r) + '\n');
+            return;
+          }
+          if (!rows.length) {
+            io.err(`no messages in ${flags.mailbox} match`);
+            return;
+          }
+          const cols = Math.max(80, io.stdout.columns ?? 120);
+          const fromW = 28;
+          const subjW = Math.max(20, cols - 7 - 17 - fromW - 9 - 12 - 10);
+          const cut = (s: string, w: number) => (s.length > w ? s.slice(0, w - 1) + '…' : s).padEnd(w);
           io.out(
-            `${String(r.uid).padStart(7)}  ${date.padEnd(16)}  ${cut(r.from.replace(/[\r\n\t]/g, ' '), fromW)}  ${cut(r.subject.replace(/[\r\n\t]/g, ' '), subjW)}  ${human(r.size).padStart(9)}  ${r.flags.join(' ')}`.trimEnd(),
+            `${'UID'.padStart(7)}  ${'DATE'.padEnd(16)}  ${cut('FROM', fromW)}  ${cut('SUBJECT', subjW)}  ${'SIZE'.padStart(9)}  FLAGS`,
           );
+          for (const r of rows) {
+            const date = r.date ? r.date.slice(0, 16).replace('T', ' ') : '-';
+            io.out(
+              `${String(r.uid).padStart(7)}  ${date.padEnd(16)}  ${cut(r.from.replace(/[\r\n\t]/g, ' '), fromW)}  ${cut(r.subject.replace(/[\r\n\t]/g, ' '), subjW)}  ${human(r.size).padStart(9)}  ${r.flags.join(' ')}`.trimEnd(),
+            );
+          }
+        } finally {
+          await closeImap(client);
         }
-      } finally {
-        await closeImap(client);
-      }
-    });
+      },
+    );
 }

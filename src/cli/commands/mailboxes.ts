@@ -8,8 +8,8 @@ export function registerMailboxes(program: Command, ctx: Context): void {
   program
     .command('mailboxes')
     .description('list the folders of the mailbox with message and unseen counts')
-    .option('--ca <file>', 'trust this CA (PEM) for the IMAP server\'s certificate')
-    .option('--insecure-tls', 'do not verify the server\'s certificate (warns; for debugging only)')
+    .option('--ca <file>', "trust this CA (PEM) for the IMAP server's certificate")
+    .option('--insecure-tls', "do not verify the server's certificate (warns; for debugging only)")
     .addHelpText('after', '\nExamples:\n  $ oauthmail mailboxes\n  $ oauthmail mailboxes -p shared --json')
     .action(async (flags: { ca?: string; insecureTls?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals() as { profile?: string; json?: boolean };

@@ -40,7 +40,11 @@ const FLAG_KEYS: Array<[flag: string, key: string, help: string]> = [
   ['imap-security', 'imap.security', 'tls, starttls or none'],
   ['sasl', 'sasl', 'auto (default), xoauth2 or oauthbearer'],
   ['storage', 'storage', 'where secrets live: auto (default), keychain or file'],
-  ['client-secret-expires', 'clientSecretExpires', 'client secret expiry date, YYYY-MM-DD (warned 30 days ahead)'],
+  [
+    'client-secret-expires',
+    'clientSecretExpires',
+    'client secret expiry date, YYYY-MM-DD (warned 30 days ahead)',
+  ],
 ];
 
 const camel = (flag: string) => flag.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
@@ -76,7 +80,11 @@ function needsSecret(p: Profile): SecretKind | undefined {
 async function readClientSecret(ctx: Context, fromStdin: boolean): Promise<string | undefined> {
   if (fromStdin) {
     const s = (await ctx.io.readStdin()).replace(/\r?\n$/, '');
-    if (!s) throw new UsageError('--client-secret-stdin: stdin was empty', { code: 'bad_input', hint: 'pipe the secret in: printf %s "$SECRET" | oauthmail ...' });
+    if (!s)
+      throw new UsageError('--client-secret-stdin: stdin was empty', {
+        code: 'bad_input',
+        hint: 'pipe the secret in: printf %s "$SECRET" | oauthmail ...',
+      });
     return s;
   }
   const env = ctx.env.OAUTHMAIL_CLIENT_SECRET;
@@ -96,9 +104,12 @@ async function readSecretFile(file: string, kind: SecretKind): Promise<string> {
   try {
     text = await fsp.readFile(file, 'utf8');
   } catch (e) {
-    throw new UsageError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, {
-      code: 'bad_input',
-    });
+    throw new UsageError(
+      `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      {
+        code: 'bad_input',
+      },
+    );
   }
   if (kind === 'certificate' && !/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) {
     throw new UsageError(`${file} holds no PEM private key`, {
@@ -146,7 +157,10 @@ function render(name: string, p: Profile, isDefault: boolean): string {
   row('user', p.user);
   row('from', p.from);
   row('replyTo', p.replyTo);
-  row('signature', p.signature ? `${p.signature.split('\n')[0]}${p.signature.includes('\n') ? ' …' : ''}` : undefined);
+  row(
+    'signature',
+    p.signature ? `${p.signature.split('\n')[0]}${p.signature.includes('\n') ? ' …' : ''}` : undefined,
+  );
   row('smtp', p.smtp ? `${p.smtp.host}:${p.smtp.port} (${p.smtp.security})` : undefined);
   row('imap', p.imap ? `${p.imap.host}:${p.imap.port} (${p.imap.security})` : undefined);
   row('sasl', p.sasl);
@@ -173,7 +187,10 @@ export function registerProfile(program: Command, ctx: Context): void {
   add
     .option('--set <key=value>', 'set any profile key (repeatable; see `oauthmail profile keys`)', collect)
     .option('--client-secret-stdin', 'read the client secret from stdin')
-    .option('--certificate <file>', 'PEM file with the app certificate\'s private key (clientType certificate)')
+    .option(
+      '--certificate <file>',
+      "PEM file with the app certificate's private key (clientType certificate)",
+    )
     .option('--service-account-key <file>', 'Google service-account JSON key (flow service-account)')
     .option('--use', 'make it the default profile')
     .addHelpText(
@@ -188,7 +205,10 @@ or the hidden prompt. Examples:
     )
     .action(async (name: string, opts: Record<string, unknown>) => {
       const settings = settingsFrom(opts);
-      if (ctx.io.interactive && !settings.some(([k]) => k.toLowerCase().replace(/[-_]/g, '') === 'clientid')) {
+      if (
+        ctx.io.interactive &&
+        !settings.some(([k]) => k.toLowerCase().replace(/[-_]/g, '') === 'clientid')
+      ) {
         const { runWizard } = await import('../wizard.js');
         settings.unshift(...(await runWizard(ctx.io, settings)));
       }
@@ -204,7 +224,8 @@ or the hidden prompt. Examples:
       const kind = needsSecret(draft);
       let secret: string | undefined;
       if (kind === 'client-secret') secret = await readClientSecret(ctx, !!opts.clientSecretStdin);
-      else if (kind === 'certificate' && typeof opts.certificate === 'string') secret = await readSecretFile(opts.certificate, kind);
+      else if (kind === 'certificate' && typeof opts.certificate === 'string')
+        secret = await readSecretFile(opts.certificate, kind);
       else if (kind === 'service-account' && typeof opts.serviceAccountKey === 'string')
         secret = await readSecretFile(opts.serviceAccountKey, kind);
       if (secret !== undefined && kind) {
@@ -217,7 +238,9 @@ or the hidden prompt. Examples:
       if (ctx.io.json) ctx.io.outJson({ name, profile: p, secretStored: secret !== undefined ? kind : null });
       ctx.io.err(`Added profile ${name} (${p.provider}, ${p.flow} sign-in).`);
       if (kind && secret === undefined) {
-        ctx.io.err(`This app needs a ${kind.replace('-', ' ')}: set it with \`oauthmail profile secret ${name}\`.`);
+        ctx.io.err(
+          `This app needs a ${kind.replace('-', ' ')}: set it with \`oauthmail profile secret ${name}\`.`,
+        );
       }
       ctx.io.err(`Next: oauthmail login ${name}`);
     });
@@ -233,7 +256,13 @@ or the hidden prompt. Examples:
         ctx.io.outJson(
           names.map((n) => {
             const p = config.profiles[n]!;
-            return { name: n, default: config.defaultProfile === n, provider: p.provider, flow: p.flow, user: p.user ?? null };
+            return {
+              name: n,
+              default: config.defaultProfile === n,
+              provider: p.provider,
+              flow: p.flow,
+              user: p.user ?? null,
+            };
           }),
         );
         return;
@@ -246,7 +275,9 @@ or the hidden prompt. Examples:
       ctx.io.out(`  ${'NAME'.padEnd(w)}${'PROVIDER'.padEnd(11)}${'FLOW'.padEnd(20)}USER`);
       for (const n of names) {
         const p = config.profiles[n]!;
-        ctx.io.out(`${config.defaultProfile === n ? '*' : ' '} ${n.padEnd(w)}${p.provider.padEnd(11)}${p.flow.padEnd(20)}${p.user ?? '-'}`);
+        ctx.io.out(
+          `${config.defaultProfile === n ? '*' : ' '} ${n.padEnd(w)}${p.provider.padEnd(11)}${p.flow.padEnd(20)}${p.user ?? '-'}`,
+        );
       }
     });
 
@@ -256,18 +287,29 @@ or the hidden prompt. Examples:
     .action(async (nameArg: string | undefined) => {
       const { resolveProfileName } = await import('../../config/store.js');
       const config = await ctx.config.load();
-      const { name, profile: p } = resolveProfileName(config, nameArg ?? (program.opts().profile as string | undefined), ctx.env);
+      const { name, profile: p } = resolveProfileName(
+        config,
+        nameArg ?? (program.opts().profile as string | undefined),
+        ctx.env,
+      );
       const store = await ctx.secretsFor(p);
       const secrets: string[] = [];
       for (const kind of ['client-secret', 'certificate', 'service-account', 'token-cache'] as const) {
         if ((await store.get(name, kind)) !== undefined) secrets.push(kind);
       }
       if (ctx.io.json) {
-        ctx.io.outJson({ name, default: config.defaultProfile === name, profile: p, secrets: { location: store.location, stored: secrets } });
+        ctx.io.outJson({
+          name,
+          default: config.defaultProfile === name,
+          profile: p,
+          secrets: { location: store.location, stored: secrets },
+        });
         return;
       }
       ctx.io.out(render(name, p, config.defaultProfile === name));
-      ctx.io.out(`  ${'secrets'.padEnd(22)}${secrets.length ? secrets.join(', ') : 'none'} in ${store.location}`);
+      ctx.io.out(
+        `  ${'secrets'.padEnd(22)}${secrets.length ? secrets.join(', ') : 'none'} in ${store.location}`,
+      );
     });
 
   profile
@@ -275,7 +317,10 @@ or the hidden prompt. Examples:
     .description('change profile keys')
     .option('--set <key=value>', 'set a key (repeatable)', collect)
     .option('--unset <key>', 'remove an optional key (repeatable)', collect)
-    .addHelpText('after', '\nExample:\n  $ oauthmail profile edit work --set smtp=smtp.office365.com:587 --set capabilities=send')
+    .addHelpText(
+      'after',
+      '\nExample:\n  $ oauthmail profile edit work --set smtp=smtp.office365.com:587 --set capabilities=send',
+    )
     .action(async (name: string, opts: Record<string, unknown>) => {
       const p = await ctx.profiles.edit(name, settingsFrom(opts));
       if (ctx.io.json) ctx.io.outJson({ name, profile: p });
@@ -330,34 +375,39 @@ or the hidden prompt. Examples:
     .option('--certificate <file>', 'store this PEM private key (+ certificate) instead')
     .option('--service-account-key <file>', 'store this Google service-account JSON key instead')
     .option('--expires <date>', 'record when the client secret expires (YYYY-MM-DD)')
-    .action(async (name: string, opts: { stdin?: boolean; certificate?: string; serviceAccountKey?: string; expires?: string }) => {
-      const config = await ctx.config.load();
-      const p = ctx.profiles.require(config, name);
-      let kind: SecretKind = 'client-secret';
-      let value: string | undefined;
-      if (opts.certificate) {
-        kind = 'certificate';
-        value = await readSecretFile(opts.certificate, kind);
-      } else if (opts.serviceAccountKey) {
-        kind = 'service-account';
-        value = await readSecretFile(opts.serviceAccountKey, kind);
-      } else {
-        value = await readClientSecret(ctx, !!opts.stdin);
-        if (value === undefined) {
-          throw new UsageError('no client secret given', {
-            code: 'missing_secret',
-            hint: `pipe it in: printf %s "$SECRET" | oauthmail profile secret ${name} --stdin (or set OAUTHMAIL_CLIENT_SECRET)`,
-          });
+    .action(
+      async (
+        name: string,
+        opts: { stdin?: boolean; certificate?: string; serviceAccountKey?: string; expires?: string },
+      ) => {
+        const config = await ctx.config.load();
+        const p = ctx.profiles.require(config, name);
+        let kind: SecretKind = 'client-secret';
+        let value: string | undefined;
+        if (opts.certificate) {
+          kind = 'certificate';
+          value = await readSecretFile(opts.certificate, kind);
+        } else if (opts.serviceAccountKey) {
+          kind = 'service-account';
+          value = await readSecretFile(opts.serviceAccountKey, kind);
+        } else {
+          value = await readClientSecret(ctx, !!opts.stdin);
+          if (value === undefined) {
+            throw new UsageError('no client secret given', {
+              code: 'missing_secret',
+              hint: `pipe it in: printf %s "$SECRET" | oauthmail profile secret ${name} --stdin (or set OAUTHMAIL_CLIENT_SECRET)`,
+            });
+          }
         }
-      }
-      const { registerSecret } = await import('../../util/redact.js');
-      registerSecret(value);
-      if (opts.expires) await ctx.profiles.edit(name, [['clientSecretExpires', opts.expires]]);
-      const store = await ctx.secretsFor(p);
-      await store.set(name, kind, value);
-      if (ctx.io.json) ctx.io.outJson({ name, stored: kind, location: store.location });
-      ctx.io.err(`Stored the ${kind.replace('-', ' ')} of ${name} in ${store.location}.`);
-    });
+        const { registerSecret } = await import('../../util/redact.js');
+        registerSecret(value);
+        if (opts.expires) await ctx.profiles.edit(name, [['clientSecretExpires', opts.expires]]);
+        const store = await ctx.secretsFor(p);
+        await store.set(name, kind, value);
+        if (ctx.io.json) ctx.io.outJson({ name, stored: kind, location: store.location });
+        ctx.io.err(`Stored the ${kind.replace('-', ' ')} of ${name} in ${store.location}.`);
+      },
+    );
 
   profile
     .command('keys')
@@ -370,5 +420,4 @@ or the hidden prompt. Examples:
       }
       for (const f of FIELDS) ctx.io.out(`${f.key.padEnd(24)}${f.help}`);
     });
-
 }

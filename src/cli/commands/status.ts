@@ -137,7 +137,8 @@ export function registerStatus(program: Command, ctx: Context): void {
             if (s.scopes.length) row('scopes', s.scopes.join(' '));
             const h = r.health;
             if (h?.obtainedAt) row('signed in at', h.obtainedAt);
-            if (h?.lastUsedAt) row('last refreshed', `${h.lastUsedAt}${h.lastRotatedAt === h.lastUsedAt ? ' (rotated)' : ''}`);
+            if (h?.lastUsedAt)
+              row('last refreshed', `${h.lastUsedAt}${h.lastRotatedAt === h.lastUsedAt ? ' (rotated)' : ''}`);
             for (const p of s.problems) lines.push(`  ! ${p.problem}: run ${p.fix}`);
             for (const w of r.warnings) lines.push(`  ! warning: ${w.problem}: run ${w.fix}`);
           } else {

@@ -71,15 +71,18 @@ Examples:
           // RFC-style XOAUTH2 initial client response (Google/Microsoft SASL XOAUTH2 spec):
           // base64("user=" user ^A "auth=Bearer " token ^A ^A)
           if (mech === 'xoauth2') {
-            sasl = Buffer.from(`user=${profile.user}\x01auth=Bearer ${t.accessToken}\x01\x01`, 'utf8').toString(
-              'base64',
-            );
+            sasl = Buffer.from(
+              `user=${profile.user}\x01auth=Bearer ${t.accessToken}\x01\x01`,
+              'utf8',
+            ).toString('base64');
           } else {
             // RFC 7628 §3.1: gs2-header "n,a=<authzid>," then kvpairs separated by ^A, ending
             // ^A^A; host and port are those of the server the client connects to (§3.1 "host",
             // "port"). In the authzid, "," and "=" are escaped as =2C and =3D (RFC 5801 §4).
             const { PRESETS } = await import('../../config/presets.js');
-            const server = profile[opts.protocol as 'smtp' | 'imap'] ?? PRESETS[profile.provider]?.[opts.protocol as 'smtp' | 'imap'];
+            const server =
+              profile[opts.protocol as 'smtp' | 'imap'] ??
+              PRESETS[profile.provider]?.[opts.protocol as 'smtp' | 'imap'];
             const authzid = profile.user.replace(/=/g, '=3D').replace(/,/g, '=2C');
             const kv = [
               ...(server ? [`host=${server.host}`, `port=${server.port}`] : []),

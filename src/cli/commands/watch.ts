@@ -25,9 +25,13 @@ export function registerWatch(program: Command, ctx: Context): void {
     .option('--mailbox <name>', 'folder to watch (default INBOX)', 'INBOX')
     .option('--exec <cmd>', 'run CMD (through /bin/sh) for each new message, with the message on stdin')
     .option('-o, --out <dir>', 'save each new message into DIR instead (like fetch)')
-    .addOption(new Option('--format <format>', 'with --out: eml, maildir or mbox').choices(['eml', 'maildir', 'mbox']).default('eml'))
-    .option('--ca <file>', 'trust this CA (PEM) for the IMAP server\'s certificate')
-    .option('--insecure-tls', 'do not verify the server\'s certificate (warns; for debugging only)')
+    .addOption(
+      new Option('--format <format>', 'with --out: eml, maildir or mbox')
+        .choices(['eml', 'maildir', 'mbox'])
+        .default('eml'),
+    )
+    .option('--ca <file>', "trust this CA (PEM) for the IMAP server's certificate")
+    .option('--insecure-tls', "do not verify the server's certificate (warns; for debugging only)")
     .addHelpText(
       'after',
       `
@@ -43,8 +47,10 @@ Examples:
     .action(async (flags: WatchFlags, cmd: Command) => {
       const g = cmd.optsWithGlobals() as { profile?: string };
       const io = ctx.io;
-      if (!flags.exec && !flags.out) throw new UsageError('give --exec CMD or --out DIR', { code: 'bad_usage' });
-      if (flags.exec && flags.out) throw new UsageError('give --exec CMD or --out DIR, not both', { code: 'bad_usage' });
+      if (!flags.exec && !flags.out)
+        throw new UsageError('give --exec CMD or --out DIR', { code: 'bad_usage' });
+      if (flags.exec && flags.out)
+        throw new UsageError('give --exec CMD or --out DIR, not both', { code: 'bad_usage' });
       const { profile, source } = await ctx.tokenSource(g.profile);
       const { connectImap } = await import('../../mail/imap.js');
       const { watchMailbox } = await import('../../mail/watch.js');
