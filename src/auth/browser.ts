@@ -48,3 +48,22 @@ export function openBrowser(
     }
   });
 }
+
+/**
+ * Show the sign-in URL on stderr, opening the system browser first when asked; then say how long
+ * we wait. Used by every provider's browser sign-in.
+ */
+export async function presentSignInUrl(
+  io: { err(text: string): void },
+  url: string,
+  o: { openBrowser: boolean; timeoutMs: number; env: NodeJS.ProcessEnv },
+): Promise<void> {
+  const opened = o.openBrowser ? await openBrowser(url, o.env) : false;
+  io.err(
+    opened
+      ? 'Opened the sign-in page in your browser. If it did not open, go to:'
+      : 'Open this URL in a browser on this computer to sign in:',
+  );
+  io.err(url);
+  io.err(`Waiting for the sign-in (up to ${Math.round(o.timeoutMs / 60000) || 1} min)...`);
+}

@@ -14,6 +14,8 @@
  * account}. Refreshes happen under the lock `token-<profile>` after re-reading the secret, so
  * that a refresh token rotated by another process is never overwritten by an older one.
  */
+import { newPkce, type Pkce } from './pkce.js';
+import { NETWORK_ERROR_CODES } from '../util/net-errors.js';
 import type { Profile } from '../config/schema.js';
 import {
   AuthError,
@@ -72,17 +74,6 @@ export function parseStored(text: string | undefined): StoredTokens | undefined 
   return undefined;
 }
 
-const NET_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'UND_ERR_CONNECT_TIMEOUT',
-]);
-
 export function networkError(url: string, e: unknown): TransientError {
   const c =
     (e as { cause?: { code?: string }; code?: string })?.cause?.code ?? (e as { code?: string })?.code;
@@ -100,7 +91,8 @@ export function isNetworkError(e: unknown): boolean {
   // fetch wraps the socket error (TypeError "fetch failed" → cause.code); libraries wrap fetch's
   for (let c: unknown = e, i = 0; c && i < 5; c = (c as { cause?: unknown }).cause, i++) {
     const code = (c as { code?: unknown }).code;
-    if (typeof code === 'string' && (NET_CODES.has(code) || code.startsWith('UND_ERR'))) return true;
+    if (typeof code === 'string' && (NETWORK_ERROR_CODES.has(code) || code.startsWith('UND_ERR')))
+      return true;
   }
   return false;
 }
@@ -362,15 +354,8 @@ export abstract class StoredTokenProvider implements TokenProvider {
   }
 
   /** PKCE (RFC 7636 S256) and state (RFC 6749 §10.12). */
-  protected async pkce(): Promise<{ verifier: string; challenge: string; state: string }> {
-    const { randomBytes, createHash } = await import('node:crypto');
-    const verifier = randomBytes(32).toString('base64url');
-    registerSecret(verifier);
-    return {
-      verifier,
-      challenge: createHash('sha256').update(verifier).digest('base64url'),
-      state: randomBytes(32).toString('base64url'),
-    };
+  protected async pkce(): Promise<Pkce> {
+    return newPkce();
   }
 
   /**
@@ -403,18 +388,12 @@ export abstract class StoredTokenProvider implements TokenProvider {
           return errorPage({ error: r.error, message: err.message, hint: err.hint });
         },
       });
-      let opened = false;
-      if (o.openBrowser) {
-        const { openBrowser } = await import('./browser.js');
-        opened = await openBrowser(url, this.deps.env);
-      }
-      io.err(
-        opened
-          ? 'Opened the sign-in page in your browser. If it did not open, go to:'
-          : 'Open this URL in a browser on this computer to sign in:',
-      );
-      io.err(url);
-      io.err(`Waiting for the sign-in (up to ${Math.round(o.timeoutMs / 60000) || 1} min)...`);
+      const { presentSignInUrl } = await import('./browser.js');
+      await presentSignInUrl(io, url, {
+        openBrowser: o.openBrowser,
+        timeoutMs: o.timeoutMs,
+        env: this.deps.env,
+      });
       const r = await waiting;
       if (r.error || !r.code) {
         throw oauthError(

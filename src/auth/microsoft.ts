@@ -18,6 +18,8 @@
  * Interactive sign-ins start from an empty cache (the profile holds one account), do not hold
  * the lock while a person is signing in, and take it only to write the result.
  */
+import { newPkce, type Pkce } from './pkce.js';
+import { NETWORK_ERROR_CODES } from '../util/net-errors.js';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type {
   AuthenticationResult,
@@ -381,15 +383,6 @@ export class MicrosoftProvider implements TokenProvider {
       name?: string;
       message?: string;
     };
-    const netCodes = new Set([
-      'ECONNREFUSED',
-      'ECONNRESET',
-      'ENOTFOUND',
-      'EAI_AGAIN',
-      'ETIMEDOUT',
-      'EHOSTUNREACH',
-      'ENETUNREACH',
-    ]);
     if (m && typeof m.errorCode === 'string') {
       const code = m.errorCode;
       // MSAL wraps some OAuth errors (device-code polling) as post_request_failed + the error string
@@ -475,7 +468,7 @@ export class MicrosoftProvider implements TokenProvider {
         cause: e,
       });
     }
-    if (m && typeof m.code === 'string' && netCodes.has(m.code)) {
+    if (m && typeof m.code === 'string' && NETWORK_ERROR_CODES.has(m.code)) {
       return new TransientError(
         `cannot reach the identity provider at ${new URL(this.authority).host} (${m.code})`,
         {
@@ -663,6 +656,38 @@ export class MicrosoftProvider implements TokenProvider {
   }
 
   /**
+   * The authorization URL with fresh PKCE (RFC 7636 S256), state (RFC 6749 §10.12) and nonce
+   * (OIDC); the caller keeps the verifier to redeem the code.
+   */
+  private async authCodeUrl(
+    app: Awaited<ReturnType<MicrosoftProvider['app']>>,
+    redirectUri: string,
+    responseMode: 'query' | 'form_post',
+    o: LoginOptions,
+    extra: Record<string, string>,
+  ): Promise<Pkce & { url: string }> {
+    const pkce = newPkce();
+    try {
+      const url = await app.getAuthCodeUrl({
+        scopes: this.scopes,
+        redirectUri,
+        responseMode: responseMode as never,
+        codeChallenge: pkce.challenge,
+        codeChallengeMethod: 'S256',
+        state: pkce.state,
+        nonce: pkce.nonce,
+        ...(o.prompt ? { prompt: o.prompt } : {}),
+        ...(o.loginHint ? { loginHint: o.loginHint } : {}),
+        ...(o.domainHint ? { domainHint: o.domainHint } : {}),
+        ...(Object.keys(extra).length ? { extraQueryParameters: extra } : {}),
+      });
+      return { ...pkce, url };
+    } catch (e) {
+      throw this.mapError(e, { redirectUri });
+    }
+  }
+
+  /**
    * `login --paste`: the authorization-code flow with PKCE where the redirect cannot reach us
    * (a machine reached over SSH). The browser ends on an unreachable http://localhost page; the
    * person copies that address (or just the code) and pastes it on stdin. The state of a pasted
@@ -675,32 +700,9 @@ export class MicrosoftProvider implements TokenProvider {
     extra: Record<string, string>,
   ): Promise<TokenResult> {
     const io = this.deps.io;
-    const { randomBytes, createHash } = await import('node:crypto');
     const app = await this.app(plugin);
     const redirectUri = this.profile.redirectUri ?? 'http://localhost';
-    const verifier = randomBytes(32).toString('base64url');
-    const challenge = createHash('sha256').update(verifier).digest('base64url');
-    const state = randomBytes(32).toString('base64url');
-    const nonce = randomBytes(16).toString('base64url');
-    registerSecret(verifier);
-    let url: string;
-    try {
-      url = await app.getAuthCodeUrl({
-        scopes: this.scopes,
-        redirectUri,
-        responseMode: 'query' as never,
-        codeChallenge: challenge,
-        codeChallengeMethod: 'S256',
-        state,
-        nonce,
-        ...(o.prompt ? { prompt: o.prompt } : {}),
-        ...(o.loginHint ? { loginHint: o.loginHint } : {}),
-        ...(o.domainHint ? { domainHint: o.domainHint } : {}),
-        ...(Object.keys(extra).length ? { extraQueryParameters: extra } : {}),
-      });
-    } catch (e) {
-      throw this.mapError(e, { redirectUri });
-    }
+    const { url, verifier, state, nonce } = await this.authCodeUrl(app, redirectUri, 'query', o, extra);
     io.err('Open this URL in a browser on any computer and sign in:');
     io.err(url);
     io.err(
@@ -768,7 +770,6 @@ export class MicrosoftProvider implements TokenProvider {
   ): Promise<TokenResult> {
     const io = this.deps.io;
     const { LoopbackServer, successPage, errorPage } = await import('./loopback.js');
-    const { randomBytes, createHash } = await import('node:crypto');
     const app = await this.app(plugin);
     const retryCommand = `oauthmail login ${this.profileName}`;
     // An https://localhost redirect (for registrations that allow only https): our own
@@ -797,30 +798,7 @@ export class MicrosoftProvider implements TokenProvider {
     }
     try {
       const redirectUri = server.redirectUri;
-      // PKCE (RFC 7636) with S256, and state (RFC 6749 §10.12) and nonce (OIDC) of 256 bits.
-      const verifier = randomBytes(32).toString('base64url');
-      const challenge = createHash('sha256').update(verifier).digest('base64url');
-      const state = randomBytes(32).toString('base64url');
-      const nonce = randomBytes(16).toString('base64url');
-      registerSecret(verifier);
-      let url: string;
-      try {
-        url = await app.getAuthCodeUrl({
-          scopes: this.scopes,
-          redirectUri,
-          responseMode: 'form_post' as never,
-          codeChallenge: challenge,
-          codeChallengeMethod: 'S256',
-          state,
-          nonce,
-          ...(o.prompt ? { prompt: o.prompt } : {}),
-          ...(o.loginHint ? { loginHint: o.loginHint } : {}),
-          ...(o.domainHint ? { domainHint: o.domainHint } : {}),
-          ...(Object.keys(extra).length ? { extraQueryParameters: extra } : {}),
-        });
-      } catch (e) {
-        throw this.mapError(e, { redirectUri });
-      }
+      const { url, verifier, state, nonce } = await this.authCodeUrl(app, redirectUri, 'form_post', o, extra);
       const waiting = server.waitForResponse(state, {
         timeoutMs: o.timeoutMs,
         retryCommand,
@@ -844,18 +822,12 @@ export class MicrosoftProvider implements TokenProvider {
           });
         },
       });
-      let opened = false;
-      if (o.openBrowser) {
-        const { openBrowser } = await import('./browser.js');
-        opened = await openBrowser(url, this.deps.env);
-      }
-      io.err(
-        opened
-          ? 'Opened the sign-in page in your browser. If it did not open, go to:'
-          : 'Open this URL in a browser on this computer to sign in:',
-      );
-      io.err(url);
-      io.err(`Waiting for the sign-in (up to ${Math.round(o.timeoutMs / 60000) || 1} min)...`);
+      const { presentSignInUrl } = await import('./browser.js');
+      await presentSignInUrl(io, url, {
+        openBrowser: o.openBrowser,
+        timeoutMs: o.timeoutMs,
+        env: this.deps.env,
+      });
       const r = await waiting;
       if (r.error) {
         throw entraError(

@@ -12,6 +12,7 @@
  * reports the provider's error (exit 6), or the network error is rethrown (exit 6). Other 4xx
  * answers (OAuth errors) are never retried.
  */
+import { NETWORK_ERROR_CODES } from '../util/net-errors.js';
 import https from 'node:https';
 import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -34,16 +35,7 @@ export interface NetworkOptions {
 }
 
 /** Network failures worth another try; DNS "not found" and TLS failures are not. */
-const RETRY_NET_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ETIMEDOUT',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EPIPE',
-  'ECONNABORTED',
-]);
+const RETRY_NET_CODES = new Set([...NETWORK_ERROR_CODES].filter((c) => c !== 'ENOTFOUND'));
 
 const DEVICE_GRANT =
   /(?:^|&)grant_type=(?:device_code|urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code)(?:&|$)/;

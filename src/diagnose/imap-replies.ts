@@ -7,6 +7,7 @@
  * base64 JSON such as {"status":"invalid_token","scope":"...","schemes":"bearer"}. We also decode
  * that JSON ourselves when only the base64 is at hand.
  */
+import { NETWORK_ERROR_CODES } from '../util/net-errors.js';
 import { ConfigError, MailServerError, TransientError, type OauthmailError } from '../errors/index.js';
 
 export interface ImapErrorLike {
@@ -62,14 +63,8 @@ export function describeOauthError(o: Record<string, unknown>): string {
 }
 
 const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EPIPE',
+  ...NETWORK_ERROR_CODES,
+  // imapflow's own
   'CONNECT_TIMEOUT',
   'GREETING_TIMEOUT',
   'UPGRADE_TIMEOUT',

@@ -13,6 +13,7 @@
  * then the temp file is removed. A half-written attachment never appears under its final name.
  */
 import { constants, promises as fsp } from 'node:fs';
+import { fsyncDir } from '../util/fs.js';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
@@ -81,19 +82,6 @@ export function withSuffix(name: string, n: number, maxBytes = MAX_NAME_BYTES): 
   const [stem, ext] = splitExt(name);
   const suffix = ` (${n})`;
   return utf8Truncate(stem, maxBytes - Buffer.byteLength(ext) - suffix.length) + suffix + ext;
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  try {
-    const dh = await fsp.open(dir, constants.O_RDONLY);
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
-  } catch {
-    // some file systems refuse fsync on a folder; the link is still atomic
-  }
 }
 
 /**

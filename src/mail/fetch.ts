@@ -32,7 +32,7 @@ import type { Readable } from 'node:stream';
 import type { FileHandle } from 'node:fs/promises';
 import type { ImapFlow, MessageStructureObject, SearchObject } from 'imapflow';
 import { MailServerError, TransientError, UsageError, isOauthmailError } from '../errors/index.js';
-import { atomicWriteFile, ensurePrivateDir, readFileIfExists } from '../util/fs.js';
+import { atomicWriteFile, ensurePrivateDir, fsyncDir, readFileIfExists } from '../util/fs.js';
 import { imapError } from './imap.js';
 import { saveAttachments, sanitizeFilename } from './attachments.js';
 
@@ -270,19 +270,6 @@ async function readState(file: string): Promise<FetchState | undefined> {
   });
 }
 
-async function fsyncPath(p: string): Promise<void> {
-  try {
-    const h = await fsp.open(p, constants.O_RDONLY);
-    try {
-      await h.sync();
-    } finally {
-      await h.close();
-    }
-  } catch {
-    // some file systems refuse fsync on a folder; renames are still atomic
-  }
-}
-
 /** One fetch per output folder at a time: a lock file with our pid (a dead pid's lock is taken over). */
 async function lockDir(out: string): Promise<() => Promise<void>> {
   const file = path.join(out, '.oauthmail-fetch.lock');
@@ -452,7 +439,7 @@ async function emlSink(out: string, mailbox: string, uidValidity: string): Promi
       return final;
     },
     async commit() {
-      await fsyncPath(out);
+      await fsyncDir(out);
       return undefined;
     },
     async close() {},
@@ -500,7 +487,7 @@ async function maildirSink(out: string, mailbox: string, uidValidity: string): P
       return final;
     },
     async commit() {
-      await fsyncPath(path.join(out, 'new'));
+      await fsyncDir(path.join(out, 'new'));
       return undefined;
     },
     async close() {},

@@ -17,20 +17,13 @@
  * goes through redact() (the token is also registered as a secret, so it is masked wherever it
  * shows up).
  */
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import type { ImapFlow, ImapFlowOptions, Logger } from 'imapflow';
 import type { Profile } from '../config/schema.js';
-import {
-  ConfigError,
-  MailServerError,
-  UsageError,
-  isOauthmailError,
-  type OauthmailError,
-} from '../errors/index.js';
+import { ConfigError, MailServerError, isOauthmailError, type OauthmailError } from '../errors/index.js';
 import { registerSecret, redact } from '../util/redact.js';
 import type { TokenSource } from './token-source.js';
-import { isLoopbackHost } from './smtp.js';
+import { isLoopbackHost, readCaFile } from './tls.js';
 import { imapErrorFrom } from '../diagnose/imap-replies.js';
 
 export interface ImapOptions {
@@ -75,16 +68,7 @@ export function imapClientOptions(profile: Pick<Profile, 'imap'>, opts: ImapOpti
       hint: 'use --imap-security tls (port 993) or starttls (port 143); plain IMAP is allowed only on loopback',
     });
   }
-  let ca: string | undefined;
-  if (opts.caFile) {
-    try {
-      ca = readFileSync(opts.caFile, 'utf8');
-    } catch (e) {
-      throw new UsageError(`--ca ${opts.caFile}: cannot read it`, { code: 'bad_ca', cause: e });
-    }
-    if (!/-----BEGIN CERTIFICATE-----/.test(ca))
-      throw new UsageError(`--ca ${opts.caFile}: not a PEM certificate`, { code: 'bad_ca' });
-  }
+  const ca = opts.caFile ? readCaFile(opts.caFile) : undefined;
   if (opts.insecureTls) {
     opts.warn?.(
       `--insecure-tls: the certificate of ${imap.host} is NOT verified; anyone on the path can read your token`,

@@ -12,17 +12,17 @@
  * not loopback; certificates are always verified unless the caller asked for --insecure-tls, which
  * warns. A private CA comes in with --ca FILE.
  */
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { format } from 'node:util';
 import type { Transporter } from 'nodemailer';
 import type { Profile, RetryPolicy } from '../config/schema.js';
 import { DEFAULT_RETRY } from '../config/schema.js';
-import { ConfigError, UsageError } from '../errors/index.js';
+import { ConfigError } from '../errors/index.js';
 import { registerSecret, redact } from '../util/redact.js';
 import type { TokenSource } from './token-source.js';
 import type { BuiltMessage } from './message.js';
 import { classify, toSendError, withRetry } from './retry.js';
+import { isLoopbackHost, readCaFile } from './tls.js';
 
 export interface SmtpOptions {
   /** PEM file of a CA to trust (instead of the system roots) for a private server. */
@@ -58,10 +58,7 @@ export interface SmtpStats {
   tokenRequests: number;
 }
 
-export function isLoopbackHost(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h) || h.endsWith('.localhost');
-}
+export { isLoopbackHost };
 
 /** The transport options for a profile (exported for tests: checks TLS rules without connecting). */
 export function transportOptions(
@@ -81,17 +78,7 @@ export function transportOptions(
       hint: 'use --smtp-security starttls (port 587) or tls (port 465); plain SMTP is allowed only on loopback',
     });
   }
-  let ca: string | undefined;
-  if (opts.caFile) {
-    try {
-      ca = readFileSync(opts.caFile, 'utf8');
-    } catch (e) {
-      throw new UsageError(`--ca ${opts.caFile}: cannot read it`, { code: 'bad_ca', cause: e });
-    }
-    if (!/-----BEGIN CERTIFICATE-----/.test(ca)) {
-      throw new UsageError(`--ca ${opts.caFile}: not a PEM certificate`, { code: 'bad_ca' });
-    }
-  }
+  const ca = opts.caFile ? readCaFile(opts.caFile) : undefined;
   if (opts.insecureTls) {
     opts.warn?.(
       `--insecure-tls: the certificate of ${smtp.host} is NOT verified; anyone on the path can read your token`,

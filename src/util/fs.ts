@@ -40,6 +40,11 @@ export async function atomicWriteFile(file: string, data: string | Uint8Array, m
     throw e;
   }
   // fsync the folder so that the rename itself survives a power cut
+  await fsyncDir(dir);
+}
+
+/** fsync a folder, so that a rename or link in it survives a power cut (best effort). */
+export async function fsyncDir(dir: string): Promise<void> {
   try {
     const dh = await fsp.open(dir, constants.O_RDONLY);
     try {
