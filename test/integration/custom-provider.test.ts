@@ -2,106 +2,17 @@
 // provider's /custom authorization server (RFC 8414 discovery, auth code + PKCE, RFC 8628 device
 // code, rotating refresh tokens, client_secret_basic and client_secret_post), headless Chromium,
 // and Postfix + Dovecot accepting the tokens (Dovecot lists the custom issuer, scope "mail").
-import { describe, it, expect, beforeAll, afterAll, beforeEach } from 'vitest';
-import https from 'node:https';
-import { spawn } from 'node:child_process';
+import { describe, it, expect, beforeEach } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import nodemailer from 'nodemailer';
-import { BIN, cliHome, type CliHome, type CliResult } from '../support/cli.js';
-import { fixtures, imapConnect, stackEnv } from '../support/stack-env.js';
-import { startIdp, type IdpHandle } from '../support/idp/index.mjs';
+import { type CliHome } from '../support/cli.js';
+import { fixtures, imapConnect } from '../support/stack-env.js';
+import { cliSession } from '../support/cli-session.js';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- IdP JSON answers, checked by the assertions
-type Json = any;
-const env = stackEnv();
-// An identity provider of this file's own (other files reset and configure theirs), signing with
-// the stack's JWT key, which Dovecot trusts, and serving the stack's TLS certificate.
-let idp: IdpHandle;
-let IDP = '';
-beforeAll(async () => {
-  idp = await startIdp({ pkiDir: env.pkiDir });
-  IDP = idp.url;
-});
-afterAll(async () => {
-  await idp?.close();
-});
+const { env, url: idpUrl, transcript, adminGet, admin, home, cli, background } = cliSession();
 const CLIENT = fixtures.google.clients[0]!;
 const CAROL = fixtures.google.users[0]! as { email: string; password: string };
-
-const transcript: { args: string[]; stdout: string; stderr: string }[] = [];
 const secrets = new Set<string>([CLIENT.secret, CAROL.password]);
-
-function adminGet(path: string): Promise<Json> {
-  return new Promise((resolve, reject) => {
-    https
-      .get(new URL(`/_admin/${path}`, IDP), { ca: env.ca }, (res) => {
-        let t = '';
-        res.on('data', (c: Buffer) => (t += c.toString()));
-        res.on('end', () => resolve(JSON.parse(t)));
-      })
-      .on('error', reject);
-  });
-}
-function admin(path: string, body: unknown): Promise<Json> {
-  const data = JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const r = https.request(
-      new URL(`/_admin/${path}`, IDP),
-      { method: 'POST', ca: env.ca, headers: { 'content-type': 'application/json' } },
-      (res) => {
-        let t = '';
-        res.on('data', (c: Buffer) => (t += c.toString()));
-        res.on('end', () => {
-          expect(res.statusCode, t).toBe(200);
-          resolve(JSON.parse(t));
-        });
-      },
-    );
-    r.on('error', reject);
-    r.end(data);
-  });
-}
-
-function home(extra: NodeJS.ProcessEnv = {}): CliHome {
-  return cliHome({
-    NODE_EXTRA_CA_CERTS: env.caFile,
-    DISPLAY: '',
-    WAYLAND_DISPLAY: '',
-    BROWSER: '',
-    ...extra,
-  });
-}
-
-async function cli(h: CliHome, args: string[], input?: string): Promise<CliResult> {
-  const r = await h.run(args, { input, timeoutMs: 60_000 });
-  transcript.push({ args, stdout: r.stdout, stderr: r.stderr });
-  return r;
-}
-
-function background(h: CliHome, args: string[], waitFor: RegExp) {
-  const child = spawn(process.execPath, [BIN, ...args], { env: h.env, stdio: ['pipe', 'pipe', 'pipe'] });
-  child.stdin.end();
-  let stdout = '';
-  let stderr = '';
-  let onMatch: (m: RegExpExecArray) => void;
-  const matched = new Promise<RegExpExecArray>((resolve) => (onMatch = resolve));
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => {
-    stderr += d.toString();
-    const m = waitFor.exec(stderr);
-    if (m) onMatch(m);
-  });
-  const done = new Promise<CliResult>((resolve) =>
-    child.on('close', (code) => {
-      transcript.push({ args, stdout, stderr });
-      resolve({ code, stdout, stderr });
-    }),
-  );
-  const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-  void done.finally(() => clearTimeout(timer));
-  const early = done.then((r) => Promise.reject(new Error(`exited early (${r.code}): ${r.stderr}`)));
-  return { matched: Promise.race([matched, early]), done };
-}
 
 async function withBrowser<T>(fn: (page: import('playwright-core').Page) => Promise<T>): Promise<T> {
   const { chromium } = await import('playwright-core');
@@ -205,7 +116,7 @@ describe('custom provider', () => {
     const h = home();
     await addCustomProfile(h, 'corp', [
       '--issuer',
-      `${IDP}/custom`,
+      `${idpUrl()}/custom`,
       '--set',
       'authParams.access_type=offline',
     ]);
@@ -253,11 +164,11 @@ describe('custom provider', () => {
     const h = home();
     await addCustomProfile(h, 'corpdev', [
       '--authorization-endpoint',
-      `${IDP}/custom/authorize`,
+      `${idpUrl()}/custom/authorize`,
       '--token-endpoint',
-      `${IDP}/custom/token`,
+      `${idpUrl()}/custom/token`,
       '--device-endpoint',
-      `${IDP}/custom/device_authorization`,
+      `${idpUrl()}/custom/device_authorization`,
       '--set',
       'tokenEndpointAuth=client_secret_post',
     ]);
@@ -279,13 +190,13 @@ describe('custom provider', () => {
 
   it('a refresh token the provider no longer accepts gives exit 4 and the login command', async () => {
     const h = home();
-    await addCustomProfile(h, 'corpdev', ['--issuer', `${IDP}/custom`]);
+    await addCustomProfile(h, 'corpdev', ['--issuer', `${idpUrl()}/custom`]);
     const bg = background(h, ['login', 'corpdev', '--device', '--timeout', '60'], /enter the code: (\S+)/);
     await admin('device', { user_code: (await bg.matched)[1]!, action: 'approve', user: CAROL.email });
     expect((await bg.done).code).toBe(0);
     // someone else redeems the stored refresh token: rotation burns the copy oauthmail holds
     const rt = await refreshTokenOf(h, 'corpdev');
-    const burn = await fetch(`${IDP}/custom/token`, {
+    const burn = await fetch(`${idpUrl()}/custom/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({
