@@ -47,12 +47,18 @@ export async function readHealth(env: NodeJS.ProcessEnv): Promise<HealthFile> {
   if (text) {
     try {
       const j = JSON.parse(text) as HealthFile;
-      if (j && j.version === 1 && j.profiles && typeof j.profiles === 'object') return j;
+      if (j && j.version === 1 && j.profiles && typeof j.profiles === 'object') {
+        // own keys only: a profile named `constructor` must not find Object's
+        return {
+          version: 1,
+          profiles: Object.assign(Object.create(null), j.profiles) as HealthFile['profiles'],
+        };
+      }
     } catch {
       // a damaged health file only loses history; it is rebuilt on the next event
     }
   }
-  return { version: 1, profiles: {} };
+  return { version: 1, profiles: Object.create(null) as HealthFile['profiles'] };
 }
 
 /** Apply an event to a record (pure; exported for tests). */

@@ -383,7 +383,7 @@ export interface Config {
 }
 
 export function emptyConfig(): Config {
-  return { version: CONFIG_VERSION, profiles: {} };
+  return { version: CONFIG_VERSION, profiles: Object.create(null) as Record<string, Profile> };
 }
 
 /** Check the config's top level; profiles are checked one by one with validateProfile. */

@@ -70,7 +70,8 @@ export function parseConfigText(text: string, file: string): Config {
       hint: 'fix the file by hand (it was not changed)',
     });
   }
-  const profiles: Record<string, Profile> = {};
+  // A map without a prototype: a profile named `constructor` or `toString` is just a name.
+  const profiles: Record<string, Profile> = Object.create(null) as Record<string, Profile>;
   for (const [name, value] of Object.entries(top.profiles)) {
     try {
       profiles[name] = validateProfile(value);

@@ -130,6 +130,32 @@ describe('profile commands', () => {
     expect(r.stderr).toContain('known profiles: work');
   });
 
+  it.each(['constructor', 'toString', 'hasOwnProperty', 'valueOf'])(
+    'a name that is also a JavaScript object key (%s) is an unknown profile, then an ordinary one',
+    async (name) => {
+      const before = readFileSync(home.configFile);
+      for (const args of [
+        ['-p', name, 'token'],
+        ['profile', 'show', name],
+        ['profile', 'rename', name, 'renamed'],
+        ['profile', 'remove', name, '--yes'],
+      ]) {
+        const r = await home.run(args);
+        expect(r.code, args.join(' ')).toBe(3);
+        expect(r.stderr).toContain(`no profile named "${name}"`);
+        expect(r.stderr).not.toContain('unexpected error');
+      }
+      expect(readFileSync(home.configFile).equals(before)).toBe(true);
+
+      expect((await home.run(addArgs(name))).code).toBe(0);
+      const shown = await home.run(['profile', 'show', name, '--json']);
+      expect(shown.code).toBe(0);
+      expect(JSON.parse(shown.stdout).name).toBe(name);
+      expect((await home.run(['profile', 'remove', name, '--yes'])).code).toBe(0);
+      expect(readFileSync(home.configFile).equals(before)).toBe(true);
+    },
+  );
+
   it('edits, renames, switches the default and removes', async () => {
     expect(
       (

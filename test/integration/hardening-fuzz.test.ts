@@ -10,6 +10,7 @@ import fc from 'fast-check';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cliHome, type CliResult } from '../support/cli.js';
+import { fuzzParams } from '../support/fuzz.js';
 
 function clean(r: CliResult, codes: number[]) {
   expect(codes, `exit ${r.code}: ${r.stderr}`).toContain(r.code);
@@ -74,7 +75,7 @@ describe('corrupt config files', () => {
           expect(readFileSync(h.configFile, 'utf8')).toBe(text);
         }
       }),
-      { numRuns: 25 },
+      fuzzParams(25),
     );
   }, 180_000);
 });
@@ -116,7 +117,7 @@ describe('token files for import', () => {
         }
         expect(stored.filter((n) => !n.startsWith('.'))).toEqual([]);
       }),
-      { numRuns: 25 },
+      fuzzParams(25),
     );
   }, 180_000);
 });

@@ -173,4 +173,13 @@ describe('config file parsing', () => {
     expect(resolveProfileName({ version: 1, profiles: { only: p } }, undefined, {}).name).toBe('only');
     expect(() => resolveProfileName(config, 'zzz', {})).toThrow(/no profile named "zzz"/);
   });
+
+  it('profile names that are JavaScript object keys are only names', () => {
+    const p = buildProfile([['clientId', MS_ID]]);
+    const config = parseConfigText(JSON.stringify({ version: 1, profiles: { constructor: p } }), '/c.json');
+    expect(Object.keys(config.profiles)).toEqual(['constructor']);
+    expect(resolveProfileName(config, 'constructor', {}).profile.clientId).toBe(MS_ID);
+    expect(() => resolveProfileName(config, 'toString', {})).toThrow(/no profile named "toString"/);
+    expect(() => resolveProfileName(config, 'hasOwnProperty', {})).toThrow(/no profile named/);
+  });
 });

@@ -10,8 +10,9 @@ import { parseConfigText } from '../../src/config/store.js';
 import { parseAddressList, parseHeaders } from '../../src/mail/message.js';
 import { MAX_NAME_BYTES, sanitizeFilename } from '../../src/mail/attachments.js';
 import { OauthmailError } from '../../src/errors/index.js';
+import { fuzzParams } from '../support/fuzz.js';
 
-const RUNS = { numRuns: 500 };
+const RUNS = fuzzParams(500);
 
 /** Runs fn; returns its value, or checks that what it threw is a clean error with this exit code. */
 function cleanly<T>(fn: () => T, exitCodes: number[]): T | undefined {
@@ -192,7 +193,7 @@ describe('config files', () => {
       (o, v) => (o.defaultProfile = v),
       (o, v) => (o.profiles = v),
       (o, v) => ((o.profiles as Record<string, unknown>).work = v),
-      (o, v) => ((o.profiles as Record<string, unknown>)[String(v).slice(0, 30)] = v),
+      (o, v) => ((o.profiles as Record<string, unknown>)[JSON.stringify(v ?? null).slice(0, 30)] = v),
       (o, v) => {
         const w = (o.profiles as Record<string, Record<string, unknown>>).work!;
         w[
