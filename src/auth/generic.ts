@@ -15,7 +15,7 @@
  * that a refresh token rotated by another process is never overwritten by an older one.
  */
 import { newPkce, type Pkce } from './pkce.js';
-import { NETWORK_ERROR_CODES } from '../util/net-errors.js';
+import { networkErrorCode, retryingFetch } from './http-retry.js';
 import type { Profile } from '../config/schema.js';
 import {
   AuthError,
@@ -88,26 +88,23 @@ export function networkError(url: string, e: unknown): TransientError {
 }
 
 export function isNetworkError(e: unknown): boolean {
-  // fetch wraps the socket error (TypeError "fetch failed" → cause.code); libraries wrap fetch's
-  for (let c: unknown = e, i = 0; c && i < 5; c = (c as { cause?: unknown }).cause, i++) {
-    const code = (c as { code?: unknown }).code;
-    if (typeof code === 'string' && (NETWORK_ERROR_CODES.has(code) || code.startsWith('UND_ERR')))
-      return true;
-  }
-  return false;
+  return networkErrorCode(e) !== undefined;
 }
 
-/** POST a form to a token-style endpoint; OAuth errors (RFC 6749 §5.2) are mapped with ctx. */
+/**
+ * POST a form to a token-style endpoint with `http` (a retryingFetch: it logs each call with
+ * --verbose); OAuth errors (RFC 6749 §5.2) are mapped with ctx.
+ */
 export async function postForm(
   url: string,
   form: Record<string, string>,
   ctx: OAuthErrorContext,
-  io: { debug(l: string): void },
+  http: typeof fetch,
   headers: Record<string, string> = {},
 ): Promise<Record<string, unknown>> {
   let res: Response;
   try {
-    res = await fetch(url, {
+    res = await http(url, {
       method: 'POST',
       headers: {
         'content-type': 'application/x-www-form-urlencoded',
@@ -115,13 +112,10 @@ export async function postForm(
         ...headers,
       },
       body: new URLSearchParams(form).toString(),
-      signal: AbortSignal.timeout(30_000),
     });
   } catch (e) {
     throw networkError(url, e);
   }
-  const u = new URL(url);
-  io.debug(`POST ${u.origin}${u.pathname} → ${res.status}`);
   const text = await res.text();
   let body: Record<string, unknown> = {};
   try {
@@ -168,6 +162,15 @@ export abstract class StoredTokenProvider implements TokenProvider {
 
   protected get lockName(): string {
     return `token-${this.profileName}`;
+  }
+
+  private httpFetch: typeof fetch | undefined;
+  /** fetch for the provider's endpoints: the profile's retry policy, one --verbose line per call. */
+  protected get http(): typeof fetch {
+    return (this.httpFetch ??= retryingFetch({
+      retry: this.profile.retry,
+      debug: (l) => this.deps.io.debug(l),
+    }));
   }
 
   protected errCtx(extra: Partial<OAuthErrorContext> = {}): OAuthErrorContext {
@@ -459,6 +462,7 @@ export class GenericProvider extends StoredTokenProvider {
       });
     }
     this.cfg = new oc.Configuration(server, p.clientId, undefined, auth);
+    this.cfg[oc.customFetch] = this.http;
     return this.cfg;
   }
 
@@ -470,7 +474,10 @@ export class GenericProvider extends StoredTokenProvider {
     let first: unknown;
     for (const algorithm of ['oauth2', 'oidc'] as const) {
       try {
-        const c = await oc.discovery(new URL(issuer), this.profile.clientId, undefined, auth, { algorithm });
+        const c = await oc.discovery(new URL(issuer), this.profile.clientId, undefined, auth, {
+          algorithm,
+          [oc.customFetch]: this.http,
+        });
         this.deps.io.debug(
           `discovered the endpoints of ${issuer} (${algorithm === 'oauth2' ? 'RFC 8414' : 'OpenID Connect'})`,
         );
@@ -498,8 +505,33 @@ export class GenericProvider extends StoredTokenProvider {
   }
 
   /** openid-client / oauth4webapi errors → ours (RFC 6749 §5.2 bodies through the catalogue). */
-  private mapError(e: unknown, during: OAuthErrorContext['during'], redirectUri?: string): OauthmailError {
+  private async mapError(
+    e: unknown,
+    during: OAuthErrorContext['during'],
+    redirectUri?: string,
+  ): Promise<OauthmailError> {
     if (e instanceof OauthmailError) return e;
+    // oauth4webapi reads error bodies of 4xx answers only; a 5xx comes as "not a conform
+    // response" with the Response as its cause, body unread: read it here for the provider's words
+    const res = (e as { cause?: unknown })?.cause;
+    if (res instanceof Response && !res.bodyUsed) {
+      const text = await res.text().catch(() => '');
+      let body: { error?: unknown; error_description?: unknown } = {};
+      try {
+        body = JSON.parse(text) as typeof body;
+      } catch {
+        // not JSON (an HTML error page from a proxy): the status says enough
+      }
+      return oauthError(
+        {
+          error: typeof body?.error === 'string' ? body.error : undefined,
+          error_description: typeof body?.error_description === 'string' ? body.error_description : undefined,
+          status: res.status,
+        },
+        this.errCtx({ during, redirectUri }),
+        e,
+      );
+    }
     const r = e as { error?: unknown; error_description?: unknown; status?: unknown; name?: string };
     if (typeof r?.error === 'string') {
       return oauthError(
@@ -538,7 +570,7 @@ export class GenericProvider extends StoredTokenProvider {
     try {
       return this.toResponse(await oc.refreshTokenGrant(config, refreshToken));
     } catch (e) {
-      throw this.mapError(e, 'refresh');
+      throw await this.mapError(e, 'refresh');
     }
   }
 
@@ -553,7 +585,7 @@ export class GenericProvider extends StoredTokenProvider {
         await this.deps.lock(this.lockName, () => this.writeStored(next));
         return this.result(next, false);
       } catch (e) {
-        throw this.mapError(e, 'login');
+        throw await this.mapError(e, 'login');
       }
     }
     if (o.method === 'device') return this.deviceLogin(o, oc, config);
@@ -593,7 +625,7 @@ export class GenericProvider extends StoredTokenProvider {
       });
       return await this.storeLogin(this.toResponse(r), o.loginHint ?? this.defaultAccount());
     } catch (e) {
-      throw this.mapError(e, 'login', redirectUri);
+      throw await this.mapError(e, 'login', redirectUri);
     }
   }
 
@@ -616,7 +648,7 @@ export class GenericProvider extends StoredTokenProvider {
         this.scopes.length ? { scope: this.scopes.join(' ') } : {},
       );
     } catch (e) {
-      throw this.mapError(e, 'login');
+      throw await this.mapError(e, 'login');
     }
     registerSecret(d.device_code);
     const { showDeviceCode } = await import('./device-code.js');
@@ -639,7 +671,7 @@ export class GenericProvider extends StoredTokenProvider {
           cause: e,
         });
       }
-      throw this.mapError(e, 'login');
+      throw await this.mapError(e, 'login');
     }
   }
 

@@ -74,6 +74,9 @@ export class GoogleProvider extends StoredTokenProvider {
         oauth2TokenUrl: this.tokenUrl,
         oauth2RevokeUrl: this.profile.revocationEndpoint ?? GOOGLE_REVOKE_ENDPOINT,
       },
+      // our retry loop (the profile's policy, Retry-After) instead of gaxios' own, which retries
+      // POSTs three times whatever the profile says and ignores Retry-After
+      transporterOptions: { fetchImplementation: this.http, retryConfig: { shouldRetry: () => false } },
     });
   }
 
@@ -220,7 +223,7 @@ export class GoogleProvider extends StoredTokenProvider {
       this.tokenUrl,
       { grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion },
       this.errCtx({ serviceAccount: true, during: 'service-account' }),
-      this.deps.io,
+      this.http,
     )) as TokenResponse;
     return { ...r, scope: r.scope ?? this.scopes.join(' ') };
   }

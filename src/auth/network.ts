@@ -7,35 +7,20 @@
  * server's `interval` before every poll, and on `slow_down` add 5 s to it for all later polls
  * and hand MSAL an `authorization_pending` so that it keeps going; (3) unreadable error bodies
  * (an HTML 502 from a proxy) become an OAuth-shaped error that MSAL can report; (4) 429/503
- * answers and network errors are retried per the profile's retry policy, honouring
- * `Retry-After` (src/util/backoff.ts); when the tries run out the last answer goes to MSAL, which
- * reports the provider's error (exit 6), or the network error is rethrown (exit 6). Other 4xx
- * answers (OAuth errors) are never retried.
+ * answers and network errors are retried per the profile's retry policy (./http-retry.ts, the
+ * loop every provider shares).
  */
-import { NETWORK_ERROR_CODES } from '../util/net-errors.js';
 import https from 'node:https';
 import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from '@azure/msal-node';
-import type { RetryPolicy } from '../config/schema.js';
-import { isRetryableHttpStatus, nextRetry, parseRetryAfter } from '../util/backoff.js';
+import { withHttpRetry, type HttpRetryOptions } from './http-retry.js';
 
-export interface NetworkOptions {
-  debug?: (line: string) => void;
+export interface NetworkOptions extends HttpRetryOptions {
   /** Called when the server asked to slow down (RFC 8628 §3.5). */
   onSlowDown?: (intervalSeconds: number) => void;
   timeoutMs?: number;
-  /** The profile's retry policy; without one, nothing is retried. */
-  retry?: RetryPolicy;
-  /** For tests. */
-  sleep?: (ms: number) => Promise<void>;
-  random?: () => number;
-  /** Told before each wait (also shown with --verbose through debug). */
-  onRetry?: (info: { attempt: number; delayMs: number; status?: number; code?: string }) => void;
 }
-
-/** Network failures worth another try; DNS "not found" and TLS failures are not. */
-const RETRY_NET_CODES = new Set([...NETWORK_ERROR_CODES].filter((c) => c !== 'ENOTFOUND'));
 
 const DEVICE_GRANT =
   /(?:^|&)grant_type=(?:device_code|urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code)(?:&|$)/;
@@ -87,49 +72,18 @@ export function createNetworkModule(opts: NetworkOptions = {}): INetworkModule {
     return { headers: res.headers, status: res.status, body: parsed as T };
   }
 
-  async function requestWithRetry(
+  function requestWithRetry(
     method: string,
     u: URL,
     headers: Record<string, string>,
     body: string | undefined,
   ): ReturnType<typeof request> {
-    const policy = opts.retry;
-    const pause = opts.sleep ?? sleep;
-    for (let attempt = 1; ; attempt++) {
-      let res: Awaited<ReturnType<typeof request>>;
-      try {
-        res = await request(method, u.href, headers, body, opts.timeoutMs ?? 30_000);
-      } catch (e) {
-        const code = (e as { code?: unknown }).code;
-        opts.debug?.(`${method} ${u.origin}${u.pathname} → ${typeof code === 'string' ? code : 'error'}`);
-        if (!policy || typeof code !== 'string' || !RETRY_NET_CODES.has(code) || policy.mode === 'none')
-          throw e;
-        const v = nextRetry(policy, attempt, undefined, opts.random);
-        if (!v.retry) throw e;
-        opts.debug?.(
-          `retrying in ${(v.delayMs / 1000).toFixed(1)} s (attempt ${attempt + 1} of ${policy.maxAttempts})`,
-        );
-        opts.onRetry?.({ attempt, delayMs: v.delayMs, code });
-        await pause(v.delayMs);
-        continue;
-      }
-      opts.debug?.(`${method} ${u.origin}${u.pathname} → ${res.status}`);
-      if (!policy || !isRetryableHttpStatus(policy, res.status)) return res;
-      const after = parseRetryAfter(res.headers['retry-after']);
-      const v = nextRetry(policy, attempt, after, opts.random);
-      if (!v.retry) {
-        if (v.reason === 'too-long')
-          opts.debug?.(
-            `the provider asks to wait ${Math.round((after ?? 0) / 1000)} s; not waiting that long`,
-          );
-        return res;
-      }
-      opts.debug?.(
-        `retrying in ${(v.delayMs / 1000).toFixed(1)} s (attempt ${attempt + 1} of ${policy.maxAttempts}${after !== undefined ? `, Retry-After ${Math.round(after / 1000)} s` : ''})`,
-      );
-      opts.onRetry?.({ attempt, delayMs: v.delayMs, status: res.status });
-      await pause(v.delayMs);
-    }
+    return withHttpRetry(
+      `${method} ${u.origin}${u.pathname}`,
+      opts,
+      () => request(method, u.href, headers, body, opts.timeoutMs ?? 30_000),
+      (r) => ({ status: r.status, retryAfter: r.headers['retry-after'] }),
+    );
   }
 
   return {

@@ -5,6 +5,7 @@
  * Google answers `{error, error_description}`; the description is English prose that can carry
  * request details, so it is matched against known phrases but never shown verbatim.
  */
+import { redact } from '../util/redact.js';
 import { AuthError, ConfigError, OauthmailError, TransientError, UsageError } from '../errors/index.js';
 
 export interface OAuthErrorBody {
@@ -161,13 +162,13 @@ export function oauthError(body: OAuthErrorBody, ctx: OAuthErrorContext, cause?:
     case 'temporarily_unavailable':
     case 'server_error':
       return new TransientError(
-        'the identity provider is temporarily unavailable',
+        `the identity provider is temporarily unavailable (${error})${theirWords(desc)}`,
         opts(error, 'retry later; exit code 6 is safe to retry'),
       );
   }
   if (body.status === 429 || (body.status ?? 0) >= 500) {
     return new TransientError(
-      `the identity provider answered HTTP ${body.status}`,
+      `the identity provider answered HTTP ${body.status}${error ? ` (${error})` : ''}${theirWords(desc)}`,
       opts('temporarily_unavailable', 'retry later; exit code 6 is safe to retry'),
     );
   }
@@ -175,6 +176,22 @@ export function oauthError(body: OAuthErrorBody, ctx: OAuthErrorContext, cause?:
     `the identity provider refused the request (${error || `HTTP ${body.status ?? '?'}`})`,
     opts(error || 'oauth_error', `run: ${login}`),
   );
+}
+
+/**
+ * The provider's own sentence (error_description) after ours, for temporary failures only (a
+ * maintenance notice is worth reading; other descriptions are replaced by our catalogue): one
+ * line, printable characters only, token-like words masked, at most 200 characters.
+ */
+function theirWords(desc: string): string {
+  const line = redact(desc)
+    // eslint-disable-next-line no-control-regex -- control characters are what is removed
+    .replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ')
+    .replace(/\bya29\.[\w.-]+|\b1\/\/[\w.-]+|[A-Za-z0-9_\-+/=.]{32,}/g, '[REDACTED]')
+    .replace(/\s+/g, ' ')
+    .trim();
+  if (!line) return '';
+  return `: ${line.length > 200 ? `${line.slice(0, 199)}…` : line}`;
 }
 
 /** The one-line reason `--device` is refused on Google profiles. */

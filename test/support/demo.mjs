@@ -30,7 +30,9 @@ function say(text) {
 }
 
 function run(args, { onStderr, quietStdout = false } = {}) {
-  process.stderr.write(`$ oauthmail ${args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a}'`)).join(' ')}\n`);
+  process.stderr.write(
+    `$ oauthmail ${args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a}'`)).join(' ')}\n`,
+  );
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [bin, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';

@@ -9,6 +9,7 @@ import {
   parseRetryAfter,
 } from '../../src/util/backoff.js';
 import { createNetworkModule } from '../../src/auth/network.js';
+import { retryingFetch } from '../../src/auth/http-retry.js';
 import type { RetryPolicy } from '../../src/config/schema.js';
 
 const any: RetryPolicy = {
@@ -18,6 +19,24 @@ const any: RetryPolicy = {
   multiplier: 2,
   maxDelayMs: 30_000,
 };
+
+/** A token endpoint that gives these answers in turn (the last one for ever). */
+async function server(answers: Array<{ status: number; headers?: Record<string, string>; body: unknown }>) {
+  let calls = 0;
+  const srv = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      const a = answers[Math.min(calls, answers.length - 1)]!;
+      calls++;
+      res.writeHead(a.status, { 'content-type': 'application/json', ...(a.headers ?? {}) });
+      res.end(JSON.stringify(a.body));
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(srv.address() as AddressInfo).port}/tenant/oauth2/v2.0/token`;
+  return { url, calls: () => calls, close: () => new Promise((r) => srv.close(r)) };
+}
+const busy = { status: 429, headers: { 'retry-after': '2' }, body: { error: 'temporarily_unavailable' } };
 
 describe('Retry-After', () => {
   it('reads delay-seconds and HTTP-dates; ignores junk', () => {
@@ -59,23 +78,6 @@ describe('nextRetry', () => {
 });
 
 describe('MSAL network module retries', () => {
-  async function server(answers: Array<{ status: number; headers?: Record<string, string>; body: unknown }>) {
-    let calls = 0;
-    const srv = http.createServer((req, res) => {
-      req.resume();
-      req.on('end', () => {
-        const a = answers[Math.min(calls, answers.length - 1)]!;
-        calls++;
-        res.writeHead(a.status, { 'content-type': 'application/json', ...(a.headers ?? {}) });
-        res.end(JSON.stringify(a.body));
-      });
-    });
-    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-    const url = `http://127.0.0.1:${(srv.address() as AddressInfo).port}/tenant/oauth2/v2.0/token`;
-    return { url, calls: () => calls, close: () => new Promise((r) => srv.close(r)) };
-  }
-  const busy = { status: 429, headers: { 'retry-after': '2' }, body: { error: 'temporarily_unavailable' } };
-
   it('429 with Retry-After is retried after at least that long, then succeeds', async () => {
     const s = await server([busy, busy, { status: 200, body: { access_token: 'x' } }]);
     const waits: number[] = [];
@@ -128,5 +130,67 @@ describe('MSAL network module retries', () => {
       code: 'ECONNREFUSED',
     });
     expect(waits).toHaveLength(2);
+  });
+});
+
+describe('the fetch used by Google and custom providers', () => {
+  it('429 with Retry-After is retried after at least that long; the answer after it is returned', async () => {
+    const s = await server([busy, { status: 200, body: { access_token: 'x' } }]);
+    const waits: number[] = [];
+    const lines: string[] = [];
+    const f = retryingFetch({
+      retry: any,
+      sleep: async (ms) => void waits.push(ms),
+      random: () => 0,
+      debug: (l) => lines.push(l),
+    });
+    const r = await f(s.url, { method: 'POST', body: new URLSearchParams({ grant_type: 'refresh_token' }) });
+    expect(r.status).toBe(200);
+    expect(await r.json()).toEqual({ access_token: 'x' });
+    expect(s.calls()).toBe(2);
+    expect(waits).toEqual([2000]);
+    expect(lines[0]).toBe(`POST ${new URL(s.url).origin}/tenant/oauth2/v2.0/token → 429`);
+    await s.close();
+  });
+
+  it('an OAuth 400 is handed over at once; without a policy nothing is retried', async () => {
+    const s = await server([{ status: 400, body: { error: 'invalid_grant' } }]);
+    const f = retryingFetch({ retry: any, sleep: async () => {} });
+    expect((await f(s.url, { method: 'POST', body: 'x=1' })).status).toBe(400);
+    expect(s.calls()).toBe(1);
+    const s2 = await server([busy]);
+    expect((await retryingFetch({})(s2.url, { method: 'POST', body: 'x=1' })).status).toBe(429);
+    expect(s2.calls()).toBe(1);
+    await s.close();
+    await s2.close();
+  });
+
+  it('a refused connection is retried, then thrown with its code; a silent server times out as ETIMEDOUT', async () => {
+    const s = await server([busy]);
+    const url = s.url;
+    await s.close();
+    const waits: number[] = [];
+    const f = retryingFetch({ retry: any, sleep: async (ms) => void waits.push(ms) });
+    const e = await f(url, { method: 'POST', body: 'x=1' }).catch((x: unknown) => x);
+    expect((e as { cause?: { code?: string } }).cause?.code).toBe('ECONNREFUSED');
+    expect(waits).toHaveLength(2);
+
+    const silent = http.createServer(() => {});
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    let tries = 0;
+    const slow = retryingFetch({
+      retry: { ...any, maxAttempts: 2 },
+      sleep: async () => void tries++,
+      timeoutMs: 200,
+    });
+    const port = (silent.address() as AddressInfo).port;
+    await expect(
+      slow(`http://127.0.0.1:${port}/token`, { method: 'POST', body: 'x=1' }),
+    ).rejects.toMatchObject({
+      code: 'ETIMEDOUT',
+    });
+    expect(tries).toBe(1);
+    silent.closeAllConnections();
+    await new Promise((r) => silent.close(r));
   });
 });

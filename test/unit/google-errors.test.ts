@@ -84,6 +84,30 @@ describe('Google and OAuth 2.0 error sentences', () => {
     expect(e.hint ?? '').not.toContain('ya29');
   });
 
+  it('a temporary failure carries the provider’s sentence, one line, token-like words masked', () => {
+    const e = oauthError(
+      {
+        error: 'internal_failure',
+        error_description: 'Down for\r\nmaintenance until 10:00 UTC; ref ya29.a0AfB_byC and 1//0gAbCdEf',
+        status: 503,
+      },
+      google,
+    );
+    expect(e.exitCode).toBe(6);
+    expect(e.message).toBe(
+      'the identity provider answered HTTP 503 (internal_failure): Down for maintenance until 10:00 UTC; ref [REDACTED] and [REDACTED]',
+    );
+    const long = oauthError(
+      { error: 'temporarily_unavailable', error_description: 'x '.repeat(300) },
+      google,
+    );
+    expect(long.message.length).toBeLessThan(300);
+    expect(long.message).toMatch(
+      /^the identity provider is temporarily unavailable \(temporarily_unavailable\): x x/,
+    );
+    expect(oauthError({ status: 502 }, google).message).toBe('the identity provider answered HTTP 502');
+  });
+
   it('the --device refusal and the gmail.send warning explain the mail scope', () => {
     expect(GOOGLE_NO_DEVICE).toMatch(/device flow does not allow the https:\/\/mail\.google\.com\/ scope/);
     expect(googleScopeWarning(['https://www.googleapis.com/auth/gmail.send'])).toMatch(

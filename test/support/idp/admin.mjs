@@ -19,6 +19,8 @@ import {
   mintGoogleAccessToken,
 } from './tokens.mjs';
 import { findDeviceByUserCode, approveDevice } from './entra.mjs';
+import { issueGoogleRefreshToken } from './google.mjs';
+import { mintCustomTokens } from './custom.mjs';
 
 const FAULT_ENDPOINTS = new Set([
   'token',
@@ -34,6 +36,10 @@ const FAULT_ENDPOINTS = new Set([
   'google.tokeninfo',
   'google.discovery',
   'google.certs',
+  'custom.discovery',
+  'custom.authorize',
+  'custom.token',
+  'custom.device',
 ]);
 
 class AdminError extends Error {
@@ -287,9 +293,25 @@ function mint(ctx, res, body) {
       access_token: at.access_token,
       expires_in: at.expires_in,
       token_type: 'Bearer',
+      ...(body.refreshToken
+        ? {
+            refresh_token: issueGoogleRefreshToken(state, {
+              user: user.email,
+              clientId,
+              scope: scopes || 'https://mail.google.com/',
+            }),
+          }
+        : {}),
     });
   }
-  if (provider !== 'microsoft') throw bad("provider must be 'microsoft' or 'google'");
+  if (provider === 'custom') {
+    const user = findGoogleUser(state, body.user || state.registry.google.users[0]?.email);
+    if (!user) throw bad(`unknown user '${body.user}'`);
+    const clientId = body.clientId || state.registry.google.clients[0]?.clientId;
+    if (!findGoogleClient(state, clientId)) throw bad(`unknown client '${clientId}'`);
+    return sendJson(res, 200, mintCustomTokens(ctx, { user: user.email, clientId, scope: scopes || 'mail' }));
+  }
+  if (provider !== 'microsoft') throw bad("provider must be 'microsoft', 'google' or 'custom'");
   const client = findClient(state, body.clientId || state.registry.clients[0].clientId);
   if (!client) throw bad(`unknown client '${body.clientId}'`);
   if (body.app || !body.user) {

@@ -142,7 +142,8 @@ function authenticate(ctx, req, form) {
   return client;
 }
 
-function mint(ctx, { user, clientId, scope }) {
+/** Tokens for the custom provider (also minted by POST /_admin/mint with provider custom). */
+export function mintCustomTokens(ctx, { user, clientId, scope }) {
   const now = Math.floor(Date.now() / 1000);
   const life = Number(ctx.state.config.accessTokenLifetime);
   const u = findGoogleUser(ctx.state, user);
@@ -181,7 +182,7 @@ function token(ctx, req, form) {
       if (!form.code_verifier || pkceS256(form.code_verifier) !== rec.codeChallenge)
         throw err(400, 'invalid_grant', 'PKCE verification failed');
       rec.redeemed = true;
-      return mint(ctx, rec);
+      return mintCustomTokens(ctx, rec);
     }
     case 'refresh_token': {
       const map = custom(state).refreshTokens;
@@ -189,7 +190,7 @@ function token(ctx, req, form) {
       if (!rec || rec.used || rec.clientId !== client.clientId)
         throw err(400, 'invalid_grant', 'refresh token is invalid, expired or revoked');
       rec.used = true; // rotation: each refresh token is good once
-      return mint(ctx, rec);
+      return mintCustomTokens(ctx, rec);
     }
     case DEVICE_GRANT: {
       const rec = form.device_code && state.deviceCodes.get(form.device_code);
@@ -210,7 +211,7 @@ function token(ctx, req, form) {
         throw err(400, 'authorization_pending', 'waiting for the user');
       }
       rec.redeemed = true;
-      return mint(ctx, { user: rec.user, clientId: client.clientId, scope: rec.scope });
+      return mintCustomTokens(ctx, { user: rec.user, clientId: client.clientId, scope: rec.scope });
     }
     default:
       throw err(400, 'unsupported_grant_type', `grant_type ${form.grant_type ?? ''} is not supported`);

@@ -277,7 +277,7 @@ function tokenGrant(ctx, req, form, grant) {
   return body;
 }
 
-function issueGoogleRefreshToken(state, { user, clientId, scope }) {
+export function issueGoogleRefreshToken(state, { user, clientId, scope }) {
   const t = `1//0${randomToken(72)}`;
   state.googleRefreshTokens.set(t, {
     user,

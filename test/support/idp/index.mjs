@@ -176,7 +176,8 @@ function sendFault(res, endpoint, f) {
       headers,
     );
   }
-  if (endpoint.startsWith('google.')) {
+  if (endpoint.startsWith('google.') || endpoint.startsWith('custom.')) {
+    // RFC 6749 §5.2 shape, as Google and the custom provider answer
     return sendJson(
       res,
       status,
