@@ -6,7 +6,8 @@
  * fsynced. A kill at any point leaves every message on the server, or complete on disk, or both.
  *
  * Idempotence: a state file beside the output (one per account and mailbox) records the mailbox's
- * UIDVALIDITY (RFC 9051 §2.3.1.1) and the highest UID saved. A rerun downloads only UIDs above it.
+ * UIDVALIDITY (RFC 9051 §2.3.1.1) and the set of UIDs saved (./uid-ranges.ts). A rerun downloads
+ * only matching UIDs not in the set, whatever filters earlier runs used.
  * Work is committed in batches: files of a batch are fsynced and renamed, the folder fsynced once,
  * then the state saved, then the actions run for that batch. The crash windows and why they are safe:
  *  - killed before the state is saved: the rerun downloads the batch again. File names are derived
@@ -35,6 +36,14 @@ import { MailServerError, TransientError, UsageError, isOauthmailError } from '.
 import { atomicWriteFile, ensurePrivateDir, fsyncDir, readFileIfExists } from '../util/fs.js';
 import { imapError } from './imap.js';
 import { saveAttachments, sanitizeFilename } from './attachments.js';
+import {
+  addUids,
+  formatUidRanges,
+  parseUidRanges,
+  splitByUidRanges,
+  uidSet,
+  type UidRanges,
+} from './uid-ranges.js';
 
 export type FetchFormat = 'eml' | 'maildir' | 'mbox';
 export const FETCH_FORMATS: readonly FetchFormat[] = ['eml', 'maildir', 'mbox'];
@@ -92,19 +101,6 @@ async function openMailbox(client: ImapFlow, mailbox: string, readOnly: boolean)
 async function searchUids(client: ImapFlow, f: Filters): Promise<number[]> {
   const r = await client.search(buildSearch(f), { uid: true });
   return (Array.isArray(r) ? r : []).sort((a, b) => a - b);
-}
-
-/** UIDs as compact IMAP sequence sets ("1:5,9"), for commands over many messages. */
-export function uidSet(uids: number[]): string {
-  const sorted = [...uids].sort((a, b) => a - b);
-  const parts: string[] = [];
-  for (let i = 0; i < sorted.length;) {
-    let j = i;
-    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
-    parts.push(i === j ? String(sorted[i]) : `${sorted[i]}:${sorted[j]}`);
-    i = j + 1;
-  }
-  return parts.join(',');
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -235,7 +231,10 @@ export interface FetchState {
   account: string;
   mailbox: string;
   uidValidity: string;
+  /** The highest UID saved. */
   lastUid: number;
+  /** The UIDs saved, as an IMAP sequence set ("1:40,52"); absent in older state files, which means 1:lastUid. */
+  saved?: string;
   /** mbox only: the committed length of the mbox file. */
   mboxSize?: number;
   updated: string;
@@ -260,7 +259,14 @@ async function readState(file: string): Promise<FetchState | undefined> {
   if (text === undefined) return undefined;
   try {
     const s = JSON.parse(text) as FetchState;
-    if (s && s.version === 1 && typeof s.uidValidity === 'string' && Number.isInteger(s.lastUid)) return s;
+    if (
+      s &&
+      s.version === 1 &&
+      typeof s.uidValidity === 'string' &&
+      Number.isInteger(s.lastUid) &&
+      (s.saved === undefined || (typeof s.saved === 'string' && parseUidRanges(s.saved) !== undefined))
+    )
+      return s;
   } catch {
     // fall through
   }
@@ -617,7 +623,13 @@ export async function fetchMessages(client: ImapFlow, o: FetchOptions): Promise<
         );
         state = undefined;
       }
-      const lastUid = state?.lastUid ?? 0;
+      let savedUids: UidRanges = !state
+        ? []
+        : state.saved !== undefined
+          ? parseUidRanges(state.saved)!
+          : state.lastUid > 0
+            ? [[1, state.lastUid]]
+            : [];
       sink =
         o.format === 'eml'
           ? await emlSink(o.out, o.mailbox, uidValidity)
@@ -627,8 +639,8 @@ export async function fetchMessages(client: ImapFlow, o: FetchOptions): Promise<
       let mboxSize = state?.mboxSize;
 
       const matched = await searchUids(client, o.filters);
-      const earlier = matched.filter((u) => u <= lastUid);
-      let todo = matched.filter((u) => u > lastUid);
+      const { inside: earlier, outside } = splitByUidRanges(matched, savedUids);
+      let todo = outside;
       if (o.filters.limit !== undefined) todo = todo.slice(0, o.filters.limit);
 
       const summary: FetchSummary = {
@@ -705,8 +717,9 @@ export async function fetchMessages(client: ImapFlow, o: FetchOptions): Promise<
           else summary.bytes += m.size;
           saved.push({ uid: m.uid, file, size: m.size, attachments: [] });
         };
+        const asked = new Set(batch);
         for await (const msg of client.fetch(uidSet(batch), q, { uid: true })) {
-          if (msg.uid <= lastUid) continue;
+          if (!asked.has(msg.uid)) continue; // a server may answer more than was asked
           const m: Meta = {
             uid: msg.uid,
             size: msg.size ?? msg.source?.length ?? 0,
@@ -748,12 +761,14 @@ export async function fetchMessages(client: ImapFlow, o: FetchOptions): Promise<
             });
           }
         }
+        savedUids = addUids(savedUids, batch);
         const next: FetchState = {
           version: 1,
           account: o.account,
           mailbox: o.mailbox,
           uidValidity,
           lastUid: Math.max(batch[batch.length - 1]!, state?.lastUid ?? 0),
+          saved: formatUidRanges(savedUids),
           ...(mboxSize !== undefined ? { mboxSize } : {}),
           updated: new Date().toISOString(),
         };
@@ -778,6 +793,7 @@ export async function fetchMessages(client: ImapFlow, o: FetchOptions): Promise<
           mailbox: o.mailbox,
           uidValidity,
           lastUid: state?.lastUid ?? 0,
+          saved: formatUidRanges(savedUids),
           ...(mboxSize !== undefined ? { mboxSize } : {}),
           updated: new Date().toISOString(),
         };

@@ -379,6 +379,59 @@ describe('oauthmail fetch', () => {
     expect(parts[2]!.slice(parts[2]!.indexOf('\n') + 1)).toBe(expected(extra) + '\n');
   });
 
+  it('a filtered fetch, then an unfiltered one: the second saves exactly the messages the first skipped (mbox, no duplicates)', async () => {
+    const msgs = [rawMessage(1, 300), rawMessage(2, 400), rawMessage(3, 500), rawMessage(4, 600)];
+    const f = await folderWith(
+      'mixed',
+      msgs.map((raw, i) => ({ raw, seen: i % 2 === 0 })),
+    );
+    const out = path.join(work, 'mixed');
+    const ids = () =>
+      readFileSync(
+        path.join(
+          out,
+          readdirSync(out).find((x) => x.endsWith('.mbox'))!,
+        ),
+        'latin1',
+      )
+        .split(/^(?=From MAILER-DAEMON )/m)
+        .filter(Boolean)
+        .map((p) => mid(p));
+    const first = await cli([
+      'fetch',
+      '-p',
+      'work',
+      '--mailbox',
+      f,
+      '--out',
+      out,
+      '--format',
+      'mbox',
+      '--unseen',
+    ]);
+    expect(first.code, first.stderr).toBe(0);
+    expect(ids()).toEqual([mid(msgs[1]!), mid(msgs[3]!)]);
+    const second = await cli([
+      'fetch',
+      '-p',
+      'work',
+      '--mailbox',
+      f,
+      '--out',
+      out,
+      '--format',
+      'mbox',
+      '--json',
+    ]);
+    expect(second.code, second.stderr).toBe(0);
+    expect(jsonLines(second.stdout).map((x) => x.uid)).toEqual([1, 3]);
+    expect(ids()).toEqual([mid(msgs[1]!), mid(msgs[3]!), mid(msgs[0]!), mid(msgs[2]!)]);
+    const third = await cli(['fetch', '-p', 'work', '--mailbox', f, '--out', out, '--format', 'mbox']);
+    expect(third.code, third.stderr).toBe(0);
+    expect(third.stdout).toBe('');
+    expect(ids()).toHaveLength(4);
+  });
+
   it('--mark-seen sets \\Seen only on the saved messages (the --unseen filter)', async () => {
     const f = await folderWith('seen', [
       { raw: rawMessage(1, 300) },

@@ -47,8 +47,8 @@ export function registerFetch(program: Command, ctx: Context): void {
       'after',
       `
 Nothing is lost: a message is marked, moved or deleted only after its file is complete on disk
-(fsynced and renamed into place). A state file in DIR (UIDVALIDITY and the last UID saved) makes
-reruns download only new messages; with --delete or --move-to a rerun also finishes messages an
+(fsynced and renamed into place). A state file in DIR (UIDVALIDITY and the UIDs saved) makes
+reruns download only messages not saved yet, whatever filters earlier runs used; with --delete or --move-to a rerun also finishes messages an
 interrupted run saved but did not get to delete or move.
 
 Examples:
