@@ -97,6 +97,11 @@ function setPath(draft: Draft, path: string, value: unknown): void {
   else obj[last] = value;
 }
 
+/** A copy of the authParams map without a prototype: `__proto__` or `constructor` are names like any other. */
+function paramMap(v: unknown): Record<string, string> {
+  return Object.assign(Object.create(null) as Record<string, string>, v ?? {});
+}
+
 /** Apply one `key=value` (value undefined: unset) to a draft profile. */
 export function applySetting(draft: Draft, key: string, value: string | undefined): void {
   let field = findField(key);
@@ -116,7 +121,7 @@ export function applySetting(draft: Draft, key: string, value: string | undefine
   }
   if (value === undefined) {
     if (field.kind === 'map' && mapKey) {
-      const map = (draft.authParams as Record<string, string> | undefined) ?? {};
+      const map = paramMap(draft.authParams);
       delete map[mapKey];
       draft.authParams = map;
     } else if (field.kind === 'hostport') {
@@ -156,7 +161,7 @@ export function applySetting(draft: Draft, key: string, value: string | undefine
     case 'map': {
       if (!mapKey) {
         // authParams=k=v,k2=v2
-        const map: Record<string, string> = {};
+        const map = paramMap(undefined);
         for (const pair of splitList(value)) {
           const i = pair.indexOf('=');
           if (i <= 0) {
@@ -168,7 +173,7 @@ export function applySetting(draft: Draft, key: string, value: string | undefine
         }
         draft.authParams = map;
       } else {
-        const map = (draft.authParams as Record<string, string> | undefined) ?? {};
+        const map = paramMap(draft.authParams);
         map[mapKey] = value;
         draft.authParams = map;
       }

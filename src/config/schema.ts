@@ -317,7 +317,19 @@ export function validateProfile(raw: unknown): Profile {
   if (o.authParams !== undefined) {
     if (!isObj(o.authParams)) throw new Invalid('authParams', 'authParams must be an object of NAME: VALUE');
     for (const [k, v] of Object.entries(o.authParams)) {
-      if (typeof v !== 'string' || HAS_CRLF.test(v) || HAS_CRLF.test(k)) {
+      if (!/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/.test(k)) {
+        throw new Invalid(
+          'authParams',
+          `authorization parameter name ${JSON.stringify(k.slice(0, 70))} is invalid: use letters, digits, _ . - (up to 64)`,
+        );
+      }
+      if (RESERVED_AUTH_PARAMS.has(k)) {
+        throw new Invalid(
+          `authParams.${k}`,
+          `authorization parameter ${k} is set by oauthmail itself (${k === 'scope' ? 'use the profile key scopes' : 'it carries the sign-in protection or the app identity'})`,
+        );
+      }
+      if (typeof v !== 'string' || HAS_CRLF.test(v)) {
         throw new Invalid(`authParams.${k}`, `authParams.${k} must be a one-line string`);
       }
     }
@@ -381,6 +393,18 @@ export interface Config {
   defaultProfile?: string;
   profiles: Record<string, Profile>;
 }
+
+/** Authorization-request parameters oauthmail sets itself (RFC 6749 §4.1.1, RFC 7636, OIDC nonce). */
+const RESERVED_AUTH_PARAMS = new Set([
+  'response_type',
+  'client_id',
+  'redirect_uri',
+  'scope',
+  'state',
+  'nonce',
+  'code_challenge',
+  'code_challenge_method',
+]);
 
 export function emptyConfig(): Config {
   return { version: CONFIG_VERSION, profiles: Object.create(null) as Record<string, Profile> };

@@ -156,6 +156,46 @@ describe('profile commands', () => {
     },
   );
 
+  it('--auth-param adds authorization parameters; reserved and malformed names are refused (exit 2)', async () => {
+    const before = readFileSync(home.configFile);
+    for (const [arg, msg] of [
+      ['state=x', 'authorization parameter state is set by oauthmail itself'],
+      ['code_challenge=x', 'authorization parameter code_challenge is set by oauthmail itself'],
+      ['__proto__=x', 'authorization parameter name "__proto__" is invalid'],
+      ['novalue', '--auth-param takes NAME=VALUE'],
+    ] as const) {
+      const r = await home.run(['profile', 'edit', 'work', '--auth-param', arg]);
+      expect(r.code, arg).toBe(2);
+      expect(r.stderr).toContain(msg);
+      expect(readFileSync(home.configFile).equals(before)).toBe(true);
+    }
+    const ok = await home.run([
+      'profile',
+      'edit',
+      'work',
+      '--auth-param',
+      'domain_hint=contoso.test',
+      '--auth-param',
+      'x=a=b',
+    ]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(home.configFile, 'utf8')).profiles.work.authParams).toEqual({
+      domain_hint: 'contoso.test',
+      x: 'a=b',
+    });
+    const unset = await home.run([
+      'profile',
+      'edit',
+      'work',
+      '--unset',
+      'authParams.domain_hint',
+      '--unset',
+      'authParams.x',
+    ]);
+    expect(unset.code, unset.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(home.configFile, 'utf8')).profiles.work.authParams ?? {}).toEqual({});
+  });
+
   it('edits, renames, switches the default and removes', async () => {
     expect(
       (

@@ -117,8 +117,8 @@ describe('custom provider', () => {
     await addCustomProfile(h, 'corp', [
       '--issuer',
       `${idpUrl()}/custom`,
-      '--set',
-      'authParams.access_type=offline',
+      '--auth-param',
+      'access_type=offline',
     ]);
     const bg = background(
       h,

@@ -65,9 +65,22 @@ function settingsFrom(opts: Record<string, unknown>): Setting[] {
     }
     out.push([a.slice(0, i).trim(), a.slice(i + 1)]);
   }
+  for (const a of (opts.authParam as string[] | undefined) ?? []) {
+    const i = a.indexOf('=');
+    if (i <= 0) {
+      throw new UsageError(`--auth-param takes NAME=VALUE (got ${JSON.stringify(a)})`, {
+        code: 'bad_usage',
+        hint: 'example: --auth-param access_type=offline',
+      });
+    }
+    out.push([`authParams.${a.slice(0, i).trim()}`, a.slice(i + 1)]);
+  }
   for (const k of (opts.unset as string[] | undefined) ?? []) out.push([k, undefined]);
   return out;
 }
+
+const AUTH_PARAM_HELP =
+  'extra authorization-request parameter, e.g. access_type=offline (repeatable; custom providers)';
 
 function needsSecret(p: Profile): SecretKind | undefined {
   if (p.flow === 'service-account') return 'service-account';
@@ -186,6 +199,7 @@ export function registerProfile(program: Command, ctx: Context): void {
   for (const [flag, , help] of FLAG_KEYS) add.option(`--${flag} <value>`, help);
   add
     .option('--set <key=value>', 'set any profile key (repeatable; see `oauthmail profile keys`)', collect)
+    .option('--auth-param <name=value>', AUTH_PARAM_HELP, collect)
     .option('--client-secret-stdin', 'read the client secret from stdin')
     .option(
       '--certificate <file>',
@@ -316,7 +330,12 @@ or the hidden prompt. Examples:
     .command('edit <name>')
     .description('change profile keys')
     .option('--set <key=value>', 'set a key (repeatable)', collect)
-    .option('--unset <key>', 'remove an optional key (repeatable)', collect)
+    .option('--auth-param <name=value>', AUTH_PARAM_HELP, collect)
+    .option(
+      '--unset <key>',
+      'remove an optional key (repeatable; authParams.NAME for one parameter)',
+      collect,
+    )
     .addHelpText(
       'after',
       '\nExample:\n  $ oauthmail profile edit work --set smtp=smtp.office365.com:587 --set capabilities=send',
