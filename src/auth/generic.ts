@@ -262,13 +262,31 @@ export abstract class StoredTokenProvider implements TokenProvider {
       }
       if (!prev?.refresh_token) throw this.notSignedIn();
       this.deps.io.debug(`refreshing the access token of ${this.profileName}`);
-      const r = await this.redeemRefreshToken(prev.refresh_token);
+      let r: TokenResponse;
+      try {
+        r = await this.redeemRefreshToken(prev.refresh_token);
+      } catch (e) {
+        if (e instanceof AuthError) await this.health({ kind: 'refresh-refused', code: e.code });
+        throw e;
+      }
       // Re-read once more: a subclass may have persisted emitted tokens while redeeming.
       const latest = (await this.readStored()) ?? prev;
       const next = this.merge(latest, r);
       await this.writeStored(next);
+      await this.health({ kind: 'refresh', rotated: next.refresh_token !== prev.refresh_token });
       return this.result(next, false);
     });
+  }
+
+  /** Token health (src/auth/health.ts), as microsoft.ts records it: best effort, never fails the caller. */
+  protected async health(ev: import('./health.js').HealthEvent): Promise<void> {
+    const { recordHealth } = await import('./health.js');
+    await recordHealth(
+      { env: this.deps.env, lock: this.deps.lock, debug: (m) => this.deps.io.debug(m) },
+      this.profileName,
+      this.providerKind,
+      ev,
+    );
   }
 
   /** Store the result of an interactive sign-in (replaces what was stored). */
@@ -284,6 +302,7 @@ export abstract class StoredTokenProvider implements TokenProvider {
     }
     const next = this.merge(undefined, r, account);
     await this.deps.lock(this.lockName, () => this.writeStored(next));
+    await this.health({ kind: 'sign-in' });
     return this.result(next, false);
   }
 
@@ -321,6 +340,7 @@ export abstract class StoredTokenProvider implements TokenProvider {
       const r = await this.redeemRefreshToken(file.refresh_token!);
       const next = this.merge({ v: 1, refresh_token: file.refresh_token }, r);
       await this.writeStored(next);
+      await this.health({ kind: 'sign-in' });
       return this.result(next, false);
     });
   }

@@ -182,6 +182,35 @@ describe.each<Kind>(['google', 'custom'])('%s token endpoint', (kind) => {
   }, 60_000);
 });
 
+describe.each<Kind>(['google', 'custom'])('%s token health', (kind) => {
+  it('a silent refresh during `token` is recorded (used, rotated); a refused one too', async () => {
+    const h = await profile(kind);
+    const health = async () => {
+      const st = await cli(h, ['status', 'p', '--json']);
+      expect(st.code, st.stderr).toBe(0);
+      return JSON.parse(st.stdout)[0].health as Record<string, string | undefined>;
+    };
+    const first = await health();
+    expect(first.obtainedAt).toBeTruthy();
+    // the custom provider rotates on every refresh; Google only when configured to
+    await admin('config', { rotateGoogleRefreshTokens: true });
+    const r = await cli(h, ['token', 'p', '--force-refresh']);
+    expect(r.code, r.stderr).toBe(0);
+    const after = await health();
+    expect(Date.parse(after.lastUsedAt!)).toBeGreaterThan(Date.parse(first.lastUsedAt!));
+    expect(after.lastRotatedAt).toBe(after.lastUsedAt);
+    await admin('faults', {
+      endpoint: ENDPOINT[kind],
+      grantType: 'refresh_token',
+      status: 400,
+      error: 'invalid_grant',
+      times: 1,
+    });
+    expect((await cli(h, ['token', 'p', '--force-refresh'])).code).toBe(4);
+    expect((await health()).lastFailureAt).toBeTruthy();
+  }, 60_000);
+});
+
 it('a custom provider’s discovery document is retried after a 503', async () => {
   const h = home();
   const add = await cli(

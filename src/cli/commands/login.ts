@@ -125,18 +125,6 @@ Order of fallbacks when a step is impossible: browser (with a display) → devic
         timeoutMs: timeout * 1000,
         ...(opts.paste ? { paste: true } : {}),
       });
-      if (profile.provider !== 'microsoft' && method !== 'client-credentials') {
-        // token health for providers that do not record it themselves (microsoft.ts does)
-        const { recordHealth } = await import('../../auth/health.js');
-        await recordHealth(
-          { env: ctx.env, lock: ctx.lock, debug: (m) => io.debug(m) },
-          name,
-          profile.provider,
-          {
-            kind: 'sign-in',
-          },
-        );
-      }
       if (io.json) {
         io.outJson({
           profile: name,

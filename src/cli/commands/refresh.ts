@@ -54,7 +54,7 @@ Examples:
       }
       const { tokenProviderFor } = await import('../../auth/index.js');
       const { resolveProfileName } = await import('../../config/store.js');
-      const { readHealth, recordHealth } = await import('../../auth/health.js');
+      const { readHealth } = await import('../../auth/health.js');
       const config = await ctx.config.load();
       const names = opts.all
         ? Object.keys(config.profiles).sort()
@@ -66,7 +66,6 @@ Examples:
         return;
       }
       const rows: Row[] = [];
-      const healthDeps = { env: ctx.env, lock: ctx.lock, debug: (m: string) => io.debug(m) };
 
       for (const name of names) {
         const p = config.profiles[name]!;
@@ -83,9 +82,7 @@ Examples:
             }
           }
           const t = await provider.getToken({ forceRefresh: true });
-          // Microsoft records its own health (with rotation); other providers are recorded here
-          if (p.provider !== 'microsoft' && !appOnly)
-            await recordHealth(healthDeps, name, p.provider, { kind: 'refresh', rotated: false });
+          // the providers record token health themselves (refresh, rotation, refusal)
           const rec = (await readHealth(ctx.env)).profiles[name];
           rows.push({
             profile: name,
@@ -102,14 +99,6 @@ Examples:
             : new OauthmailError(`unexpected error: ${(e as Error)?.message ?? String(e)}`, {
                 code: 'unexpected',
               });
-          if (
-            err instanceof AuthError &&
-            p.provider !== 'microsoft' &&
-            !appOnly &&
-            err.code !== 'not_signed_in'
-          ) {
-            await recordHealth(healthDeps, name, p.provider, { kind: 'refresh-refused', code: err.code });
-          }
           rows.push({
             profile: name,
             provider: p.provider,
