@@ -310,6 +310,16 @@ export abstract class StoredTokenProvider implements TokenProvider {
     return this.deps.lock(this.lockName, () => this.deps.store.delete(this.profileName, 'token-cache'));
   }
 
+  /** Revoke the refresh token at the provider; false when the provider has no revocation endpoint. */
+  protected abstract revokeRefreshToken(refreshToken: string): Promise<boolean>;
+
+  async revokeAtProvider(): Promise<'revoked' | 'nothing'> {
+    const t = await this.readStored();
+    if (!t?.refresh_token) return 'nothing';
+    this.deps.io.debug(`revoking the refresh token of ${this.profileName} at the provider`);
+    return (await this.revokeRefreshToken(t.refresh_token)) ? 'revoked' : 'nothing';
+  }
+
   async status(): Promise<TokenStatus> {
     const t = await this.readStored();
     const problems: TokenStatus['problems'] = [];
@@ -582,6 +592,19 @@ export class GenericProvider extends StoredTokenProvider {
       token_type: t.token_type,
       id_token: t.id_token,
     };
+  }
+
+  /** RFC 7009 through openid-client, when the metadata (or the profile) names a revocation endpoint. */
+  protected async revokeRefreshToken(refreshToken: string): Promise<boolean> {
+    const oc = await this.lib();
+    const config = await this.config();
+    if (!config.serverMetadata().revocation_endpoint) return false;
+    try {
+      await oc.tokenRevocation(config, refreshToken, { token_type_hint: 'refresh_token' });
+    } catch (e) {
+      throw await this.mapError(e, 'refresh');
+    }
+    return true;
   }
 
   protected async redeemRefreshToken(refreshToken: string): Promise<TokenResponse> {

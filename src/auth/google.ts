@@ -120,6 +120,42 @@ export class GoogleProvider extends StoredTokenProvider {
   }
 
   /**
+   * Google's revocation endpoint (RFC 7009 shape, no client authentication). A token Google
+   * already considers invalid (400 invalid_token) is as good as revoked.
+   */
+  protected async revokeRefreshToken(refreshToken: string): Promise<boolean> {
+    if (this.serviceAccount) return false;
+    const url = this.profile.revocationEndpoint ?? GOOGLE_REVOKE_ENDPOINT;
+    let res: Response;
+    try {
+      res = await this.http(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ token: refreshToken }).toString(),
+      });
+    } catch (e) {
+      throw networkError(url, e);
+    }
+    if (res.ok) return true;
+    const text = await res.text().catch(() => '');
+    let body: { error?: unknown; error_description?: unknown } = {};
+    try {
+      body = JSON.parse(text) as typeof body;
+    } catch {
+      // an HTML error page: the status says enough
+    }
+    if (res.status === 400 && body.error === 'invalid_token') return true;
+    throw oauthError(
+      {
+        error: typeof body.error === 'string' ? body.error : undefined,
+        error_description: typeof body.error_description === 'string' ? body.error_description : undefined,
+        status: res.status,
+      },
+      this.errCtx({ during: 'refresh' }),
+    );
+  }
+
+  /**
    * Called under the lock. Every token set the library emits is persisted before returning.
    * The event's object is copied at once: refreshAccessToken() then overwrites its
    * refresh_token with the one it was called with, which would lose a rotated token.

@@ -90,4 +90,10 @@ export interface TokenProvider {
   exportTokens(): Promise<TokenFile>;
   /** Where the user can revoke the grant, for `logout`. */
   revokeHints(): string[];
+  /**
+   * Revoke the stored refresh token at the provider (RFC 7009), for `logout`: 'revoked', or
+   * 'nothing' when no refresh token is stored or no revocation endpoint is known; throws when the
+   * provider could not be told (the caller then keeps the tokens). Microsoft has no endpoint.
+   */
+  revokeAtProvider?(): Promise<'revoked' | 'nothing'>;
 }

@@ -21,6 +21,8 @@ const CAROL = fixtures.google.users[0]! as { email: string };
 type Kind = 'google' | 'custom';
 const ENDPOINT: Record<Kind, string> = { google: 'google.token', custom: 'custom.token' };
 const secrets = new Set<string>([CLIENT.secret]);
+/** The refresh token the last profile() imported. */
+let lastRefreshToken = '';
 
 beforeEach(async () => {
   await admin('reset', {});
@@ -80,6 +82,7 @@ async function profile(kind: Kind, extra: string[] = [], tokenUrl?: string): Pro
   expect(typeof minted.refresh_token).toBe('string');
   secrets.add(minted.refresh_token);
   secrets.add(minted.access_token);
+  lastRefreshToken = minted.refresh_token;
   const file = join(h.dir, 'tokens.json');
   writeFileSync(file, JSON.stringify({ refresh_token: minted.refresh_token }), { mode: 0o600 });
   // import redeems the refresh token once to prove it works; the faults come after
@@ -208,6 +211,50 @@ describe.each<Kind>(['google', 'custom'])('%s token health', (kind) => {
     });
     expect((await cli(h, ['token', 'p', '--force-refresh'])).code).toBe(4);
     expect((await health()).lastFailureAt).toBeTruthy();
+  }, 60_000);
+});
+
+describe.each<Kind>(['google', 'custom'])('%s logout', (kind) => {
+  const revokeEndpoint = kind === 'google' ? 'google.revoke' : 'custom.revoke';
+  const revokeUrl = () => (kind === 'google' ? `${url()}/revoke` : `${url()}/custom/revoke`);
+  const revokeCalls = async (): Promise<number> => ((await adminGet('stats')) as Json)[revokeEndpoint] ?? 0;
+
+  it('revokes the refresh token at the provider, then removes it here', async () => {
+    const h = await profile(kind, ['--set', `revocationEndpoint=${revokeUrl()}`]);
+    const rt = lastRefreshToken;
+    const before = await revokeCalls();
+    const r = await cli(h, ['logout', 'p', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ profile: 'p', removed: true, revokedAtProvider: true });
+    expect(r.stderr).toContain('The refresh token was revoked at the identity provider');
+    expect((await revokeCalls()) - before).toBe(1);
+    // the provider refuses it now: importing it elsewhere needs a new sign-in
+    const other = home();
+    const add = await cli(other, ['profile', 'show', 'p']);
+    expect(add.code).toBe(3);
+    const h2 = await profile(kind, ['--set', `revocationEndpoint=${revokeUrl()}`]);
+    const file = join(h2.dir, 'old.json');
+    writeFileSync(file, JSON.stringify({ refresh_token: rt }), { mode: 0o600 });
+    const imp = await cli(h2, ['import', 'p', '--file', file]);
+    expect(imp.code, imp.stderr).toBe(4);
+  }, 60_000);
+
+  it('when the provider cannot be told, the tokens are kept (exit 6, the way out named); --no-revoke removes them here only', async () => {
+    const h = await profile(kind, ['--set', `revocationEndpoint=${revokeUrl()}`, '--set', 'retry.mode=none']);
+    await admin('faults', { endpoint: revokeEndpoint, status: 503, times: -1 });
+    const r = await cli(h, ['logout', 'p']);
+    expect(r.code, r.stderr).toBe(6);
+    expect(r.stderr).toContain('oauthmail logout p --no-revoke');
+    const st = await cli(h, ['status', 'p', '--json']);
+    expect(JSON.parse(st.stdout)[0].signedIn).toBe(true);
+    const before = await revokeCalls();
+    const local = await cli(h, ['logout', 'p', '--no-revoke']);
+    expect(local.code, local.stderr).toBe(0);
+    expect(local.stderr).toContain('Removed the stored tokens of p.');
+    expect(local.stderr).toContain('stay valid at the identity provider');
+    expect(await revokeCalls()).toBe(before);
+    const st2 = await cli(h, ['status', 'p', '--json']);
+    expect(JSON.parse(st2.stdout)[0].signedIn).toBe(false);
   }, 60_000);
 });
 

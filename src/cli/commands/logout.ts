@@ -1,24 +1,49 @@
-/** `oauthmail logout [PROFILE]`: remove the stored tokens and say where to revoke the grant. */
+/**
+ * `oauthmail logout [PROFILE]`: revoke the refresh token at the provider when it has a revocation
+ * endpoint (Google, custom providers that publish one; RFC 7009), then remove the stored tokens,
+ * and say where else the grant can be revoked. When the provider cannot be told, the tokens are
+ * kept (a live refresh token nobody can revoke any more is worse) unless --no-revoke says so.
+ */
 import type { Command } from 'commander';
 import type { Context } from '../context.js';
 
 export function registerLogout(program: Command, ctx: Context): void {
   program
     .command('logout [profile]')
-    .description('remove the stored tokens of a profile (the app registration and secrets stay)')
-    .action(async (nameArg: string | undefined) => {
+    .description(
+      'revoke the refresh token at the provider where it allows, and remove the stored tokens (the app registration and secrets stay)',
+    )
+    .option('--no-revoke', 'only remove the tokens stored here; do not contact the provider')
+    .action(async (nameArg: string | undefined, opts: { revoke?: boolean }) => {
       const { resolveProvider } = await import('../../auth/index.js');
       const { name, provider } = await resolveProvider(
         ctx,
         nameArg ?? (program.opts().profile as string | undefined),
       );
+      let revoked: 'revoked' | 'nothing' | 'skipped' = 'skipped';
+      if (opts.revoke !== false && provider.revokeAtProvider) {
+        try {
+          revoked = await provider.revokeAtProvider();
+        } catch (e) {
+          const err = e as { hint?: string };
+          err.hint = `the tokens are still stored; try again later, or remove them here only: oauthmail logout ${name} --no-revoke`;
+          throw e;
+        }
+      }
       const removed = await provider.logout();
       const revoke = provider.revokeHints();
-      if (ctx.io.json) ctx.io.outJson({ profile: name, removed, revoke });
+      if (ctx.io.json)
+        ctx.io.outJson({ profile: name, removed, revokedAtProvider: revoked === 'revoked', revoke });
       ctx.io.err(removed ? `Removed the stored tokens of ${name}.` : `No tokens were stored for ${name}.`);
-      ctx.io.err(
-        'Refresh tokens stay valid at the identity provider until they expire or are revoked. To revoke the grant:',
-      );
+      if (revoked === 'revoked') {
+        ctx.io.err(
+          'The refresh token was revoked at the identity provider. To remove the app’s access entirely:',
+        );
+      } else {
+        ctx.io.err(
+          'Refresh tokens stay valid at the identity provider until they expire or are revoked. To revoke the grant:',
+        );
+      }
       for (const r of revoke) ctx.io.err(`  ${r}`);
     });
 }

@@ -40,6 +40,7 @@ const FAULT_ENDPOINTS = new Set([
   'custom.authorize',
   'custom.token',
   'custom.device',
+  'custom.revoke',
 ]);
 
 class AdminError extends Error {

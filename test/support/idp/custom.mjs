@@ -4,6 +4,7 @@
 //   GET  /custom/authorize                                 auth code + PKCE S256 (required), query response
 //   POST /custom/token                                     authorization_code, refresh_token (rotating), device_code
 //   POST /custom/device_authorization                      RFC 8628 (approve with POST /_admin/device)
+//   POST /custom/revoke                                    RFC 7009 (refresh tokens; client authentication)
 // Users and clients are Google's fixtures (carol, the Google client and its secret); the client
 // authenticates with client_secret_basic or client_secret_post. Stats: `custom.token` by grant,
 // and `custom.auth` by method (basic|post).
@@ -28,6 +29,7 @@ function metadata(ctx) {
     authorization_endpoint: `${b}/authorize`,
     token_endpoint: `${b}/token`,
     device_authorization_endpoint: `${b}/device_authorization`,
+    revocation_endpoint: `${b}/revoke`,
     response_types_supported: ['code'],
     grant_types_supported: ['authorization_code', 'refresh_token', DEVICE_GRANT],
     token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
@@ -61,6 +63,17 @@ export async function handleCustom(ctx, req, res, url) {
     count(ctx.state, 'custom.token', form.grant_type || '(none)');
     if (await ctx.guard(res, 'custom.token', form.grant_type, { counted: true })) return true;
     sendJson(res, 200, token(ctx, req, form));
+    return true;
+  }
+  if (p === '/custom/revoke' && req.method === 'POST') {
+    // RFC 7009: the client authenticates; an unknown token is not an error (200 either way)
+    const form = await readForm(req);
+    count(ctx.state, 'custom.revoke');
+    if (await ctx.guard(res, 'custom.revoke', undefined, { counted: true })) return true;
+    const client = authenticate(ctx, req, form);
+    const rec = form.token && custom(ctx.state).refreshTokens.get(form.token);
+    if (rec && rec.clientId === client.clientId) rec.used = true;
+    sendJson(res, 200, {});
     return true;
   }
   if (p === '/custom/device_authorization' && req.method === 'POST') {
