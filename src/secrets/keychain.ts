@@ -14,12 +14,20 @@
  *   - the one known cause of the 25 s hang, a HOME that does not exist (gnome-keyring, started by
  *     D-Bus activation, cannot create its folders), is checked first and keytar is not called;
  *   - a session bus that accepts connections but never answers (the case that held the process
- *     for ever) is caught before keytar is called: busAnswers() does the first step of the D-Bus
- *     handshake on a socket of its own, under the timeout;
+ *     for ever) is caught before keytar is called: our own D-Bus client (./dbus.ts) connects,
+ *     authenticates and says Hello on a socket of its own, under the timeout;
+ *   - a bus that answers but whose Secret Service activation never completes (the other case
+ *     that held the process ~25 s) is caught the same way: before keytar is loaded, our own D-Bus
+ *     client (./dbus.ts, ./secret-service.ts) asks whether the Secret Service runs or can be
+ *     started, under the timeout;
  *   - after any other timeout pendingKeychainCalls() is > 0, and only a signal ends the process
- *     at once (the CLI decides; see the note on pendingKeychainCalls). Left: a bus that answers
- *     but whose Secret Service activation never completes (measured: the process ends at the
- *     D-Bus default of 25 s, after printing its result at the 3 s timeout).
+ *     at once (the CLI decides; see the note on pendingKeychainCalls).
+ * Reads on Linux do not use keytar at all: our client looks the item up the way keytar's
+ * getPassword does (same attributes) and reads it over a plain Secret Service session on the
+ * private session bus. That is as fast as keytar's call, saves loading the native module and
+ * its probe call (the `token` start-up path), answers "locked" instead of "nothing stored" for
+ * a locked keyring, and can be abandoned at the timeout like any socket. Writes and deletes stay
+ * with keytar.
  */
 import { existsSync } from 'node:fs';
 import { InternalError } from '../errors/index.js';
@@ -89,37 +97,6 @@ function explain(m: string): string {
   return m;
 }
 
-/**
- * Does the session bus answer at all? A peer that accepts the connection but never answers the
- * D-Bus authentication (a hung dbus-daemon, a stale socket taken over by something else) would
- * leave keytar's native call stuck for ever, and with it the process (see the note at the top).
- * So before any keytar call: connect ourselves, send the first line of the SASL handshake
- * (D-Bus specification, "Authentication Protocol": NUL byte, then AUTH EXTERNAL <hex uid>) and
- * wait for any reply line, under the keychain timeout. A socket can be cancelled; a keytar call
- * cannot. Connection errors are left to keytar, which reports them at once in its own words.
- */
-async function busAnswers(address: string | undefined, timeoutMs: number): Promise<void> {
-  const m = /(?:^|;)unix:(path|abstract)=([^,;]+)/.exec(address ?? '');
-  if (!m) return;
-  const target = m[1] === 'abstract' ? `\0${m[2]!}` : m[2]!;
-  const { connect } = await import('node:net');
-  const uid = typeof process.getuid === 'function' ? String(process.getuid()) : '0';
-  const answered = await new Promise<boolean | 'error'>((resolve) => {
-    const sock = connect(target);
-    const done = (v: boolean | 'error') => {
-      clearTimeout(timer);
-      sock.destroy();
-      resolve(v);
-    };
-    const timer = setTimeout(() => done(false), timeoutMs);
-    sock.once('error', () => done('error'));
-    sock.once('connect', () => sock.write(`\0AUTH EXTERNAL ${Buffer.from(uid).toString('hex')}\r\n`));
-    sock.once('data', () => done(true));
-  });
-  if (answered === false)
-    throw new KeychainUnavailableError(`the D-Bus session bus did not answer within ${timeoutMs} ms`);
-}
-
 async function loadKeytar(): Promise<KeytarLike> {
   // a variable specifier: keytar is optional, so the build must not need its types
   const specifier = 'keytar';
@@ -178,7 +155,7 @@ export interface KeychainStoreOptions {
   timeoutMs?: number;
   /** Per-entry limit for the splitting layer (default: 2,560 bytes on Windows). */
   splitLimitBytes?: number;
-  /** For tests: a keytar stand-in. */
+  /** For tests: a keytar stand-in (then reads use it too, not the D-Bus reader). */
   loadKeytar?: () => Promise<KeytarLike>;
   platform?: NodeJS.Platform;
 }
@@ -194,12 +171,16 @@ export class KeychainStore implements SecretStore {
   private readonly load: () => Promise<KeytarLike>;
   private keytar: Promise<KeytarLike> | undefined;
   private readonly platform: NodeJS.Platform;
+  /** Linux with a session bus: probe and read over our own D-Bus client (see the note at the top). */
+  private readonly ownReader: boolean;
+  private prechecked: Promise<void> | undefined;
 
   constructor(options: KeychainStoreOptions = {}) {
     const platform = options.platform ?? process.platform;
     this.platform = platform;
     this.timeoutMs = options.timeoutMs ?? keychainTimeoutMs(options.env ?? process.env);
     this.load = options.loadKeytar ?? loadKeytar;
+    this.ownReader = !options.loadKeytar && isSecretServicePlatform(platform);
     this.location =
       platform === 'darwin'
         ? 'keychain (macOS Keychain)'
@@ -221,23 +202,49 @@ export class KeychainStore implements SecretStore {
   }
 
   /**
-   * libsecret (through D-Bus activation) starts gnome-keyring, which cannot run when HOME does
-   * not exist; the call then blocks for D-Bus's 25 s timeout and holds the process that long.
-   * keytar reads the real process environment, so this checks process.env, not options.env.
+   * Before keytar is called (its calls cannot be cancelled), on Linux-like systems: HOME must exist
+   * (gnome-keyring, started by D-Bus activation, cannot run without it, and libsecret then waits
+   * the 25 s D-Bus timeout), and the Secret Service must run or start within the timeout, asked
+   * over our own connection. keytar reads the real process environment, so this checks process.env.
    */
-  private async precheck(): Promise<void> {
-    if (this.platform !== 'linux' && this.platform !== 'freebsd' && this.platform !== 'openbsd') return;
-    const home = process.env.HOME;
-    if (home && !existsSync(home)) {
-      throw new KeychainUnavailableError(`HOME (${home}) does not exist, so no keyring can start`);
-    }
-    await busAnswers(process.env.DBUS_SESSION_BUS_ADDRESS, this.timeoutMs);
+  private precheck(): Promise<void> {
+    this.prechecked ??= (async () => {
+      if (!isSecretServicePlatform(this.platform)) return;
+      const home = process.env.HOME;
+      if (home && !existsSync(home)) {
+        throw new KeychainUnavailableError(`HOME (${home}) does not exist, so no keyring can start`);
+      }
+      const address = process.env.DBUS_SESSION_BUS_ADDRESS;
+      if (!address) return; // keytar says so in its own words, at once
+      const { probeSecretService } = await import('./secret-service.js');
+      const r = await probeSecretService(address, this.timeoutMs);
+      if (!r.ok) throw new KeychainUnavailableError(r.reason);
+    })();
+    return this.prechecked;
+  }
+
+  /** One read over our own D-Bus client: the same item keytar.getPassword would return. */
+  private async readOwn(account: string): Promise<string | undefined> {
+    await this.precheck();
+    const { lookupSecret, keytarAttributes } = await import('./secret-service.js');
+    const r = await lookupSecret(keytarAttributes(KEYCHAIN_SERVICE, account), {
+      address: process.env.DBUS_SESSION_BUS_ADDRESS ?? '',
+      timeoutMs: this.timeoutMs,
+    });
+    if (r.status === 'found') return r.value;
+    if (r.status === 'absent') return undefined;
+    if (r.status === 'locked')
+      throw new KeychainUnavailableError(
+        'the keyring is locked and cannot be unlocked from here (unlock it in the desktop session, or with gnome-keyring-daemon --unlock)',
+      );
+    throw new KeychainUnavailableError(r.reason);
   }
 
   private backend(): RawBackend {
     const ms = () => this.timeoutMs;
     return {
       get: async (account) => {
+        if (this.ownReader && process.env.DBUS_SESSION_BUS_ADDRESS) return this.readOwn(account);
         const k = await this.kt();
         const v = await withTimeout('read', ms(), () => k.getPassword(KEYCHAIN_SERVICE, account));
         return v ?? undefined;
@@ -260,6 +267,11 @@ export class KeychainStore implements SecretStore {
   async probe(): Promise<ProbeResult> {
     const t0 = performance.now();
     try {
+      if (this.ownReader && process.env.DBUS_SESSION_BUS_ADDRESS) {
+        // the Secret Service runs (or started) and answers: enough to read; keytar loads on a write
+        await this.precheck();
+        return { ok: true, ms: performance.now() - t0 };
+      }
       const k = await this.kt();
       await withTimeout('probe', this.timeoutMs, () => k.getPassword(KEYCHAIN_SERVICE, '.probe'));
       return { ok: true, ms: performance.now() - t0 };
@@ -283,6 +295,10 @@ export class KeychainStore implements SecretStore {
   async delete(profile: string, kind: SecretKind): Promise<boolean> {
     return this.split.delete(account(profile, kind));
   }
+}
+
+function isSecretServicePlatform(p: NodeJS.Platform): boolean {
+  return p === 'linux' || p === 'freebsd' || p === 'openbsd';
 }
 
 function account(profile: string, kind: SecretKind): string {

@@ -7,7 +7,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -124,6 +124,43 @@ describe('keychain faults, CLI level', () => {
     } finally {
       for (const c of sockets) c.destroy();
       await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('a Secret Service whose activation never completes: the warning at the timeout, and the process ends by itself (not at the 25 s D-Bus timeout)', async () => {
+    // a bus that can "activate" org.freedesktop.secrets, but the program never takes the name
+    const dir = mkdtempSync(join(root, 'stuck-'));
+    const sock = join(dir, 'bus');
+    mkdirSync(join(dir, 'services'));
+    writeFileSync(
+      join(dir, 'services', 'org.freedesktop.secrets.service'),
+      '[D-BUS Service]\nName=org.freedesktop.secrets\nExec=/bin/sleep 20\n',
+    );
+    const conf = join(dir, 'bus.conf');
+    writeFileSync(
+      conf,
+      `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN" "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><type>session</type><listen>unix:path=${sock}</listen><auth>EXTERNAL</auth><servicedir>${join(dir, 'services')}</servicedir>
+<policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/><allow own="*"/></policy></busconfig>`,
+    );
+    const stuck = spawn('dbus-daemon', ['--config-file', conf, '--nofork', '--nopidfile'], {
+      stdio: 'ignore',
+    });
+    try {
+      for (let i = 0; i < 50 && !existsSync(sock); i++) await sleep(100);
+      const a = await profileHome('auto', {
+        DBUS_SESSION_BUS_ADDRESS: `unix:path=${sock}`,
+        OAUTHMAIL_KEYCHAIN_TIMEOUT_MS: '1000',
+      });
+      // runCli fails the test if the process has not ended after 15 s; keytar alone held it 25 s
+      const r = await a.run(['profile', 'secret', 'k', '--stdin'], { input: SECRET, timeoutMs: 15_000 });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(
+        /^warning: no Secret Service on D-Bus \(the Secret Service did not start within 1000 ms\); storing secrets in /m,
+      );
+      noLeak(a, r.stdout + r.stderr);
+    } finally {
+      stuck.kill('SIGTERM');
     }
   });
 

@@ -28,37 +28,42 @@ beforeEach(async () => {
   await admin('reset', {});
 });
 
-/** A profile of this kind whose token endpoint is `tokenUrl` (the fake IdP's by default). */
-async function profile(kind: Kind, extra: string[] = [], tokenUrl?: string): Promise<CliHome> {
-  const h = home();
+/** Where the profile finds the provider: the fake IdP's endpoints, or (custom) its issuer. */
+function endpoints(kind: Kind | 'custom-issuer'): string[] {
   const idp = url();
-  const args =
-    kind === 'google'
-      ? [
-          '--provider',
-          'google',
-          '--authorization-endpoint',
-          `${idp}/o/oauth2/v2/auth`,
-          '--token-endpoint',
-          tokenUrl ?? `${idp}/token`,
-        ]
-      : [
-          '--provider',
-          'custom',
-          '--scopes',
-          'mail',
-          '--authorization-endpoint',
-          `${idp}/custom/authorize`,
-          '--token-endpoint',
-          tokenUrl ?? `${idp}/custom/token`,
-        ];
+  if (kind === 'google')
+    return [
+      '--provider',
+      'google',
+      '--authorization-endpoint',
+      `${idp}/o/oauth2/v2/auth`,
+      '--token-endpoint',
+      `${idp}/token`,
+    ];
+  if (kind === 'custom-issuer')
+    return ['--provider', 'custom', '--scopes', 'mail', '--issuer', `${idp}/custom`];
+  return [
+    '--provider',
+    'custom',
+    '--scopes',
+    'mail',
+    '--authorization-endpoint',
+    `${idp}/custom/authorize`,
+    '--token-endpoint',
+    `${idp}/custom/token`,
+  ];
+}
+
+/** `profile add p` in a fresh home, Carol with the Google client (which the custom shape shares). */
+async function addProfile(kind: Kind | 'custom-issuer', extra: string[]): Promise<CliHome> {
+  const h = home();
   const add = await cli(
     h,
     [
       'profile',
       'add',
       'p',
-      ...args,
+      ...endpoints(kind),
       '--client-id',
       CLIENT.clientId,
       '--client-type',
@@ -73,6 +78,11 @@ async function profile(kind: Kind, extra: string[] = [], tokenUrl?: string): Pro
     CLIENT.secret,
   );
   expect(add.code, add.stderr).toBe(0);
+  return h;
+}
+
+/** A live refresh token minted by the IdP, in a token file for `oauthmail import`. */
+async function mintedTokenFile(kind: Kind, h: CliHome): Promise<string> {
   const minted: Json = await admin('mint', {
     provider: kind,
     user: CAROL.email,
@@ -85,8 +95,13 @@ async function profile(kind: Kind, extra: string[] = [], tokenUrl?: string): Pro
   lastRefreshToken = minted.refresh_token;
   const file = join(h.dir, 'tokens.json');
   writeFileSync(file, JSON.stringify({ refresh_token: minted.refresh_token }), { mode: 0o600 });
-  // import redeems the refresh token once to prove it works; the faults come after
-  const imp = await cli(h, ['import', 'p', '--file', file]);
+  return file;
+}
+
+/** A signed-in profile of this kind: added, then a minted refresh token imported (redeemed once). */
+async function profile(kind: Kind, extra: string[] = []): Promise<CliHome> {
+  const h = await addProfile(kind, extra);
+  const imp = await cli(h, ['import', 'p', '--file', await mintedTokenFile(kind, h)]);
   expect(imp.code, imp.stderr).toBe(0);
   return h;
 }
@@ -259,42 +274,10 @@ describe.each<Kind>(['google', 'custom'])('%s logout', (kind) => {
 });
 
 it('a custom provider’s discovery document is retried after a 503', async () => {
-  const h = home();
-  const add = await cli(
-    h,
-    [
-      'profile',
-      'add',
-      'd',
-      '--provider',
-      'custom',
-      '--issuer',
-      `${url()}/custom`,
-      '--scopes',
-      'mail',
-      '--client-id',
-      CLIENT.clientId,
-      '--client-type',
-      'secret',
-      '--client-secret-stdin',
-      '--user',
-      CAROL.email,
-      '--storage',
-      'file',
-    ],
-    CLIENT.secret,
-  );
-  expect(add.code, add.stderr).toBe(0);
-  const minted: Json = await admin('mint', {
-    provider: 'custom',
-    user: CAROL.email,
-    clientId: CLIENT.clientId,
-  });
-  secrets.add(minted.refresh_token);
-  const file = join(h.dir, 'tokens.json');
-  writeFileSync(file, JSON.stringify({ refresh_token: minted.refresh_token }), { mode: 0o600 });
+  const h = await addProfile('custom-issuer', []);
+  const file = await mintedTokenFile('custom', h);
   await admin('faults', { endpoint: 'custom.discovery', status: 503, retryAfter: 0, times: 1 });
-  const r = await cli(h, ['import', 'd', '--file', file, '--verbose']);
+  const r = await cli(h, ['import', 'p', '--file', file, '--verbose']);
   expect(r.code, r.stderr).toBe(0);
   expect(r.stderr).toMatch(/GET \S+\/\.well-known\/\S+ → 503/);
   expect(r.stderr).toMatch(/retrying in/);

@@ -219,7 +219,7 @@ describe('without a Secret Service (child processes)', () => {
     expect(result.kind).toBe('file');
     expect(result.warnings).toHaveLength(1);
     expect(result.warnings[0]).toMatch(
-      /^no Secret Service on D-Bus \(Could not connect: No such file or directory\); storing secrets in .*\/secrets \(mode 0600\)\. Set OAUTHMAIL_PASSPHRASE to encrypt them\.$/,
+      /^no Secret Service on D-Bus \(cannot connect to the session bus at \S+\/no-such-bus \(ENOENT\)\); storing secrets in .*\/secrets \(mode 0600\)\. Set OAUTHMAIL_PASSPHRASE to encrypt them\.$/,
     );
     expect(result.ms).toBeLessThan(1000);
     console.log(
@@ -257,7 +257,7 @@ describe('without a Secret Service (child processes)', () => {
     expect(result.kind).toBeUndefined();
     expect(result.error).toMatchObject({ code: 'keychain_unavailable', exitCode: 1 });
     expect(result.error!.message).toBe(
-      'the keychain is unavailable: no Secret Service on D-Bus (Could not connect: No such file or directory).',
+      `the keychain is unavailable: no Secret Service on D-Bus (cannot connect to the session bus at ${path.join(root, 'no-such-bus')} (ENOENT)).`,
     );
     expect(result.error!.hint).toContain('--storage file');
     expect(result.warnings).toEqual([]);
