@@ -123,15 +123,26 @@ export async function forgetHealth(
   deps: { env: NodeJS.ProcessEnv; lock: LockFn },
   profile: string,
 ): Promise<void> {
+  await moveHealth(deps, profile, undefined);
+}
+
+/** A renamed profile keeps its record (`to`), a removed one loses it (`to` undefined). Best effort. */
+export async function moveHealth(
+  deps: { env: NodeJS.ProcessEnv; lock: LockFn },
+  from: string,
+  to: string | undefined,
+): Promise<void> {
   try {
     await deps.lock('health', async () => {
       const h = await readHealth(deps.env);
-      if (!h.profiles[profile]) return;
-      delete h.profiles[profile];
+      const rec = h.profiles[from];
+      if (!rec) return;
+      delete h.profiles[from];
+      if (to !== undefined) h.profiles[to] = rec;
       await atomicWriteFile(healthFilePath(deps.env), JSON.stringify(h, null, 2) + '\n');
     });
   } catch {
-    // best effort
+    // best effort: a stale record only shows old dates in `status`
   }
 }
 

@@ -17,13 +17,13 @@
  * goes through redact() (the token is also registered as a secret, so it is masked wherever it
  * shows up).
  */
-import { isIP } from 'node:net';
 import type { ImapFlow, ImapFlowOptions, Logger } from 'imapflow';
 import type { Profile } from '../config/schema.js';
-import { ConfigError, MailServerError, isOauthmailError, type OauthmailError } from '../errors/index.js';
+import { MailServerError, isOauthmailError, type OauthmailError } from '../errors/index.js';
 import { registerSecret, redact } from '../util/redact.js';
 import type { TokenSource } from './token-source.js';
-import { isLoopbackHost, readCaFile } from './tls.js';
+import { serverTls } from './tls.js';
+import { VERSION } from '../version.js';
 import { imapErrorFrom } from '../diagnose/imap-replies.js';
 
 export interface ImapOptions {
@@ -55,26 +55,7 @@ type Sasl = Profile['sasl'];
 
 /** imapflow options for a profile, without auth (exported for tests: TLS rules without connecting). */
 export function imapClientOptions(profile: Pick<Profile, 'imap'>, opts: ImapOptions = {}): ImapFlowOptions {
-  const imap = profile.imap;
-  if (!imap) {
-    throw new ConfigError('the profile has no IMAP server', {
-      code: 'no_imap',
-      hint: 'set it: oauthmail profile edit NAME --imap imap.example.com:993 --imap-security tls',
-    });
-  }
-  if (imap.security === 'none' && !isLoopbackHost(imap.host)) {
-    throw new ConfigError(`refusing to send a token to ${imap.host} without TLS`, {
-      code: 'tls_required',
-      hint: 'use --imap-security tls (port 993) or starttls (port 143); plain IMAP is allowed only on loopback',
-    });
-  }
-  const ca = opts.caFile ? readCaFile(opts.caFile) : undefined;
-  if (opts.insecureTls) {
-    opts.warn?.(
-      `--insecure-tls: the certificate of ${imap.host} is NOT verified; anyone on the path can read your token`,
-    );
-  }
-  const host = imap.host.replace(/^\[|\]$/g, '');
+  const { server: imap, host, tls } = serverTls('imap', profile.imap, opts);
   const timeout = opts.connectionTimeoutMs ?? 30_000;
   return {
     host,
@@ -82,14 +63,10 @@ export function imapClientOptions(profile: Pick<Profile, 'imap'>, opts: ImapOpti
     secure: imap.security === 'tls',
     // STARTTLS is required, not opportunistic: a stripped capability must not downgrade us
     doSTARTTLS: imap.security === 'starttls' ? true : imap.security === 'none' ? false : undefined,
-    ...(isIP(host) ? {} : { servername: host }),
-    tls: {
-      rejectUnauthorized: !opts.insecureTls,
-      minVersion: 'TLSv1.2',
-      ...(ca ? { ca } : {}),
-    },
+    ...(tls.servername ? { servername: tls.servername } : {}),
+    tls,
     logger: opts.debug ? redactingLogger(opts.debug) : false,
-    clientInfo: { name: 'oauthmail', version: '0.1.0' },
+    clientInfo: { name: 'oauthmail', version: VERSION },
     connectionTimeout: timeout,
     greetingTimeout: Math.min(timeout, 16_000),
     socketTimeout: opts.socketTimeoutMs ?? 5 * 60_000,

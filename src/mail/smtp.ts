@@ -12,17 +12,15 @@
  * not loopback; certificates are always verified unless the caller asked for --insecure-tls, which
  * warns. A private CA comes in with --ca FILE.
  */
-import { isIP } from 'node:net';
 import { format } from 'node:util';
 import type { Transporter } from 'nodemailer';
 import type { Profile, RetryPolicy } from '../config/schema.js';
 import { DEFAULT_RETRY } from '../config/schema.js';
-import { ConfigError } from '../errors/index.js';
 import { registerSecret, redact } from '../util/redact.js';
 import type { TokenSource } from './token-source.js';
 import type { BuiltMessage } from './message.js';
 import { classify, toSendError, withRetry } from './retry.js';
-import { isLoopbackHost, readCaFile } from './tls.js';
+import { serverTls } from './tls.js';
 
 export interface SmtpOptions {
   /** PEM file of a CA to trust (instead of the system roots) for a private server. */
@@ -58,33 +56,12 @@ export interface SmtpStats {
   tokenRequests: number;
 }
 
-export { isLoopbackHost };
-
 /** The transport options for a profile (exported for tests: checks TLS rules without connecting). */
 export function transportOptions(
   profile: Pick<Profile, 'smtp'>,
   opts: SmtpOptions = {},
 ): Record<string, unknown> {
-  const smtp = profile.smtp;
-  if (!smtp) {
-    throw new ConfigError('the profile has no SMTP server', {
-      code: 'no_smtp',
-      hint: 'set it: oauthmail profile edit NAME --smtp smtp.example.com:587 --smtp-security starttls',
-    });
-  }
-  if (smtp.security === 'none' && !isLoopbackHost(smtp.host)) {
-    throw new ConfigError(`refusing to send a token to ${smtp.host} without TLS`, {
-      code: 'tls_required',
-      hint: 'use --smtp-security starttls (port 587) or tls (port 465); plain SMTP is allowed only on loopback',
-    });
-  }
-  const ca = opts.caFile ? readCaFile(opts.caFile) : undefined;
-  if (opts.insecureTls) {
-    opts.warn?.(
-      `--insecure-tls: the certificate of ${smtp.host} is NOT verified; anyone on the path can read your token`,
-    );
-  }
-  const host = smtp.host.replace(/^\[|\]$/g, '');
+  const { server: smtp, host, tls } = serverTls('smtp', profile.smtp, opts);
   const timeout = opts.connectionTimeoutMs ?? 30_000;
   return {
     host,
@@ -95,12 +72,7 @@ export function transportOptions(
     connectionTimeout: timeout,
     greetingTimeout: timeout,
     socketTimeout: Math.max(timeout, 60_000),
-    tls: {
-      rejectUnauthorized: !opts.insecureTls,
-      minVersion: 'TLSv1.2',
-      ...(isIP(host) ? {} : { servername: host }),
-      ...(ca ? { ca } : {}),
-    },
+    tls,
   };
 }
 

@@ -1,8 +1,76 @@
 /**
- * TLS rules shared by SMTP and IMAP: plain text only on loopback, and a private CA from a file.
+ * TLS rules shared by SMTP and IMAP: a server must be set, plain text only on loopback, certificates
+ * verified (TLS 1.2 or newer, the host name as SNI) unless --insecure-tls, a private CA from a file.
  */
 import { readFileSync } from 'node:fs';
-import { UsageError } from '../errors/index.js';
+import { isIP } from 'node:net';
+import { ConfigError, UsageError } from '../errors/index.js';
+
+export interface TlsChoices {
+  /** --ca FILE */
+  caFile?: string;
+  /** --insecure-tls (warns) */
+  insecureTls?: boolean;
+  warn?: (line: string) => void;
+}
+
+const PROTOCOL = {
+  smtp: {
+    name: 'SMTP',
+    example: 'smtp.example.com:587 --smtp-security starttls',
+    secure: '--smtp-security starttls (port 587) or tls (port 465)',
+  },
+  imap: {
+    name: 'IMAP',
+    example: 'imap.example.com:993 --imap-security tls',
+    secure: '--imap-security tls (port 993) or starttls (port 143)',
+  },
+} as const;
+
+/**
+ * The profile's server for `protocol`, checked (set; TLS unless on loopback), with the host as the
+ * libraries want it (no IPv6 brackets) and the Node TLS options.
+ */
+export function serverTls<S extends { host: string; port: number; security: string }>(
+  protocol: 'smtp' | 'imap',
+  server: S | undefined,
+  opts: TlsChoices,
+): {
+  server: S;
+  host: string;
+  tls: { rejectUnauthorized: boolean; minVersion: 'TLSv1.2'; servername?: string; ca?: string };
+} {
+  const p = PROTOCOL[protocol];
+  if (!server) {
+    throw new ConfigError(`the profile has no ${p.name} server`, {
+      code: `no_${protocol}`,
+      hint: `set it: oauthmail profile edit NAME --${protocol} ${p.example}`,
+    });
+  }
+  if (server.security === 'none' && !isLoopbackHost(server.host)) {
+    throw new ConfigError(`refusing to send a token to ${server.host} without TLS`, {
+      code: 'tls_required',
+      hint: `use ${p.secure}; plain ${p.name} is allowed only on loopback`,
+    });
+  }
+  const ca = opts.caFile ? readCaFile(opts.caFile) : undefined;
+  if (opts.insecureTls) {
+    opts.warn?.(
+      `--insecure-tls: the certificate of ${server.host} is NOT verified; anyone on the path can read your token`,
+    );
+  }
+  const host = server.host.replace(/^\[|\]$/g, '');
+  return {
+    server,
+    host,
+    tls: {
+      rejectUnauthorized: !opts.insecureTls,
+      minVersion: 'TLSv1.2',
+      ...(isIP(host) ? {} : { servername: host }),
+      ...(ca ? { ca } : {}),
+    },
+  };
+}
 
 export function isLoopbackHost(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase();

@@ -226,6 +226,12 @@ describe.each<Kind>(['google', 'custom'])('%s token health', (kind) => {
     });
     expect((await cli(h, ['token', 'p', '--force-refresh'])).code).toBe(4);
     expect((await health()).lastFailureAt).toBeTruthy();
+    // the record goes with a rename, and away with logout
+    expect((await cli(h, ['profile', 'rename', 'p', 'q'])).code).toBe(0);
+    const renamed = JSON.parse((await cli(h, ['status', 'q', '--json'])).stdout)[0];
+    expect(renamed.health.obtainedAt).toBe(first.obtainedAt);
+    expect((await cli(h, ['logout', 'q', '--no-revoke'])).code).toBe(0);
+    expect(JSON.parse((await cli(h, ['status', 'q', '--json'])).stdout)[0].health).toBeNull();
   }, 60_000);
 });
 

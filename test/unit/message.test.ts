@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { buildMessage, parseHeaders, renderMessage } from '../../src/mail/message.js';
-import { transportOptions, isLoopbackHost } from '../../src/mail/smtp.js';
+import { transportOptions } from '../../src/mail/smtp.js';
+import { isLoopbackHost } from '../../src/mail/tls.js';
 
 describe('buildMessage', () => {
   it('defaults From, Reply-To and the signature from the profile; envelope has every recipient once', async () => {

@@ -31,6 +31,8 @@ export function registerLogout(program: Command, ctx: Context): void {
         }
       }
       const removed = await provider.logout();
+      const { forgetHealth } = await import('../../auth/health.js');
+      await forgetHealth({ env: ctx.env, lock: ctx.lock }, name);
       const revoke = provider.revokeHints();
       if (ctx.io.json)
         ctx.io.outJson({ profile: name, removed, revokedAtProvider: revoked === 'revoked', revoke });

@@ -351,6 +351,8 @@ or the hidden prompt. Examples:
     .description('rename a profile (its secrets move with it)')
     .action(async (from: string, to: string) => {
       await ctx.profiles.rename(from, to);
+      const { moveHealth } = await import('../../auth/health.js');
+      await moveHealth({ env: ctx.env, lock: ctx.lock }, from, to);
       ctx.io.err(`Renamed profile ${from} to ${to}.`);
     });
 
@@ -375,6 +377,8 @@ or the hidden prompt. Examples:
         }
       }
       const deleted = await ctx.profiles.remove(name);
+      const { forgetHealth } = await import('../../auth/health.js');
+      await forgetHealth({ env: ctx.env, lock: ctx.lock }, name);
       if (ctx.io.json) ctx.io.outJson({ name, removed: true, secretsDeleted: deleted });
       ctx.io.err(`Removed profile ${name}${deleted.length ? ` and its ${deleted.join(', ')}` : ''}.`);
     });
