@@ -3,80 +3,20 @@
 // code, rotating refresh tokens, client_secret_basic and client_secret_post), headless Chromium,
 // and Postfix + Dovecot accepting the tokens (Dovecot lists the custom issuer, scope "mail").
 import { describe, it, expect, beforeEach } from 'vitest';
-import { randomUUID } from 'node:crypto';
-import nodemailer from 'nodemailer';
 import { type CliHome } from '../support/cli.js';
-import { fixtures, imapConnect } from '../support/stack-env.js';
+import { fixtures } from '../support/stack-env.js';
 import { cliSession } from '../support/cli-session.js';
+import { claims, providerChecks, signInOnPage, withBrowser } from '../support/provider-checks.js';
 
-const { env, url: idpUrl, transcript, adminGet, admin, home, cli, background } = cliSession();
+const session = cliSession();
+const { url: idpUrl, adminGet, admin, home, cli, background } = session;
 const CLIENT = fixtures.google.clients[0]!;
 const CAROL = fixtures.google.users[0]! as { email: string; password: string };
 const secrets = new Set<string>([CLIENT.secret, CAROL.password]);
-
-async function withBrowser<T>(fn: (page: import('playwright-core').Page) => Promise<T>): Promise<T> {
-  const { chromium } = await import('playwright-core');
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  try {
-    const context = await browser.newContext({ ignoreHTTPSErrors: true });
-    return await fn(await context.newPage());
-  } finally {
-    await browser.close();
-  }
-}
-
-async function token(h: CliHome, name: string, extra: string[] = []): Promise<string> {
-  const r = await cli(h, ['token', name, ...extra]);
-  expect(r.code, r.stderr).toBe(0);
-  const t = r.stdout.trim();
-  expect(r.stdout).toBe(t + '\n');
-  secrets.add(t);
-  return t;
-}
-
-async function refreshTokenOf(h: CliHome, name: string): Promise<string> {
-  const r = await cli(h, ['export', name, '--yes']);
-  expect(r.code, r.stderr).toBe(0);
-  const j = JSON.parse(r.stdout) as { access_token: string; refresh_token: string };
-  secrets.add(j.access_token);
-  secrets.add(j.refresh_token);
-  return j.refresh_token;
-}
-
-const claims = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString('utf8'));
-
-async function imapAccepts(user: string, accessToken: string) {
-  const c = await imapConnect({ user, accessToken });
-  try {
-    const box = await c.mailboxOpen('INBOX');
-    expect(box.path).toBe('INBOX');
-  } finally {
-    await c.logout();
-  }
-}
-
-async function smtpSends(user: string, accessToken: string): Promise<string> {
-  const subject = `oauthmail google test ${randomUUID()}`;
-  const t = nodemailer.createTransport({
-    host: env.smtp.host,
-    port: env.smtp.port,
-    secure: false,
-    requireTLS: true,
-    tls: { ca: env.ca },
-    auth: { type: 'OAuth2', user, accessToken },
-  });
-  try {
-    const info = await t.sendMail({ from: user, to: user, subject, text: 'hello from a Google token' });
-    expect(info.accepted).toContain(user);
-  } finally {
-    t.close();
-  }
-  return subject;
-}
+const { token, refreshTokenOf, imapAccepts, smtpSends, expectNoSecretsPrinted } = providerChecks(
+  session,
+  secrets,
+);
 
 async function addCustomProfile(h: CliHome, name: string, extra: string[]) {
   const r = await cli(
@@ -130,10 +70,7 @@ describe('custom provider', () => {
     expect(url.searchParams.get('access_type')).toBe('offline');
     expect(url.searchParams.get('scope')).toBe('mail');
     await withBrowser(async (page) => {
-      await page.goto(url.toString());
-      await page.fill('#username', CAROL.email);
-      await page.fill('#password', CAROL.password);
-      await page.click('#signin');
+      await signInOnPage(page, url.toString(), CAROL);
       await page.click('#accept');
       await page.waitForSelector('#oauthmail-success', { timeout: 20_000 });
     });
@@ -218,13 +155,6 @@ describe('custom provider', () => {
 
 describe('no secrets in output', () => {
   it('no token or secret appears in anything printed, except the stdout of token and export', () => {
-    expect(transcript.length).toBeGreaterThan(10);
-    for (const e of transcript) {
-      const printsToken = e.args[0] === 'token' || e.args[0] === 'export';
-      const text = printsToken ? e.stderr : e.stdout + e.stderr;
-      for (const s of secrets) {
-        if (s && s.length >= 8) expect(text.includes(s), `leak in: ${e.args.join(' ')}`).toBe(false);
-      }
-    }
+    expectNoSecretsPrinted();
   });
 });
