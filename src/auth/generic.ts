@@ -444,6 +444,9 @@ export abstract class StoredTokenProvider implements TokenProvider {
 
 type OpenIdClient = typeof import('openid-client');
 
+/** openid-client's limit for one call including our retries (each try is limited in http-retry.ts). */
+const WHOLE_CALL_TIMEOUT_S = 3600;
+
 export class GenericProvider extends StoredTokenProvider {
   protected readonly providerKind = 'custom' as const;
   private cfg: import('openid-client').Configuration | undefined;
@@ -493,6 +496,9 @@ export class GenericProvider extends StoredTokenProvider {
     }
     this.cfg = new oc.Configuration(server, p.clientId, undefined, auth);
     this.cfg[oc.customFetch] = this.http;
+    // each try has its own limit in this.http; openid-client's own (one signal for the whole call)
+    // would end a retry loop that waits out Retry-After
+    this.cfg.timeout = WHOLE_CALL_TIMEOUT_S;
     return this.cfg;
   }
 
@@ -507,6 +513,7 @@ export class GenericProvider extends StoredTokenProvider {
         const c = await oc.discovery(new URL(issuer), this.profile.clientId, undefined, auth, {
           algorithm,
           [oc.customFetch]: this.http,
+          timeout: WHOLE_CALL_TIMEOUT_S,
         });
         this.deps.io.debug(
           `discovered the endpoints of ${issuer} (${algorithm === 'oauth2' ? 'RFC 8414' : 'OpenID Connect'})`,
