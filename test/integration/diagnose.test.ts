@@ -5,11 +5,10 @@
  * Also `scopes`, `consent-url` and `guide` end to end.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { BIN, ROOT, cliHome, type CliHome, type CliResult } from '../support/cli.js';
+import { ROOT, cliHome, type CliHome, type CliResult } from '../support/cli.js';
 import {
   fixtures,
   idpMint,
@@ -20,6 +19,7 @@ import {
   type StackEnv,
 } from '../support/stack-env.js';
 import { validate, type Schema } from './diagnose-schema.js';
+import { signInDeviceAtStack } from '../support/signin.js';
 
 const TID = fixtures.microsoft.tenantId;
 const PUBLIC = fixtures.microsoft.clients[0]!.clientId;
@@ -76,29 +76,6 @@ const servers = () => [
   'tls',
 ];
 
-async function deviceLogin(profile: string, user: string) {
-  const child = spawn(process.execPath, [BIN, 'login', profile, '--device'], {
-    env: h.env,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  child.stdin.end();
-  let err = '';
-  const code = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no device code: ${err}`)), 20_000);
-    child.stderr.on('data', (d: Buffer) => {
-      err += d.toString();
-      const m = /enter the code:? (\S+)/i.exec(err);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]!);
-      }
-    });
-  });
-  expect((await idpRequest('/_admin/device', { user_code: code, action: 'approve', user })).status).toBe(200);
-  const exit = await new Promise<number | null>((r) => child.on('close', r));
-  expect(exit, err).toBe(0);
-}
-
 beforeAll(async () => {
   s = stackEnv();
   h = cliHome({ DISPLAY: '', WAYLAND_DISPLAY: '', BROWSER: '' });
@@ -112,7 +89,7 @@ beforeAll(async () => {
     ALICE,
     ...servers(),
   ]);
-  await deviceLogin('work', ALICE);
+  await signInDeviceAtStack(h, 'work', ALICE);
   await addProfile('bobbox', [
     '--client-id',
     PUBLIC,
@@ -473,7 +450,7 @@ describe('oauthmail test: each fault has its own line, fix and exit code', () =>
       ALICE,
       ...servers(),
     ]);
-    await deviceLogin('idle', ALICE);
+    await signInDeviceAtStack(h, 'idle', ALICE);
     expect((await idpRequest('/_admin/config', { refreshTokenIdleTimeout: 1 })).status).toBe(200);
     try {
       await new Promise((r) => setTimeout(r, 2100));

@@ -3,17 +3,14 @@
 // `oauthmail token` (or `oauthmail exec`), and the local Postfix/Dovecot validating it.
 // No token may show up in anything the programs or the CLI print.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import https from 'node:https';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BIN, cliHome, type CliHome } from '../support/cli.js';
 import { stack, waitForMail, type Stack } from './send-support.js';
+import { addMicrosoftProfile, signInDeviceAtStack } from '../support/signin.js';
+import { idpRequest } from '../support/stack-env.js';
 
-const ROOT = path.join(import.meta.dirname, '..', '..');
-const fixtures = JSON.parse(readFileSync(path.join(ROOT, 'test/support/fixtures.json'), 'utf8'));
-const TID: string = fixtures.microsoft.tenantId;
-const PUBLIC: string = fixtures.microsoft.clients[0].clientId;
 const ALICE = 'alice@contoso.test';
 
 let s: Stack;
@@ -21,23 +18,6 @@ let h: CliHome;
 const transcript: string[] = [];
 const secrets = new Set<string>();
 const tag = () => `r${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
-
-function admin(p: string, json?: unknown): Promise<{ status: number }> {
-  const url = new URL(`/_admin/${p}`, s.idpUrl);
-  const body = json === undefined ? undefined : JSON.stringify(json);
-  return new Promise((resolve, reject) => {
-    const r = https.request(
-      url,
-      { method: body ? 'POST' : 'GET', headers: body ? { 'content-type': 'application/json' } : {} },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve({ status: res.statusCode ?? 0 }));
-      },
-    );
-    r.on('error', reject);
-    r.end(body);
-  });
-}
 
 /** Run a program with the CLI home's environment; output goes to the transcript. */
 function run(
@@ -60,44 +40,15 @@ function run(
 beforeAll(async () => {
   s = stack();
   h = cliHome({ DISPLAY: '', WAYLAND_DISPLAY: '', BROWSER: '' });
-  expect((await admin('config', { deviceCodeInterval: 1 })).status).toBe(200);
-  const add = await h.run([
-    'profile',
-    'add',
-    'work',
-    '--client-id',
-    PUBLIC,
-    '--authority',
-    `${s.idpUrl}/${TID}/`,
-    '--user',
-    ALICE,
+  expect((await idpRequest('/_admin/config', { deviceCodeInterval: 1 })).status).toBe(200);
+  const add = await addMicrosoftProfile(h, 'work', s.idpUrl, [
     '--smtp',
     `${s.smtpHost}:${s.smtpPort}`,
     '--smtp-security',
     'starttls',
-    '--storage',
-    'file',
   ]);
   expect(add.code, add.stderr).toBe(0);
-  const child = spawn(process.execPath, [BIN, 'login', 'work', '--device'], {
-    env: h.env,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  child.stdin.end();
-  let err = '';
-  const code = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no device code: ${err}`)), 20_000);
-    child.stderr.on('data', (d: Buffer) => {
-      err += d.toString();
-      const m = /enter the code:? (\S+)/i.exec(err);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]!);
-      }
-    });
-  });
-  expect((await admin('device', { user_code: code, action: 'approve', user: ALICE })).status).toBe(200);
-  expect(await new Promise<number | null>((r) => child.on('close', r)), err).toBe(0);
+  await signInDeviceAtStack(h, 'work', ALICE);
   const tok = await h.run(['token', 'work']); // printing the token is its job: not in the transcript
   expect(tok.code, tok.stderr).toBe(0);
   secrets.add(tok.stdout.trim());

@@ -7,11 +7,13 @@
  * another file's traffic.
  */
 import https from 'node:https';
+import { expect } from 'vitest';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startIdp, type IdpHandle } from './idp/index.mjs';
 import { BIN, type CliHome, type CliResult } from './cli.js';
+import { idpRequest } from './stack-env.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- IdP JSON answers, checked by the assertions
 export type Json = any;
@@ -64,9 +66,12 @@ export async function startTestIdp(): Promise<TestIdp> {
   return { idp, url: idp.url, admin, close: () => idp.close() };
 }
 
-/** `oauthmail profile add NAME` for the public client at the test IdP, file storage by default. */
+/**
+ * `oauthmail profile add NAME` for the public client at the test IdP, file storage by default.
+ * `h` may be a file's own recorded runner (`{ run: cli }`) so that the run joins its transcript.
+ */
 export async function addMicrosoftProfile(
-  h: CliHome,
+  h: Pick<CliHome, 'run'>,
   name: string,
   idpUrl: string,
   extra: string[] = [],
@@ -124,4 +129,33 @@ export function signInDevice(
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/**
+ * `oauthmail login PROFILE --device` at the stack's shared IdP (test/support/with-stack.sh), for a
+ * beforeAll: the code must show on stderr within 20 s, its approval for `user` through
+ * `/_admin/device` must answer 200, and the login must exit 0. The IdP should have
+ * `deviceCodeInterval: 1` for speed.
+ */
+export async function signInDeviceAtStack(h: CliHome, profile: string, user: string): Promise<void> {
+  const child = spawn(process.execPath, [BIN, 'login', profile, '--device'], {
+    env: h.env,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  child.stdin.end();
+  let err = '';
+  const code = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no device code: ${err}`)), 20_000);
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+      const m = /enter the code:? (\S+)/i.exec(err);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+  });
+  expect((await idpRequest('/_admin/device', { user_code: code, action: 'approve', user })).status).toBe(200);
+  const exit = await new Promise<number | null>((r) => child.on('close', r));
+  expect(exit, err).toBe(0);
 }
