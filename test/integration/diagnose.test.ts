@@ -65,6 +65,10 @@ async function addProfile(name: string, args: string[], input?: string) {
   expect(r.code, r.stderr).toBe(0);
 }
 
+/** A profile for the public client at the stack's IdP, mailbox `user`. */
+const addMsProfile = (name: string, user: string, args: string[]) =>
+  addProfile(name, ['--client-id', PUBLIC, '--authority', `${s.idpUrl}/${TID}/`, '--user', user, ...args]);
+
 const servers = () => [
   '--smtp',
   `localhost:${s.smtp.port}`,
@@ -76,29 +80,23 @@ const servers = () => [
   'tls',
 ];
 
+/** A send-only profile's server: `host:port` and its --smtp-security. */
+const sendOnly = (smtp: string, security: string) => [
+  '--capabilities',
+  'send',
+  '--smtp',
+  smtp,
+  '--smtp-security',
+  security,
+];
+
 beforeAll(async () => {
   s = stackEnv();
   h = cliHome({ DISPLAY: '', WAYLAND_DISPLAY: '', BROWSER: '' });
   expect((await idpRequest('/_admin/config', { deviceCodeInterval: 1 })).status).toBe(200);
-  await addProfile('work', [
-    '--client-id',
-    PUBLIC,
-    '--authority',
-    `${s.idpUrl}/${TID}/`,
-    '--user',
-    ALICE,
-    ...servers(),
-  ]);
+  await addMsProfile('work', ALICE, servers());
   await signInDeviceAtStack(h, 'work', ALICE);
-  await addProfile('bobbox', [
-    '--client-id',
-    PUBLIC,
-    '--authority',
-    `${s.idpUrl}/${TID}/`,
-    '--user',
-    BOB,
-    ...servers(),
-  ]);
+  await addMsProfile('bobbox', BOB, servers());
   await addProfile(
     'daemon',
     [
@@ -318,20 +316,7 @@ describe('oauthmail test: each fault has its own line, fix and exit code', () =>
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     try {
       const port = (server.address() as net.AddressInfo).port;
-      await addProfile('plain', [
-        '--client-id',
-        PUBLIC,
-        '--authority',
-        `${s.idpUrl}/${TID}/`,
-        '--user',
-        ALICE,
-        '--capabilities',
-        'send',
-        '--smtp',
-        `127.0.0.1:${port}`,
-        '--smtp-security',
-        'none',
-      ]);
+      await addMsProfile('plain', ALICE, sendOnly(`127.0.0.1:${port}`, 'none'));
       const r = await testWithToken('plain', await idpMint({ user: ALICE }));
       expect(r.code).toBe(5);
       expect(line(r, 'smtp')).toMatch(
@@ -339,20 +324,7 @@ describe('oauthmail test: each fault has its own line, fix and exit code', () =>
       );
       expect(fixOf(r, 'smtp')).toMatch(/smtp\.office365\.com:587/);
       // the same server with security starttls: it does not offer STARTTLS, a TLS failure (exit 3)
-      await addProfile('nostarttls', [
-        '--client-id',
-        PUBLIC,
-        '--authority',
-        `${s.idpUrl}/${TID}/`,
-        '--user',
-        ALICE,
-        '--capabilities',
-        'send',
-        '--smtp',
-        `127.0.0.1:${port}`,
-        '--smtp-security',
-        'starttls',
-      ]);
+      await addMsProfile('nostarttls', ALICE, sendOnly(`127.0.0.1:${port}`, 'starttls'));
       const t = await testWithToken('nostarttls', await idpMint({ user: ALICE }));
       expect(t.code).toBe(3);
       expect(line(t, 'smtp')).toMatch(/^FAIL {2}smtp +127\.0\.0\.1:\d+ does not offer STARTTLS/);
@@ -362,17 +334,7 @@ describe('oauthmail test: each fault has its own line, fix and exit code', () =>
   });
 
   it('sasl oauthbearer: the SMTP check signs in with OAUTHBEARER (RFC 7628)', async () => {
-    await addProfile('bearer', [
-      '--client-id',
-      PUBLIC,
-      '--authority',
-      `${s.idpUrl}/${TID}/`,
-      '--user',
-      ALICE,
-      '--sasl',
-      'oauthbearer',
-      ...servers(),
-    ]);
+    await addMsProfile('bearer', ALICE, ['--sasl', 'oauthbearer', ...servers()]);
     const r = await testWithToken('bearer', await idpMint({ user: ALICE }), ['--verbose']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(line(r, 'smtp')).toMatch(/OAUTHBEARER offered, AUTH: signed in .* with OAUTHBEARER$/);
@@ -392,20 +354,7 @@ describe('oauthmail test: each fault has its own line, fix and exit code', () =>
   });
 
   it('TLS failure (implicit TLS against a plain-text port): smtp check, exit 3', async () => {
-    await addProfile('tlsplain', [
-      '--client-id',
-      PUBLIC,
-      '--authority',
-      `${s.idpUrl}/${TID}/`,
-      '--user',
-      ALICE,
-      '--capabilities',
-      'send',
-      '--smtp',
-      `localhost:${s.smtp.port}`,
-      '--smtp-security',
-      'tls',
-    ]);
+    await addMsProfile('tlsplain', ALICE, sendOnly(`localhost:${s.smtp.port}`, 'tls'));
     const r = await testWithToken('tlsplain', await idpMint({ user: ALICE }));
     expect(r.code, r.stdout).toBe(3);
     expect(line(r, 'smtp')).toMatch(/^FAIL {2}smtp +TLS failed on localhost:\d+/);
@@ -413,17 +362,7 @@ describe('oauthmail test: each fault has its own line, fix and exit code', () =>
   });
 
   it('a profile asking Graph for SMTP.Send: profile check, exit 3, everything else skipped', async () => {
-    await addProfile('graphy', [
-      '--client-id',
-      PUBLIC,
-      '--authority',
-      `${s.idpUrl}/${TID}/`,
-      '--user',
-      ALICE,
-      '--scopes',
-      'SMTP.Send offline_access',
-      ...servers(),
-    ]);
+    await addMsProfile('graphy', ALICE, ['--scopes', 'SMTP.Send offline_access', ...servers()]);
     const r = await cli(['test', 'graphy', '--json']);
     expect(r.code).toBe(3);
     const rep = JSON.parse(r.stdout);
@@ -441,15 +380,7 @@ describe('oauthmail test: each fault has its own line, fix and exit code', () =>
   });
 
   it('expired refresh token (unused past the idle timeout): token check, exit 4, sign in again', async () => {
-    await addProfile('idle', [
-      '--client-id',
-      PUBLIC,
-      '--authority',
-      `${s.idpUrl}/${TID}/`,
-      '--user',
-      ALICE,
-      ...servers(),
-    ]);
+    await addMsProfile('idle', ALICE, servers());
     await signInDeviceAtStack(h, 'idle', ALICE);
     expect((await idpRequest('/_admin/config', { refreshTokenIdleTimeout: 1 })).status).toBe(200);
     try {
