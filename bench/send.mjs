@@ -6,84 +6,25 @@
 //   single: `oauthmail send` with a cached token        vs  a plain nodemailer script sending one
 //                                                                                    → wall-time ratio (want ≤ 1.5)
 // Both sides are whole processes (node start-up included). Prints JSON lines and the two ratios.
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import https from 'node:https';
-import os from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { BIN, ROOT, USER, admin, cliHome, env, median, needStack, runner, signIn } from './support.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = path.join(ROOT, 'bin', 'oauthmail.js');
-const env = process.env;
-if (env.OAUTHMAIL_STACK !== '1' || !env.SMTP_PORT || !env.IDP_URL) {
-  console.error(
-    'bench/send.mjs needs the local mail stack: source .stack/env (test/support/stack/start.sh) first',
-  );
-  process.exit(2);
-}
+needStack(
+  'bench/send.mjs needs the local mail stack: source .stack/env (test/support/stack/start.sh) first',
+  ['SMTP_PORT', 'IDP_URL'],
+);
 const N = Number(process.env.BENCH_N ?? 1000);
 const CONNS = Number(process.env.BENCH_CONNECTIONS ?? 5);
 const REPEAT = Number(process.env.BENCH_REPEAT ?? 5);
-const fixtures = JSON.parse(readFileSync(path.join(ROOT, 'test/support/fixtures.json'), 'utf8'));
-const TID = fixtures.microsoft.tenantId;
-const CLIENT = fixtures.microsoft.clients[0].clientId;
-const USER = 'alice@contoso.test';
-const dir = mkdtempSync(path.join(os.tmpdir(), 'oauthmail-bench-'));
-const cliEnv = {
-  ...env,
-  OAUTHMAIL_CONFIG_DIR: path.join(dir, 'config'),
-  OAUTHMAIL_DATA_DIR: path.join(dir, 'data'),
-  OAUTHMAIL_PROFILE: '',
-  NO_COLOR: '1',
-  DISPLAY: '',
-  BROWSER: '',
-};
+const { dir, cliEnv } = cliHome('oauthmail-bench-');
+const run = runner(cliEnv);
 
-function admin(p, json) {
-  const url = new URL(`/_admin/${p}`, env.IDP_URL);
-  const body = json === undefined ? undefined : JSON.stringify(json);
-  return new Promise((resolve, reject) => {
-    const r = https.request(
-      url,
-      { method: body ? 'POST' : 'GET', headers: body ? { 'content-type': 'application/json' } : {} },
-      (res) => {
-        let t = '';
-        res.on('data', (c) => (t += c));
-        res.on('end', () => resolve({ status: res.statusCode, json: t ? JSON.parse(t) : undefined }));
-      },
-    );
-    r.on('error', reject);
-    r.end(body);
-  });
-}
-
-function run(cmd, args, input = '') {
-  return new Promise((resolve, reject) => {
-    const t0 = process.hrtime.bigint();
-    const c = spawn(cmd, args, { env: cliEnv, stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    c.stdout.on('data', (d) => (out += d));
-    c.stderr.on('data', (d) => (err += d));
-    c.on('error', reject);
-    c.on('close', (code) => resolve({ code, out, err, ms: Number(process.hrtime.bigint() - t0) / 1e6 }));
-    c.stdin.end(input);
-  });
-}
-
-async function signIn() {
-  let r = await run(process.execPath, [
-    BIN,
-    'profile',
-    'add',
-    'bench',
-    '--client-id',
-    CLIENT,
-    '--authority',
-    `${env.IDP_URL}/${TID}/`,
-    '--user',
-    USER,
+/** The profile `bench` (sending through the stack's Postfix), signed in; returns its access token. */
+async function signInBench() {
+  await admin('config', { deviceCodeInterval: 1 });
+  await signIn(cliEnv, 'bench', [
     '--smtp',
     `${env.SMTP_HOST}:${env.SMTP_PORT}`,
     '--smtp-security',
@@ -91,24 +32,7 @@ async function signIn() {
     '--storage',
     'file',
   ]);
-  if (r.code !== 0) throw new Error(r.err);
-  await admin('config', { deviceCodeInterval: 1 });
-  const child = spawn(process.execPath, [BIN, 'login', 'bench', '--device'], {
-    env: cliEnv,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  child.stdin.end();
-  let err = '';
-  const code = await new Promise((resolve) =>
-    child.stderr.on('data', (d) => {
-      err += d;
-      const m = /enter the code:? (\S+)/i.exec(err);
-      if (m) resolve(m[1]);
-    }),
-  );
-  await admin('device', { user_code: code, action: 'approve', user: USER });
-  await new Promise((r2) => child.on('close', r2));
-  r = await run(process.execPath, [BIN, 'token', 'bench']);
+  const r = await run(process.execPath, [BIN, 'token', 'bench']);
   if (r.code !== 0) throw new Error(r.err);
   return r.out.trim();
 }
@@ -125,9 +49,7 @@ t.close();
 const plainFile = path.join(dir, 'plain.mjs');
 writeFileSync(plainFile, PLAIN);
 
-const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
-
-const token = await signIn();
+const token = await signInBench();
 cliEnv.BENCH_TOKEN = token;
 
 // warm-up (page cache, Postfix processes)

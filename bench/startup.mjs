@@ -7,104 +7,18 @@
 //   token (keychain)          cached valid token in gnome-keyring; target ≤ 2.0 × node -e 0
 //   send --dry-run            reported
 // Prints one JSON line per case and exits 1 when a target is missed.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import https from 'node:https';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { BIN, admin, cliHome, env, median, needStack, runner, signIn } from './support.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = path.join(ROOT, 'bin', 'oauthmail.js');
-const env = process.env;
-if (env.OAUTHMAIL_STACK !== '1' || !env.IDP_URL) {
-  console.error('bench/startup.mjs needs the local stack: run it through `npm run bench`');
-  process.exit(2);
-}
+needStack('bench/startup.mjs needs the local stack: run it through `npm run bench`', ['IDP_URL']);
 const REPEAT = Number(env.BENCH_REPEAT ?? 21);
-const fixtures = JSON.parse(readFileSync(path.join(ROOT, 'test/support/fixtures.json'), 'utf8'));
-const TID = fixtures.microsoft.tenantId;
-const CLIENT = fixtures.microsoft.clients[0].clientId;
-const USER = 'alice@contoso.test';
-const dir = mkdtempSync(path.join(os.tmpdir(), 'oauthmail-bench-start-'));
-const cliEnv = {
-  ...env,
-  OAUTHMAIL_CONFIG_DIR: path.join(dir, 'config'),
-  OAUTHMAIL_DATA_DIR: path.join(dir, 'data'),
-  OAUTHMAIL_PROFILE: '',
-  NO_COLOR: '1',
-  DISPLAY: '',
-  BROWSER: '',
-};
-
-function admin(p, json) {
-  return new Promise((resolve, reject) => {
-    const r = https.request(
-      new URL(`/_admin/${p}`, env.IDP_URL),
-      { method: 'POST', headers: { 'content-type': 'application/json' } },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode));
-      },
-    );
-    r.on('error', reject);
-    r.end(JSON.stringify(json));
-  });
-}
-
-function run(args, input = '') {
-  return new Promise((resolve, reject) => {
-    const t0 = process.hrtime.bigint();
-    const c = spawn(process.execPath, args, { env: cliEnv, stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    c.stdout.on('data', (d) => (out += d));
-    c.stderr.on('data', (d) => (err += d));
-    c.on('error', reject);
-    c.on('close', (code) => resolve({ code, out, err, ms: Number(process.hrtime.bigint() - t0) / 1e6 }));
-    c.stdin.end(input);
-  });
-}
-
-async function signIn(name, storage) {
-  const add = await run([
-    BIN,
-    'profile',
-    'add',
-    name,
-    '--client-id',
-    CLIENT,
-    '--authority',
-    `${env.IDP_URL}/${TID}/`,
-    '--user',
-    USER,
-    '--storage',
-    storage,
-  ]);
-  if (add.code !== 0) throw new Error(add.err);
-  const child = spawn(process.execPath, [BIN, 'login', name, '--device'], {
-    env: cliEnv,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  child.stdin.end();
-  let err = '';
-  const code = await new Promise((resolve) =>
-    child.stderr.on('data', (d) => {
-      err += d;
-      const m = /enter the code:? (\S+)/i.exec(err);
-      if (m) resolve(m[1]);
-    }),
-  );
-  await admin('device', { user_code: code, action: 'approve', user: USER });
-  const exit = await new Promise((r) => child.on('close', r));
-  if (exit !== 0) throw new Error(`login ${name} failed: ${err}`);
-}
-
-const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+const { cliEnv } = cliHome('oauthmail-bench-start-');
+const runCmd = runner(cliEnv);
+/** `node ARGS`, timed. */
+const run = (args, input = '') => runCmd(process.execPath, args, input);
 
 await admin('config', { deviceCodeInterval: 1, accessTokenLifetime: 3600 });
-await signIn('file', 'file');
-await signIn('keychain', 'keychain');
+await signIn(cliEnv, 'file', ['--storage', 'file']);
+await signIn(cliEnv, 'keychain', ['--storage', 'keychain']);
 
 const cases = [
   { name: '--version', args: [BIN, '--version'] },
