@@ -1,5 +1,6 @@
-// Helpers for the lifecycle tests (issue 9): the fake Entra ID in this process, CLI homes that
-// trust its CA, device-code and paste sign-ins driven through the IdP, and the leak check.
+// Helpers for the lifecycle tests (issue 9) and microsoft-auth: the fake Entra ID in this process,
+// CLI homes that trust its CA, device-code and paste sign-ins driven through the IdP, and the leak
+// check.
 import https from 'node:https';
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';

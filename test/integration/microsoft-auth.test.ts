@@ -3,64 +3,39 @@
 // Every stdout/stderr the CLI prints is collected and grepped for tokens and secrets at the end.
 import { describe, it, expect, beforeAll, afterAll, beforeEach } from 'vitest';
 import https from 'node:https';
-import { execFile, spawn } from 'node:child_process';
-import { promisify } from 'node:util';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startIdp, type IdpHandle } from '../support/idp/index.mjs';
-import { BIN, cliHome, type CliHome, type CliResult } from '../support/cli.js';
+import { type CliHome, type CliResult } from '../support/cli.js';
+import { withBrowser } from '../support/provider-checks.js';
+import {
+  ALICE,
+  MS,
+  PUBLIC,
+  TID,
+  addProfile as labAddProfile,
+  admin as labAdmin,
+  background as labBackground,
+  claims,
+  cli as labCli,
+  deviceLogin as labDeviceLogin,
+  home as labHome,
+  req,
+  startLab,
+  stopLab,
+  type Json,
+  type Lab,
+} from './lifecycle-support.js';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- IdP JSON answers, checked by the assertions
-type Json = any;
-const run = promisify(execFile);
-const ROOT = join(import.meta.dirname, '..', '..');
-const fixtures = JSON.parse(readFileSync(join(ROOT, 'test/support/fixtures.json'), 'utf8'));
-const MS = fixtures.microsoft;
-const TID: string = MS.tenantId;
-const PUBLIC: string = MS.clients[0].clientId;
 const DAEMON = MS.clients[2];
-const ALICE = MS.users[0];
 
-let pki: string;
-let ca: string;
-let idp: IdpHandle;
-/** Everything the CLI printed, for the leak check. */
-const transcript: string[] = [];
-/** Every token and secret seen, for the leak check. */
-const secrets = new Set<string>([DAEMON.secret, ALICE.password, MS.clients[1].secret]);
-
-function req(
-  method: string,
-  path: string,
-  json?: unknown,
-): Promise<{ status: number; json: Json; text: string }> {
-  const url = new URL(path, idp.url);
-  const body = json === undefined ? undefined : JSON.stringify(json);
-  return new Promise((resolve, reject) => {
-    const r = https.request(
-      url,
-      { method, ca, headers: body ? { 'content-type': 'application/json' } : {} },
-      (res) => {
-        let text = '';
-        res.on('data', (c: Buffer) => (text += c.toString()));
-        res.on('end', () => {
-          let j: unknown;
-          try {
-            j = JSON.parse(text);
-          } catch {
-            j = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, json: j, text });
-        });
-      },
-    );
-    r.on('error', reject);
-    r.end(body);
-  });
-}
-const admin = (path: string, json?: unknown) =>
-  req(json === undefined ? 'GET' : 'POST', `/_admin/${path}`, json);
+/** This file's fake Entra ID and CA; its transcript and secrets feed the leak check at the end. */
+let lab: Lab;
+const admin = (path: string, json?: unknown) => labAdmin(lab, path, json);
+const home = (): CliHome => labHome(lab);
+const cli = (h: CliHome, args: string[], opts: { timeoutMs?: number; input?: string } = {}) =>
+  labCli(lab, h, args, opts);
+const background = (h: CliHome, args: string[], waitFor: RegExp) => labBackground(lab, h, args, waitFor);
+const addProfile = (h: CliHome, name: string, extra: string[] = []) => labAddProfile(lab, h, name, extra);
+const deviceLogin = (h: CliHome, name: string): Promise<CliResult> => labDeviceLogin(lab, h, name);
 
 /** Redeem a refresh token directly at the IdP (to prove rotation: the old one must be refused). */
 function redeem(refreshToken: string): Promise<{ status: number; json: Json }> {
@@ -70,11 +45,11 @@ function redeem(refreshToken: string): Promise<{ status: number; json: Json }> {
     refresh_token: refreshToken,
     scope: 'https://outlook.office.com/SMTP.Send offline_access',
   }).toString();
-  const url = new URL(`/${TID}/oauth2/v2.0/token`, idp.url);
+  const url = new URL(`/${TID}/oauth2/v2.0/token`, lab.idp.url);
   return new Promise((resolve, reject) => {
     const r = https.request(
       url,
-      { method: 'POST', ca, headers: { 'content-type': 'application/x-www-form-urlencoded' } },
+      { method: 'POST', ca: lab.ca, headers: { 'content-type': 'application/x-www-form-urlencoded' } },
       (res) => {
         let text = '';
         res.on('data', (c: Buffer) => (text += c.toString()));
@@ -86,71 +61,6 @@ function redeem(refreshToken: string): Promise<{ status: number; json: Json }> {
   });
 }
 
-function home(): CliHome {
-  return cliHome({ NODE_EXTRA_CA_CERTS: join(pki, 'ca.pem'), DISPLAY: '', WAYLAND_DISPLAY: '', BROWSER: '' });
-}
-
-async function cli(h: CliHome, args: string[], opts: { timeoutMs?: number } = {}): Promise<CliResult> {
-  const r = await h.run(args, opts);
-  transcript.push(`$ ${args.join(' ')}\n${r.stdout}\n${r.stderr}`);
-  return r;
-}
-
-/** Start the CLI in the background; resolves `waitFor` when stderr matches, and `done` at exit. */
-function background(h: CliHome, args: string[], waitFor: RegExp) {
-  const child = spawn(process.execPath, [BIN, ...args], { env: h.env, stdio: ['pipe', 'pipe', 'pipe'] });
-  child.stdin.end();
-  let stdout = '';
-  let stderr = '';
-  let onMatch: (m: RegExpExecArray) => void;
-  const matched = new Promise<RegExpExecArray>((resolve) => (onMatch = resolve));
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => {
-    stderr += d.toString();
-    const m = waitFor.exec(stderr);
-    if (m) onMatch(m);
-  });
-  const done = new Promise<CliResult>((resolve) =>
-    child.on('close', (code) => {
-      transcript.push(`$ ${args.join(' ')}\n${stdout}\n${stderr}`);
-      resolve({ code, stdout, stderr });
-    }),
-  );
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  done.finally(() => clearTimeout(timer));
-  return { matched, done };
-}
-
-async function addProfile(h: CliHome, name: string, extra: string[] = []) {
-  const r = await cli(h, [
-    'profile',
-    'add',
-    name,
-    '--client-id',
-    PUBLIC,
-    '--authority',
-    `${idp.url}/${TID}/`,
-    '--user',
-    ALICE.upn,
-    '--storage',
-    'file',
-    ...extra,
-  ]);
-  expect(r.code, r.stderr).toBe(0);
-}
-
-/** Device-code sign-in, approved through the IdP admin API once the code is on stderr. */
-async function deviceLogin(h: CliHome, name: string): Promise<CliResult> {
-  const bg = background(h, ['login', name, '--device'], /enter the code: (\S+)/);
-  const m = await Promise.race([
-    bg.matched,
-    bg.done.then((r) => Promise.reject(new Error(`login exited early: ${r.stderr}`))),
-  ]);
-  const code = m[1]!;
-  expect((await admin('device', { user_code: code, action: 'approve', user: ALICE.upn })).status).toBe(200);
-  return bg.done;
-}
-
 async function exportTokens(
   h: CliHome,
   name: string,
@@ -158,23 +68,17 @@ async function exportTokens(
   const r = await cli(h, ['export', name, '--yes']);
   expect(r.code, r.stderr).toBe(0);
   const t = JSON.parse(r.stdout);
-  secrets.add(t.access_token);
-  secrets.add(t.refresh_token);
+  lab.secrets.add(t.access_token);
+  lab.secrets.add(t.refresh_token);
   return t;
 }
 
-const claims = (jwt: string) => JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString('utf8'));
-
 beforeAll(async () => {
-  pki = mkdtempSync(join(tmpdir(), 'ms-auth-pki-'));
-  await run('bash', [join(ROOT, 'test/support/pki.sh'), pki]);
-  ca = readFileSync(join(pki, 'ca.pem'), 'utf8');
-  idp = await startIdp({ pkiDir: pki });
+  lab = await startLab();
 }, 60_000);
 
 afterAll(async () => {
-  await idp?.close();
-  if (pki) rmSync(pki, { recursive: true, force: true });
+  await stopLab(lab);
 });
 
 beforeEach(async () => {
@@ -195,7 +99,7 @@ describe('device code, token, refresh rotation', () => {
     const t1 = await cli(h, ['token', 'work']);
     expect(t1.code, t1.stderr).toBe(0);
     const token1 = t1.stdout.trim();
-    secrets.add(token1);
+    lab.secrets.add(token1);
     expect(t1.stdout).toBe(token1 + '\n');
     expect(t1.stderr).toBe('');
     expect(claims(token1)).toMatchObject({ aud: 'https://outlook.office.com', upn: ALICE.upn });
@@ -213,7 +117,7 @@ describe('device code, token, refresh rotation', () => {
     expect(jo).toMatchObject({ profile: 'work', token: token1, account: ALICE.upn, user: ALICE.upn });
     expect(Date.parse(jo.expiresOn)).toBeGreaterThan(Date.now());
     const s = await cli(h, ['token', 'work', '--sasl']);
-    secrets.add(s.stdout.trim());
+    lab.secrets.add(s.stdout.trim());
     expect(Buffer.from(s.stdout.trim(), 'base64').toString()).toBe(
       `user=${ALICE.upn}\x01auth=Bearer ${token1}\x01\x01`,
     );
@@ -223,7 +127,7 @@ describe('device code, token, refresh rotation', () => {
     const t3 = await cli(h, ['token', 'work', '--min-validity', '3700']);
     expect(t3.code, t3.stderr).toBe(0);
     const token3 = t3.stdout.trim();
-    secrets.add(token3);
+    lab.secrets.add(token3);
     expect(token3).not.toBe(token1);
     const now = await exportTokens(h, 'work');
     expect(now.refresh_token).not.toBe(old.refresh_token);
@@ -233,7 +137,7 @@ describe('device code, token, refresh rotation', () => {
     // the stored (rotated) one still works: refresh once more through the CLI
     const t4 = await cli(h, ['token', 'work', '--force-refresh']);
     expect(t4.code, t4.stderr).toBe(0);
-    secrets.add(t4.stdout.trim());
+    lab.secrets.add(t4.stdout.trim());
 
     const st = await cli(h, ['status', 'work', '--json']);
     expect(st.code).toBe(0);
@@ -253,7 +157,7 @@ describe('device code, token, refresh rotation', () => {
     expect((await admin('config', { accessTokenLifetime: 200 })).status).toBe(200);
     const first = await cli(h, ['token', 'work', '--force-refresh']);
     expect(first.code, first.stderr).toBe(0);
-    secrets.add(first.stdout.trim());
+    lab.secrets.add(first.stdout.trim());
 
     const results = await Promise.all(
       Array.from({ length: 20 }, () => cli(h, ['token', 'work'], { timeoutMs: 60_000 })),
@@ -261,13 +165,13 @@ describe('device code, token, refresh rotation', () => {
     for (const r of results) {
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout.trim()).toMatch(/^eyJ[\w-]+\.[\w-]+\.[\w-]+$/);
-      secrets.add(r.stdout.trim());
+      lab.secrets.add(r.stdout.trim());
     }
     // after all that, the stored refresh token must still be the live one
     expect((await admin('config', { accessTokenLifetime: 3600 })).status).toBe(200);
     const again = await cli(h, ['token', 'work', '--force-refresh']);
     expect(again.code, again.stderr).toBe(0);
-    secrets.add(again.stdout.trim());
+    lab.secrets.add(again.stdout.trim());
     const stats = (await admin('stats')).json;
     // serialized: at most one concurrent token request at a time against the IdP from these processes
     expect(stats.inFlight.token.max).toBe(1);
@@ -324,7 +228,7 @@ describe('without a person at the terminal', () => {
     const ok = await deviceLogin(h, 'work');
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stderr).toMatch(/poll more slowly: every 6 s now/);
-    await req('DELETE', '/_admin/faults');
+    await req(lab, 'DELETE', '/_admin/faults');
 
     const bg = background(h, ['login', 'work', '--device'], /enter the code: (\S+)/);
     const m = await bg.matched;
@@ -352,7 +256,7 @@ describe('without a person at the terminal', () => {
     expect((await deviceLogin(h, 'work')).code).toBe(0);
     await admin('faults', { endpoint: 'token', status: 429, retryAfter: 0, times: -1 });
     const r = await cli(h, ['token', 'work', '--force-refresh']);
-    await req('DELETE', '/_admin/faults');
+    await req(lab, 'DELETE', '/_admin/faults');
     expect(r.code, r.stderr).toBe(6);
   });
 });
@@ -373,7 +277,7 @@ describe('import and logout', () => {
     expect(imp.stderr).toMatch(/alice@contoso\.test/);
     const t = await cli(h, ['token', 'work']);
     expect(t.code, t.stderr).toBe(0);
-    secrets.add(t.stdout.trim());
+    lab.secrets.add(t.stdout.trim());
 
     const out = await cli(h, ['logout', 'work']);
     expect(out.code).toBe(0);
@@ -394,7 +298,7 @@ describe('client credentials (app-only)', () => {
         '--client-id',
         DAEMON.clientId,
         '--authority',
-        `${idp.url}/${TID}/`,
+        `${lab.idp.url}/${TID}/`,
         '--flow',
         'client-credentials',
         '--client-type',
@@ -407,20 +311,20 @@ describe('client credentials (app-only)', () => {
       ],
       { input: DAEMON.secret },
     );
-    transcript.push(add.stdout + add.stderr);
+    lab.transcript.push(add.stdout + add.stderr);
     expect(add.code, add.stderr).toBe(0);
     const l = await cli(h, ['login', 'daemon']);
     expect(l.code, l.stderr).toBe(0);
     const t = await cli(h, ['token', 'daemon', '--verbose']);
     expect(t.code, t.stderr).toBe(0);
     const tok = t.stdout.trim();
-    secrets.add(tok);
+    lab.secrets.add(tok);
     const c = claims(tok);
     expect(c.roles).toEqual(expect.arrayContaining(['SMTP.SendAsApp']));
     expect(c.aud).toBe('https://outlook.office365.com');
     const f = await cli(h, ['token', 'daemon', '--force-refresh', '--verbose']);
     expect(f.code, f.stderr).toBe(0);
-    secrets.add(f.stdout.trim());
+    lab.secrets.add(f.stdout.trim());
     expect(f.stdout.trim()).not.toBe(tok);
   });
 
@@ -434,7 +338,7 @@ describe('client credentials (app-only)', () => {
         '--client-id',
         DAEMON.clientId,
         '--authority',
-        `${idp.url}/${TID}/`,
+        `${lab.idp.url}/${TID}/`,
         '--flow',
         'client-credentials',
         '--client-type',
@@ -455,26 +359,6 @@ describe('client credentials (app-only)', () => {
 });
 
 describe('browser sign-in with headless Chromium', () => {
-  async function withBrowser<T>(fn: (page: import('playwright-core').Page) => Promise<T>): Promise<T> {
-    const { chromium } = await import('playwright-core');
-    const browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
-    try {
-      const context = await browser.newContext({ ignoreHTTPSErrors: true });
-      return await fn(await context.newPage());
-    } finally {
-      await browser.close();
-    }
-  }
-
   it('signs in through the HTML sign-in and consent pages and shows our success page', async () => {
     const h = home();
     await addProfile(h, 'work');
@@ -498,7 +382,7 @@ describe('browser sign-in with headless Chromium', () => {
     expect(r.stderr).toMatch(/Signed in to work as alice@contoso\.test/);
     const t = await cli(h, ['token', 'work']);
     expect(t.code, t.stderr).toBe(0);
-    secrets.add(t.stdout.trim());
+    lab.secrets.add(t.stdout.trim());
   });
 
   it('a cancelled consent shows our error page and exits 4', async () => {
@@ -536,13 +420,13 @@ describe('browser sign-in with headless Chromium', () => {
 
 describe('no secrets in output', () => {
   it('no token or secret appears in any captured output except where printed by token/export', () => {
-    expect(transcript.length).toBeGreaterThan(10);
-    expect(secrets.size).toBeGreaterThan(5);
-    for (const entry of transcript) {
+    expect(lab.transcript.length).toBeGreaterThan(10);
+    expect(lab.secrets.size).toBeGreaterThan(5);
+    for (const entry of lab.transcript) {
       // stdout of `token` and `export` is the point; everything else must be clean
       if (/^\$ (token|export)\b/.test(entry) && !/--verbose/.test(entry.split('\n')[0]!)) continue;
       const body = /^\$ (token|export)\b/.test(entry) ? entry.split('\n').slice(2).join('\n') : entry;
-      for (const s of secrets) {
+      for (const s of lab.secrets) {
         if (s && s.length >= 8) expect(body.includes(s), `leak in: ${entry.split('\n')[0]}`).toBe(false);
       }
     }
