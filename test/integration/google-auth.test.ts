@@ -52,6 +52,29 @@ async function addGoogleProfile(h: CliHome, name: string, storage: 'file' | 'key
   expect(r.code, r.stderr).toBe(0);
 }
 
+/** The profile `cron`: a Google service account (key in `keyFile`) acting for Carol. */
+function addServiceAccountProfile(h: CliHome, clientId: string, keyFile: string): Promise<CliResult> {
+  return cli(h, [
+    'profile',
+    'add',
+    'cron',
+    '--provider',
+    'google',
+    '--flow',
+    'service-account',
+    '--client-id',
+    clientId,
+    '--token-endpoint',
+    `${idpUrl()}/token`,
+    '--user',
+    CAROL.email,
+    '--service-account-key',
+    keyFile,
+    '--storage',
+    'file',
+  ]);
+}
+
 /** `oauthmail login NAME --no-browser`, with Chromium signing in as Carol and granting consent. */
 async function browserLogin(h: CliHome, name: string): Promise<{ result: CliResult; url: URL }> {
   const bg = background(
@@ -205,25 +228,7 @@ describe('Google Workspace service account', () => {
       }),
       { mode: 0o600 },
     );
-    const add = await cli(h, [
-      'profile',
-      'add',
-      'cron',
-      '--provider',
-      'google',
-      '--flow',
-      'service-account',
-      '--client-id',
-      '1000001',
-      '--token-endpoint',
-      `${idpUrl()}/token`,
-      '--user',
-      CAROL.email,
-      '--service-account-key',
-      keyFile,
-      '--storage',
-      'file',
-    ]);
+    const add = await addServiceAccountProfile(h, '1000001', keyFile);
     expect(add.code, add.stderr).toBe(0);
     // no person needed: login works without a terminal (stdin is not a TTY here)
     const login = await cli(h, ['login', 'cron']);
@@ -263,25 +268,7 @@ describe('Google Workspace service account', () => {
       keyFile,
       JSON.stringify({ type: 'service_account', client_email: clientEmail, private_key: pem }),
     );
-    const add = await cli(h, [
-      'profile',
-      'add',
-      'cron',
-      '--provider',
-      'google',
-      '--flow',
-      'service-account',
-      '--client-id',
-      '1000002',
-      '--token-endpoint',
-      `${idpUrl()}/token`,
-      '--user',
-      CAROL.email,
-      '--service-account-key',
-      keyFile,
-      '--storage',
-      'file',
-    ]);
+    const add = await addServiceAccountProfile(h, '1000002', keyFile);
     expect(add.code, add.stderr).toBe(0);
     const r = await cli(h, ['token', 'cron']);
     expect(r.code).toBe(4);
