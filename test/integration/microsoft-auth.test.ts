@@ -288,9 +288,10 @@ describe('import and logout', () => {
 });
 
 describe('client credentials (app-only)', () => {
-  it('gets an app-only token with the secret from the store', async () => {
-    const h = home();
-    const add = await h.run(
+  /** The app-only profile `daemon`, its client secret on stdin. */
+  const addDaemonProfile = (h: CliHome, secret: string, extra: string[] = []) =>
+    cli(
+      h,
       [
         'profile',
         'add',
@@ -303,15 +304,17 @@ describe('client credentials (app-only)', () => {
         'client-credentials',
         '--client-type',
         'secret',
-        '--user',
-        ALICE.upn,
         '--storage',
         'file',
         '--client-secret-stdin',
+        ...extra,
       ],
-      { input: DAEMON.secret },
+      { input: secret },
     );
-    lab.transcript.push(add.stdout + add.stderr);
+
+  it('gets an app-only token with the secret from the store', async () => {
+    const h = home();
+    const add = await addDaemonProfile(h, DAEMON.secret, ['--user', ALICE.upn]);
     expect(add.code, add.stderr).toBe(0);
     const l = await cli(h, ['login', 'daemon']);
     expect(l.code, l.stderr).toBe(0);
@@ -330,25 +333,7 @@ describe('client credentials (app-only)', () => {
 
   it('a wrong secret is exit 3 with the command to store the right one', async () => {
     const h = home();
-    const add = await h.run(
-      [
-        'profile',
-        'add',
-        'daemon',
-        '--client-id',
-        DAEMON.clientId,
-        '--authority',
-        `${lab.idp.url}/${TID}/`,
-        '--flow',
-        'client-credentials',
-        '--client-type',
-        'secret',
-        '--storage',
-        'file',
-        '--client-secret-stdin',
-      ],
-      { input: 'wrong-secret-value-123' },
-    );
+    const add = await addDaemonProfile(h, 'wrong-secret-value-123');
     expect(add.code, add.stderr).toBe(0);
     const l = await cli(h, ['login', 'daemon', '--verbose']);
     expect(l.code, l.stderr).toBe(3);
