@@ -2,14 +2,14 @@
 // CLI homes that trust its CA, device-code and paste sign-ins driven through the IdP, and the leak
 // check.
 import https from 'node:https';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { startIdp, type IdpHandle } from '../support/idp/index.mjs';
-import { BIN, cliHome, type CliHome, type CliResult } from '../support/cli.js';
+import { backgroundCli, cliHome, type CliHome, type CliResult } from '../support/cli.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- IdP JSON answers, checked by the assertions
 export type Json = any;
@@ -122,27 +122,11 @@ export function background(
   waitFor: RegExp,
   input?: () => string | undefined,
 ) {
-  const child = spawn(process.execPath, [BIN, ...args], { env: h.env, stdio: ['pipe', 'pipe', 'pipe'] });
-  if (!input) child.stdin.end();
-  let stdout = '';
-  let stderr = '';
-  let onMatch: (m: RegExpExecArray) => void;
-  const matched = new Promise<RegExpExecArray>((resolve) => (onMatch = resolve));
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => {
-    stderr += d.toString();
-    const m = waitFor.exec(stderr);
-    if (m) onMatch(m);
+  return backgroundCli(h, args, waitFor, {
+    killAfterMs: 60_000,
+    keepStdinOpen: !!input,
+    onExit: (r) => lab.transcript.push(`$ ${args.join(' ')}\n${r.stdout}\n${r.stderr}`),
   });
-  const done = new Promise<CliResult>((resolve) =>
-    child.on('close', (code) => {
-      lab.transcript.push(`$ ${args.join(' ')}\n${stdout}\n${stderr}`);
-      resolve({ code, stdout, stderr });
-    }),
-  );
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  void done.finally(() => clearTimeout(timer));
-  return { child, matched, done };
 }
 
 export async function addProfile(lab: Lab, h: CliHome, name: string, extra: string[] = []): Promise<void> {

@@ -5,9 +5,8 @@
  * stderr matches (a device code, a sign-in URL). Registers its own beforeAll/afterAll.
  */
 import https from 'node:https';
-import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, expect } from 'vitest';
-import { BIN, cliHome, type CliHome, type CliResult } from './cli.js';
+import { backgroundCli, cliHome, type CliHome, type CliResult } from './cli.js';
 import { stackEnv } from './stack-env.js';
 import { startIdp, type IdpHandle } from './idp/index.mjs';
 
@@ -84,26 +83,10 @@ export function cliSession() {
   }
 
   function background(h: CliHome, args: string[], waitFor: RegExp) {
-    const child = spawn(process.execPath, [BIN, ...args], { env: h.env, stdio: ['pipe', 'pipe', 'pipe'] });
-    child.stdin.end();
-    let stdout = '';
-    let stderr = '';
-    let onMatch: (m: RegExpExecArray) => void;
-    const matched = new Promise<RegExpExecArray>((resolve) => (onMatch = resolve));
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      const m = waitFor.exec(stderr);
-      if (m) onMatch(m);
+    const { matched, done } = backgroundCli(h, args, waitFor, {
+      killAfterMs: 90_000,
+      onExit: (r) => transcript.push({ args, stdout: r.stdout, stderr: r.stderr }),
     });
-    const done = new Promise<CliResult>((resolve) =>
-      child.on('close', (code) => {
-        transcript.push({ args, stdout, stderr });
-        resolve({ code, stdout, stderr });
-      }),
-    );
-    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-    void done.finally(() => clearTimeout(timer));
     const early = done.then((r) => Promise.reject(new Error(`exited early (${r.code}): ${r.stderr}`)));
     return { matched: Promise.race([matched, early]), done };
   }

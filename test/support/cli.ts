@@ -74,3 +74,38 @@ export function runCli(
     child.stdin.end(opts.input ?? '');
   });
 }
+
+/**
+ * Start the CLI in the background: `matched` resolves when stderr matches `waitFor`, `done` when
+ * it exits (after `onExit`, e.g. a transcript), and it is killed after `killAfterMs`. Its stdin is
+ * closed at once unless `keepStdinOpen` (then the caller writes to `child.stdin`).
+ */
+export function backgroundCli(
+  h: CliHome,
+  args: string[],
+  waitFor: RegExp,
+  opts: { killAfterMs: number; onExit?: (r: CliResult) => void; keepStdinOpen?: boolean },
+) {
+  const child = spawn(process.execPath, [BIN, ...args], { env: h.env, stdio: ['pipe', 'pipe', 'pipe'] });
+  if (!opts.keepStdinOpen) child.stdin.end();
+  let stdout = '';
+  let stderr = '';
+  let onMatch: (m: RegExpExecArray) => void;
+  const matched = new Promise<RegExpExecArray>((resolve) => (onMatch = resolve));
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    const m = waitFor.exec(stderr);
+    if (m) onMatch(m);
+  });
+  const done = new Promise<CliResult>((resolve) =>
+    child.on('close', (code) => {
+      const r = { code, stdout, stderr };
+      opts.onExit?.(r);
+      resolve(r);
+    }),
+  );
+  const timer = setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs);
+  void done.finally(() => clearTimeout(timer));
+  return { child, matched, done };
+}
