@@ -8,8 +8,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileS
 import path from 'node:path';
 import { BIN, cliHome, type CliHome } from '../support/cli.js';
 import { stack, waitForMail, type Stack } from './send-support.js';
-import { addMicrosoftProfile, signInDeviceAtStack } from '../support/signin.js';
-import { idpRequest } from '../support/stack-env.js';
+import { signInStackProfile } from '../support/signin.js';
 
 const ALICE = 'alice@contoso.test';
 
@@ -40,18 +39,7 @@ function run(
 beforeAll(async () => {
   s = stack();
   h = cliHome({ DISPLAY: '', WAYLAND_DISPLAY: '', BROWSER: '' });
-  expect((await idpRequest('/_admin/config', { deviceCodeInterval: 1 })).status).toBe(200);
-  const add = await addMicrosoftProfile(h, 'work', s.idpUrl, [
-    '--smtp',
-    `${s.smtpHost}:${s.smtpPort}`,
-    '--smtp-security',
-    'starttls',
-  ]);
-  expect(add.code, add.stderr).toBe(0);
-  await signInDeviceAtStack(h, 'work', ALICE);
-  const tok = await h.run(['token', 'work']); // printing the token is its job: not in the transcript
-  expect(tok.code, tok.stderr).toBe(0);
-  secrets.add(tok.stdout.trim());
+  secrets.add(await signInStackProfile(h, s.idpUrl, `${s.smtpHost}:${s.smtpPort}`));
 }, 60_000);
 
 afterAll(() => {

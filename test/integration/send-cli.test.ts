@@ -9,8 +9,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BIN, cliHome, type CliHome, type CliResult } from '../support/cli.js';
 import { installSenderFaults, mailbox, stack, waitForMail, type Stack } from './send-support.js';
-import { addMicrosoftProfile, signInDeviceAtStack } from '../support/signin.js';
-import { idpRequest } from '../support/stack-env.js';
+import { signInStackProfile } from '../support/signin.js';
 
 const ALICE = 'alice@contoso.test';
 
@@ -33,19 +32,7 @@ beforeAll(async () => {
   s = stack();
   installSenderFaults(s);
   h = cliHome({ DISPLAY: '', WAYLAND_DISPLAY: '', BROWSER: '' });
-  expect((await idpRequest('/_admin/config', { deviceCodeInterval: 1 })).status).toBe(200);
-  const add = await addMicrosoftProfile({ run: cli }, 'work', s.idpUrl, [
-    '--smtp',
-    `${s.smtpHost}:${s.smtpPort}`,
-    '--smtp-security',
-    'starttls',
-  ]);
-  expect(add.code, add.stderr).toBe(0);
-  // device-code sign-in, approved at the fake identity provider
-  await signInDeviceAtStack(h, 'work', ALICE);
-  const tok = await h.run(['token', 'work']); // not in the transcript: printing the token is its job
-  expect(tok.code, tok.stderr).toBe(0);
-  secrets.add(tok.stdout.trim());
+  secrets.add(await signInStackProfile(h, s.idpUrl, `${s.smtpHost}:${s.smtpPort}`, { run: cli }));
 }, 60_000);
 
 afterAll(() => {

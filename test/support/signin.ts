@@ -159,3 +159,24 @@ export async function signInDeviceAtStack(h: CliHome, profile: string, user: str
   const exit = await new Promise<number | null>((r) => child.on('close', r));
   expect(exit, err).toBe(0);
 }
+
+/**
+ * For a beforeAll on the shared stack: the profile `work` (ALICE at the stack's IdP `idpUrl`,
+ * sending through `smtp` with STARTTLS) added through `add` (a file's recorded runner, or `h`
+ * itself) and signed in by device code. Returns its access token, fetched with `h.run`: printing
+ * it is `token`'s job, so that run stays out of any transcript.
+ */
+export async function signInStackProfile(
+  h: CliHome,
+  idpUrl: string,
+  smtp: string,
+  add: Pick<CliHome, 'run'> = h,
+): Promise<string> {
+  expect((await idpRequest('/_admin/config', { deviceCodeInterval: 1 })).status).toBe(200);
+  const r = await addMicrosoftProfile(add, 'work', idpUrl, ['--smtp', smtp, '--smtp-security', 'starttls']);
+  expect(r.code, r.stderr).toBe(0);
+  await signInDeviceAtStack(h, 'work', ALICE.upn);
+  const tok = await h.run(['token', 'work']);
+  expect(tok.code, tok.stderr).toBe(0);
+  return tok.stdout.trim();
+}
