@@ -52,7 +52,11 @@ export const FIELDS: readonly FieldSpec[] = [
   { key: 'imap.host', kind: 'string', help: 'IMAP host' },
   { key: 'imap.port', kind: 'int', help: 'IMAP port' },
   { key: 'imap.security', kind: 'string', help: 'tls, starttls or none' },
-  { key: 'sasl', kind: 'string', help: 'auto, xoauth2 or oauthbearer' },
+  {
+    key: 'sasl',
+    kind: 'string',
+    help: 'auto (IMAP: OAUTHBEARER when offered, else XOAUTH2; SMTP: XOAUTH2), xoauth2 or oauthbearer',
+  },
   { key: 'retry.mode', kind: 'string', help: 'none, any or status' },
   { key: 'retry.statusCodes', kind: 'intlist', help: 'status codes to retry with mode status' },
   { key: 'retry.maxAttempts', kind: 'int', help: 'attempts in all, 1-20' },

@@ -38,7 +38,11 @@ const FLAG_KEYS: Array<[flag: string, key: string, help: string]> = [
   ['smtp-security', 'smtp.security', 'starttls, tls or none'],
   ['imap', 'imap', 'IMAP server host:port (default from the provider)'],
   ['imap-security', 'imap.security', 'tls, starttls or none'],
-  ['sasl', 'sasl', 'auto (default), xoauth2 or oauthbearer'],
+  [
+    'sasl',
+    'sasl',
+    'auto (default; IMAP prefers OAUTHBEARER when offered, SMTP uses XOAUTH2), xoauth2 or oauthbearer',
+  ],
   ['storage', 'storage', 'where secrets live: auto (default), keychain or file'],
   [
     'client-secret-expires',
