@@ -4,14 +4,14 @@
  * place with APPEND (exact bytes: what we append is what IMAP serves back), and a child-process
  * driver that runs the real fetch code from dist/ with a minted token (no sign-in needed).
  */
-import { createSign, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ImapFlow } from 'imapflow';
 import type { Profile } from '../../src/config/schema.js';
 import { DEFAULT_RETRY } from '../../src/config/schema.js';
+import { mintStackToken } from '../support/stack-token.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -53,22 +53,7 @@ export function mintImapToken(
   user: string,
   opts: { scope?: string; lifetimeSeconds?: number } = {},
 ): string {
-  const key = readFileSync(path.join(s.pkiDir, 'jwt-key.pem'));
-  const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const now = Math.floor(Date.now() / 1000);
-  const h = b64({ alg: 'RS256', typ: 'JWT', kid: s.kid });
-  const p = b64({
-    iss: s.msIssuer,
-    sub: `sub-${user}`,
-    email: user,
-    scope: opts.scope ?? 'IMAP.AccessAsUser.All',
-    aud: 'https://outlook.office.com',
-    iat: now,
-    exp: now + (opts.lifetimeSeconds ?? 3600),
-    jti: randomBytes(8).toString('hex'),
-  });
-  const sig = createSign('RSA-SHA256').update(`${h}.${p}`).sign(key).toString('base64url');
-  return `${h}.${p}.${sig}`;
+  return mintStackToken(s, user, { ...opts, scope: opts.scope ?? 'IMAP.AccessAsUser.All' });
 }
 
 export function imapProfile(s: Stack, user: string, extra: Partial<Profile> = {}): Profile {

@@ -4,12 +4,12 @@
  * delivered mail back out of Dovecot's maildirs.
  * (test/support/stack-env.ts may replace this once the stack lands; kept local to the send tests.)
  */
-import { createSign } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Profile } from '../../src/config/schema.js';
 import { DEFAULT_RETRY } from '../../src/config/schema.js';
+import { mintStackToken } from '../support/stack-token.js';
 
 export interface Stack {
   smtpHost: string;
@@ -51,22 +51,7 @@ export function mintJwt(
   user: string,
   opts: { scope?: string; lifetimeSeconds?: number } = {},
 ): string {
-  const key = readFileSync(path.join(s.pkiDir, 'jwt-key.pem'));
-  const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const now = Math.floor(Date.now() / 1000);
-  const h = b64({ alg: 'RS256', typ: 'JWT', kid: s.kid });
-  const p = b64({
-    iss: s.msIssuer,
-    sub: `sub-${user}`,
-    email: user,
-    scope: opts.scope ?? 'SMTP.Send',
-    aud: 'https://outlook.office.com',
-    iat: now,
-    exp: now + (opts.lifetimeSeconds ?? 3600),
-    jti: Math.random().toString(36).slice(2),
-  });
-  const sig = createSign('RSA-SHA256').update(`${h}.${p}`).sign(key).toString('base64url');
-  return `${h}.${p}.${sig}`;
+  return mintStackToken(s, user, { ...opts, scope: opts.scope ?? 'SMTP.Send' });
 }
 
 export function smtpProfile(s: Stack, user: string, extra: Partial<Profile> = {}): Profile {
