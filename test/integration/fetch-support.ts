@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { ImapFlow } from 'imapflow';
 import type { Profile } from '../../src/config/schema.js';
 import { DEFAULT_RETRY } from '../../src/config/schema.js';
-import { mintStackToken } from '../support/stack-token.js';
+import { mintJwt as mintStackJwt } from '../support/stack-env.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -53,7 +53,11 @@ export function mintImapToken(
   user: string,
   opts: { scope?: string; lifetimeSeconds?: number } = {},
 ): string {
-  return mintStackToken(s, user, { ...opts, scope: opts.scope ?? 'IMAP.AccessAsUser.All' });
+  return mintStackJwt({
+    user,
+    scopes: (opts.scope ?? 'IMAP.AccessAsUser.All').split(/\s+/).filter(Boolean),
+    ...(opts.lifetimeSeconds !== undefined ? { lifetimeSeconds: opts.lifetimeSeconds } : {}),
+  });
 }
 
 export function imapProfile(s: Stack, user: string, extra: Partial<Profile> = {}): Profile {

@@ -9,7 +9,7 @@ import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Profile } from '../../src/config/schema.js';
 import { DEFAULT_RETRY } from '../../src/config/schema.js';
-import { mintStackToken } from '../support/stack-token.js';
+import { mintJwt as mintStackJwt } from '../support/stack-env.js';
 
 export interface Stack {
   smtpHost: string;
@@ -51,7 +51,11 @@ export function mintJwt(
   user: string,
   opts: { scope?: string; lifetimeSeconds?: number } = {},
 ): string {
-  return mintStackToken(s, user, { ...opts, scope: opts.scope ?? 'SMTP.Send' });
+  return mintStackJwt({
+    user,
+    scopes: (opts.scope ?? 'SMTP.Send').split(/\s+/).filter(Boolean),
+    ...(opts.lifetimeSeconds !== undefined ? { lifetimeSeconds: opts.lifetimeSeconds } : {}),
+  });
 }
 
 export function smtpProfile(s: Stack, user: string, extra: Partial<Profile> = {}): Profile {
