@@ -174,6 +174,8 @@ export class KeychainStore implements SecretStore {
   /** Linux with a session bus: probe and read over our own D-Bus client (see the note at the top). */
   private readonly ownReader: boolean;
   private prechecked: Promise<void> | undefined;
+  /** The connection the precheck opened, kept (unref'd: idle, it does not hold the process) for reads. */
+  private bus: import('./dbus.js').DBusConnection | undefined;
 
   constructor(options: KeychainStoreOptions = {}) {
     const platform = options.platform ?? process.platform;
@@ -216,21 +218,23 @@ export class KeychainStore implements SecretStore {
       }
       const address = process.env.DBUS_SESSION_BUS_ADDRESS;
       if (!address) return; // keytar says so in its own words, at once
-      const { probeSecretService } = await import('./secret-service.js');
-      const r = await probeSecretService(address, this.timeoutMs);
+      const { openSecretService } = await import('./secret-service.js');
+      const r = await openSecretService(address, this.timeoutMs);
       if (!r.ok) throw new KeychainUnavailableError(r.reason);
+      if (this.ownReader) this.bus = r.conn.unref();
+      else r.conn.close();
     })();
     return this.prechecked;
   }
 
-  /** One read over our own D-Bus client: the same item keytar.getPassword would return. */
+  /**
+   * One read over our own D-Bus client, on the precheck's connection: the same item
+   * keytar.getPassword would return.
+   */
   private async readOwn(account: string): Promise<string | undefined> {
     await this.precheck();
-    const { lookupSecret, keytarAttributes } = await import('./secret-service.js');
-    const r = await lookupSecret(keytarAttributes(KEYCHAIN_SERVICE, account), {
-      address: process.env.DBUS_SESSION_BUS_ADDRESS ?? '',
-      timeoutMs: this.timeoutMs,
-    });
+    const { lookupOn, keytarAttributes } = await import('./secret-service.js');
+    const r = await lookupOn(this.bus!, keytarAttributes(KEYCHAIN_SERVICE, account), this.timeoutMs);
     if (r.status === 'found') return r.value;
     if (r.status === 'absent') return undefined;
     if (r.status === 'locked')

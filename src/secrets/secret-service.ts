@@ -93,6 +93,41 @@ function cannotConnect(address: string, e: unknown): string {
   return `cannot connect to the session bus${m ? ` at ${m[1]}` : ''}${typeof code === 'string' ? ` (${code})` : ''}`;
 }
 
+export type OpenResult =
+  | { ok: true; conn: DBusConnection; state: 'running' | 'started' }
+  | { ok: false; code: 'no-bus' | 'timeout' | 'not-activatable' | 'error'; reason: string };
+
+/**
+ * A connection to the session bus on which the Secret Service runs (started if need be), all
+ * within `timeoutMs`; the caller closes it (or unrefs it to keep it for later reads).
+ */
+export async function openSecretService(address: string, timeoutMs: number): Promise<OpenResult> {
+  const deadline = Date.now() + timeoutMs;
+  let conn: DBusConnection;
+  try {
+    conn = await DBusConnection.connect(address, timeoutMs);
+  } catch (e) {
+    return isTimeout(e)
+      ? { ok: false, code: 'timeout', reason: `the D-Bus session bus did not answer within ${timeoutMs} ms` }
+      : { ok: false, code: 'no-bus', reason: cannotConnect(address, e) };
+  }
+  try {
+    const state = await ensureSecretService(conn, Math.max(1, deadline - Date.now()));
+    if (state === 'running' || state === 'started') return { ok: true, conn, state };
+    conn.close();
+    return state === 'timeout'
+      ? { ok: false, code: 'timeout', reason: `the Secret Service did not start within ${timeoutMs} ms` }
+      : {
+          ok: false,
+          code: 'not-activatable',
+          reason: 'no Secret Service runs on the session bus and none can be started',
+        };
+  } catch (e) {
+    conn.close();
+    return { ok: false, code: 'error', reason: `the Secret Service failed: ${msg(e)}` };
+  }
+}
+
 /**
  * Look up the secret of the first unlocked item whose attributes include all of `attrs` (as
  * libsecret does; use keytarAttributes() for what keytar stored). Never throws for bus or service
@@ -103,39 +138,29 @@ export async function lookupSecret(
   opts: LookupOptions,
 ): Promise<LookupResult> {
   const deadline = Date.now() + opts.timeoutMs;
-  const left = () => Math.max(1, deadline - Date.now());
-  let conn: DBusConnection;
+  const open = await openSecretService(opts.address, opts.timeoutMs);
+  if (!open.ok) return { status: 'no-service', code: open.code, reason: open.reason };
   try {
-    conn = await DBusConnection.connect(opts.address, opts.timeoutMs);
-  } catch (e) {
-    return isTimeout(e)
-      ? {
-          status: 'no-service',
-          code: 'timeout',
-          reason: `the D-Bus session bus did not answer within ${opts.timeoutMs} ms`,
-        }
-      : {
-          status: 'no-service',
-          code: 'no-bus',
-          reason: cannotConnect(opts.address, e),
-        };
+    return await lookupOn(open.conn, attrs, Math.max(1, deadline - Date.now()));
+  } finally {
+    open.conn.close();
   }
+}
+
+/**
+ * The lookup itself, on a connection from openSecretService (left open): search, a plain session,
+ * GetSecrets, close the session. Never throws for bus or service trouble.
+ */
+export async function lookupOn(
+  conn: DBusConnection,
+  attrs: Record<string, string>,
+  timeoutMs: number,
+): Promise<LookupResult> {
+  const deadline = Date.now() + timeoutMs;
+  const left = () => Math.max(1, deadline - Date.now());
   let session: string | undefined;
   const svc = { destination: SECRETS_NAME, path: SERVICE_PATH, interface: SERVICE_IFACE };
   try {
-    const state = await ensureSecretService(conn, left());
-    if (state === 'not-activatable')
-      return {
-        status: 'no-service',
-        code: 'not-activatable',
-        reason: 'no Secret Service runs on the session bus and none can be started',
-      };
-    if (state === 'timeout')
-      return {
-        status: 'no-service',
-        code: 'timeout',
-        reason: `the Secret Service did not start within ${opts.timeoutMs} ms`,
-      };
     const [unlocked, locked] = (await conn.call({
       ...svc,
       member: 'SearchItems',
@@ -177,7 +202,7 @@ export async function lookupSecret(
       return {
         status: 'no-service',
         code: 'timeout',
-        reason: `the Secret Service did not answer within ${opts.timeoutMs} ms`,
+        reason: `the Secret Service did not answer within ${timeoutMs} ms`,
       };
     return { status: 'no-service', code: 'error', reason: `the Secret Service failed: ${msg(e)}` };
   } finally {
@@ -191,7 +216,6 @@ export async function lookupSecret(
           timeoutMs: left(),
         })
         .catch(() => undefined);
-    conn.close();
   }
 }
 
@@ -200,26 +224,8 @@ export type ProbeResult =
 
 /** Can the Secret Service be reached (and started if needed) within `timeoutMs`? */
 export async function probeSecretService(address: string, timeoutMs: number): Promise<ProbeResult> {
-  const deadline = Date.now() + timeoutMs;
-  let conn: DBusConnection | undefined;
-  try {
-    conn = await DBusConnection.connect(address, timeoutMs);
-    const state = await ensureSecretService(conn, Math.max(1, deadline - Date.now()));
-    if (state === 'running' || state === 'started') return { ok: true, state };
-    return state === 'timeout'
-      ? { ok: false, code: 'timeout', reason: `the Secret Service did not start within ${timeoutMs} ms` }
-      : {
-          ok: false,
-          code: 'not-activatable',
-          reason: 'no Secret Service runs on the session bus and none can be started',
-        };
-  } catch (e) {
-    return isTimeout(e)
-      ? { ok: false, code: 'timeout', reason: `the D-Bus session bus did not answer within ${timeoutMs} ms` }
-      : conn
-        ? { ok: false, code: 'error', reason: msg(e) }
-        : { ok: false, code: 'no-bus', reason: cannotConnect(address, e) };
-  } finally {
-    conn?.close();
-  }
+  const r = await openSecretService(address, timeoutMs);
+  if (!r.ok) return { ok: false, code: r.code, reason: r.reason };
+  r.conn.close();
+  return { ok: true, state: r.state };
 }
