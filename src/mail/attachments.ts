@@ -12,8 +12,8 @@
  * hard-linked to the final name (link() fails with EEXIST instead of replacing, unlike rename()),
  * then the temp file is removed. A half-written attachment never appears under its final name.
  */
-import { constants, promises as fsp } from 'node:fs';
-import { fsyncDir } from '../util/fs.js';
+import { promises as fsp } from 'node:fs';
+import { fsyncDir, writeTempFile } from '../util/fs.js';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
@@ -92,17 +92,7 @@ export async function saveUnique(dir: string, name: string, content: Readable | 
   await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
   const safe = sanitizeFilename(name);
   const tmp = path.join(dir, `.oauthmail-${process.pid}-${randomBytes(6).toString('hex')}.part`);
-  const fh = await fsp.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600);
-  try {
-    if (Buffer.isBuffer(content)) await fh.writeFile(content);
-    else for await (const chunk of content) await fh.write(chunk as Buffer);
-    await fh.sync();
-  } catch (e) {
-    await fh.close().catch(() => undefined);
-    await fsp.rm(tmp, { force: true });
-    throw e;
-  }
-  await fh.close();
+  await writeTempFile(tmp, content);
   try {
     for (let n = 0; ; n++) {
       const file = path.join(dir, withSuffix(safe, n));

@@ -30,10 +30,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import type { FileHandle } from 'node:fs/promises';
 import type { ImapFlow, MessageStructureObject, SearchObject } from 'imapflow';
 import { MailServerError, TransientError, UsageError, isOauthmailError } from '../errors/index.js';
-import { atomicWriteFile, ensurePrivateDir, fsyncDir, readFileIfExists } from '../util/fs.js';
+import {
+  atomicWriteFile,
+  ensurePrivateDir,
+  fsyncDir,
+  readFileIfExists,
+  writeAll,
+  writeTempFile,
+} from '../util/fs.js';
 import { imapError } from './imap.js';
 import { saveAttachments, sanitizeFilename } from './attachments.js';
 import {
@@ -352,34 +358,6 @@ export function escapeMboxLines(text: string): string {
   return text.replace(/\r\n/g, '\n').replace(/^(>*From )/gm, '>$1');
 }
 
-/** Write all of `content` at the handle's position (backpressure by awaiting each write). */
-async function writeAll(
-  fh: FileHandle,
-  content: Buffer | AsyncIterable<Buffer>,
-  position?: number,
-): Promise<number> {
-  if (Buffer.isBuffer(content)) {
-    await fh.write(content, 0, content.length, position ?? null);
-    return content.length;
-  }
-  let n = 0;
-  for await (const chunk of content) {
-    const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
-    let off = 0;
-    while (off < b.length) {
-      const { bytesWritten } = await fh.write(
-        b,
-        off,
-        b.length - off,
-        position === undefined ? null : position + n + off,
-      );
-      off += bytesWritten;
-    }
-    n += b.length;
-  }
-  return n;
-}
-
 interface Meta {
   uid: number;
   size: number;
@@ -404,16 +382,7 @@ async function writeFileDurably(
   content: Buffer | Readable,
   replace: boolean,
 ): Promise<boolean> {
-  const fh = await fsp.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o600);
-  try {
-    await writeAll(fh, content);
-    await fh.sync();
-  } catch (e) {
-    await fh.close().catch(() => undefined);
-    await fsp.rm(tmp, { force: true });
-    throw e;
-  }
-  await fh.close();
+  await writeTempFile(tmp, content, { exclusive: false });
   if (!replace) {
     // Maildir: never replace a message file (a reader may have it open or have moved it)
     try {

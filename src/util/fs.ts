@@ -1,4 +1,5 @@
 import { promises as fsp, constants } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -16,16 +17,51 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
 }
 
 /**
- * Write a file atomically: temp file in the same folder, fsync, rename, fsync the folder.
- * A reader (or a crash) sees either the old content or the new one, never half of it.
+ * Write all of `content` at `position` (or the handle's own position), awaiting each write, so a
+ * stream is written with backpressure and a short write is continued. Returns the bytes written.
  */
-export async function atomicWriteFile(file: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
-  const dir = path.dirname(file);
-  await ensurePrivateDir(dir);
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const fh = await fsp.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
+export async function writeAll(
+  fh: FileHandle,
+  content: string | Uint8Array | AsyncIterable<Uint8Array | string>,
+  position?: number,
+): Promise<number> {
+  const chunks: AsyncIterable<Uint8Array | string> | Array<Uint8Array | string> =
+    typeof content === 'string' || content instanceof Uint8Array ? [content] : content;
+  let n = 0;
+  for await (const chunk of chunks) {
+    const b = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    let off = 0;
+    while (off < b.length) {
+      const { bytesWritten } = await fh.write(
+        b,
+        off,
+        b.length - off,
+        position === undefined ? null : position + n + off,
+      );
+      off += bytesWritten;
+    }
+    n += b.length;
+  }
+  return n;
+}
+
+/**
+ * Create `tmp` (mode `mode`; a new file unless `exclusive` is false, then truncated), write all of
+ * `content`, fsync and close it. On any failure the temp file is removed and the error rethrown.
+ * The first half of every durable write here (atomicWriteFile, attachments, fetched messages).
+ */
+export async function writeTempFile(
+  tmp: string,
+  content: string | Uint8Array | AsyncIterable<Uint8Array | string>,
+  opts: { mode?: number; exclusive?: boolean } = {},
+): Promise<void> {
+  const flags =
+    constants.O_WRONLY |
+    constants.O_CREAT |
+    (opts.exclusive === false ? constants.O_TRUNC : constants.O_EXCL);
+  const fh = await fsp.open(tmp, flags, opts.mode ?? 0o600);
   try {
-    await fh.writeFile(data);
+    await writeAll(fh, content);
     await fh.sync();
   } catch (e) {
     await fh.close().catch(() => undefined);
@@ -33,6 +69,17 @@ export async function atomicWriteFile(file: string, data: string | Uint8Array, m
     throw e;
   }
   await fh.close();
+}
+
+/**
+ * Write a file atomically: temp file in the same folder, fsync, rename, fsync the folder.
+ * A reader (or a crash) sees either the old content or the new one, never half of it.
+ */
+export async function atomicWriteFile(file: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+  const dir = path.dirname(file);
+  await ensurePrivateDir(dir);
+  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  await writeTempFile(tmp, data, { mode });
   try {
     await fsp.rename(tmp, file);
   } catch (e) {
