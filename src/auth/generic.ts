@@ -37,8 +37,7 @@ import type {
   TokenResult,
   TokenStatus,
 } from './types.js';
-
-const DEFAULT_MIN_VALIDITY = 300;
+import { DEFAULT_MIN_VALIDITY } from './types.js';
 
 export interface StoredTokens {
   v: 1;

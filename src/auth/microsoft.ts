@@ -59,8 +59,7 @@ import type {
   TokenResult,
   TokenStatus,
 } from './types.js';
-
-const DEFAULT_MIN_VALIDITY = 300;
+import { DEFAULT_MIN_VALIDITY } from './types.js';
 
 /** Hosts of Microsoft's public and sovereign clouds; any other authority host is "known" explicitly. */
 const MICROSOFT_HOSTS = new Set([

@@ -36,8 +36,11 @@ export interface LoginOptions {
   paste?: boolean;
 }
 
+/** Seconds a cached access token must still be valid for to be handed out (`token --min-validity`). */
+export const DEFAULT_MIN_VALIDITY = 300;
+
 export interface GetTokenOptions {
-  /** A cached token is used only if it is valid for at least this long (default 300 s). */
+  /** A cached token is used only if it is valid for at least this long (default DEFAULT_MIN_VALIDITY). */
   minValiditySeconds?: number;
   /** Redeem the refresh token (or client credentials) even if the cached token is valid. */
   forceRefresh?: boolean;

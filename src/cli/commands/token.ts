@@ -5,12 +5,17 @@
 import type { Command } from 'commander';
 import { ConfigError, UsageError } from '../../errors/index.js';
 import type { Context } from '../context.js';
+import { DEFAULT_MIN_VALIDITY } from '../../auth/types.js';
 
 export function registerToken(program: Command, ctx: Context): void {
   program
     .command('token [profile]')
     .description('print a valid access token (refreshing it silently if needed); never prompts')
-    .option('--min-validity <seconds>', 'refresh if the cached token expires sooner than this', '300')
+    .option(
+      '--min-validity <seconds>',
+      'refresh if the cached token expires sooner than this',
+      String(DEFAULT_MIN_VALIDITY),
+    )
     .option('--force-refresh', 'get a new token from the identity provider even if the cached one is valid')
     .option(
       '--sasl [mechanism]',
