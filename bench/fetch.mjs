@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Fetch benchmark: 5,000 messages of about 20 KB downloaded to .eml files by `oauthmail fetch`'s
-// code (dist/mail/fetch.js: batches, fsync per file, state file) against a plain imapflow script
+// code (dist/mail/fetch/: batches, fsync per file, state file) against a plain imapflow script
 // (one FETCH 1:* of BODY[], fs.writeFile per message, no fsync), in the same run, against the same
 // Dovecot folder. Each side runs in a fresh child process, alternating, 3 rounds; medians compared.
 // Target: oauthmail's throughput >= 0.9x the plain script's. Prints JSON on stdout, the ratio on stderr.
@@ -101,7 +101,7 @@ const OURS = `
 const [cfg] = process.argv.slice(1); const c = JSON.parse(cfg);
 const t = process.hrtime.bigint();
 const { connectImap, closeImap } = await import(c.root + '/dist/mail/imap.js');
-const { fetchMessages } = await import(c.root + '/dist/mail/fetch.js');
+const { fetchMessages } = await import(c.root + '/dist/mail/fetch/index.js');
 const { staticTokenSource } = await import(c.root + '/dist/mail/token-source.js');
 const profile = { imap: { host: 'localhost', port: c.port, security: 'tls' }, sasl: 'auto' };
 const { client } = await connectImap(profile, staticTokenSource(c.user, c.token), {});

@@ -162,6 +162,27 @@ export function imapErrorFrom(
       },
     );
   }
+  if (e.code === 'LiteralTooLarge' || e.code === 'LineTooLarge' || e.code === 'ResponseTooLarge') {
+    // our own limits (src/mail/imap.ts): far above anything asked for, so the server is broken or hostile
+    return new MailServerError(
+      `the IMAP server${host} sent more than oauthmail asked for (${e.message ?? e.code}); the connection was closed`,
+      {
+        code: 'imap_response_too_large',
+        hint: 'nothing was marked, moved or deleted for messages not saved; report the server, or fetch with another client',
+        cause: err,
+      },
+    );
+  }
+  if (e.code === 'ETIMEOUT') {
+    return new TransientError(
+      `the IMAP server${host} sent nothing for too long (idle timeout); the connection was closed`,
+      {
+        code: 'imap_idle_timeout',
+        hint: 'safe to retry; a slow server or link may need a longer --timeout',
+        cause: err,
+      },
+    );
+  }
   if (e.code && TLS_CODES.test(e.code)) {
     return new ConfigError(`the IMAP server's certificate could not be verified: ${e.message ?? e.code}`, {
       code: 'tls_verify',

@@ -35,7 +35,7 @@ export interface ImapOptions {
   debug?: (line: string) => void;
   warn?: (line: string) => void;
   connectionTimeoutMs?: number;
-  /** Socket inactivity timeout (imapflow's default is 5 minutes). */
+  /** Socket inactivity timeout: a read that stalls this long fails (default 60 s). */
   socketTimeoutMs?: number;
   /** Keep imapflow from starting IDLE on its own between our commands (default true). */
   disableAutoIdle?: boolean;
@@ -53,6 +53,11 @@ export interface ImapConnection {
 
 type Sasl = Profile['sasl'];
 
+/** The most a single IMAP literal may hold (see imapClientOptions). */
+export const MAX_IMAP_LITERAL = 2 * 1024 * 1024;
+/** Without a byte from the server for this long, a command fails (exit 6). */
+export const DEFAULT_IMAP_IDLE_MS = 60_000;
+
 /** imapflow options for a profile, without auth (exported for tests: TLS rules without connecting). */
 export function imapClientOptions(profile: Pick<Profile, 'imap'>, opts: ImapOptions = {}): ImapFlowOptions {
   const { server: imap, host, tls } = serverTls('imap', profile.imap, opts);
@@ -69,7 +74,14 @@ export function imapClientOptions(profile: Pick<Profile, 'imap'>, opts: ImapOpti
     clientInfo: { name: 'oauthmail', version: VERSION },
     connectionTimeout: timeout,
     greetingTimeout: Math.min(timeout, 16_000),
-    socketTimeout: opts.socketTimeoutMs ?? 5 * 60_000,
+    socketTimeout: opts.socketTimeoutMs ?? DEFAULT_IMAP_IDLE_MS,
+    // imapflow accepts 1 GiB literals and lines by default. We never ask for more than 1 MiB at a
+    // time (512 KiB first parts and partial fetches, 1 MiB attachment chunks), so a server that
+    // answers with more is refused before it is buffered (a 600 MB literal once took 1.3 GB).
+    maxLiteralSize: MAX_IMAP_LITERAL,
+    // the longest line we expect is a SEARCH answer: 16 MiB holds about 1.8 million UIDs
+    maxLineLength: 16 * 1024 * 1024,
+    maxResponseSize: 24 * 1024 * 1024,
     disableAutoIdle: opts.disableAutoIdle ?? true,
     ...(opts.maxIdleTimeMs ? { maxIdleTime: opts.maxIdleTimeMs } : {}),
     // imapflow's own reconnect-free instances; we keep compression off so that byte counts
@@ -167,7 +179,10 @@ export async function connectImap(
     };
     // an 'error' event without a listener would crash the process; connect() and commands
     // reject with the same error, which is what we act on
-    client.on('error', (e: Error) => opts.debug?.(redact(`imap error event: ${e.message}`)));
+    client.on('error', (e: Error) => {
+      closedBy.set(client, e);
+      opts.debug?.(redact(`imap error event: ${e.message}`));
+    });
     try {
       await client.connect();
     } catch (e) {
@@ -194,6 +209,18 @@ export async function connectImap(
     if (isOauthmailError(e)) throw e;
     throw toImapError(e, profile, source.user);
   }
+}
+
+/** Why imapflow closed a connection (its 'error' event), for the "Connection not available" that follows. */
+const closedBy = new WeakMap<ImapFlow, Error>();
+
+/**
+ * The error to explain for a failed command: when imapflow rejected it only because the connection
+ * is gone ("Connection not available"), the reason it went (a literal over our limit, an idle
+ * timeout, a reset) is what the user needs to read.
+ */
+export function realImapError(client: ImapFlow, e: unknown): unknown {
+  return (e as { code?: unknown } | undefined)?.code === 'NoConnection' ? (closedBy.get(client) ?? e) : e;
 }
 
 export function toImapError(e: unknown, profile: Pick<Profile, 'imap'>, user: string): OauthmailError {

@@ -30,7 +30,7 @@ import { decodeJwt } from '../diagnose/jwt.js';
 import type { TokenSource } from './token-source.js';
 import type { ImapConnection } from './imap.js';
 import { closeImap, imapError } from './imap.js';
-import { fetchMessages, type FetchFormat, type SavedMessage } from './fetch.js';
+import { fetchMessages, type FetchFormat, type SavedMessage } from './fetch/index.js';
 
 export interface WatchOptions {
   mailbox: string;

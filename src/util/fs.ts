@@ -2,6 +2,7 @@ import { promises as fsp, constants } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { UsageError } from '../errors/index.js';
 
 /** Create a folder (and parents) with mode 0700; tighten it if it already exists and is ours. */
 export async function ensurePrivateDir(dir: string): Promise<void> {
@@ -14,6 +15,22 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
   } catch {
     // best effort: a folder we cannot stat will fail loudly on the write that follows
   }
+}
+
+/**
+ * A folder the user named (`fetch --out`): created 0700 when missing, an existing one left as it
+ * is (its mode is the user's choice). A path that exists and is not a folder is a usage error.
+ */
+export async function ensureDir(dir: string, flag = '--out'): Promise<void> {
+  await fsp.mkdir(dir, { recursive: true, mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'EEXIST' || e.code === 'ENOTDIR') {
+      throw new UsageError(`${flag} ${dir}: a file is in the way (it must be a folder)`, {
+        code: 'not_a_folder',
+        hint: `give ${flag} a folder (new or existing), not a file`,
+      });
+    }
+    throw e;
+  });
 }
 
 /**
@@ -75,9 +92,16 @@ export async function writeTempFile(
  * Write a file atomically: temp file in the same folder, fsync, rename, fsync the folder.
  * A reader (or a crash) sees either the old content or the new one, never half of it.
  */
-export async function atomicWriteFile(file: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+export async function atomicWriteFile(
+  file: string,
+  data: string | Uint8Array,
+  mode = 0o600,
+  opts: { privateDir?: boolean } = {},
+): Promise<void> {
   const dir = path.dirname(file);
-  await ensurePrivateDir(dir);
+  // our own folders are made (and kept) 0700; a folder the user named (fetch --out) is left as it is
+  if (opts.privateDir === false) await ensureDir(dir);
+  else await ensurePrivateDir(dir);
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   await writeTempFile(tmp, data, { mode });
   try {

@@ -5,6 +5,7 @@
  * driver that runs the real fetch code from dist/ with a minted token (no sign-in needed).
  */
 import { randomBytes } from 'node:crypto';
+import { utimesSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -156,10 +157,10 @@ const DRIVER = `
 const [cfg] = process.argv.slice(1);
 const c = JSON.parse(cfg);
 const { connectImap, closeImap } = await import(c.root + '/dist/mail/imap.js');
-const { fetchMessages } = await import(c.root + '/dist/mail/fetch.js');
+const { fetchMessages } = await import(c.root + '/dist/mail/fetch/index.js');
 const { staticTokenSource } = await import(c.root + '/dist/mail/token-source.js');
 const source = staticTokenSource(c.user, c.token);
-const { client } = await connectImap(c.profile, source, {});
+const { client } = await connectImap(c.profile, source, c.imapOptions ?? {});
 let code = 0;
 try {
   const s = await fetchMessages(client, { ...c.options, account: c.user, filters: c.options.filters ?? {},
@@ -189,6 +190,8 @@ export function runDriver(cfg: {
   token: string;
   profile: Profile;
   options: Record<string, unknown>;
+  /** connectImap's options (e.g. socketTimeoutMs). */
+  imapOptions?: Record<string, unknown>;
 }): DriverRun {
   const child = spawn(
     process.execPath,
@@ -217,4 +220,18 @@ export function maxRssKb(stderr: string): number {
   const m = /max-rss-kb=(\d+)/.exec(stderr);
   if (!m) throw new Error(`no max-rss-kb in the child's stderr:\n${stderr}`);
   return Number(m[1]);
+}
+
+/**
+ * A run killed with SIGKILL leaves its folder lock (proper-lockfile's lock folder), which the next
+ * run takes over once it is 10 s stale. Tests do not wait for that: they move the lock's clock.
+ */
+export function ageFetchLock(out: string): void {
+  const lock = path.join(out, '.oauthmail.lock');
+  const past = new Date(Date.now() - 60_000);
+  try {
+    utimesSync(lock, past, past);
+  } catch {
+    // no lock left
+  }
 }

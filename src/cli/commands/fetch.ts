@@ -1,12 +1,12 @@
 /**
  * `oauthmail fetch`: download matching messages to .eml files, a Maildir or an mbox, without loss
- * (see src/mail/fetch.ts for the rules). stdout: one line per saved file (JSON lines with --json);
+ * (see src/mail/fetch/run.ts for the rules). stdout: one line per saved file (JSON lines with --json);
  * stderr: progress on a TTY and the summary.
  */
 import { Command, Option } from 'commander';
 import { UsageError } from '../../errors/index.js';
 import type { Context } from '../context.js';
-import type { FetchFormat, FilterFlags } from '../../mail/fetch.js';
+import type { FetchFormat, FilterFlags } from '../../mail/fetch/index.js';
 import { addFilterOptions } from './list.js';
 import { imapOpts } from './mailboxes.js';
 
@@ -19,6 +19,7 @@ interface FetchFlags extends FilterFlags {
   moveTo?: string;
   delete?: boolean;
   batch?: string;
+  timeout?: string;
   ca?: string;
   insecureTls?: boolean;
 }
@@ -42,6 +43,11 @@ export function registerFetch(program: Command, ctx: Context): void {
     .option(
       '--batch <n>',
       'messages per commit: fsync, state file, then --mark-seen/--move-to/--delete (default 200 with those, else 2000)',
+    )
+    .option(
+      '--timeout <seconds>',
+      'give up (exit 6) when the server sends nothing for this long, also in the middle of a message',
+      '60',
     )
     .addHelpText(
       'after',
@@ -68,11 +74,18 @@ Examples:
           throw new UsageError('--batch must be a whole number from 1 to 100000', { code: 'bad_usage' });
         }
       }
-      const { filtersFrom, fetchMessages } = await import('../../mail/fetch.js');
+      const idle = Number(flags.timeout);
+      if (!Number.isFinite(idle) || idle < 1 || idle > 86_400) {
+        throw new UsageError('--timeout must be a number of seconds from 1 to 86400', { code: 'bad_usage' });
+      }
+      const { filtersFrom, fetchMessages } = await import('../../mail/fetch/index.js');
       const filters = filtersFrom(flags);
       const { profile, source } = await ctx.tokenSource(g.profile);
       const { connectImap, closeImap } = await import('../../mail/imap.js');
-      const { client } = await connectImap(profile, source, imapOpts(ctx, flags));
+      const { client } = await connectImap(profile, source, {
+        ...imapOpts(ctx, flags),
+        socketTimeoutMs: idle * 1000,
+      });
       const stop = { stopped: false };
       const onSignal = () => {
         if (stop.stopped) process.exit(130);

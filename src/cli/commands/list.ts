@@ -3,7 +3,7 @@
  */
 import type { Command } from 'commander';
 import type { Context } from '../context.js';
-import type { FilterFlags } from '../../mail/fetch.js';
+import type { FilterFlags } from '../../mail/fetch/index.js';
 import { imapOpts } from './mailboxes.js';
 
 /** The filter flags `list` and `fetch` share. */
@@ -39,7 +39,7 @@ export function registerList(program: Command, ctx: Context): void {
       async (flags: FilterFlags & { mailbox: string; ca?: string; insecureTls?: boolean }, cmd: Command) => {
         const g = cmd.optsWithGlobals() as { profile?: string; json?: boolean };
         const io = ctx.io;
-        const { filtersFrom, listMessages } = await import('../../mail/fetch.js');
+        const { filtersFrom, listMessages } = await import('../../mail/fetch/index.js');
         const filters = filtersFrom(flags);
         const { profile, source } = await ctx.tokenSource(g.profile);
         const { connectImap, closeImap, imapError } = await import('../../mail/imap.js');

@@ -16,7 +16,7 @@ export function registerMailboxes(program: Command, ctx: Context): void {
       const io = ctx.io;
       const { profile, source } = await ctx.tokenSource(g.profile);
       const { connectImap, closeImap, toImapError } = await import('../../mail/imap.js');
-      const { listMailboxes } = await import('../../mail/fetch.js');
+      const { listMailboxes } = await import('../../mail/fetch/index.js');
       const { client } = await connectImap(profile, source, imapOpts(ctx, flags));
       try {
         const rows = await listMailboxes(client).catch((e: unknown) => {

@@ -6,7 +6,7 @@
 import { Command, Option } from 'commander';
 import { UsageError } from '../../errors/index.js';
 import type { Context } from '../context.js';
-import type { FetchFormat } from '../../mail/fetch.js';
+import type { FetchFormat } from '../../mail/fetch/index.js';
 import { imapOpts } from './mailboxes.js';
 
 interface WatchFlags {
