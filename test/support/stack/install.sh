@@ -2,11 +2,13 @@
 # Install the Debian packages the local test stack needs (Debian 12):
 #   Postfix, Dovecot (IMAP + LMTP), gnome-keyring + D-Bus (Secret Service for keytar),
 #   libsecret-1-dev (keytar builds from source), Chromium (headless sign-in tests), OpenSSL.
-#   msmtp, mutt, neomutt, isync (+ the XOAUTH2 SASL plugin) and git-email for the README recipe tests.
+#   msmtp, mutt, neomutt, isync (+ the XOAUTH2 SASL plugin) and git-email for the README recipe tests;
+#   git-email only *recommends* libmailtools-perl (Mail::Address), which git send-email needs, and
+#   we install with --no-install-recommends, so it is named here.
 # A fast no-op when everything is there. Needs root when something is missing.
 set -euo pipefail
 
-packages=(postfix dovecot-imapd dovecot-lmtpd gnome-keyring dbus libsecret-1-dev chromium openssl procps msmtp mutt isync libsasl2-modules-kdexoauth2 git-email neomutt)
+packages=(postfix dovecot-imapd dovecot-lmtpd gnome-keyring dbus libsecret-1-dev chromium openssl procps msmtp mutt isync libsasl2-modules-kdexoauth2 git-email libmailtools-perl neomutt)
 
 missing=()
 for p in "${packages[@]}"; do
