@@ -128,8 +128,18 @@ export async function fetchMessages(client: ImapFlow, o: FetchOptions): Promise<
         throw imapError(e, { mailbox: o.moveTo });
       }
     }
+    // UIDNEXT must be fresh: `watch` keeps the mailbox selected between fetches, and imapflow does
+    // not learn the UIDNEXT of messages that arrived since (only EXISTS), so select it again
+    const wasOpen = client.mailbox && client.mailbox.path === o.mailbox;
     const lock = await openMailbox(client, o.mailbox, !acting);
     try {
+      if (wasOpen) {
+        try {
+          await client.mailboxOpen(o.mailbox, { readOnly: !acting });
+        } catch (e) {
+          throw imapError(e, { mailbox: o.mailbox });
+        }
+      }
       const box = client.mailbox;
       if (!box) throw new MailServerError(`could not open ${o.mailbox}`, { code: 'imap_select_failed' });
       const uidValidity = String(box.uidValidity);
