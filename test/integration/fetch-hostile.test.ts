@@ -7,7 +7,16 @@
  * The fetch code runs from dist/ in a child process (runDriver) so that its peak RSS can be read.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startHostileImap, type HostileOptions, type HostileServer } from '../support/hostile-imap.js';
@@ -167,6 +176,26 @@ describe('fetch --delete against a hostile IMAP server', () => {
     expect(r.code, r.stderr).toBe(6);
     expect(Date.now() - t0).toBeLessThan(15_000);
     expect(server!.deleted).toEqual([]);
+    expect(server!.expunged).toEqual([]);
+  });
+
+  it('leaves the mode of an existing --out folder alone; a file in the way is exit 2 with the fix', async () => {
+    chmodSync(work, 0o755);
+    const msgs = messages(2);
+    const r = await run({ messages: msgs }, { delete: false });
+    expect(r.code, r.stderr).toBe(0);
+    expect(statSync(work).mode & 0o777).toBe(0o755);
+    // a folder it makes itself is private
+    const made = path.join(work, 'new-folder');
+    const r2 = await run({ messages: msgs }, { delete: false, out: made });
+    expect(r2.code, r2.stderr).toBe(0);
+    expect(statSync(made).mode & 0o777).toBe(0o700);
+
+    const file = path.join(work, 'a-file');
+    writeFileSync(file, 'x');
+    const r3 = await run({ messages: msgs }, { out: file });
+    expect(r3.code).toBe(2);
+    expect(r3.stderr).toMatch(/--out .*a-file: a file is in the way \(it must be a folder\)/);
     expect(server!.expunged).toEqual([]);
   });
 
