@@ -6,6 +6,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export default function setup(): void {
+  // `npm run test:unit`: unit tests import src/ directly and never run the built CLI
+  if (process.env.OAUTHMAIL_TEST_NO_BUILD === '1') return;
   const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
   const r = spawnSync(
     process.execPath,

@@ -48,6 +48,8 @@ let lockJs: string;
 
 beforeAll(async () => {
   root = await fsp.mkdtemp(path.join(os.tmpdir(), 'oauthmail-lock-'));
+  // node_modules/.cache does not exist in a fresh clone (npm ci makes no such folder)
+  await fsp.mkdir(path.join(repo, 'node_modules', '.cache'), { recursive: true });
   out = await fsp.mkdtemp(path.join(repo, 'node_modules', '.cache', 'oauthmail-lock-test-'));
   lockJs = await transpileForChild('src/secrets/lock.ts', out);
 });
