@@ -280,6 +280,8 @@ export class LoopbackServer {
     if (!held) return Promise.resolve();
     this.held = undefined;
     clearTimeout(held.timer);
+    // the browser may have gone away meanwhile: its response then emits nothing more
+    if (held.res.closed || held.res.destroyed) return Promise.resolve();
     return new Promise((resolve) => {
       held.res.once('finish', () => resolve());
       held.res.once('close', () => resolve());

@@ -182,6 +182,37 @@ describe('LoopbackServer', () => {
     expect(body).toContain('The sign-in could not be finished.');
   });
 
+  it('a browser that went away while held does not keep the login waiting', async () => {
+    const server = await LoopbackServer.start({ profileName: 'work' });
+    try {
+      const port = Number(new URL(server.redirectUri).port);
+      const waiting = server.waitForResponse('S1', WAIT);
+      const gone = new Promise<void>((resolve) => {
+        const r = http.get({
+          host: '127.0.0.1',
+          port,
+          path: '/?code=c0de&state=S1',
+          headers: { host: `localhost:${port}` },
+        });
+        r.on('error', () => resolve());
+        void waiting.then(() => r.destroy());
+      });
+      await waiting;
+      await gone;
+      // the listener has seen the socket close before the result is ready
+      const held = () => (server as unknown as { held?: { res: http.ServerResponse } }).held;
+      await vi.waitFor(() => expect(held()?.res.closed).toBe(true));
+      await expect(
+        server.settle(
+          async () => 'stored',
+          () => 'page',
+        ),
+      ).resolves.toBe('stored');
+    } finally {
+      await server.close();
+    }
+  }, 5_000);
+
   it('a second copy of the response (a reload) does not get a page of its own', async () => {
     const server = await LoopbackServer.start({ profileName: 'work' });
     try {
