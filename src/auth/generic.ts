@@ -391,19 +391,27 @@ export abstract class StoredTokenProvider implements TokenProvider {
   }
 
   /**
-   * Run the loopback part of a browser sign-in: start the listener, build the URL with
-   * `authUrl(redirectUri)`, show/open it, wait for the response. Returns the code.
+   * A browser sign-in through the loopback listener: start it, build the URL with
+   * `authUrl(redirectUri)`, show/open it, wait for the response, then `redeem` the code (token
+   * exchange and store) while the browser waits, so that its page says "Signed in" only once
+   * the tokens are stored, or shows the error that stopped it.
    */
-  protected async browserCode(
+  protected async browserSignIn(
     o: LoginOptions,
     state: string,
     authUrl: (redirectUri: string) => string | Promise<string>,
-  ): Promise<{ code: string; redirectUri: string; response: AuthorizationResponse }> {
+    redeem: (r: {
+      code: string;
+      redirectUri: string;
+      response: AuthorizationResponse;
+    }) => Promise<TokenResult>,
+  ): Promise<TokenResult> {
     const io = this.deps.io;
     const { LoopbackServer, successPage, errorPage } = await import('./loopback.js');
     const server = await LoopbackServer.start({
       redirectUri: this.profile.redirectUri,
       port: this.profile.redirectPort,
+      profileName: this.profileName,
     });
     try {
       const redirectUri = server.redirectUri;
@@ -411,7 +419,6 @@ export abstract class StoredTokenProvider implements TokenProvider {
       const waiting = server.waitForResponse(state, {
         timeoutMs: o.timeoutMs,
         retryCommand: `oauthmail login ${this.profileName}`,
-        successPage: () => successPage(this.profileName),
         errorPage: (r) => {
           const err = oauthError(
             { error: r.error, error_description: r.error_description },
@@ -433,10 +440,14 @@ export abstract class StoredTokenProvider implements TokenProvider {
           this.errCtx({ redirectUri, during: 'login' }),
         );
       }
-      registerSecret(r.code);
-      return { code: r.code, redirectUri, response: r };
+      const code = r.code;
+      registerSecret(code);
+      return await server.settle(
+        () => redeem({ code, redirectUri, response: r }),
+        (t) => successPage(this.profileName, t.account),
+      );
     } finally {
-      server.close();
+      await server.close();
     }
   }
 }
@@ -645,37 +656,42 @@ export class GenericProvider extends StoredTokenProvider {
       });
     }
     const { verifier, challenge, state } = await this.pkce();
-    const { redirectUri, response } = await this.browserCode(o, state, (redirectUri) =>
-      oc
-        .buildAuthorizationUrl(config, {
-          ...(this.profile.authParams ?? {}),
-          // the normalised form (http://localhost:PORT/): openid-client sends the callback URL
-          // without its query as redirect_uri, and RFC 6749 §4.1.3 wants the two identical
-          redirect_uri: new URL(redirectUri).href,
-          state,
-          code_challenge: challenge,
-          code_challenge_method: 'S256',
-          ...scope,
-          ...(o.prompt ? { prompt: o.prompt } : {}),
-          ...(o.loginHint ? { login_hint: o.loginHint } : {}),
-        })
-        .toString(),
+    return this.browserSignIn(
+      o,
+      state,
+      (redirectUri) =>
+        oc
+          .buildAuthorizationUrl(config, {
+            ...(this.profile.authParams ?? {}),
+            // the normalised form (http://localhost:PORT/): openid-client sends the callback URL
+            // without its query as redirect_uri, and RFC 6749 §4.1.3 wants the two identical
+            redirect_uri: new URL(redirectUri).href,
+            state,
+            code_challenge: challenge,
+            code_challenge_method: 'S256',
+            ...scope,
+            ...(o.prompt ? { prompt: o.prompt } : {}),
+            ...(o.loginHint ? { login_hint: o.loginHint } : {}),
+          })
+          .toString(),
+      async ({ redirectUri, response }) => {
+        // openid-client checks state, and `iss` (RFC 9207) against the issuer when the response
+        // carries it; a profile without an issuer has nothing to check it against.
+        const current = new URL(redirectUri);
+        for (const [k, v] of Object.entries(response)) {
+          if (v !== undefined && !(k === 'iss' && !this.profile.issuer)) current.searchParams.set(k, v);
+        }
+        try {
+          const r = await oc.authorizationCodeGrant(config, current, {
+            pkceCodeVerifier: verifier,
+            expectedState: state,
+          });
+          return await this.storeLogin(this.toResponse(r), o.loginHint ?? this.defaultAccount());
+        } catch (e) {
+          throw await this.mapError(e, 'login', redirectUri);
+        }
+      },
     );
-    // openid-client checks state, and `iss` (RFC 9207) against the issuer when the response
-    // carries it; a profile without an issuer has nothing to check it against.
-    const current = new URL(redirectUri);
-    for (const [k, v] of Object.entries(response)) {
-      if (v !== undefined && !(k === 'iss' && !this.profile.issuer)) current.searchParams.set(k, v);
-    }
-    try {
-      const r = await oc.authorizationCodeGrant(config, current, {
-        pkceCodeVerifier: verifier,
-        expectedState: state,
-      });
-      return await this.storeLogin(this.toResponse(r), o.loginHint ?? this.defaultAccount());
-    } catch (e) {
-      throw await this.mapError(e, 'login', redirectUri);
-    }
   }
 
   /** RFC 8628: device authorization request, show the code, poll (openid-client honours slow_down). */

@@ -287,29 +287,39 @@ export class GoogleProvider extends StoredTokenProvider {
     if (warning) this.deps.io.err(warning);
     const { verifier, challenge, state } = await this.pkce();
     let client: OAuth2Client | undefined;
-    const { code, redirectUri } = await this.browserCode(o, state, async (redirectUri) => {
-      client = await this.client(redirectUri);
-      const { CodeChallengeMethod } = await import('google-auth-library');
-      return client.generateAuthUrl({
-        ...(this.profile.authParams ?? {}),
-        access_type: 'offline',
-        // without consent Google returns no refresh token on a second sign-in
-        prompt: o.prompt && o.prompt !== 'consent' ? `consent ${o.prompt}` : 'consent',
-        scope: this.scopes,
-        state,
-        redirect_uri: redirectUri,
-        code_challenge: challenge,
-        code_challenge_method: CodeChallengeMethod.S256,
-        ...(o.loginHint ? { login_hint: o.loginHint } : {}),
-      });
-    });
-    try {
-      const { tokens } = await client!.getToken({ code, codeVerifier: verifier, redirect_uri: redirectUri });
-      const loginHint = o.loginHint ?? this.defaultAccount();
-      return await this.storeLogin(this.toResponse(tokens), loginHint);
-    } catch (e) {
-      throw this.mapError(e, 'login', redirectUri);
-    }
+    return this.browserSignIn(
+      o,
+      state,
+      async (redirectUri) => {
+        client = await this.client(redirectUri);
+        const { CodeChallengeMethod } = await import('google-auth-library');
+        return client.generateAuthUrl({
+          ...(this.profile.authParams ?? {}),
+          access_type: 'offline',
+          // without consent Google returns no refresh token on a second sign-in
+          prompt: o.prompt && o.prompt !== 'consent' ? `consent ${o.prompt}` : 'consent',
+          scope: this.scopes,
+          state,
+          redirect_uri: redirectUri,
+          code_challenge: challenge,
+          code_challenge_method: CodeChallengeMethod.S256,
+          ...(o.loginHint ? { login_hint: o.loginHint } : {}),
+        });
+      },
+      async ({ code, redirectUri }) => {
+        try {
+          const { tokens } = await client!.getToken({
+            code,
+            codeVerifier: verifier,
+            redirect_uri: redirectUri,
+          });
+          const loginHint = o.loginHint ?? this.defaultAccount();
+          return await this.storeLogin(this.toResponse(tokens), loginHint);
+        } catch (e) {
+          throw this.mapError(e, 'login', redirectUri);
+        }
+      },
+    );
   }
 
   override async status(): Promise<TokenStatus> {

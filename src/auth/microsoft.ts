@@ -782,6 +782,7 @@ export class MicrosoftProvider implements TokenProvider {
       redirectUri: this.profile.redirectUri,
       port: this.profile.redirectPort,
       ...(tls ? { tls: { key: tls.key, cert: tls.cert } } : {}),
+      profileName: this.profileName,
     });
     if (tls) {
       io.err(
@@ -801,7 +802,6 @@ export class MicrosoftProvider implements TokenProvider {
       const waiting = server.waitForResponse(state, {
         timeoutMs: o.timeoutMs,
         retryCommand,
-        successPage: () => successPage(this.profileName),
         errorPage: (r) => {
           const err = entraError(
             {
@@ -840,18 +840,25 @@ export class MicrosoftProvider implements TokenProvider {
         );
       }
       registerSecret(r.code);
-      try {
-        return this.toResult(
-          await app.acquireTokenByCode(
-            { code: r.code!, codeVerifier: verifier, redirectUri, scopes: this.scopes, state, nonce },
-            { code: r.code!, state: r.state, client_info: r.client_info, nonce } as never,
-          ),
-        );
-      } catch (e) {
-        throw this.mapError(e, { redirectUri });
-      }
+      // the browser hears "Signed in" only once the tokens are stored (the cache plugin writes
+      // them inside acquireTokenByCode), or the error that stopped it (a refused code, a nonce)
+      return await server.settle(
+        async () => {
+          try {
+            return this.toResult(
+              await app.acquireTokenByCode(
+                { code: r.code!, codeVerifier: verifier, redirectUri, scopes: this.scopes, state, nonce },
+                { code: r.code!, state: r.state, client_info: r.client_info, nonce } as never,
+              ),
+            );
+          } catch (e) {
+            throw this.mapError(e, { redirectUri });
+          }
+        },
+        (t) => successPage(this.profileName, t.account),
+      );
     } finally {
-      server.close();
+      await server.close();
     }
   }
 
