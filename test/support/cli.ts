@@ -16,6 +16,8 @@ export interface CliResult {
 
 export interface CliHome {
   dir: string;
+  /** The CLI script run (default: this repo's bin/oauthmail.js). */
+  bin: string;
   env: NodeJS.ProcessEnv;
   configFile: string;
   run(
@@ -25,7 +27,8 @@ export interface CliHome {
 }
 
 /** A fresh HOME-like sandbox: config and data folders of its own, no keychain unless asked. */
-export function cliHome(extraEnv: NodeJS.ProcessEnv = {}): CliHome {
+export function cliHome(extraEnv: NodeJS.ProcessEnv = {}, opts: { bin?: string } = {}): CliHome {
+  const bin = opts.bin ?? BIN;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'oauthmail-test-'));
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -39,18 +42,19 @@ export function cliHome(extraEnv: NodeJS.ProcessEnv = {}): CliHome {
   };
   return {
     dir,
+    bin,
     env,
     configFile: path.join(dir, 'config', 'config.json'),
-    run: (args, opts = {}) => runCli(args, { ...opts, env: { ...env, ...opts.env } }),
+    run: (args, o = {}) => runCli(args, { ...o, env: { ...env, ...o.env }, bin }),
   };
 }
 
 export function runCli(
   args: string[],
-  opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; bin?: string } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
+    const child = spawn(process.execPath, [opts.bin ?? BIN, ...args], {
       env: opts.env ?? process.env,
       stdio: ['pipe', 'pipe', 'pipe'],
     });

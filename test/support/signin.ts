@@ -105,7 +105,7 @@ export function signInDevice(
   extraArgs: string[] = [],
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'login', profile, '--device', ...extraArgs], {
+    const child = spawn(process.execPath, [h.bin ?? BIN, 'login', profile, '--device', ...extraArgs], {
       env: h.env,
       stdio: ['pipe', 'pipe', 'pipe'],
     });
@@ -138,7 +138,7 @@ export function signInDevice(
  * `deviceCodeInterval: 1` for speed.
  */
 export async function signInDeviceAtStack(h: CliHome, profile: string, user: string): Promise<void> {
-  const child = spawn(process.execPath, [BIN, 'login', profile, '--device'], {
+  const child = spawn(process.execPath, [h.bin ?? BIN, 'login', profile, '--device'], {
     env: h.env,
     stdio: ['pipe', 'pipe', 'pipe'],
   });
