@@ -1,12 +1,14 @@
 // README recipes, each tried with the real program from Debian: a profile signed in by device
 // code at the stack's fake identity provider, the program fetching its token through
 // `oauthmail token` (or `oauthmail exec`), and the local Postfix/Dovecot validating it.
-// No token may show up in anything the programs or the CLI print.
+// The recipes are read from README.md itself (readmeRecipe): only the host, port, user and CA are
+// replaced (localize), and what a test needs beyond the recipe is appended, never edited in, so
+// the README cannot drift from what is tested. No token may show up in anything printed.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { BIN, cliHome, type CliHome } from '../support/cli.js';
+import { BIN, ROOT, cliHome, type CliHome } from '../support/cli.js';
 import { stack, waitForMail, type Stack } from './send-support.js';
 import { signInStackProfile } from '../support/signin.js';
 
@@ -49,30 +51,46 @@ afterAll(() => {
   expect(all).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\./);
 });
 
+const OAUTHMAIL = `${process.execPath} ${BIN}`;
+
+/** The fenced block of README.md whose first line is `first` (the recipe's comment line). */
+function readmeRecipe(first: string): string {
+  const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+  const blocks = [...readme.matchAll(/^```[a-z]*\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
+  const found = blocks.filter((b) => b.split('\n')[0] === first);
+  expect(found, `README.md has one recipe starting with "${first}"`).toHaveLength(1);
+  return found[0]!;
+}
+
+/** The recipe pointed at the stack: host, ports, user and the oauthmail command; nothing else. */
+function localize(recipe: string): string {
+  return recipe
+    .replaceAll('me%40contoso.com', encodeURIComponent(ALICE))
+    .replaceAll('me@contoso.com', ALICE)
+    .replace(/\b(smtp|outlook)\.office365\.com\b/g, s.smtpHost)
+    .replace(/^port 587$/m, `port ${s.smtpPort}`)
+    .replace(/^Port 993$/m, `Port ${imapsPort()}`)
+    .replaceAll(':587/', `:${s.smtpPort}/`)
+    .replaceAll(':993/', `:${imapsPort()}/`)
+    .replaceAll('"oauthmail ', `"${OAUTHMAIL} `);
+}
+
+describe('README recipes are read from README.md', () => {
+  it('msmtp: comments only on their own line (msmtp refuses a comment after a value)', () => {
+    const r = readmeRecipe('# msmtp (~/.msmtprc)');
+    for (const line of r.split('\n')) expect(line).not.toMatch(/^\s*[^#\s].*\s#/);
+  });
+});
+
 describe('msmtp (passwordeval "oauthmail token ...")', () => {
   for (const mech of ['xoauth2', 'oauthbearer'] as const) {
     it(`sends through Postfix with auth ${mech}`, () => {
       const t = tag();
       const conf = path.join(h.dir, `msmtprc-${mech}`);
-      // The README recipe, with the stack's host, port and CA.
-      writeFileSync(
-        conf,
-        [
-          'defaults',
-          'tls on',
-          'tls_starttls on',
-          `tls_trust_file ${path.join(s.pkiDir, 'ca.pem')}`,
-          '',
-          'account work',
-          `host ${s.smtpHost}`,
-          `port ${s.smtpPort}`,
-          `from ${ALICE}`,
-          `user ${ALICE}`,
-          `auth ${mech}`,
-          `passwordeval "${process.execPath} ${BIN} token work"`,
-          '',
-        ].join('\n'),
-      );
+      // The README recipe, with the stack's host, port, user and CA (and the other mechanism it names).
+      const recipe = localize(readmeRecipe('# msmtp (~/.msmtprc)'));
+      expect(recipe).toMatch(/^auth xoauth2$/m);
+      writeFileSync(conf, recipe.replace(/^auth xoauth2$/m, `auth ${mech}`) + `tls_trust_file ${ca()}\n`);
       chmodSync(conf, 0o600);
       const msg = `From: ${ALICE}\nTo: bob@contoso.test\nSubject: msmtp ${t}\n\nsent by msmtp with ${mech} ${t}\n`;
       const r = run('msmtp', ['-C', conf, '-a', 'work', 'bob@contoso.test'], msg);
@@ -109,8 +127,8 @@ describe('msmtp (passwordeval "oauthmail token ...")', () => {
   });
 });
 
-const OAUTHMAIL = `${process.execPath} ${BIN}`;
 const ca = () => path.join(s.pkiDir, 'ca.pem');
+const MUTT_RECIPE = '# mutt / neomutt (neomutt 2022: use xoauth2; its OAUTHBEARER rejects tokens over ~1 KB)';
 const imapsPort = () => Number(process.env.IMAPS_PORT);
 
 /** Put a message with `t` into alice's inbox (msmtp, as above) for the IMAP recipes. */
@@ -153,20 +171,13 @@ describe('mutt and neomutt (smtp_oauth_refresh_command)', () => {
     it(`${prog} sends in batch mode with smtp_authenticators=${mech}`, async () => {
       const t = tag();
       const rc = path.join(h.dir, `${prog}rc-${mech}`);
+      // the README recipe (with the other mechanism for mutt's OAUTHBEARER), plus the test CA and
+      // batch-mode settings (no copy to a Sent folder)
+      const recipe = localize(readmeRecipe(MUTT_RECIPE));
       writeFileSync(
         rc,
-        [
-          `set from = "${ALICE}"`,
-          `set smtp_url = "smtp://${encodeURIComponent(ALICE)}@${s.smtpHost}:${s.smtpPort}/"`,
-          `set smtp_authenticators = "${mech}"`,
-          `set smtp_oauth_refresh_command = "${OAUTHMAIL} token work"`,
-          'set ssl_starttls = yes',
-          'set ssl_force_tls = yes',
-          `set ssl_ca_certificates_file = "${ca()}"`,
-          'set record = ""',
-          'set copy = no',
-          '',
-        ].join('\n'),
+        recipe.replace('set smtp_authenticators = "xoauth2"', `set smtp_authenticators = "${mech}"`) +
+          [`set ssl_ca_certificates_file = "${ca()}"`, 'set record = ""', 'set copy = no', ''].join('\n'),
       );
       const r = run(
         prog,
@@ -189,20 +200,14 @@ describe('mutt (imap_oauth_refresh_command)', () => {
     const rc = path.join(h.dir, `muttrc-imap-${t}`);
     writeFileSync(
       rc,
-      [
-        `set from = "${ALICE}"`,
-        `set imap_user = "${ALICE}"`,
-        `set folder = "imaps://${encodeURIComponent(ALICE)}@${s.smtpHost}:${imapsPort()}/"`,
-        'set spoolfile = "+INBOX"',
-        'set imap_authenticators = "xoauth2"',
-        `set imap_oauth_refresh_command = "${OAUTHMAIL} token work"`,
-        `set ssl_ca_certificates_file = "${ca()}"`,
-        'set ssl_force_tls = yes',
-        'set quit = yes',
-        'set wait_key = no',
-        'set header_cache = ""',
-        '',
-      ].join('\n'),
+      localize(readmeRecipe(MUTT_RECIPE)) +
+        [
+          `set ssl_ca_certificates_file = "${ca()}"`,
+          'set quit = yes',
+          'set wait_key = no',
+          'set header_cache = ""',
+          '',
+        ].join('\n'),
     );
     const push = `push "<limit>~s ${t}<enter><pipe-message>cat > ${out}<enter><quit>"`;
     // mutt needs a terminal: script(1) gives it a pty
@@ -227,13 +232,11 @@ describe('isync/mbsync (PassCmd with the XOAUTH2 SASL plugin)', () => {
     writeFileSync(
       rc,
       [
-        'IMAPAccount work',
-        `Host ${s.smtpHost}`,
-        `Port ${imapsPort()}`,
-        `User ${ALICE}`,
-        `PassCmd "${OAUTHMAIL} token work"`,
-        'AuthMechs XOAUTH2',
-        'SSLType IMAPS',
+        localize(
+          readmeRecipe(
+            '# isync/mbsync (~/.mbsyncrc); needs an XOAUTH2 SASL plugin: apt install libsasl2-modules-kdexoauth2',
+          ),
+        ).trimEnd(),
         `CertificateFile ${ca()}`,
         '',
         'IMAPStore work-remote',
@@ -288,15 +291,13 @@ describe('git send-email (--sendmail-cmd "oauthmail sendmail")', () => {
     git('commit', '-q', '-m', `patch ${t}`);
     git('format-patch', '-1', '-o', 'out');
     const patch = path.join(repo, 'out', readdirSync(path.join(repo, 'out'))[0]!);
-    git(
-      'send-email',
-      `--sendmail-cmd=${OAUTHMAIL} -p work sendmail`,
-      '--to=bob@contoso.test',
-      `--from=${ALICE}`,
-      '--confirm=never',
-      '--quiet',
-      patch,
-    );
+    // the README's line, run as it is (with this checkout's oauthmail)
+    const setup = localize(
+      readmeRecipe("# git send-email, through oauthmail's sendmail mode (no SASL module needed)"),
+    ).replace('"oauthmail ', `"${OAUTHMAIL} `);
+    const sh = run('sh', ['-c', setup.replace(/"oauthmail /g, `"${OAUTHMAIL} `)], '', { cwd: repo });
+    expect(sh.code, sh.stderr).toBe(0);
+    git('send-email', '--to=bob@contoso.test', `--from=${ALICE}`, '--confirm=never', '--quiet', patch);
     const found = await waitForMail(s, 'bob@contoso.test', `patch ${t}`, 1);
     expect(found).toHaveLength(1);
   });
