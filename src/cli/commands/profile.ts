@@ -330,9 +330,10 @@ or the hidden prompt. Examples:
       );
     });
 
-  profile
-    .command('edit <name>')
-    .description('change profile keys')
+  const edit = profile.command('edit <name>').description('change profile keys');
+  // every flag of `profile add` that names a key, so that a hint can say `--smtp HOST:PORT` to either
+  for (const [flag, , help] of FLAG_KEYS) edit.option(`--${flag} <value>`, help);
+  edit
     .option('--set <key=value>', 'set a key (repeatable)', collect)
     .option('--auth-param <name=value>', AUTH_PARAM_HELP, collect)
     .option(
@@ -342,7 +343,7 @@ or the hidden prompt. Examples:
     )
     .addHelpText(
       'after',
-      '\nExample:\n  $ oauthmail profile edit work --set smtp=smtp.office365.com:587 --set capabilities=send',
+      '\nExamples:\n  $ oauthmail profile edit work --smtp smtp.office365.com:587 --smtp-security starttls\n  $ oauthmail profile edit work --set capabilities=send --unset redirectPort',
     )
     .action(async (name: string, opts: Record<string, unknown>) => {
       const p = await ctx.profiles.edit(name, settingsFrom(opts));
