@@ -15,7 +15,7 @@ import {
   validateProfile,
   validateProfileName,
 } from './schema.js';
-import type { ConfigStore } from './store.js';
+import { brokenProfileError, type ConfigStore } from './store.js';
 
 export type Setting = [key: string, value: string | undefined];
 
@@ -79,6 +79,16 @@ export function buildProfile(settings: readonly Setting[]): Profile {
   return validate(draft);
 }
 
+/** Apply settings to a profile as found in a file that does not validate, then validate it. */
+export function editRawProfile(raw: unknown, settings: readonly Setting[]): Profile {
+  const draft =
+    raw && typeof raw === 'object' && !Array.isArray(raw)
+      ? (structuredClone(raw) as Record<string, unknown>)
+      : {};
+  for (const [k, v] of settings) applySetting(draft, k, v);
+  return validate(draft);
+}
+
 /** Apply settings to an existing profile; recompute default scopes when capabilities or flow change. */
 export function editProfile(existing: Profile, settings: readonly Setting[]): Profile {
   const draft = structuredClone(existing) as unknown as Record<string, unknown>;
@@ -99,7 +109,7 @@ export class Profiles {
   constructor(
     private readonly store: ConfigStore,
     /** Opens the secret store a profile uses (its `storage` setting decides which). */
-    private readonly secretsFor: (profile: Profile) => Promise<SecretStore>,
+    private readonly secretsFor: (profile: Pick<Profile, 'storage'>) => Promise<SecretStore>,
   ) {}
 
   async list(): Promise<Config> {
@@ -131,8 +141,12 @@ export class Profiles {
       });
     }
     return this.store.update((config) => {
-      const existing = this.require(config, name);
-      const next = editProfile(existing, settings);
+      const broken = config.broken?.[name];
+      // a profile broken by a hand edit is mended from what the file holds
+      const next = broken
+        ? editRawProfile(broken.raw, settings)
+        : editProfile(this.require(config, name), settings);
+      if (broken) delete config.broken![name];
       config.profiles[name] = next;
       return next;
     });
@@ -175,7 +189,11 @@ export class Profiles {
   async remove(name: string): Promise<SecretKind[]> {
     checkName(name);
     const config = await this.store.load();
-    const profile = this.require(config, name);
+    const broken = config.broken?.[name];
+    const storage = (broken?.raw as { storage?: unknown } | undefined)?.storage;
+    const profile: Pick<Profile, 'storage'> = broken
+      ? { storage: storage === 'keychain' || storage === 'file' ? storage : 'auto' }
+      : this.require(config, name);
     const secrets = await this.secretsFor(profile);
     const deleted: SecretKind[] = [];
     for (const kind of SECRET_KINDS) {
@@ -183,6 +201,7 @@ export class Profiles {
     }
     await this.store.update((c) => {
       delete c.profiles[name];
+      if (c.broken) delete c.broken[name];
       if (c.defaultProfile === name) delete c.defaultProfile;
     });
     return deleted;
@@ -197,6 +216,8 @@ export class Profiles {
   }
 
   require(config: Config, name: string): Profile {
+    const broken = config.broken?.[name];
+    if (broken) throw brokenProfileError(name, broken);
     const p = config.profiles[name];
     if (!p) {
       const names = Object.keys(config.profiles);

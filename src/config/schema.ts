@@ -392,6 +392,19 @@ export interface Config {
   version: typeof CONFIG_VERSION;
   defaultProfile?: string;
   profiles: Record<string, Profile>;
+  /**
+   * Profiles in the file that do not validate (a hand edit gone wrong), kept as they are: written
+   * back unchanged, refused (exit 3, with the fix) by commands that use them, and mended by
+   * `profile edit`. One broken profile does not stop the others.
+   */
+  broken?: Record<string, BrokenProfile>;
+}
+
+export interface BrokenProfile {
+  /** The profile's JSON as found in the file. */
+  raw: unknown;
+  /** "invalid config FILE: profile "work": smtp.port: ..." */
+  message: string;
 }
 
 /** Authorization-request parameters oauthmail sets itself (RFC 6749 §4.1.1, RFC 7636, OIDC nonce). */

@@ -11,6 +11,7 @@ import { ConfigError, UsageError } from '../errors/index.js';
 import { atomicWriteFile, readFileIfExists } from '../util/fs.js';
 import type { Paths } from './paths.js';
 import {
+  type BrokenProfile,
   CONFIG_VERSION,
   type Config,
   emptyConfig,
@@ -72,18 +73,21 @@ export function parseConfigText(text: string, file: string): Config {
   }
   // A map without a prototype: a profile named `constructor` or `toString` is just a name.
   const profiles: Record<string, Profile> = Object.create(null) as Record<string, Profile>;
+  const broken: Record<string, BrokenProfile> = Object.create(null) as Record<string, BrokenProfile>;
   for (const [name, value] of Object.entries(top.profiles)) {
     try {
       profiles[name] = validateProfile(value);
     } catch (e) {
       if (!(e instanceof Invalid)) throw e;
-      throw new ConfigError(`invalid config ${file}: profile ${JSON.stringify(name)}: ${e.message}`, {
-        code: 'config_invalid',
-        hint: `fix it with \`oauthmail profile edit ${name} --set KEY=VALUE\` or by hand (the file was not changed)`,
-      });
+      // kept aside: the other profiles go on working, and this one can be mended with `profile edit`
+      broken[name] = {
+        raw: value,
+        message: `invalid config ${file}: profile ${JSON.stringify(name)}: ${e.message}`,
+      };
     }
   }
   const config: Config = { version: CONFIG_VERSION, profiles };
+  if (Object.keys(broken).length) config.broken = broken;
   if (top.defaultProfile !== undefined) config.defaultProfile = top.defaultProfile;
   return config;
 }
@@ -129,7 +133,9 @@ export class ConfigStore {
   private async save(config: Config): Promise<void> {
     const out: Record<string, unknown> = { version: CONFIG_VERSION };
     if (config.defaultProfile) out.defaultProfile = config.defaultProfile;
-    out.profiles = config.profiles;
+    // broken profiles are written back as they were found (never dropped by an unrelated write)
+    const brokenRaw = Object.entries(config.broken ?? {}).filter(([n]) => !(n in config.profiles));
+    out.profiles = { ...config.profiles, ...Object.fromEntries(brokenRaw.map(([n, b]) => [n, b.raw])) };
     await atomicWriteFile(this.file, JSON.stringify(out, null, 2) + '\n', 0o600);
   }
 }
@@ -157,6 +163,8 @@ export function resolveProfileName(
   }
   const bad = validateProfileName(name);
   if (bad) throw new UsageError(bad, { code: 'bad_profile_name' });
+  const broken = config.broken?.[name];
+  if (broken) throw brokenProfileError(name, broken);
   const profile = config.profiles[name];
   if (!profile) {
     const names = Object.keys(config.profiles);
@@ -166,4 +174,12 @@ export function resolveProfileName(
     });
   }
   return { name, profile };
+}
+
+/** The error for a command that needs a profile the file holds in a form that does not validate. */
+export function brokenProfileError(name: string, broken: BrokenProfile): ConfigError {
+  return new ConfigError(broken.message, {
+    code: 'config_invalid',
+    hint: `fix it with \`oauthmail profile edit ${name} --set KEY=VALUE\` (see oauthmail profile keys) or by hand; other profiles are not affected`,
+  });
 }

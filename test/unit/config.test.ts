@@ -159,8 +159,10 @@ describe('config file parsing', () => {
   it('names the profile and field of an invalid stored profile', () => {
     const p = buildProfile([['clientId', MS_ID]]);
     const text = JSON.stringify({ version: 1, profiles: { work: { ...p, smtp: { ...p.smtp, port: 'x' } } } });
-    expect(() => parseConfigText(text, '/c.json')).toThrow(
-      /profile "work": smtp.port must be a whole number/,
+    // kept aside when the file is read (other profiles go on working), refused when it is used
+    const config = parseConfigText(text, '/c.json');
+    expect(() => resolveProfileName(config, 'work', {})).toThrow(
+      /invalid config \/c.json: profile "work": smtp.port must be a whole number/,
     );
   });
 
