@@ -130,7 +130,8 @@ export class ConfigStore {
     const out: Record<string, unknown> = { version: CONFIG_VERSION };
     if (config.defaultProfile) out.defaultProfile = config.defaultProfile;
     out.profiles = config.profiles;
-    await atomicWriteFile(this.file, JSON.stringify(out, null, 2) + '\n', 0o600);
+    // under the config lock: temps of crashed writes are cleaned here
+    await atomicWriteFile(this.file, JSON.stringify(out, null, 2) + '\n', 0o600, { removeStaleTemps: true });
   }
 }
 
