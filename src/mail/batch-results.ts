@@ -6,7 +6,7 @@
  * both read "nothing sent yet" and both send every line. So a run holds FILE.results.jsonl.lock
  * (proper-lockfile, as src/secrets/lock.ts) for as long as it runs; a second run refuses at once
  * instead of waiting (it would only find everything sent). A holder killed with SIGKILL leaves
- * a lock that is stale after LOCK_STALE_MS.
+ * a lock that is stale after LOCK_STALE_MS: a rerun waits that long at most, then takes it over.
  *
  * A crash mid-write can leave a torn last record without its newline; the next record appended
  * after it would then be glued to it and unreadable, and its line sent again on the next resume.
@@ -18,7 +18,8 @@ import { promises as fsp, constants } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import lockfile from 'proper-lockfile';
 import { TransientError } from '../errors/index.js';
-import { writeAll } from '../util/fs.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pidAlive, writeAll } from '../util/fs.js';
 
 const LOCK_STALE_MS = 10_000;
 const LOCK_UPDATE_MS = 2_500;
@@ -80,25 +81,48 @@ async function repairTail(fh: FileHandle): Promise<string> {
   return text.slice(0, cut);
 }
 
+/**
+ * Take the batch's lock. Held by a live process (its pid is in FILE.results.jsonl.lock-owner):
+ * refuse at once. Left by a dead one (SIGKILL, a crash): wait until proper-lockfile finds it
+ * stale (its mtime is no longer refreshed), at most LOCK_STALE_MS, then take it over.
+ */
+async function lockBatch(
+  resultsFile: string,
+  batchFile: string,
+  onCompromised: (e: Error) => void,
+): Promise<() => Promise<void>> {
+  const ownerFile = `${resultsFile}.lock-owner`;
+  const deadline = Date.now() + LOCK_STALE_MS + 2_000;
+  for (;;) {
+    try {
+      const release = await lockfile.lock(resultsFile, {
+        lockfilePath: `${resultsFile}.lock`,
+        realpath: false,
+        stale: LOCK_STALE_MS,
+        update: LOCK_UPDATE_MS,
+        retries: 0,
+        // the default handler throws from a timer, which would crash the process
+        onCompromised,
+      });
+      await fsp.writeFile(ownerFile, `${process.pid}\n`, { mode: 0o600 }).catch(() => undefined);
+      return async () => {
+        await fsp.rm(ownerFile, { force: true }).catch(() => undefined);
+        await release();
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ELOCKED') throw e;
+      const owner = Number((await fsp.readFile(ownerFile, 'utf8').catch(() => '')).trim());
+      // a live run (also one in this process) holds it; or we waited for a stale one long enough
+      if (pidAlive(owner) || Date.now() > deadline) throw new BatchLockedError(batchFile, e);
+      await sleep(250);
+    }
+  }
+}
+
 /** Lock, repair and read the results file; the caller must close() the log. */
 export async function openResults(resultsFile: string, batchFile: string): Promise<ResultsLog> {
   let compromised: Error | undefined;
-  let release: () => Promise<void>;
-  try {
-    release = await lockfile.lock(resultsFile, {
-      lockfilePath: `${resultsFile}.lock`,
-      realpath: false,
-      stale: LOCK_STALE_MS,
-      update: LOCK_UPDATE_MS,
-      retries: 0,
-      onCompromised: (err) => {
-        compromised = err;
-      },
-    });
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ELOCKED') throw new BatchLockedError(batchFile, e);
-    throw e;
-  }
+  const release = await lockBatch(resultsFile, batchFile, (e) => (compromised = e));
   let fh: FileHandle;
   let done: Map<number, string>;
   try {

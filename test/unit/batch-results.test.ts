@@ -5,7 +5,18 @@
  * is continued instead of leaving half a record. A fake Sender counts what would go out.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync, promises as fsp } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  promises as fsp,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { runBatch, resultsFileFor, type Sender } from '../../src/mail/batch.js';
@@ -24,9 +35,9 @@ function batchFile(n: number): string {
   const file = path.join(dir, 'mails.jsonl');
   writeFileSync(
     file,
-    Array.from({ length: n }, (_, i) => JSON.stringify({ to: 'bob@contoso.test', subject: `#${i + 1}` })).join(
-      '\n',
-    ) + '\n',
+    Array.from({ length: n }, (_, i) =>
+      JSON.stringify({ to: 'bob@contoso.test', subject: `#${i + 1}` }),
+    ).join('\n') + '\n',
   );
   return file;
 }
@@ -80,6 +91,34 @@ describe('batch results file', () => {
     const rc = await runBatch(c, profile, { file, resume: true });
     expect(c.sent).toEqual([]);
     expect(rc.skipped).toBe(40);
+  });
+
+  it('a lock left by a killed run (dead pid, no longer refreshed) is taken over, not refused', async () => {
+    const file = batchFile(3);
+    const lock = `${resultsFileFor(file)}.lock`;
+    mkdirSync(lock);
+    writeFileSync(`${resultsFileFor(file)}.lock-owner`, `${spawnSync(process.execPath, ['-e', '0']).pid}\n`);
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(lock, old, old);
+    const s = fakeSender();
+    const r = await runBatch(s, profile, { file, resume: true });
+    expect(s.sent).toEqual(['#1', '#2', '#3']);
+    expect(r.sent).toBe(3);
+    // released at the end: the lock and its owner file are gone
+    expect(existsSync(lock)).toBe(false);
+    expect(existsSync(`${resultsFileFor(file)}.lock-owner`)).toBe(false);
+  });
+
+  it('a lock held by a live process is refused at once, naming the batch', async () => {
+    const file = batchFile(3);
+    mkdirSync(`${resultsFileFor(file)}.lock`);
+    writeFileSync(`${resultsFileFor(file)}.lock-owner`, '1\n'); // pid 1 is alive
+    const t0 = Date.now();
+    await expect(runBatch(fakeSender(), profile, { file, resume: true })).rejects.toMatchObject({
+      code: 'batch_locked',
+      exitCode: 6,
+    });
+    expect(Date.now() - t0).toBeLessThan(2000);
   });
 
   it('a torn last record (crash mid-write) does not swallow the next record: no line goes out twice', async () => {
