@@ -136,7 +136,8 @@ export class ConfigStore {
     // broken profiles are written back as they were found (never dropped by an unrelated write)
     const brokenRaw = Object.entries(config.broken ?? {}).filter(([n]) => !(n in config.profiles));
     out.profiles = { ...config.profiles, ...Object.fromEntries(brokenRaw.map(([n, b]) => [n, b.raw])) };
-    await atomicWriteFile(this.file, JSON.stringify(out, null, 2) + '\n', 0o600);
+    // under the config lock: temps of crashed writes are cleaned here
+    await atomicWriteFile(this.file, JSON.stringify(out, null, 2) + '\n', 0o600, { removeStaleTemps: true });
   }
 }
 

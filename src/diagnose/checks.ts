@@ -28,6 +28,7 @@ import {
 import { ExitCode, isOauthmailError } from '../errors/index.js';
 import type { TokenProvider } from '../auth/types.js';
 import { registerSecret, redact } from '../util/redact.js';
+import { isLoopbackAddress } from '../mail/tls.js';
 import { decodeJwt, summarizeJwt, type TokenSummary } from './jwt.js';
 import { adviseSmtpReply } from './smtp-replies.js';
 import { MICROSOFT_APP_ROLES, MICROSOFT_SCP } from './scopes.js';
@@ -799,6 +800,15 @@ async function checkSmtp(c: Ctx, r: CheckResult): Promise<string> {
             `n,a=${user.replace(/=/g, '=3D').replace(/,/g, '=2C')},\x01host=${host}\x01port=${smtp.port}\x01auth=Bearer ${token}\x01\x01`,
           ).toString('base64');
     registerSecret(ir);
+    // plain text: the address connected to decides, not the name (mail.localhost can be anywhere)
+    if (smtp.security === 'none' && !isLoopbackAddress(sock.remoteAddress)) {
+      throw new Fail(
+        `smtp security is "none" and ${host} is ${sock.remoteAddress ?? 'an unknown address'}, not loopback: the token would travel in clear text`,
+        'config',
+        `oauthmail profile edit ${c.deps.name} --smtp-security starttls`,
+        'tls_required',
+      );
+    }
     send(`AUTH ${mech} ${ir}`, `AUTH ${mech} [REDACTED]`);
     let a = await expect('AUTH');
     let serverReason = '';

@@ -7,7 +7,8 @@
  * a process killed between the server's 250 and our fsync can still cause one duplicate, so every
  * message also gets a stable Message-ID (line number + hash of the line) that receivers and
  * tests can deduplicate on. SIGINT/SIGTERM stop cleanly: no new lines, in-flight ones finish and
- * are recorded.
+ * are recorded. One run at a time per batch: the results file is locked, torn records repaired
+ * (src/mail/batch-results.ts).
  *
  * Line format: {"to": "a@x" | ["a@x", ...], "cc", "bcc", "from", "replyTo", "subject", "text"
  * (or "body"), "html", "headers": {"X-K": "v"} | ["X-K: v"], "attachments": ["path", ...] |
@@ -15,7 +16,7 @@
  * {{name}} placeholders in the subject/text/html templates given on the command line}.
  */
 import { createHash } from 'node:crypto';
-import { promises as fsp, constants } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import type { Profile } from '../config/schema.js';
 import {
@@ -29,6 +30,7 @@ import {
 } from '../errors/index.js';
 import { buildMessage, type MessageOptions, type Priority, type BuiltMessage } from './message.js';
 import type { SendResult } from './smtp.js';
+import { BatchLockedError, openResults, type ResultsLog } from './batch-results.js';
 
 export interface Sender {
   send(built: BuiltMessage): Promise<SendResult>;
@@ -184,27 +186,6 @@ export function lineToOptions(
   return opts;
 }
 
-async function readDone(resultsFile: string): Promise<Map<number, string>> {
-  const done = new Map<number, string>();
-  let text: string;
-  try {
-    text = await fsp.readFile(resultsFile, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return done;
-    throw e;
-  }
-  for (const l of text.split('\n')) {
-    if (!l.trim()) continue;
-    try {
-      const r = JSON.parse(l) as { line?: number; status?: string; hash?: string };
-      if (r.status === 'sent' && typeof r.line === 'number') done.set(r.line, r.hash ?? '');
-    } catch {
-      // a torn last line from a crash mid-write: that line was not fsynced, so it was not counted as sent
-    }
-  }
-  return done;
-}
-
 function errorInfo(e: unknown): { code: string; message: string; exitCode: number } {
   if (isOauthmailError(e)) return { code: e.code, message: e.message, exitCode: e.exitCode };
   return { code: 'internal', message: (e as Error)?.message ?? String(e), exitCode: 1 };
@@ -237,7 +218,29 @@ export async function runBatch(
     .map((t, i) => ({ no: i + 1, text: t.replace(/\r$/, '') }))
     .filter((l) => l.text.trim() !== '');
   const resultsFile = resultsFileFor(opts.file);
-  const done = await readDone(resultsFile);
+  // held until the run ends: a second run of the same batch refuses instead of resending it all
+  const log = await openResults(resultsFile, opts.file);
+  try {
+    return await sendLines(sender, profile, opts, { lines, log, resultsFile, baseDir, started });
+  } finally {
+    await log.close();
+  }
+}
+
+async function sendLines(
+  sender: Sender,
+  profile: Partial<Profile>,
+  opts: BatchOptions,
+  b: {
+    lines: Array<{ no: number; text: string }>;
+    log: ResultsLog;
+    resultsFile: string;
+    baseDir: string;
+    started: number;
+  },
+): Promise<BatchSummary> {
+  const { lines, log, resultsFile, baseDir, started } = b;
+  const done = log.done;
   if (done.size && !opts.resume) {
     throw new UsageError(`${resultsFile} already records ${done.size} sent line(s)`, {
       code: 'batch_results_exist',
@@ -267,37 +270,18 @@ export async function runBatch(
     resultsFile,
     elapsedMs: 0,
   };
-
-  const fh = await fsp.open(resultsFile, constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND, 0o600);
-  // Group commit: results that arrive while a write+fsync is running go out together in the
-  // next one, so the window between the server's 250 and a durable record stays one fsync long.
-  let pending: Array<{ line: string; sync: boolean; done: () => void; fail: (e: unknown) => void }> = [];
-  let flushing: Promise<void> | undefined;
-  const flush = async (): Promise<void> => {
-    while (pending.length) {
-      const batch = pending;
-      pending = [];
-      try {
-        await fh.write(batch.map((b) => b.line).join(''));
-        if (batch.some((b) => b.sync)) await fh.datasync();
-        for (const b of batch) b.done();
-      } catch (e) {
-        for (const b of batch) b.fail(e);
-      }
-    }
-    flushing = undefined;
-  };
-  const record = (obj: object, sync: boolean) =>
-    new Promise<void>((done, fail) => {
-      pending.push({ line: JSON.stringify(obj) + '\n', sync, done, fail });
-      flushing ??= flush();
-    });
+  const record = log.record;
 
   let next = 0;
   let fatal: unknown;
   const stop = opts.stopSignal ?? { stopped: false };
   const worker = async () => {
     while (!fatal && !stop.stopped && next < todo.length) {
+      if (log.lost()) {
+        // another run took the lock over (we stalled past its stale time): stop sending
+        fatal = new BatchLockedError(opts.file, log.lost());
+        break;
+      }
       const l = todo[next++]!;
       const hash = lineHash(l.text);
       let built: BuiltMessage | undefined;
@@ -346,12 +330,7 @@ export async function runBatch(
       });
     }
   };
-  try {
-    await Promise.all(Array.from({ length: Math.max(1, opts.concurrency ?? 1) }, worker));
-  } finally {
-    await (flushing ?? Promise.resolve()).catch(() => undefined);
-    await fh.close();
-  }
+  await Promise.all(Array.from({ length: Math.max(1, opts.concurrency ?? 1) }, worker));
   summary.notAttempted = todo.length - next;
   summary.interrupted = stop.stopped;
   summary.elapsedMs = Date.now() - started;

@@ -19,10 +19,10 @@
  */
 import type { ImapFlow, ImapFlowOptions, Logger } from 'imapflow';
 import type { Profile } from '../config/schema.js';
-import { MailServerError, isOauthmailError, type OauthmailError } from '../errors/index.js';
+import { ConfigError, MailServerError, isOauthmailError, type OauthmailError } from '../errors/index.js';
 import { registerSecret, redact } from '../util/redact.js';
 import type { TokenSource } from './token-source.js';
-import { serverTls } from './tls.js';
+import { isLoopbackAddress, plainLoopbackAddress, serverTls } from './tls.js';
 import { VERSION } from '../version.js';
 import { imapErrorFrom } from '../diagnose/imap-replies.js';
 
@@ -155,9 +155,12 @@ export async function connectImap(
   source: TokenSource,
   opts: ImapOptions = {},
 ): Promise<ImapConnection> {
-  const base = imapClientOptions(profile, opts);
+  const plain = profile.imap?.security === 'none';
+  const named = imapClientOptions(profile, opts);
+  // plain text: connect to the loopback address the name resolves to, not to the name
+  const base = plain ? { ...named, host: await plainLoopbackAddress('imap', named.host ?? '') } : named;
   const { ImapFlow } = await import('imapflow');
-  const host = base.host ?? '';
+  const host = named.host ?? '';
   const sasl: Sasl = profile.sasl ?? 'auto';
 
   const attempt = async (forceRefresh: boolean): Promise<ImapConnection> => {
@@ -168,11 +171,19 @@ export async function connectImap(
     // imapflow calls this.authenticate() after CAPABILITY (and STARTTLS); wrap it to enforce the
     // profile's mechanism (it would otherwise always prefer OAUTHBEARER when offered)
     const internal = client as unknown as {
+      socket?: { remoteAddress?: string };
       capabilities: Map<string, unknown>;
       authenticate(): Promise<unknown>;
     };
     const original = internal.authenticate.bind(client);
     internal.authenticate = async () => {
+      // and check, right before the token goes out, where the socket really leads
+      if (plain && !isLoopbackAddress(internal.socket?.remoteAddress)) {
+        throw new ConfigError(
+          `refusing to send a token to ${host} without TLS: connected to ${internal.socket?.remoteAddress ?? 'an unknown address'}, not a loopback address`,
+          { code: 'tls_required', hint: 'use --imap-security tls (port 993) or starttls (port 143)' },
+        );
+      }
       mechanism = chooseMechanism(internal.capabilities, sasl, host);
       if (mechanism === 'XOAUTH2') internal.capabilities.delete('AUTH=OAUTHBEARER');
       return original();

@@ -20,7 +20,7 @@ import { registerSecret, redact } from '../util/redact.js';
 import type { TokenSource } from './token-source.js';
 import type { BuiltMessage } from './message.js';
 import { classify, toSendError, withRetry } from './retry.js';
-import { serverTls } from './tls.js';
+import { plainLoopbackAddress, serverTls } from './tls.js';
 
 export interface SmtpOptions {
   /** PEM file of a CA to trust (instead of the system roots) for a private server. */
@@ -116,6 +116,12 @@ export class SmtpClient {
 
   static async create(profile: Profile, source: TokenSource, opts: SmtpOptions = {}): Promise<SmtpClient> {
     const base = transportOptions(profile, opts);
+    // plain text: connect to the loopback address the name resolves to, never to the name itself
+    // (nodemailer would resolve it again, DNS first); OAUTHBEARER's host= keeps the name
+    const connectTo =
+      profile.smtp?.security === 'none'
+        ? { host: await plainLoopbackAddress('smtp', String(base.host)) }
+        : {};
     const { default: nodemailer } = await import('nodemailer');
     // the instance is created below; the callbacks reach it through this holder
     const holder: { c?: SmtpClient } = {};
@@ -140,6 +146,7 @@ export class SmtpClient {
         };
     const options: Record<string, unknown> = {
       ...base,
+      ...connectTo,
       auth,
       ...(useBearer ? { customAuth: { OAUTHBEARER: (ctx: SaslCtx) => oauthBearer(ctx, base, token) } } : {}),
       ...(opts.debug ? { logger: debugLogger(opts.debug), debug: false } : { logger: false }),

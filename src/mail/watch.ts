@@ -18,6 +18,7 @@
  * With --out the messages are saved exactly as `fetch` does (state file, fsync, no loss).
  */
 import { spawn } from 'node:child_process';
+import { childEnv } from '../util/child-env.js';
 import type { ImapFlow } from 'imapflow';
 import {
   AuthError,
@@ -199,12 +200,12 @@ export async function watchMailbox(
           const dl = await c.download(String(uid), undefined, { uid: true, chunkSize: 1024 * 1024 });
           lastUid = uid;
           if (!dl.content) continue;
-          const env = {
-            ...(o.env ?? process.env),
+          // a handler that reads untrusted mail must not get what unlocks the stored tokens
+          const env = childEnv(o.env ?? process.env, {
             OAUTHMAIL_UID: String(uid),
             OAUTHMAIL_MAILBOX: o.mailbox,
             OAUTHMAIL_UIDVALIDITY: validity,
-          };
+          });
           const code = await runCommand(o.exec!, dl.content as AsyncIterable<Buffer>, env);
           if (code !== 0) warn(`the command exited with ${code} for UID ${uid}`);
           o.onHandled?.({ uid, ok: code === 0, exitCode: code });

@@ -8,11 +8,13 @@
  * tell which secrets exist without decrypting anything.
  *
  * With OAUTHMAIL_PASSPHRASE set, a file holds a versioned JSON envelope:
- *   {"oauthmail":"secret","v":1,"alg":"aes-256-gcm","kdf":"scrypt","N":32768,"r":8,"p":1,
- *    "salt":b64(16),"iv":b64(12),"tag":b64(16),"ct":b64}
- * key = scrypt(passphrase, salt, 32, {N, r, p}); the header fields (v, alg, kdf, N, r, p) are the
- * GCM additional data, so they cannot be altered without failing authentication. Without a
- * passphrase the file holds the value as it is.
+ *   {"oauthmail":"secret","v":2,"alg":"aes-256-gcm","kdf":"scrypt","N":32768,"r":8,"p":1,
+ *    "salt":b64(16),"iv":b64(12),"kcv":b64(16),"hc":b64(12),"tag":b64(16),"ct":b64}
+ * key || checkKey = scrypt(passphrase, salt, 64, {N, r, p}); kcv = HMAC(checkKey, label) tells a
+ * wrong passphrase from a changed file, hc = SHA-256(header) a changed header; the header fields
+ * are the GCM additional data, so they cannot be altered without failing authentication.
+ * Version 1 files (no kcv/hc, additional data v, alg, kdf, N, r, p) are still read; the next
+ * write makes them version 2. Without a passphrase the file holds the value as it is.
  *
  * Permissions: like ssh with a private key, a secret file that group or others can access is
  * refused (secret_file_insecure, with the chmod that fixes it), because a secret that others could
@@ -21,6 +23,8 @@
 import {
   createCipheriv,
   createDecipheriv,
+  createHash,
+  createHmac,
   randomBytes,
   scrypt as scryptCb,
   type ScryptOptions,
@@ -28,7 +32,7 @@ import {
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, UsageError } from '../errors/index.js';
-import { atomicWriteFile, ensurePrivateDir } from '../util/fs.js';
+import { atomicWriteFile, ensurePrivateDir, removeStaleTemps } from '../util/fs.js';
 import { registerSecret } from '../util/redact.js';
 import type { SecretKind, SecretStore } from './types.js';
 
@@ -52,10 +56,16 @@ export function assertSafeName(name: string, what = 'name'): void {
 }
 
 export const SCRYPT_DEFAULTS = { N: 1 << 15, r: 8, p: 1 } as const;
+/**
+ * The most a file may ask for: twice the defaults' N, their r and p (64 MiB, about 0.4 s here
+ * against 32 MiB and 0.19 s), so a planted or damaged file cannot make a read cost 25 s and 4 GB
+ * (N=2^20, r=32). Files are written with the defaults; tests write cheaper ones.
+ */
+export const SCRYPT_LIMITS = { N: 1 << 16, r: 8, p: 1 } as const;
 
 interface Envelope {
   oauthmail: 'secret';
-  v: 1;
+  v: 1 | 2;
   alg: 'aes-256-gcm';
   kdf: 'scrypt';
   N: number;
@@ -63,23 +73,49 @@ interface Envelope {
   p: number;
   salt: string;
   iv: string;
+  /** v2: key check, HMAC-SHA256(check key, KCV_LABEL), 16 bytes. */
+  kcv?: string;
+  /** v2: header check, SHA-256 of the header, 12 bytes. */
+  hc?: string;
   tag: string;
   ct: string;
 }
 
 const ENVELOPE_START = '{"oauthmail":"secret"';
+const KCV_LABEL = 'oauthmail key check v2';
+const KDF_BYTES = 64;
 
+/** 64 bytes: the AES key, then the key-check key (v2); v1 used the first 32 as the key. */
 function scrypt(pass: string, salt: Buffer, o: { N: number; r: number; p: number }): Promise<Buffer> {
   const opts: ScryptOptions = { N: o.N, r: o.r, p: o.p, maxmem: 256 * o.N * o.r + 1024 * 1024 };
   return new Promise((resolve, reject) =>
-    scryptCb(pass, salt, 32, opts, (err, key) => (err ? reject(err) : resolve(key))),
+    scryptCb(pass, salt, KDF_BYTES, opts, (err, key) => (err ? reject(err) : resolve(key))),
   );
 }
 
-function aad(e: Pick<Envelope, 'v' | 'alg' | 'kdf' | 'N' | 'r' | 'p'>): Buffer {
-  return Buffer.from(JSON.stringify([e.v, e.alg, e.kdf, e.N, e.r, e.p]), 'utf8');
+type Header = Pick<Envelope, 'v' | 'alg' | 'kdf' | 'N' | 'r' | 'p' | 'salt' | 'iv' | 'kcv'>;
+
+/** The GCM additional data: v1 bound the KDF parameters, v2 binds the whole header. */
+function aad(e: Header): Buffer {
+  const fields =
+    e.v === 1 ? [e.v, e.alg, e.kdf, e.N, e.r, e.p] : [e.v, e.alg, e.kdf, e.N, e.r, e.p, e.salt, e.iv, e.kcv];
+  return Buffer.from(JSON.stringify(fields), 'utf8');
 }
 
+const headerCheck = (e: Header) =>
+  createHash('sha256').update(aad(e)).digest().subarray(0, 12).toString('base64');
+const keyCheck = (checkKey: Buffer) =>
+  createHmac('sha256', checkKey).update(KCV_LABEL).digest().subarray(0, 16).toString('base64');
+
+/*
+ * Telling a wrong passphrase from a changed file: AES-GCM fails the same way for both (the tag
+ * does not match). So v2 files carry a key check (kcv), computed from a second key that scrypt
+ * derives next to the AES key: when it matches, the passphrase is right and a failing tag means
+ * the ciphertext was changed. A changed header (salt, IV, parameters) would change the derived
+ * keys and look like a wrong passphrase, so the header carries a plain checksum (hc) as well.
+ * hc is unkeyed: it catches damage and edits, not forgery (the GCM tag, with the whole header as
+ * additional data, does that).
+ */
 export async function encryptSecret(
   plaintext: string,
   passphrase: string,
@@ -87,23 +123,25 @@ export async function encryptSecret(
 ): Promise<string> {
   const salt = randomBytes(16);
   const iv = randomBytes(12);
-  const key = await scrypt(passphrase, salt, kdf);
-  const head = {
-    v: 1 as const,
-    alg: 'aes-256-gcm' as const,
-    kdf: 'scrypt' as const,
+  const keys = await scrypt(passphrase, salt, kdf);
+  const head: Header = {
+    v: 2,
+    alg: 'aes-256-gcm',
+    kdf: 'scrypt',
     N: kdf.N,
     r: kdf.r,
     p: kdf.p,
+    salt: salt.toString('base64'),
+    iv: iv.toString('base64'),
+    kcv: keyCheck(keys.subarray(32)),
   };
-  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  const cipher = createCipheriv('aes-256-gcm', keys.subarray(0, 32), iv);
   cipher.setAAD(aad(head));
   const ct = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
   const env: Envelope = {
     oauthmail: 'secret',
     ...head,
-    salt: salt.toString('base64'),
-    iv: iv.toString('base64'),
+    hc: headerCheck(head),
     tag: cipher.getAuthTag().toString('base64'),
     ct: ct.toString('base64'),
   };
@@ -115,8 +153,13 @@ export function isEncryptedContent(content: string): boolean {
 }
 
 export class SecretDecryptError extends ConfigError {
-  constructor(file: string, cause?: unknown) {
-    super(`cannot decrypt ${file}: wrong or missing OAUTHMAIL_PASSPHRASE.`, {
+  constructor(file: string, why: 'missing' | 'wrong' | 'wrong-or-changed', cause?: unknown) {
+    const reason = {
+      missing: 'it is encrypted and OAUTHMAIL_PASSPHRASE is not set',
+      wrong: 'wrong OAUTHMAIL_PASSPHRASE',
+      'wrong-or-changed': 'wrong OAUTHMAIL_PASSPHRASE, or the file was changed',
+    }[why];
+    super(`cannot decrypt ${file}: ${reason}.`, {
       code: 'secret_decrypt_failed',
       hint: 'Set OAUTHMAIL_PASSPHRASE to the passphrase the file was written with, or remove the secret and sign in again.',
       cause,
@@ -124,44 +167,86 @@ export class SecretDecryptError extends ConfigError {
   }
 }
 
-/** Decrypt an envelope; a wrong or missing passphrase or a damaged file throws, never returns garbage. */
-export async function decryptSecret(
-  content: string,
-  passphrase: string | undefined,
-  file: string,
-): Promise<string> {
+/** The file is not what oauthmail wrote (whatever the passphrase): say so, never "wrong passphrase". */
+export class SecretFileDamagedError extends ConfigError {
+  constructor(file: string, what: string, cause?: unknown) {
+    super(`the secret file ${file} is damaged (${what}).`, {
+      code: 'secret_file_corrupt',
+      hint: 'Remove the file and sign in again (or store the secret again); restore it from a backup if you have one.',
+      cause,
+    });
+  }
+}
+
+/** Strict base64 of exactly `len` bytes (Buffer.from would skip bad characters silently). */
+function b64(v: unknown, len?: number): Buffer | undefined {
+  if (typeof v !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(v) || v.length % 4 !== 0) return undefined;
+  const b = Buffer.from(v, 'base64');
+  return len === undefined || b.length === len ? b : undefined;
+}
+
+/** Check an envelope's shape and cost before any scrypt; throws SecretFileDamagedError. */
+function parseEnvelope(content: string, file: string) {
   let e: Envelope;
   try {
     e = JSON.parse(content) as Envelope;
   } catch (cause) {
-    throw new ConfigError(`the secret file ${file} is damaged (its header is not valid JSON).`, {
-      code: 'secret_file_corrupt',
-      hint: 'Remove the file and sign in again (or store the secret again).',
-      cause,
-    });
+    throw new SecretFileDamagedError(file, 'it is not valid JSON', cause);
   }
-  if (e.v !== 1 || e.alg !== 'aes-256-gcm' || e.kdf !== 'scrypt') {
+  if (typeof e !== 'object' || e === null) throw new SecretFileDamagedError(file, 'it is not a JSON object');
+  if ((e.v !== 1 && e.v !== 2) || e.alg !== 'aes-256-gcm' || e.kdf !== 'scrypt') {
     throw new ConfigError(`the secret file ${file} uses an unknown format (v=${String(e.v)}).`, {
       code: 'secret_file_unsupported',
       hint: 'Upgrade oauthmail, or remove the file and sign in again.',
     });
   }
-  if (!passphrase) throw new SecretDecryptError(file);
-  // bound the KDF cost a file can ask for, so a planted file cannot exhaust memory
-  if (![e.N, e.r, e.p].every(Number.isSafeInteger) || e.N > 1 << 20 || e.r > 32 || e.p > 16) {
-    throw new ConfigError(`the secret file ${file} asks for unreasonable scrypt parameters.`, {
-      code: 'secret_file_corrupt',
-      hint: 'Remove the file and sign in again (or store the secret again).',
-    });
+  const { N, r, p } = e;
+  if (![N, r, p].every((x) => Number.isSafeInteger(x) && x >= 1) || N < 2 || (N & (N - 1)) !== 0)
+    throw new SecretFileDamagedError(file, 'its scrypt parameters are not valid');
+  // bound the KDF cost a file can ask for, so a planted or damaged file cannot exhaust memory
+  if (N > SCRYPT_LIMITS.N || r > SCRYPT_LIMITS.r || p > SCRYPT_LIMITS.p)
+    throw new SecretFileDamagedError(
+      file,
+      `it asks for scrypt N=${N}, r=${r}, p=${p}, above oauthmail's limit N=${SCRYPT_LIMITS.N}, r=${SCRYPT_LIMITS.r}, p=${SCRYPT_LIMITS.p}`,
+    );
+  const salt = b64(e.salt, 16);
+  const iv = b64(e.iv, 12);
+  const tag = b64(e.tag, 16);
+  const ct = b64(e.ct);
+  if (!salt || !iv || !tag || !ct)
+    throw new SecretFileDamagedError(file, 'its salt, IV, tag or ciphertext is not valid');
+  if (e.v === 2) {
+    if (!b64(e.kcv, 16) || typeof e.hc !== 'string')
+      throw new SecretFileDamagedError(file, 'its key check is missing');
+    if (e.hc !== headerCheck(e)) throw new SecretFileDamagedError(file, 'its header was changed');
   }
+  return { e, salt, iv, tag, ct };
+}
+
+/**
+ * Decrypt an envelope; a wrong or missing passphrase or a damaged file throws, never returns
+ * garbage. A damaged file is reported as damaged (secret_file_corrupt) also when no passphrase
+ * is set; with the right passphrase, a changed ciphertext is reported as damaged too (v2).
+ */
+export async function decryptSecret(
+  content: string,
+  passphrase: string | undefined,
+  file: string,
+): Promise<string> {
+  const { e, salt, iv, tag, ct } = parseEnvelope(content, file);
+  if (!passphrase) throw new SecretDecryptError(file, 'missing');
+  const keys = await scrypt(passphrase, salt, e);
+  if (e.v === 2 && keyCheck(keys.subarray(32)) !== e.kcv) throw new SecretDecryptError(file, 'wrong');
   try {
-    const key = await scrypt(passphrase, Buffer.from(e.salt, 'base64'), e);
-    const d = createDecipheriv('aes-256-gcm', key, Buffer.from(e.iv, 'base64'));
+    const d = createDecipheriv('aes-256-gcm', keys.subarray(0, 32), iv);
     d.setAAD(aad(e));
-    d.setAuthTag(Buffer.from(e.tag, 'base64'));
-    return Buffer.concat([d.update(Buffer.from(e.ct, 'base64')), d.final()]).toString('utf8');
+    d.setAuthTag(tag);
+    return Buffer.concat([d.update(ct), d.final()]).toString('utf8');
   } catch (cause) {
-    throw new SecretDecryptError(file, cause);
+    // v2: the key check passed, so the passphrase is right and the contents were changed
+    if (e.v === 2)
+      throw new SecretFileDamagedError(file, 'its contents were changed after it was written', cause);
+    throw new SecretDecryptError(file, 'wrong-or-changed', cause);
   }
 }
 
@@ -227,16 +312,19 @@ export class FileSecretStore implements SecretStore {
     await ensurePrivateDir(this.dir);
     await ensurePrivateDir(path.dirname(file));
     const data = this.passphrase ? await encryptSecret(value, this.passphrase, this.kdf) : value;
-    await atomicWriteFile(file, data, 0o600);
+    await atomicWriteFile(file, data, 0o600, { removeStaleTemps: true });
   }
 
   async delete(profile: string, kind: SecretKind): Promise<boolean> {
     const file = this.pathFor(profile, kind);
+    // a temp file a crashed write left holds the secret too (logout must not leave it)
+    await removeStaleTemps(file);
     try {
       await fsp.unlink(file);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
-      throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      await fsp.rmdir(path.dirname(file)).catch(() => undefined);
+      return false;
     }
     // drop the profile folder when it is empty; ENOTEMPTY just means other kinds remain
     await fsp.rmdir(path.dirname(file)).catch(() => undefined);

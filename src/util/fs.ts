@@ -96,12 +96,13 @@ export async function atomicWriteFile(
   file: string,
   data: string | Uint8Array,
   mode = 0o600,
-  opts: { privateDir?: boolean } = {},
+  opts: { privateDir?: boolean; removeStaleTemps?: boolean } = {},
 ): Promise<void> {
   const dir = path.dirname(file);
   // our own folders are made (and kept) 0700; a folder the user named (fetch --out) is left as it is
   if (opts.privateDir === false) await ensureDir(dir);
   else await ensurePrivateDir(dir);
+  if (opts.removeStaleTemps) await removeStaleTemps(file);
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   await writeTempFile(tmp, data, { mode });
   try {
@@ -112,6 +113,53 @@ export async function atomicWriteFile(
   }
   // fsync the folder so that the rename itself survives a power cut
   await fsyncDir(dir);
+}
+
+/** A temp file of atomicWriteFile older than this is abandoned even if its pid is alive (reused). */
+export const STALE_TEMP_MS = 10 * 60_000;
+
+/**
+ * Remove the temp files that crashed atomic writes of `file` left (".<name>.<pid>.<hex>.tmp"):
+ * those whose writer is dead, or older than STALE_TEMP_MS (the pid was reused). A temp of a live
+ * writer is kept: it is about to be renamed. Callers write `file` under its lock, so no other
+ * writer of it is running; a temp may hold a secret, so this also runs on logout. Opt-in
+ * (one readdir): for the config and secret files, not for folders of fetched mail.
+ */
+export async function removeStaleTemps(file: string, now = Date.now()): Promise<void> {
+  const dir = path.dirname(file);
+  const prefix = `.${path.basename(file)}.`;
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    if (!n.startsWith(prefix)) continue;
+    const m = /^(\d+)\.[0-9a-f]+\.tmp$/.exec(n.slice(prefix.length));
+    if (!m) continue;
+    const tmp = path.join(dir, n);
+    try {
+      const st = await fsp.lstat(tmp);
+      if (!st.isFile()) continue;
+      if (pidAlive(Number(m[1])) && now - st.mtimeMs < STALE_TEMP_MS) continue;
+      await fsp.rm(tmp, { force: true });
+    } catch {
+      // gone already, or not ours to remove: the write that follows does not depend on it
+    }
+  }
+}
+
+/** Whether a process with this pid exists (EPERM: it does, owned by another user). */
+export function pidAlive(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it exists, owned by someone else
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** fsync a folder, so that a rename or link in it survives a power cut (best effort). */

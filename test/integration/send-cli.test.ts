@@ -328,6 +328,32 @@ describe('batches', () => {
     expect(r.delivered - 1000).toBeLessThanOrEqual(10);
   }, 180_000);
 
+  it('two overlapping `send --batch FILE --resume` runs: one sends, the other refuses (exit 6); 200 lines delivered once', async () => {
+    const t = tag();
+    const file = writeBatch(200, t);
+    const args = ['send', '--batch', file, '--resume', '--body', 'Hello {{name}}'];
+    const first = cli(args, { timeoutMs: 120_000 });
+    // the second starts once the first is sending (its first results are on disk)
+    const results = `${file}.results.jsonl`;
+    const end = Date.now() + 60_000;
+    while (countLines(results) < 1 && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+    const second = await cli(args, { timeoutMs: 120_000 });
+    const a = await first;
+    expect(a.code, a.stderr.slice(-1000)).toBe(0);
+    expect(second.code, second.stderr).toBe(6);
+    expect(second.stderr).toMatch(/another oauthmail run is sending the batch/);
+    expect(second.stderr).toMatch(/--resume/);
+    expect(second.stdout).toBe('');
+    await waitForMail(s, 'bob@contoso.test', `Subject: ${t} #`, 200, 60_000);
+    await new Promise((x) => setTimeout(x, 1500)); // late duplicates would show up now
+    const all = mailbox(s, 'bob@contoso.test').filter((m) => m.text.includes(`Subject: ${t} #`));
+    expect(all).toHaveLength(200);
+    // and a later --resume finds everything sent
+    const after = await cli(args);
+    expect(after.code, after.stderr).toBe(0);
+    expect(after.stderr).toMatch(/0 sent, 0 failed, 200 already sent/);
+  }, 180_000);
+
   it('a failed line does not stop the batch; the exit code says so; per-line JSON on stdout', async () => {
     const t = tag();
     const file = path.join(h.dir, `mixed-${t}.jsonl`);

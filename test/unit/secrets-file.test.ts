@@ -1,4 +1,5 @@
 import { promises as fsp } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -90,8 +91,10 @@ describe('file store, encrypted with OAUTHMAIL_PASSPHRASE', () => {
     const raw = await fsp.readFile(file, 'utf8');
     expect(isEncryptedContent(raw)).toBe(true);
     const env = JSON.parse(raw);
-    expect(env).toMatchObject({ v: 1, alg: 'aes-256-gcm', kdf: 'scrypt', r: 8, p: 1 });
+    expect(env).toMatchObject({ v: 2, alg: 'aes-256-gcm', kdf: 'scrypt', r: 8, p: 1 });
     expect(Buffer.from(env.salt, 'base64')).toHaveLength(16);
+    expect(Buffer.from(env.kcv, 'base64')).toHaveLength(16);
+    expect(Buffer.from(env.hc, 'base64')).toHaveLength(12);
     expect(Buffer.from(env.iv, 'base64')).toHaveLength(12);
     expect(Buffer.from(env.tag, 'base64')).toHaveLength(16);
     expect(raw).not.toContain(SECRET);
@@ -121,12 +124,16 @@ describe('file store, encrypted with OAUTHMAIL_PASSPHRASE', () => {
     );
     const file = path.join(secretsDir, 'work', 'token-cache');
     const before = await fsp.readFile(file);
-    const message = `cannot decrypt ${file}: wrong or missing OAUTHMAIL_PASSPHRASE.`;
-
-    for (const s of [
-      new FileSecretStore({ secretsDir }),
-      new FileSecretStore({ secretsDir, passphrase: 'wrong-passphrase', kdf }),
-    ]) {
+    for (const [s, message] of [
+      [
+        new FileSecretStore({ secretsDir }),
+        `cannot decrypt ${file}: it is encrypted and OAUTHMAIL_PASSPHRASE is not set.`,
+      ],
+      [
+        new FileSecretStore({ secretsDir, passphrase: 'wrong-passphrase', kdf }),
+        `cannot decrypt ${file}: wrong OAUTHMAIL_PASSPHRASE.`,
+      ],
+    ] as const) {
       await expect(s.get('work', 'token-cache')).rejects.toMatchObject({
         code: 'secret_decrypt_failed',
         exitCode: ExitCode.CONFIG,
@@ -153,10 +160,11 @@ describe('file store, encrypted with OAUTHMAIL_PASSPHRASE', () => {
     const env = JSON.parse(await fsp.readFile(file, 'utf8'));
     const ct = Buffer.from(env.ct, 'base64');
     ct[0] = ct[0]! ^ 1;
+    // with the right passphrase, a change is reported as damage, not as a wrong passphrase
     await fsp.writeFile(file, JSON.stringify({ ...env, ct: ct.toString('base64') }), { mode: 0o600 });
-    await expect(s.get('work', 'token-cache')).rejects.toMatchObject({ code: 'secret_decrypt_failed' });
-    await fsp.writeFile(file, JSON.stringify({ ...env, r: 9 }), { mode: 0o600 });
-    await expect(s.get('work', 'token-cache')).rejects.toMatchObject({ code: 'secret_decrypt_failed' });
+    await expect(s.get('work', 'token-cache')).rejects.toMatchObject({ code: 'secret_file_corrupt' });
+    await fsp.writeFile(file, JSON.stringify({ ...env, r: 4 }), { mode: 0o600 });
+    await expect(s.get('work', 'token-cache')).rejects.toMatchObject({ code: 'secret_file_corrupt' });
   });
 
   it('reads a plain file written before the passphrase was set, and encrypts it on the next write', async () => {
@@ -167,5 +175,158 @@ describe('file store, encrypted with OAUTHMAIL_PASSPHRASE', () => {
     expect(
       isEncryptedContent(await fsp.readFile(path.join(secretsDir, 'work', 'client-secret'), 'utf8')),
     ).toBe(true);
+  });
+});
+
+describe('file store: damaged files, scrypt cost and old formats', () => {
+  const file = () => path.join(secretsDir, 'work', 'token-cache');
+  const store = (passphrase?: string) => new FileSecretStore({ secretsDir, passphrase, kdf });
+  const envelope = async () => JSON.parse(await fsp.readFile(file(), 'utf8')) as Record<string, unknown>;
+  const plant = async (e: Record<string, unknown>) => {
+    await fsp.mkdir(path.dirname(file()), { recursive: true, mode: 0o700 });
+    await fsp.writeFile(file(), JSON.stringify(e) + '\n', { mode: 0o600 });
+  };
+  const damaged = { code: 'secret_file_corrupt', exitCode: ExitCode.CONFIG };
+
+  it('scrypt parameters above the defaults range are refused as damaged, before running scrypt', async () => {
+    await store('pw-1234567890').set('work', 'token-cache', SECRET);
+    const env = await envelope();
+    // (N = 2^17 or r = 16 costs 4 times the default's memory; the report's N = 2^20, r = 32 costs 4 GB)
+    for (const bad of [{ N: 1 << 17 }, { r: 16 }, { p: 4 }, { N: 1 << 20, r: 32 }, { N: 1000 }, { N: 'x' }]) {
+      await plant({ ...env, ...bad });
+      const t0 = Date.now();
+      const err = await store('pw-1234567890')
+        .get('work', 'token-cache')
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(err, JSON.stringify(bad)).toMatchObject(damaged);
+      expect((err as Error).message).toMatch(/damaged/);
+      expect((err as Error).message).toContain(file());
+      expect(Date.now() - t0).toBeLessThan(1000);
+      // without a passphrase too: the file is damaged whatever the passphrase
+      await expect(store().get('work', 'token-cache')).rejects.toMatchObject(damaged);
+    }
+  });
+
+  it('a changed file with the right passphrase says damaged; a wrong or missing passphrase says so', async () => {
+    await store('right-passphrase').set('work', 'token-cache', SECRET);
+    const env = await envelope();
+    const flip = (b64: unknown) => {
+      const b = Buffer.from(String(b64), 'base64');
+      b[0] = b[0]! ^ 1;
+      return b.toString('base64');
+    };
+    for (const changed of [
+      { ct: flip(env.ct) },
+      { tag: flip(env.tag) },
+      { iv: flip(env.iv) },
+      { salt: flip(env.salt) },
+      { N: (env.N as number) * 2 },
+      { r: 4 },
+      { salt: 'not base64!' },
+      { iv: Buffer.alloc(5).toString('base64') },
+    ]) {
+      await plant({ ...env, ...changed });
+      const err = await store('right-passphrase')
+        .get('work', 'token-cache')
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+      expect(err, JSON.stringify(changed)).toMatchObject(damaged);
+      expect((err as Error).message, JSON.stringify(changed)).toMatch(/is damaged/);
+      expect((err as Error).message).not.toMatch(/passphrase/i);
+    }
+    await plant(env);
+    await expect(store('wrong-passphrase').get('work', 'token-cache')).rejects.toMatchObject({
+      code: 'secret_decrypt_failed',
+      message: `cannot decrypt ${file()}: wrong OAUTHMAIL_PASSPHRASE.`,
+    });
+    await expect(store().get('work', 'token-cache')).rejects.toMatchObject({
+      code: 'secret_decrypt_failed',
+      message: `cannot decrypt ${file()}: it is encrypted and OAUTHMAIL_PASSPHRASE is not set.`,
+    });
+    await fsp.writeFile(file(), '{"oauthmail":"secret","v":2,', { mode: 0o600 });
+    await expect(store('right-passphrase').get('work', 'token-cache')).rejects.toMatchObject(damaged);
+    expect(await (await import('node:fs/promises')).readFile(file(), 'utf8')).toContain('"v":2');
+  });
+
+  it('reads a version 1 file (written before the key check existed) and writes version 2 next time', async () => {
+    // the v1 envelope, built here as earlier versions wrote it
+    const { createCipheriv, randomBytes, scryptSync } = await import('node:crypto');
+    const salt = randomBytes(16);
+    const iv = randomBytes(12);
+    const key = scryptSync('pw-old-file', salt, 32, { N: kdf.N, r: kdf.r, p: kdf.p });
+    const c = createCipheriv('aes-256-gcm', key, iv);
+    c.setAAD(Buffer.from(JSON.stringify([1, 'aes-256-gcm', 'scrypt', kdf.N, kdf.r, kdf.p])));
+    const ct = Buffer.concat([c.update(SECRET, 'utf8'), c.final()]);
+    const v1 = {
+      oauthmail: 'secret',
+      v: 1,
+      alg: 'aes-256-gcm',
+      kdf: 'scrypt',
+      ...kdf,
+      salt: salt.toString('base64'),
+      iv: iv.toString('base64'),
+      tag: c.getAuthTag().toString('base64'),
+      ct: ct.toString('base64'),
+    };
+    await plant(v1);
+    expect(await store('pw-old-file').get('work', 'token-cache')).toBe(SECRET);
+    // a v1 file has no key check: a failure cannot tell a wrong passphrase from a change
+    await expect(store('another-passphrase').get('work', 'token-cache')).rejects.toMatchObject({
+      code: 'secret_decrypt_failed',
+      message: `cannot decrypt ${file()}: wrong OAUTHMAIL_PASSPHRASE, or the file was changed.`,
+    });
+    await store('pw-old-file').set('work', 'token-cache', SECRET);
+    expect(await envelope()).toMatchObject({ v: 2 });
+    expect(await store('pw-old-file').get('work', 'token-cache')).toBe(SECRET);
+  });
+});
+
+describe('file store: temp files left by a crash', () => {
+  const deadPid = () => {
+    const r = spawnSync(process.execPath, ['-e', '0']);
+    return r.pid;
+  };
+  const dirOf = () => path.join(secretsDir, 'work');
+  const tmpName = (pid: number) => `.token-cache.${pid}.${'a1b2c3d4e5f6'}.tmp`;
+  const plantTemp = async (pid: number, ageMs = 0) => {
+    await fsp.mkdir(dirOf(), { recursive: true, mode: 0o700 });
+    const f = path.join(dirOf(), tmpName(pid));
+    await fsp.writeFile(f, SECRET, { mode: 0o600 });
+    if (ageMs) {
+      const t = new Date(Date.now() - ageMs);
+      await fsp.utimes(f, t, t);
+    }
+    return f;
+  };
+
+  it('the next write removes temps of crashed writers (dead pid, or older than 10 minutes), not a live fresh one', async () => {
+    const s = new FileSecretStore({ secretsDir });
+    await s.set('work', 'token-cache', 'v1');
+    const dead = await plantTemp(deadPid());
+    const old = await plantTemp(1, 11 * 60_000); // pid 1 is alive, but nobody writes for 11 minutes
+    const live = await plantTemp(process.pid); // a write in flight in a live process
+    await s.set('work', 'token-cache', 'v2');
+    const left = await fsp.readdir(dirOf());
+    expect(left).not.toContain(path.basename(dead));
+    expect(left).not.toContain(path.basename(old));
+    expect(left).toContain(path.basename(live));
+    expect(await s.get('work', 'token-cache')).toBe('v2');
+  });
+
+  it('delete (logout) removes them too, and with them the profile folder', async () => {
+    const s = new FileSecretStore({ secretsDir });
+    await s.set('work', 'token-cache', SECRET);
+    await plantTemp(deadPid());
+    expect(await s.delete('work', 'token-cache')).toBe(true);
+    await expect(fsp.readdir(dirOf())).rejects.toMatchObject({ code: 'ENOENT' });
+    // also when the token file itself is already gone
+    await plantTemp(deadPid());
+    expect(await s.delete('work', 'token-cache')).toBe(false);
+    await expect(fsp.readdir(dirOf())).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });

@@ -4,7 +4,8 @@
  * argv is world-readable through /proc/<pid>/cmdline and `ps`, the environment is not (it is
  * readable only by the same user, /proc/<pid>/environ is mode 0400).
  *
- * The child inherits stdin/stdout/stderr; oauthmail exits with the child's exit code (128+N when
+ * The child gets the user's environment without oauthmail's secrets (OAUTHMAIL_PASSPHRASE,
+ * OAUTHMAIL_CLIENT_SECRET: src/util/child-env.ts). It inherits stdin/stdout/stderr; oauthmail exits with the child's exit code (128+N when
  * it was killed by signal N, as shells report it), and forwards SIGINT/SIGTERM/SIGHUP to it.
  */
 import type { Command } from 'commander';
@@ -32,7 +33,8 @@ export function registerExec(program: Command, ctx: Context): void {
 The token goes into the environment only, never into the command line: keep it out of the
 child's own argv too (pass it on stdin or in a file, not as an argument).
 Environment: OAUTHMAIL_ACCESS_TOKEN, OAUTHMAIL_USER (mailbox), OAUTHMAIL_PROFILE,
-OAUTHMAIL_TOKEN_EXPIRES (ISO 8601). oauthmail exits with the command's exit code.
+OAUTHMAIL_TOKEN_EXPIRES (ISO 8601); the rest of your environment, except oauthmail's secrets
+(OAUTHMAIL_PASSPHRASE, OAUTHMAIL_CLIENT_SECRET). oauthmail exits with the command's exit code.
 Examples:
   $ oauthmail exec -p work -- sh -c 'printf "Authorization: Bearer %s\\n" "$OAUTHMAIL_ACCESS_TOKEN" | curl -sH @- URL'
   $ oauthmail -p work exec -- python3 fetch.py`,
@@ -51,11 +53,9 @@ Examples:
         program.opts().profile as string | undefined,
       );
       const t = await provider.getToken({ minValiditySeconds: min });
-      const env: NodeJS.ProcessEnv = {
-        ...ctx.env,
-        OAUTHMAIL_ACCESS_TOKEN: t.accessToken,
-        OAUTHMAIL_PROFILE: name,
-      };
+      // the user's environment without oauthmail's own secrets (passphrase, client secret)
+      const { childEnv } = await import('../../util/child-env.js');
+      const env = childEnv(ctx.env, { OAUTHMAIL_ACCESS_TOKEN: t.accessToken, OAUTHMAIL_PROFILE: name });
       const user = profile.user ?? t.account ?? undefined;
       if (user) env.OAUTHMAIL_USER = user;
       else delete env.OAUTHMAIL_USER;

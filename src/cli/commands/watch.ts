@@ -35,7 +35,9 @@ export function registerWatch(program: Command, ctx: Context): void {
     .addHelpText(
       'after',
       `
-The command gets OAUTHMAIL_UID, OAUTHMAIL_MAILBOX and OAUTHMAIL_UIDVALIDITY in its environment.
+The command gets OAUTHMAIL_UID, OAUTHMAIL_MAILBOX and OAUTHMAIL_UIDVALIDITY in its environment,
+and your environment without oauthmail's secrets (OAUTHMAIL_PASSPHRASE, OAUTHMAIL_CLIENT_SECRET):
+it reads mail from anyone, so it gets no token and nothing that unlocks the stored one.
 Network failures and server restarts are retried with backoff (1 s up to 60 s); messages that
 arrive meanwhile are handled after reconnecting. A refused token or mailbox ends the watch (exit 4/5).
 
