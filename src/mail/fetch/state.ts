@@ -75,8 +75,12 @@ export function savedUidsOf(state: FetchState | undefined): UidRanges {
 }
 
 export async function writeState(file: string, state: FetchState): Promise<void> {
-  // the output folder is the user's: leave its mode alone
-  await atomicWriteFile(file, JSON.stringify(state, null, 2) + '\n', 0o600, { privateDir: false });
+  // the output folder is the user's: leave its mode alone; temps of a state write that a killed run
+  // left are removed (the caller holds the folder lock)
+  await atomicWriteFile(file, JSON.stringify(state, null, 2) + '\n', 0o600, {
+    privateDir: false,
+    removeStaleTemps: true,
+  });
 }
 
 /** The saved state for a mailbox (tests, `fetch --status` later). */
