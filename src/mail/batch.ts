@@ -96,6 +96,48 @@ function fill(tpl: string | undefined, vars: Record<string, unknown>): string | 
   });
 }
 
+const PLACEHOLDER = /\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}/g;
+
+/**
+ * Placeholders of the templates that a line leaves without a value: checked for every line before
+ * anything is sent, so that "Hello {{nmae}}" never goes out as "Hello ". A line that sets the field
+ * itself (its own "subject") does not use that template. null counts as a value (empty).
+ */
+export function missingPlaceholders(
+  lines: ReadonlyArray<{ no: number; text: string }>,
+  tpl: BatchTemplate,
+): Array<{ flag: string; name: string; lines: number[] }> {
+  const fields: Array<[flag: string, key: 'subject' | 'text' | 'html', own: string[]]> = [
+    ['--subject', 'subject', ['subject']],
+    ['--body', 'text', ['text', 'body']],
+    ['--html', 'html', ['html']],
+  ];
+  const found = new Map<string, { flag: string; name: string; lines: number[] }>();
+  for (const l of lines) {
+    let o: unknown;
+    try {
+      o = JSON.parse(l.text);
+    } catch {
+      continue; // reported as that line's own failure
+    }
+    if (!o || typeof o !== 'object' || Array.isArray(o)) continue;
+    const line = o as Record<string, unknown>;
+    const vars = { ...((line.vars as Record<string, unknown>) ?? {}), ...line };
+    for (const [flag, key, own] of fields) {
+      const t = tpl[key];
+      if (t === undefined || own.some((k) => typeof line[k] === 'string')) continue;
+      for (const m of t.matchAll(PLACEHOLDER)) {
+        if (vars[m[1]!] !== undefined) continue;
+        const id = `${flag}\0${m[1]}`;
+        const f = found.get(id) ?? { flag, name: m[1]!, lines: [] };
+        if (!f.lines.includes(l.no)) f.lines.push(l.no);
+        found.set(id, f);
+      }
+    }
+  }
+  return [...found.values()];
+}
+
 const list = (v: unknown, what: string, line: number): string[] | undefined => {
   if (v === undefined || v === null) return undefined;
   if (typeof v === 'string') return [v];
@@ -260,6 +302,21 @@ async function sendLines(
     }
   }
   const todo = lines.filter((l) => !done.has(l.no));
+  const missing = missingPlaceholders(todo, opts.template ?? {});
+  if (missing.length) {
+    const m = missing[0]!;
+    const where =
+      m.lines.length === 1
+        ? `line ${m.lines[0]}`
+        : `lines ${m.lines.slice(0, 5).join(', ')}${m.lines.length > 5 ? `, … (${m.lines.length} in all)` : ''}`;
+    throw new UsageError(
+      `{{${m.name}}} in ${m.flag} has no value on ${where} of ${opts.file}${missing.length > 1 ? ` (and ${missing.length - 1} more placeholder(s))` : ''}; nothing was sent`,
+      {
+        code: 'batch_placeholder_missing',
+        hint: `add "${m.name}" to those lines, or fix the placeholder's name in ${m.flag}`,
+      },
+    );
+  }
   const summary: BatchSummary = {
     total: lines.length,
     sent: 0,

@@ -381,6 +381,29 @@ describe('batches', () => {
     expect(res[1].error.exitCode).toBe(2);
     expect(res[2].error.exitCode).toBe(5);
     expect(r.stderr).toMatch(/2 sent, 2 failed/);
+    // each failed line once, with its number once
+    expect(r.stderr).toMatch(/^line 2: not valid JSON$/m);
+    expect(r.stderr).not.toMatch(/line \d+: line \d+:/);
     expect(await waitForMail(s, 'bob@contoso.test', `${t} c`, 1)).toHaveLength(1);
+  });
+
+  it('a placeholder that some line has no value for is refused before anything is sent (exit 2)', async () => {
+    const t = tag();
+    const file = path.join(h.dir, `placeholders-${t}.jsonl`);
+    writeFileSync(
+      file,
+      [
+        JSON.stringify({ to: 'bob@contoso.test', name: 'Bob', city: 'Oslo' }),
+        JSON.stringify({ to: 'bob@contoso.test', name: 'Carol' }),
+        JSON.stringify({ to: 'bob@contoso.test', name: 'Dan', subject: `${t} own subject` }),
+      ].join('\n'),
+    );
+    const r = await cli(['send', '--batch', file, '-s', `${t} Hello {{name}} {{city}}`, '--body', 'x']);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/\{\{city\}\} in --subject has no value on line 2 of .*; nothing was sent/);
+    expect(r.stdout).toBe('');
+    // nothing went out: no line recorded as sent
+    const results = `${file}.results.jsonl`;
+    expect(existsSync(results) ? readFileSync(results, 'utf8') : '').not.toMatch(/"sent"/);
   });
 });

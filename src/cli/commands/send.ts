@@ -192,7 +192,11 @@ Batch lines: {"to": "...", "cc": [...], "subject": "...", "text": "...", "html":
             onResult: (r) => {
               if (r.error) {
                 failures.push({ exitCode: r.error.exitCode });
-                if (!tty) io.err(`line ${r.line}: ${r.error.message}`);
+                // the message of a bad line already starts with "line N:"
+                const msg = r.error.message.startsWith(`line ${r.line}:`)
+                  ? r.error.message
+                  : `line ${r.line}: ${r.error.message}`;
+                if (!tty) io.err(msg);
               }
               io.stdout.write(JSON.stringify(r) + '\n');
             },
