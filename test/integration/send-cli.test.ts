@@ -164,6 +164,20 @@ describe('oauthmail send', () => {
     expect(r.code).toBe(6);
     expect(r.stderr).toMatch(/451/);
   }, 30_000);
+
+  it('one recipient refused, another accepted: exit 5 naming both (--allow-partial: exit 0 and a warning)', async () => {
+    const t = tag();
+    const args = ['send', '--to', 'bob@contoso.test', '--to', 'nobody@contoso.test', '-s', t, '--body', 'x'];
+    const r = await cli(args);
+    expect(r.code, r.stderr).toBe(5);
+    expect(r.stderr).toMatch(/the server refused nobody@contoso\.test; delivered to bob@contoso\.test/);
+    expect(r.stderr).toMatch(/do not resend it to them; pass --allow-partial/);
+    expect(r.stdout.trim()).toMatch(/^<.+>$/); // the Message-ID of what was delivered
+    const ok = await cli([...args, '--allow-partial']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stderr).toMatch(/warning: the server refused nobody@contoso\.test/);
+    expect(await waitForMail(s, 'bob@contoso.test', t, 2)).toHaveLength(2);
+  });
 });
 
 describe('oauthmail sendmail', () => {

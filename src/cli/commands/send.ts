@@ -4,7 +4,7 @@
  */
 import { Command, Option } from 'commander';
 import { promises as fsp } from 'node:fs';
-import { UsageError } from '../../errors/index.js';
+import { MailServerError, UsageError } from '../../errors/index.js';
 import type { Context } from '../context.js';
 import type { Priority } from '../../mail/message.js';
 
@@ -25,6 +25,7 @@ interface SendFlags {
   signature?: boolean;
   priority?: Priority;
   dryRun?: boolean;
+  allowPartial?: boolean;
   batch?: string;
   resume?: boolean;
   connections?: string;
@@ -69,6 +70,10 @@ export function registerSend(program: Command, ctx: Context): void {
     .option('--no-signature', "do not append the profile's signature")
     .addOption(new Option('--priority <level>', 'message priority').choices(['high', 'normal', 'low']))
     .option('--dry-run', 'print the MIME message on stdout and send nothing')
+    .option(
+      '--allow-partial',
+      'exit 0 when the server accepted some recipients and refused others (default: exit 5)',
+    )
     .option('--batch <file.jsonl>', 'send one message per JSON line over one pooled connection')
     .option('--resume', 'with --batch: skip lines already sent (recorded in FILE.results.jsonl)')
     .option('--connections <n>', 'with --batch: parallel SMTP connections (default 5)')
@@ -252,7 +257,16 @@ Batch lines: {"to": "...", "cc": [...], "subject": "...", "text": "...", "html":
         } else {
           io.out(r.messageId);
           io.err(`sent: ${r.response}`);
-          if (r.rejected.length) io.warn(`rejected by the server: ${r.rejected.join(', ')}`);
+        }
+        if (r.rejected.length) {
+          // delivered to some, not to all: a script must not take that for success
+          const what = `the server refused ${r.rejected.join(', ')}; delivered to ${r.accepted.join(', ') || 'nobody'}`;
+          if (flags.allowPartial) io.warn(what);
+          else
+            throw new MailServerError(what, {
+              code: 'smtp_partial_delivery',
+              hint: 'the message went to the accepted recipients only: do not resend it to them; pass --allow-partial to accept this (exit 0)',
+            });
         }
       } finally {
         client.close();
