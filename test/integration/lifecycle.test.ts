@@ -7,7 +7,7 @@
 // - the new catalogue entries, provoked through the IdP.
 import { describe, it, expect, beforeAll, afterAll, beforeEach } from 'vitest';
 import { spawn } from 'node:child_process';
-import { readFileSync, statSync, existsSync } from 'node:fs';
+import { readFileSync, statSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN } from '../support/cli.js';
 import {
@@ -349,8 +349,14 @@ describe('hand-off to other programs', () => {
     const code = await cli(lab, h, ['exec', '-p', 'work', '--', 'sh', '-c', 'exit 7']);
     expect(code.code).toBe(7);
     const missing = await cli(lab, h, ['exec', '-p', 'work', '--', 'no-such-command-xyz']);
-    expect(missing.code).toBe(2);
+    // the shell's convention: 127 not found, 126 not runnable
+    expect(missing.code).toBe(127);
     expect(missing.stderr).toMatch(/command not found: no-such-command-xyz/);
+    const script = join(h.dir, 'not-executable.sh');
+    writeFileSync(script, '#!/bin/sh\nexit 0\n', { mode: 0o644 });
+    const denied = await cli(lab, h, ['exec', '-p', 'work', '--', script]);
+    expect(denied.code).toBe(126);
+    expect(denied.stderr).toMatch(/cannot run .*not-executable\.sh: permission denied/);
   }, 60_000);
 
   it('token --sasl oauthbearer prints the RFC 7628 initial response with the host and port', async () => {

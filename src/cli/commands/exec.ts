@@ -21,6 +21,14 @@ class ChildExit extends OauthmailError {
   }
 }
 
+/** The command could not be started: 127 not found, 126 found but not runnable (as sh, env, xargs do). */
+class NotRunnable extends OauthmailError {
+  constructor(message: string, code: string, exit: 126 | 127, hint: string) {
+    super(message, { code, hint });
+    Object.defineProperty(this, 'exitCode', { value: exit });
+  }
+}
+
 export function registerExec(program: Command, ctx: Context): void {
   program
     .command('exec')
@@ -34,7 +42,8 @@ The token goes into the environment only, never into the command line: keep it o
 child's own argv too (pass it on stdin or in a file, not as an argument).
 Environment: OAUTHMAIL_ACCESS_TOKEN, OAUTHMAIL_USER (mailbox), OAUTHMAIL_PROFILE,
 OAUTHMAIL_TOKEN_EXPIRES (ISO 8601); the rest of your environment, except oauthmail's secrets
-(OAUTHMAIL_PASSPHRASE, OAUTHMAIL_CLIENT_SECRET). oauthmail exits with the command's exit code.
+(OAUTHMAIL_PASSPHRASE, OAUTHMAIL_CLIENT_SECRET). oauthmail exits with the command's exit code
+(128+N when a signal N ended it), 127 when the command is not found, 126 when it cannot be run.
 Examples:
   $ oauthmail exec -p work -- sh -c 'printf "Authorization: Bearer %s\\n" "$OAUTHMAIL_ACCESS_TOKEN" | curl -sH @- URL'
   $ oauthmail -p work exec -- python3 fetch.py`,
@@ -78,9 +87,23 @@ Examples:
         child.on('error', (e: NodeJS.ErrnoException) => {
           cleanup();
           if (e.code === 'ENOENT') {
-            reject(new UsageError(`command not found: ${cmd}`, { code: 'command_not_found' }));
-          } else if (e.code === 'EACCES') {
-            reject(new UsageError(`permission denied: ${cmd}`, { code: 'command_not_executable' }));
+            reject(
+              new NotRunnable(
+                `command not found: ${cmd}`,
+                'command_not_found',
+                127,
+                'check the name and your PATH',
+              ),
+            );
+          } else if (e.code === 'EACCES' || e.code === 'EISDIR' || e.code === 'ENOEXEC') {
+            reject(
+              new NotRunnable(
+                `cannot run ${cmd}: ${e.code === 'EISDIR' ? 'it is a folder' : 'permission denied'}`,
+                'command_not_executable',
+                126,
+                'make it executable (chmod +x), or run it through its interpreter (sh FILE, python3 FILE)',
+              ),
+            );
           } else reject(e);
         });
         child.on('exit', (c, sig) => {
