@@ -65,5 +65,11 @@ export async function presentSignInUrl(
       : 'Open this URL in a browser on this computer to sign in:',
   );
   io.err(url);
-  io.err(`Waiting for the sign-in (up to ${Math.round(o.timeoutMs / 60000) || 1} min)...`);
+  io.err(`Waiting for the sign-in (up to ${waitText(o.timeoutMs)})...`);
+}
+
+/** "45 s", "90 s", "5 min": seconds under two minutes, so that `--timeout 15` does not read "1 min". */
+export function waitText(ms: number): string {
+  const s = Math.max(1, Math.round(ms / 1000));
+  return s < 120 ? `${s} s` : `${Math.round(s / 60)} min`;
 }
