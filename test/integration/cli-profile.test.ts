@@ -299,9 +299,10 @@ describe('config file that cannot be read', () => {
     }
   });
 
-  it('a profile with a wrong type is named', async () => {
+  it('a profile with a wrong type is named; the others are still listed', async () => {
     const home = cliHome();
     await home.run(addArgs('work'));
+    await home.run(addArgs('home'));
     const cfg = JSON.parse(readFileSync(home.configFile, 'utf8'));
     cfg.profiles.work.smtp.port = '587';
     const text = JSON.stringify(cfg);
@@ -309,7 +310,13 @@ describe('config file that cannot be read', () => {
     const r = await home.run(['profile', 'list']);
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('profile "work": smtp.port must be a whole number from 1 to 65535');
+    expect(r.stderr).toContain('oauthmail profile edit work --set KEY=VALUE');
+    expect(r.stdout).toMatch(/^\s+home\s/m);
     expect(readFileSync(home.configFile, 'utf8')).toBe(text);
+    // the hint works: the profile is mended
+    const fixed = await home.run(['profile', 'edit', 'work', '--set', 'smtp.port=587']);
+    expect(fixed.code, fixed.stderr).toBe(0);
+    expect((await home.run(['profile', 'list'])).code).toBe(0);
   });
 });
 

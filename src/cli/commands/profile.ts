@@ -270,6 +270,14 @@ or the hidden prompt. Examples:
     .action(async () => {
       const config = await ctx.config.load();
       const names = Object.keys(config.profiles).sort();
+      // the valid profiles are listed; a broken one is named after them, with its fix (exit 3)
+      const broken = Object.entries(config.broken ?? {});
+      const { brokenProfileError } = await import('../../config/store.js');
+      const failBroken = () => {
+        for (const [n, b] of broken.slice(1))
+          ctx.io.warn(`${b.message} (fix: oauthmail profile edit ${n} --set KEY=VALUE)`);
+        if (broken.length) throw brokenProfileError(broken[0]![0], broken[0]![1]);
+      };
       if (ctx.io.json) {
         ctx.io.outJson(
           names.map((n) => {
@@ -283,9 +291,10 @@ or the hidden prompt. Examples:
             };
           }),
         );
+        failBroken();
         return;
       }
-      if (names.length === 0) {
+      if (names.length === 0 && !broken.length) {
         ctx.io.err('No profiles yet. Create one: oauthmail profile add NAME --client-id ID');
         return;
       }
@@ -297,6 +306,7 @@ or the hidden prompt. Examples:
           `${config.defaultProfile === n ? '*' : ' '} ${n.padEnd(w)}${p.provider.padEnd(11)}${p.flow.padEnd(20)}${p.user ?? '-'}`,
         );
       }
+      failBroken();
     });
 
   profile
