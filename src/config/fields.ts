@@ -34,6 +34,11 @@ export const FIELDS: readonly FieldSpec[] = [
   { key: 'flow', kind: 'string', help: 'browser, device, client-credentials or service-account' },
   { key: 'redirectUri', kind: 'string', help: 'fixed redirect URI registered for the app' },
   { key: 'redirectPort', kind: 'int', help: 'fixed loopback port for the redirect' },
+  {
+    key: 'timeout',
+    kind: 'int',
+    help: 'seconds an SMTP attempt waits on a silent server (default 30); send --timeout overrides',
+  },
   { key: 'scopes', kind: 'list', help: 'scopes, separated by commas or spaces' },
   { key: 'capabilities', kind: 'list', help: 'send, read (picks the scopes)' },
   { key: 'prompt', kind: 'string', help: 'select_account, login, consent or none' },

@@ -84,6 +84,8 @@ export interface Profile {
   flow: Flow;
   redirectUri?: string;
   redirectPort?: number;
+  /** Seconds an SMTP attempt may wait on a silent server (connect, greeting, each reply); default 30. */
+  timeout?: number;
   scopes: string[];
   capabilities: Capability[];
   prompt?: (typeof PROMPTS)[number];
@@ -193,6 +195,7 @@ const PROFILE_KEYS = [
   'flow',
   'redirectUri',
   'redirectPort',
+  'timeout',
   'scopes',
   'capabilities',
   'prompt',
@@ -307,6 +310,7 @@ export function validateProfile(raw: unknown): Profile {
     return 'redirectUri must be a URL like http://localhost:53682/';
   });
   int(o, 'redirectPort', 'redirectPort', 1, 65535, false);
+  int(o, 'timeout', 'timeout', 1, 3600, false);
   stringList(o, 'scopes', (s) =>
     /^\S+$/.test(s) ? undefined : `scope ${JSON.stringify(s)} must not contain spaces`,
   );

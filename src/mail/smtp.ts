@@ -39,6 +39,8 @@ export interface SmtpOptions {
   /** Tests: a sleep that does not wait. */
   sleep?: (ms: number) => Promise<void>;
   connectionTimeoutMs?: number;
+  /** Told before each retry ("retrying in 4 s (2/4): reason"); without it, --verbose only. */
+  onRetry?: (line: string) => void;
 }
 
 export interface SendResult {
@@ -58,11 +60,13 @@ export interface SmtpStats {
 
 /** The transport options for a profile (exported for tests: checks TLS rules without connecting). */
 export function transportOptions(
-  profile: Pick<Profile, 'smtp'>,
+  profile: Pick<Profile, 'smtp' | 'timeout'>,
   opts: SmtpOptions = {},
 ): Record<string, unknown> {
   const { server: smtp, host, tls } = serverTls('smtp', profile.smtp, opts);
-  const timeout = opts.connectionTimeoutMs ?? 30_000;
+  const explicit =
+    opts.connectionTimeoutMs ?? (profile.timeout !== undefined ? profile.timeout * 1000 : undefined);
+  const timeout = explicit ?? 30_000;
   return {
     host,
     port: smtp.port,
@@ -71,7 +75,8 @@ export function transportOptions(
     ignoreTLS: false,
     connectionTimeout: timeout,
     greetingTimeout: timeout,
-    socketTimeout: Math.max(timeout, 60_000),
+    // a reply after DATA may take a while on a busy server: a minute unless a timeout was asked for
+    socketTimeout: explicit ?? 60_000,
     tls,
   };
 }
@@ -236,9 +241,10 @@ export class SmtpClient {
         },
         {
           ...(this.opts.sleep ? { sleep: this.opts.sleep } : {}),
+          // on stderr, not only under --verbose: a send that waits must say why and for how long
           onRetry: ({ attempt, delayMs, error }) =>
-            this.opts.debug?.(
-              `attempt ${attempt} failed (${redact((error as Error)?.message ?? String(error))}); retrying in ${delayMs} ms`,
+            (this.opts.onRetry ?? this.opts.debug)?.(
+              `retrying in ${delayMs < 10_000 ? (delayMs / 1000).toFixed(1) : Math.round(delayMs / 1000)} s (${attempt + 1}/${this.policy.mode === 'none' ? 1 : this.policy.maxAttempts}): ${redact(oneLine(error))}`,
             ),
         },
       );
@@ -288,4 +294,10 @@ async function oauthBearer(
     responseCode: r.status,
     response: r.response,
   });
+}
+
+/** An error as one short line for a retry notice. */
+function oneLine(e: unknown): string {
+  const m = (e as Error | undefined)?.message ?? String(e);
+  return m.replace(/\s+/g, ' ').trim().slice(0, 200);
 }

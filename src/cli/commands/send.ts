@@ -26,6 +26,7 @@ interface SendFlags {
   priority?: Priority;
   dryRun?: boolean;
   allowPartial?: boolean;
+  timeout?: string;
   batch?: string;
   resume?: boolean;
   connections?: string;
@@ -70,6 +71,10 @@ export function registerSend(program: Command, ctx: Context): void {
     .option('--no-signature', "do not append the profile's signature")
     .addOption(new Option('--priority <level>', 'message priority').choices(['high', 'normal', 'low']))
     .option('--dry-run', 'print the MIME message on stdout and send nothing')
+    .option(
+      '--timeout <seconds>',
+      "give up on an attempt when the server is silent this long (default: the profile's timeout, else 30)",
+    )
     .option(
       '--allow-partial',
       'exit 0 when the server accepted some recipients and refused others (default: exit 5)',
@@ -135,7 +140,15 @@ Batch lines: {"to": "...", "cc": [...], "subject": "...", "text": "...", "html":
         ...(flags.signature !== undefined ? { signature: flags.signature } : {}),
         ...(flags.priority ? { priority: flags.priority } : {}),
       };
+      let timeoutMs: number | undefined;
+      if (flags.timeout !== undefined) {
+        const n = Number(flags.timeout);
+        if (!Number.isFinite(n) || n < 1 || n > 3600)
+          throw new UsageError('--timeout must be a number of seconds from 1 to 3600', { code: 'bad_usage' });
+        timeoutMs = n * 1000;
+      }
       const smtpOpts = {
+        ...(timeoutMs !== undefined ? { connectionTimeoutMs: timeoutMs } : {}),
         ...(flags.ca ? { caFile: flags.ca } : {}),
         ...(flags.insecureTls ? { insecureTls: true } : {}),
         warn: (m: string) => io.warn(m),
@@ -243,7 +256,10 @@ Batch lines: {"to": "...", "cc": [...], "subject": "...", "text": "...", "html":
       );
       const { profile, source } = await ctx.tokenSource(g.profile);
       const { SmtpClient } = await import('../../mail/smtp.js');
-      const client = await SmtpClient.create(profile, source, smtpOpts);
+      const client = await SmtpClient.create(profile, source, {
+        ...smtpOpts,
+        onRetry: (line: string) => io.err(line),
+      });
       try {
         const r = await client.send(built);
         if (g.json) {
