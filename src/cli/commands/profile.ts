@@ -294,8 +294,10 @@ or the hidden prompt. Examples:
         failBroken();
         return;
       }
-      if (names.length === 0 && !broken.length) {
-        ctx.io.err('No profiles yet. Create one: oauthmail profile add NAME --client-id ID');
+      if (names.length === 0) {
+        if (!broken.length)
+          ctx.io.err('No profiles yet. Create one: oauthmail profile add NAME --client-id ID');
+        failBroken();
         return;
       }
       const w = Math.max(4, ...names.map((n) => n.length)) + 2;

@@ -14,7 +14,7 @@ import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import { TransientError, UsageError } from '../../errors/index.js';
-import { atomicWriteFile, readFileIfExists } from '../../util/fs.js';
+import { atomicWriteFile, readFileIfExists, removeStaleTemps } from '../../util/fs.js';
 
 export const LOCK_NAME = '.oauthmail.lock';
 export const OWNER_FILE = '.oauthmail-folder.json';
@@ -48,6 +48,8 @@ export async function lockFolder(out: string): Promise<FolderLock> {
       cause: e,
     });
   }
+  // a write of the owner file that a killed run left half done (we hold the lock now)
+  await removeStaleTemps(path.join(out, OWNER_FILE));
   return {
     check() {
       if (compromised)
