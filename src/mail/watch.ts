@@ -13,8 +13,10 @@
  *  - a refusal of the token or the mailbox is not retried: it will not heal by itself.
  *
  * With --exec the command runs once per message, in UID order, one at a time, through /bin/sh, with
- * the raw message on stdin and OAUTHMAIL_UID, OAUTHMAIL_MAILBOX and OAUTHMAIL_UIDVALIDITY set. A
- * failing command is reported and the next message handled (at-most-once per watch process).
+ * the raw message on stdin and OAUTHMAIL_UID, OAUTHMAIL_MAILBOX and OAUTHMAIL_UIDVALIDITY set. The
+ * last UID handled is kept in the data folder (./watch-state.ts), so messages that arrive while no
+ * watch runs are handled at the next start. A failing command is tried again (3 tries by default),
+ * then the message is moved to --failed-folder, or left in the mailbox unseen, and reported.
  * With --out the messages are saved exactly as `fetch` does (state file, fsync, no loss).
  */
 import { spawn } from 'node:child_process';
@@ -31,6 +33,7 @@ import { decodeJwt } from '../diagnose/jwt.js';
 import type { TokenSource } from './token-source.js';
 import type { ImapConnection } from './imap.js';
 import { closeImap, imapError } from './imap.js';
+import { readWatchState, writeWatchState } from './watch-state.js';
 import { fetchMessages, type FetchFormat, type SavedMessage } from './fetch/index.js';
 
 export interface WatchOptions {
@@ -50,6 +53,13 @@ export interface WatchOptions {
   info?: (line: string) => void;
   debug?: (line: string) => void;
   env?: NodeJS.ProcessEnv;
+  /** --exec: where the last UID handled is kept across runs (./watch-state.ts); none: memory only. */
+  stateFile?: (server: string) => string;
+  /** --exec: tries of the command per message (default 3), with these waits between them. */
+  execAttempts?: number;
+  execRetryDelaysMs?: number[];
+  /** --exec: move a message whose command kept failing to this folder (else it stays, unseen). */
+  failedFolder?: string;
 }
 
 /** The fatal ones: a refusal that retrying will not fix. */
@@ -156,7 +166,8 @@ export async function watchMailbox(
 
       let box;
       try {
-        box = await c.mailboxOpen(o.mailbox, { readOnly: true });
+        // read-write only when a failing message may have to be moved
+        box = await c.mailboxOpen(o.mailbox, { readOnly: !o.failedFolder });
       } catch (e) {
         throw imapError(e, { mailbox: o.mailbox, user: source.user });
       }
@@ -168,7 +179,30 @@ export async function watchMailbox(
         lastUid = undefined;
       }
       uidValidity = validity;
+      const server = `${String(c.options.host ?? '')}:${String(c.options.port ?? '')}`;
+      const stateFile = o.exec && o.stateFile ? o.stateFile(server) : undefined;
+      if (lastUid === undefined && stateFile) {
+        // what arrived while no watch was running is handled now; a first run starts from now
+        const saved = await readWatchState(stateFile);
+        if (saved && saved.uidValidity === validity) lastUid = saved.lastUid;
+        else if (saved)
+          warn(
+            `the UIDVALIDITY of ${o.mailbox} changed since the last watch (${saved.uidValidity} -> ${validity}); handling only messages that arrive from now on`,
+          );
+      }
       if (lastUid === undefined && o.exec) lastUid = box.uidNext - 1;
+      const remember = async (uid: number) => {
+        lastUid = uid;
+        if (stateFile)
+          await writeWatchState(stateFile, {
+            account: o.account,
+            server,
+            mailbox: o.mailbox,
+            uidValidity: validity,
+            lastUid: uid,
+          });
+      };
+      if (stateFile && !(await readWatchState(stateFile))) await remember(lastUid ?? 0);
       if (failures) info(`reconnected to ${o.mailbox}`);
       else
         info(
@@ -195,20 +229,51 @@ export async function watchMailbox(
         }
         const res = await c.search({ uid: `${(lastUid ?? 0) + 1}:*` }, { uid: true });
         const uids = (Array.isArray(res) ? res : []).filter((u) => u > (lastUid ?? 0)).sort((a, b) => a - b);
+        const attempts = Math.max(1, o.execAttempts ?? 3);
+        const delays = o.execRetryDelaysMs ?? [5_000, 30_000];
         for (const uid of uids) {
           if (o.stop.stopped) return;
-          const dl = await c.download(String(uid), undefined, { uid: true, chunkSize: 1024 * 1024 });
-          lastUid = uid;
-          if (!dl.content) continue;
           // a handler that reads untrusted mail must not get what unlocks the stored tokens
           const env = childEnv(o.env ?? process.env, {
             OAUTHMAIL_UID: String(uid),
             OAUTHMAIL_MAILBOX: o.mailbox,
             OAUTHMAIL_UIDVALIDITY: validity,
           });
-          const code = await runCommand(o.exec!, dl.content as AsyncIterable<Buffer>, env);
-          if (code !== 0) warn(`the command exited with ${code} for UID ${uid}`);
-          o.onHandled?.({ uid, ok: code === 0, exitCode: code });
+          let code: number | null = 0;
+          let gone = false;
+          for (let attempt = 1; attempt <= attempts; attempt++) {
+            const dl = await c.download(String(uid), undefined, { uid: true, chunkSize: 1024 * 1024 });
+            if (!dl.content) {
+              gone = true; // deleted or moved by someone else meanwhile
+              break;
+            }
+            code = await runCommand(o.exec!, dl.content as AsyncIterable<Buffer>, env);
+            if (code === 0 || o.stop.stopped) break;
+            if (attempt < attempts) {
+              const wait = delays[Math.min(attempt - 1, delays.length - 1)] ?? 0;
+              warn(
+                `the command exited with ${code} for UID ${uid}; trying again in ${(wait / 1000).toFixed(1)} s (${attempt + 1}/${attempts})`,
+              );
+              await sleep(wait, o.stop);
+            }
+          }
+          if (o.stop.stopped && code !== 0) return; // not handled: the next watch tries it again
+          if (!gone && code !== 0) {
+            if (o.failedFolder) {
+              try {
+                await c.messageMove(String(uid), o.failedFolder, { uid: true });
+                warn(`the command kept failing (exit ${code}) for UID ${uid}; moved it to ${o.failedFolder}`);
+              } catch (e) {
+                throw imapError(e, { mailbox: o.failedFolder });
+              }
+            } else {
+              warn(
+                `the command kept failing (exit ${code}) for UID ${uid}; the message stays in ${o.mailbox}, unseen`,
+              );
+            }
+          }
+          await remember(uid);
+          if (!gone) o.onHandled?.({ uid, ok: code === 0, exitCode: code });
         }
       };
 

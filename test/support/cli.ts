@@ -90,7 +90,10 @@ export function backgroundCli(
   waitFor: RegExp,
   opts: { killAfterMs: number; onExit?: (r: CliResult) => void; keepStdinOpen?: boolean },
 ) {
-  const child = spawn(process.execPath, [BIN, ...args], { env: h.env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [h.bin ?? BIN, ...args], {
+    env: h.env,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   if (!opts.keepStdinOpen) child.stdin.end();
   let stdout = '';
   let stderr = '';

@@ -14,6 +14,9 @@ interface WatchFlags {
   exec?: string;
   out?: string;
   format: FetchFormat;
+  execTries?: string;
+  execRetryWait?: string;
+  failedFolder?: string;
   ca?: string;
   insecureTls?: boolean;
 }
@@ -29,6 +32,12 @@ export function registerWatch(program: Command, ctx: Context): void {
       new Option('--format <format>', 'with --out: eml, maildir or mbox')
         .choices(['eml', 'maildir', 'mbox'])
         .default('eml'),
+    )
+    .option('--exec-tries <n>', 'with --exec: tries of the command per message before giving up on it', '3')
+    .option('--exec-retry-wait <seconds>', 'with --exec: wait before the second try (doubling after)', '5')
+    .option(
+      '--failed-folder <folder>',
+      'with --exec: move a message whose command kept failing here (default: leave it, unseen)',
     )
     .option('--ca <file>', "trust this CA (PEM) for the IMAP server's certificate")
     .option('--insecure-tls', "do not verify the server's certificate (warns; for debugging only)")
@@ -53,7 +62,18 @@ Examples:
         throw new UsageError('give --exec CMD or --out DIR', { code: 'bad_usage' });
       if (flags.exec && flags.out)
         throw new UsageError('give --exec CMD or --out DIR, not both', { code: 'bad_usage' });
+      const tries = Number(flags.execTries ?? '3');
+      if (!Number.isInteger(tries) || tries < 1 || tries > 20)
+        throw new UsageError('--exec-tries must be a whole number from 1 to 20', { code: 'bad_usage' });
+      const wait = Number(flags.execRetryWait ?? '5');
+      if (!Number.isFinite(wait) || wait < 0 || wait > 3600)
+        throw new UsageError('--exec-retry-wait must be a number of seconds from 0 to 3600', {
+          code: 'bad_usage',
+        });
+      if (flags.failedFolder && !flags.exec)
+        throw new UsageError('--failed-folder goes with --exec', { code: 'bad_usage' });
       const { profile, source } = await ctx.tokenSource(g.profile);
+      const { watchStateFile } = await import('../../mail/watch-state.js');
       const { connectImap } = await import('../../mail/imap.js');
       const { watchMailbox } = await import('../../mail/watch.js');
       const opts = { ...imapOpts(ctx, flags), disableAutoIdle: true, socketTimeoutMs: 31 * 60_000 };
@@ -72,6 +92,15 @@ Examples:
           ...(flags.exec ? { exec: flags.exec } : {}),
           ...(flags.out ? { out: flags.out, format: flags.format } : {}),
           account: source.user,
+          ...(flags.exec
+            ? {
+                stateFile: (server: string) =>
+                  watchStateFile(ctx.paths.dataDir, source.user, server, flags.mailbox),
+                execAttempts: tries,
+                execRetryDelaysMs: Array.from({ length: tries }, (_, i) => wait * 1000 * 2 ** i),
+              }
+            : {}),
+          ...(flags.failedFolder ? { failedFolder: flags.failedFolder } : {}),
           stop,
           env: ctx.env,
           warn: (m) => io.warn(m),
