@@ -384,13 +384,15 @@ describe('oauthmail test: each fault has its own line, fix and exit code', () =>
     await signInDeviceAtStack(h, 'idle', ALICE);
     expect((await idpRequest('/_admin/config', { refreshTokenIdleTimeout: 1 })).status).toBe(200);
     try {
-      await new Promise((r) => setTimeout(r, 2100));
+      // the refresh token goes unused past the timeout on the IdP's clock, without waiting for it
+      expect((await idpRequest('/_admin/clock', { advanceSeconds: 2 })).status).toBe(200);
       const r = await cli(['test', 'idle']);
       expect(r.code, r.stdout).toBe(4);
       expect(line(r, 'token')).toMatch(/^FAIL {2}token +.*\(AADSTS700082\)/);
       expect(fixOf(r, 'token')).toMatch(/oauthmail login idle/);
     } finally {
       await idpRequest('/_admin/config', { refreshTokenIdleTimeout: null });
+      await idpRequest('/_admin/clock', { offsetSeconds: 0 });
     }
   });
 

@@ -98,7 +98,10 @@ beforeEach(async () => {
 
 describe('Google browser sign-in', () => {
   it('signs in with Chromium, keeps the refresh token in the keychain, refreshes after expiry and persists a rotated refresh token', async () => {
-    await admin('config', { accessTokenLifetime: 3, rotateGoogleRefreshTokens: true });
+    // Access tokens live 50 s: less than the validity `export` (60 s) and `token` (300 s, the default
+    // --min-validity) ask of a cached token, so each of them finds it expiring and refreshes, as
+    // after expiry, without waiting for one (a 3 s token and 3.5 s waits failed under load).
+    await admin('config', { accessTokenLifetime: 50, rotateGoogleRefreshTokens: true });
     const h = home();
     await addGoogleProfile(h, 'gmail', 'keychain');
     const { result, url } = await browserLogin(h, 'gmail');
@@ -116,15 +119,16 @@ describe('Google browser sign-in', () => {
     expect(st.stdout).toMatch(/"hasRefreshToken":\s*true/);
     expect(st.stdout.toLowerCase()).toMatch(/keychain|secret service/);
 
-    const rt1 = await refreshTokenOf(h, 'gmail'); // export refreshes (token lives 3 s)
-    await new Promise((r) => setTimeout(r, 3500));
+    const rt1 = await refreshTokenOf(h, 'gmail'); // export refreshes (the token lives 50 s)
+    const refreshes = async () => ((await adminGet('stats'))['google.token']?.refresh_token ?? 0) as number;
+    const before = await refreshes();
     const t1 = await token(h, 'gmail');
+    expect(await refreshes()).toBe(before + 1); // the expiring cached token was not handed out
     expect(claims(t1).email).toBe(CAROL.email);
     expect(claims(t1).exp * 1000).toBeGreaterThan(Date.now());
     // rotation: the refresh token emitted by google-auth-library was stored
     const rt2 = await refreshTokenOf(h, 'gmail');
     expect(rt2).not.toBe(rt1);
-    await new Promise((r) => setTimeout(r, 3500));
     const t2 = await token(h, 'gmail', ['--verbose']);
     expect(t2).not.toBe(t1);
     const stats = await adminGet('stats');

@@ -434,6 +434,34 @@ describe('Entra refresh tokens', () => {
     expect(rv.json.revoked).toBe(1);
     expectEntraError(await refresh(t0.refresh_token), 400, 'invalid_grant', 50173);
   });
+
+  it('the admin clock ends idle refresh tokens without waiting; token times stay on the real clock', async () => {
+    const t0 = await firstTokens();
+    await admin('config', { refreshTokenIdleTimeout: 60 });
+    const moved = await admin('clock', { advanceSeconds: 59 });
+    expect(moved.status).toBe(200);
+    expect(moved.json.offsetSeconds).toBe(59);
+    expect(Date.parse(moved.json.now) - Date.now()).toBeGreaterThan(58_000);
+    const realBefore = Math.floor(Date.now() / 1000);
+    const r1 = await refresh(t0.refresh_token); // unused for 59 s of the IdP's time: still good
+    expect(r1.status).toBe(200);
+    // iat/nbf/exp are real time: Dovecot checks them with its own clock, and a token issued in its
+    // future would be refused
+    const c = claims(r1.json.access_token);
+    expect(c.iat).toBeGreaterThanOrEqual(realBefore);
+    expect(c.iat).toBeLessThanOrEqual(Math.ceil(Date.now() / 1000));
+    expect(c.nbf).toBe(c.iat);
+    expect(c.exp - c.iat).toBe(3600);
+    await admin('clock', { advanceSeconds: 61 });
+    expect((await admin('clock')).json.offsetSeconds).toBe(120);
+    expectEntraError(await refresh(r1.json.refresh_token), 400, 'invalid_grant', 700082);
+    // the clock only moves forward, or is set back to the real one
+    expect((await admin('clock', { advanceSeconds: -1 })).status).toBe(400);
+    expect((await admin('clock', { offsetSeconds: 0 })).json.offsetSeconds).toBe(0);
+    await admin('clock', { advanceSeconds: 5 });
+    expect((await admin('reset', {})).status).toBe(200);
+    expect((await admin('clock')).json.offsetSeconds).toBe(0);
+  });
 });
 
 describe('Entra device code', () => {
@@ -488,6 +516,20 @@ describe('Entra device code', () => {
     const b = await start();
     await admin('device', { user_code: b.user_code, action: 'expire' });
     expectEntraError(await poll(b.device_code), 400, 'expired_token', 70019);
+  });
+
+  it('a device code expires on the admin clock, without waiting', async () => {
+    await admin('config', { deviceCodeLifetime: 120 });
+    const d = await start();
+    expect(d.expires_in).toBe(120);
+    await admin('clock', { advanceSeconds: 119 });
+    expectEntraError(await poll(d.device_code), 400, 'authorization_pending', 70016);
+    expect((await admin('device/pending')).json.codes.map((c: { user_code: string }) => c.user_code)).toEqual(
+      [d.user_code],
+    );
+    await admin('clock', { advanceSeconds: 2 });
+    expectEntraError(await poll(d.device_code), 400, 'expired_token', 70019);
+    expect((await admin('device/pending')).json.codes).toEqual([]);
   });
 
   it('the /devicelogin page takes the code, signs in and consents', async () => {

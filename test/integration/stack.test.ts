@@ -27,6 +27,8 @@ const carol = 'carol@fabrikam.test';
 type Security = 'starttls' | 'tls';
 /** Dovecot's tagged reply to a refused AUTHENTICATE (RFC 5530 response code). */
 const AUTH_FAILED = /^A1 NO \[AUTHENTICATIONFAILED\]/;
+const claimsOf = (jwt: string) =>
+  JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString('utf8')) as Record<string, unknown>;
 
 function transport(user: string, accessToken: string, security: Security = 'starttls') {
   return nodemailer.createTransport({
@@ -204,6 +206,59 @@ describe('local mail stack', () => {
       (await imapAuthenticate('XOAUTH2', 'mallory@contoso.test', mintJwt({ user: 'mallory@contoso.test' })))
         .ok,
     ).toBe(false);
+  });
+
+  it('checks the audience as Exchange Online does: Graph tokens are refused (535), Outlook ones accepted', async () => {
+    // Entra reads a bare "SMTP.Send" as Microsoft Graph's permission: the token's audience is Graph
+    // and it carries the right scope names, which Exchange Online still refuses (535 5.7.3).
+    const graph = await idpMint({
+      provider: 'microsoft',
+      user: alice,
+      scopes: ['SMTP.Send', 'IMAP.AccessAsUser.All'],
+    });
+    expect(claimsOf(graph)).toMatchObject({
+      aud: 'https://graph.microsoft.com',
+      scope: 'SMTP.Send IMAP.AccessAsUser.All',
+    });
+    const graphApp = await idpMint({
+      provider: 'microsoft',
+      scopes: ['https://graph.microsoft.com/.default'],
+    });
+    const graphRoles = mintJwt({
+      user: alice,
+      scopes: ['SMTP.SendAsApp', 'IMAP.AccessAsApp'],
+      claims: { aud: 'https://graph.microsoft.com' },
+    });
+    // (Dovecot 2.3.19 compares `aud` only when the token has one: a token without it is not
+    // refused here. Entra always sets it.)
+    for (const token of [graph, graphApp, graphRoles]) {
+      expect(await smtpAuth(alice, token)).toBe(535);
+      expect((await imapAuthenticate('XOAUTH2', alice, token)).tagged).toMatch(AUTH_FAILED);
+      expect((await imapAuthenticate('OAUTHBEARER', alice, token)).ok).toBe(false);
+    }
+    // both spellings of Exchange Online's audience are accepted, from the IdP and hand-made
+    const outlook = await idpMint({ provider: 'microsoft', user: alice });
+    const office365 = await idpMint({
+      provider: 'microsoft',
+      user: alice,
+      scopes: [
+        'https://outlook.office365.com/SMTP.Send',
+        'https://outlook.office365.com/IMAP.AccessAsUser.All',
+      ],
+    });
+    expect(claimsOf(outlook).aud).toBe('https://outlook.office.com');
+    expect(claimsOf(office365).aud).toBe('https://outlook.office365.com');
+    for (const token of [outlook, office365, mintJwt({ user: alice })]) {
+      expect(await smtpAuth(alice, token)).toBe('accepted');
+      expect((await imapAuthenticate('XOAUTH2', alice, token)).ok).toBe(true);
+    }
+    await sendAndReadBack({
+      from: alice,
+      to: alice,
+      token: office365,
+      security: 'starttls',
+      label: 'office365 aud',
+    });
   });
 
   it('accepts app-only Entra tokens for the mailbox the app may use', async () => {

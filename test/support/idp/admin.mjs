@@ -10,6 +10,7 @@ import {
   findGoogleClient,
   grantConsent,
   revokeConsent,
+  idpNow,
 } from './state.mjs';
 import { parseKeyOrCert, b64url } from './jwt.mjs';
 import {
@@ -131,8 +132,22 @@ async function route(ctx, req, res, url) {
     }
   }
 
+  if (path === '/_admin/clock') {
+    if (method === 'POST') {
+      // {advanceSeconds}: move it forward; {offsetSeconds}: set how far ahead of the real clock it is
+      const key = body.offsetSeconds !== undefined ? 'offsetSeconds' : 'advanceSeconds';
+      const s = Number(body[key]);
+      if (!Number.isFinite(s) || s < 0) throw bad(`${key} must be a number of seconds, 0 or more`);
+      state.clockOffsetMs = (key === 'offsetSeconds' ? 0 : state.clockOffsetMs) + Math.round(s * 1000);
+    } else if (method !== 'GET') throw new AdminError(405, 'GET or POST');
+    return sendJson(res, 200, {
+      now: new Date(idpNow(state)).toISOString(),
+      offsetSeconds: state.clockOffsetMs / 1000,
+    });
+  }
+
   if (path === '/_admin/device/pending' && method === 'GET') {
-    const now = Date.now();
+    const now = idpNow(state);
     const codes = [...state.deviceCodes.values()]
       .filter((d) => d.status === 'pending' && now <= d.expiresAt)
       .map((d) => ({
@@ -188,7 +203,7 @@ async function route(ctx, req, res, url) {
       if (u && rec.user.toLowerCase() !== u) continue;
       if (body.clientId && rec.clientId !== body.clientId) continue;
       rec.revoked = true;
-      rec.revokedAt = Date.now();
+      rec.revokedAt = idpNow(state);
       revoked++;
     }
     for (const rec of state.googleRefreshTokens.values()) {

@@ -12,7 +12,7 @@
 // Dovecot's issuer list is written before this server picks its port.
 import { pkceS256, randomToken } from './jwt.mjs';
 import { readForm, sendJson, redirect, withParams, basicAuth } from './http.mjs';
-import { findGoogleClient, findGoogleUser, redirectUriAllowed, count } from './state.mjs';
+import { findGoogleClient, findGoogleUser, redirectUriAllowed, count, idpNow } from './state.mjs';
 import { startTxn } from './flow.mjs';
 import { OAuthError } from './tokens.mjs';
 import { normalizeUserCode } from './entra.mjs';
@@ -133,7 +133,7 @@ function authorize(ctx, req, res, url) {
               ].includes(k),
           ),
         ),
-        expiresAt: Date.now() + Number(state.config.authCodeLifetime) * 1000,
+        expiresAt: idpNow(state) + Number(state.config.authCodeLifetime) * 1000,
         redeemed: false,
       });
       redirect(resp, withParams(q.redirect_uri, { code, state: q.state, iss: `${ctx.baseUrl}/custom` }));
@@ -187,7 +187,7 @@ function token(ctx, req, form) {
         !rec ||
         rec.provider !== 'custom' ||
         rec.redeemed ||
-        Date.now() > rec.expiresAt ||
+        idpNow(state) > rec.expiresAt ||
         rec.clientId !== client.clientId
       )
         throw err(400, 'invalid_grant', 'invalid authorization code');
@@ -209,7 +209,7 @@ function token(ctx, req, form) {
       const rec = form.device_code && state.deviceCodes.get(form.device_code);
       if (!rec || rec.provider !== 'custom' || rec.clientId !== client.clientId)
         throw err(400, 'invalid_grant', 'unknown device_code');
-      const now = Date.now();
+      const now = idpNow(state);
       const last = rec.lastPollAt;
       rec.lastPollAt = now;
       if (rec.redeemed) throw err(400, 'invalid_grant', 'device code already used');
@@ -251,8 +251,8 @@ function deviceAuthorization(ctx, req, form) {
     clientName: client.name,
     scope: form.scope || '',
     interval,
-    createdAt: Date.now(),
-    expiresAt: Date.now() + expiresIn * 1000,
+    createdAt: idpNow(state),
+    expiresAt: idpNow(state) + expiresIn * 1000,
     status: 'pending',
     user: null,
     lastPollAt: null,

@@ -4,6 +4,7 @@ import { decodeJwt, verifyJwtSignature, pkceS256, randomToken, randomUUID } from
 import { readForm, sendJson, sendHtml, redirect, basicAuth, withParams } from './http.mjs';
 import { errorPage, formPostPage, deviceCodePage, deviceDonePage } from './pages.mjs';
 import { findClient, findUser, redirectUriAllowed, hasConsent, grantConsent, count } from './state.mjs';
+import { idpNow } from './state.mjs';
 import { startTxn, sessionUser, needsConsent } from './flow.mjs';
 import {
   entraError,
@@ -310,7 +311,7 @@ async function authorize(ctx, req, res, url) {
         codeChallengeMethod: q.code_challenge_method || (q.code_challenge ? 'plain' : undefined),
         user: t.user.upn,
         authTime: t.authTime,
-        expiresAt: Date.now() + Number(state.config.authCodeLifetime) * 1000,
+        expiresAt: idpNow(state) + Number(state.config.authCodeLifetime) * 1000,
         redeemed: false,
       });
       count(state, 'issued', 'code');
@@ -544,7 +545,7 @@ async function tokenGrant(ctx, req, form, grant, _tenant) {
     if (!rec)
       throw entraError(400, 'invalid_grant', 9002313, 'Invalid request. Request is malformed or invalid.');
     if (rec.redeemed) throw entraError(400, 'invalid_grant', 54005, ENTRA_MESSAGES[54005]);
-    if (Date.now() > rec.expiresAt) throw entraError(400, 'invalid_grant', 70008, ENTRA_MESSAGES[70008]);
+    if (idpNow(state) > rec.expiresAt) throw entraError(400, 'invalid_grant', 70008, ENTRA_MESSAGES[70008]);
     if (rec.clientId !== client.clientId) {
       throw entraError(
         400,
@@ -592,7 +593,7 @@ async function tokenGrant(ctx, req, form, grant, _tenant) {
     if (!rec)
       throw entraError(400, 'invalid_grant', 9002313, 'Invalid request. Request is malformed or invalid.');
     const issued = new Date(rec.issuedAt).toISOString();
-    const inactive = `${Math.round((Date.now() - rec.issuedAt) / 1000)} seconds`;
+    const inactive = `${Math.round((idpNow(state) - rec.issuedAt) / 1000)} seconds`;
     if (rec.revoked) {
       throw entraError(
         400,
@@ -613,7 +614,7 @@ async function tokenGrant(ctx, req, form, grant, _tenant) {
       throw entraError(400, 'invalid_grant', code, msg, { suberror: ENTRA_SUBERROR_FOR_CODE[code] });
     }
     const idle = state.config.refreshTokenIdleTimeout;
-    if (idle !== null && idle !== undefined && Date.now() - rec.issuedAt > Number(idle) * 1000) {
+    if (idle !== null && idle !== undefined && idpNow(state) - rec.issuedAt > Number(idle) * 1000) {
       throw entraError(
         400,
         'invalid_grant',
@@ -642,7 +643,7 @@ async function tokenGrant(ctx, req, form, grant, _tenant) {
       parsed.oidc.push('offline_access');
       parsed.raw.push('offline_access');
     }
-    rec.usedAt = Date.now();
+    rec.usedAt = idpNow(state);
     return mintEntraUserTokens(ctx, { user, client, parsed, clientInfo, appidacr, sid: rec.sid });
   }
 
@@ -658,7 +659,7 @@ async function tokenGrant(ctx, req, form, grant, _tenant) {
         "The provided value for the input parameter 'device_code' is not valid.",
       );
     }
-    const now = Date.now();
+    const now = idpNow(state);
     const last = rec.lastPollAt;
     rec.lastPollAt = now;
     if (rec.redeemed) {
@@ -781,8 +782,8 @@ async function deviceCode(ctx, req, res, tenant) {
       scope: form.scope,
       tenant: tenant.seg,
       interval,
-      createdAt: Date.now(),
-      expiresAt: Date.now() + expiresIn * 1000,
+      createdAt: idpNow(state),
+      expiresAt: idpNow(state) + expiresIn * 1000,
       status: 'pending',
       user: null,
       lastPollAt: null,
@@ -822,13 +823,13 @@ async function deviceLoginPost(ctx, req, res) {
   const form = await readForm(req);
   count(state, 'devicelogin');
   const rec = findDeviceByUserCode(state, form.otc);
-  if (!rec || rec.status !== 'pending' || Date.now() > rec.expiresAt) {
+  if (!rec || rec.status !== 'pending' || idpNow(state) > rec.expiresAt) {
     sendHtml(
       res,
       200,
       deviceCodePage({
         error:
-          rec && Date.now() > rec.expiresAt
+          rec && idpNow(state) > rec.expiresAt
             ? 'AADSTS70019: That code has expired. Get a new code from your device and try again.'
             : "AADSTS70018: That code didn't work. Check the code and try again.",
       }),

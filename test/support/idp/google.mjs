@@ -2,7 +2,7 @@
 import { decodeJwt, verifyJwtSignature, pkceS256, randomToken } from './jwt.mjs';
 import { readForm, sendJson, sendHtml, redirect, basicAuth, withParams } from './http.mjs';
 import { errorPage, formPostPage } from './pages.mjs';
-import { findGoogleClient, findGoogleUser, redirectUriAllowed, count } from './state.mjs';
+import { findGoogleClient, findGoogleUser, redirectUriAllowed, count, idpNow } from './state.mjs';
 import { startTxn, sessionUser, needsConsent } from './flow.mjs';
 import { googleError, mintGoogleAccessToken, mintGoogleIdToken } from './tokens.mjs';
 
@@ -137,7 +137,7 @@ async function authorize(ctx, req, res, url) {
         user: t.user.email,
         issueRefresh,
         accessType: offline ? 'offline' : 'online',
-        expiresAt: Date.now() + Number(state.config.authCodeLifetime) * 1000,
+        expiresAt: idpNow(state) + Number(state.config.authCodeLifetime) * 1000,
         redeemed: false,
       });
       count(state, 'issued', 'code');
@@ -200,7 +200,7 @@ function tokenGrant(ctx, req, form, grant) {
     if (!form.code) throw googleError(400, 'invalid_request', 'Missing required parameter: code');
     const rec = state.codes.get(form.code);
     if (!rec || rec.provider !== 'google') throw googleError(400, 'invalid_grant', 'Malformed auth code.');
-    if (rec.redeemed || Date.now() > rec.expiresAt) throw googleError(400, 'invalid_grant', 'Bad Request');
+    if (rec.redeemed || idpNow(state) > rec.expiresAt) throw googleError(400, 'invalid_grant', 'Bad Request');
     if (rec.clientId !== client.clientId) throw googleError(400, 'invalid_grant', 'Bad Request');
     if (rec.redirectUri !== form.redirect_uri) throw googleError(400, 'redirect_uri_mismatch', 'Bad Request');
     if (rec.codeChallenge) {
@@ -244,7 +244,7 @@ function tokenGrant(ctx, req, form, grant) {
     throw googleError(400, 'invalid_grant', 'Token has been expired or revoked.');
   }
   const idle = state.config.refreshTokenIdleTimeout;
-  if (idle !== null && idle !== undefined && Date.now() - rec.lastUsedAt > Number(idle) * 1000) {
+  if (idle !== null && idle !== undefined && idpNow(state) - rec.lastUsedAt > Number(idle) * 1000) {
     throw googleError(400, 'invalid_grant', 'Token has been expired or revoked.');
   }
   let scope = rec.scope;
@@ -254,7 +254,7 @@ function tokenGrant(ctx, req, form, grant) {
     if (!asked.every((s) => granted.has(s))) throw googleError(400, 'invalid_scope', 'Bad Request');
     scope = asked.join(' ');
   }
-  rec.lastUsedAt = Date.now();
+  rec.lastUsedAt = idpNow(state);
   const user = findGoogleUser(state, rec.user);
   const at = mintGoogleAccessToken(ctx, {
     sub: user.sub,
@@ -283,8 +283,8 @@ export function issueGoogleRefreshToken(state, { user, clientId, scope }) {
     user,
     clientId,
     scope,
-    issuedAt: Date.now(),
-    lastUsedAt: Date.now(),
+    issuedAt: idpNow(state),
+    lastUsedAt: idpNow(state),
     revoked: false,
   });
   const obj = (state.stats.issued ||= {});

@@ -81,6 +81,8 @@ export function createState(fixtures) {
     googleOfflineGranted: new Set(),
     /** revoked access token ids (jti/uti) */
     revokedAccessTokens: new Set(),
+    /** how far /_admin/clock moved the IdP's clock ahead of the real one (ms); see idpNow */
+    clockOffsetMs: 0,
   };
   return state;
 }
@@ -105,6 +107,18 @@ export function resetState(state) {
   }
   state.googleOfflineGranted.clear();
   state.revokedAccessTokens.clear();
+  state.clockOffsetMs = 0;
+}
+
+/**
+ * The IdP's clock, in ms: the real clock plus what `POST /_admin/clock` moved it by, so that tests
+ * never wait for time to pass. It governs what only the IdP decides: authorization and device code
+ * expiry, refresh-token idle timeouts. The time claims of the JWTs it signs (iat, nbf, exp) stay on
+ * the real clock: Dovecot checks them against its own clock (a token whose iat is in its future is
+ * refused), and a clock moved forward must not make fresh tokens unusable.
+ */
+export function idpNow(state) {
+  return Date.now() + state.clockOffsetMs;
 }
 
 /** Count one call of `endpoint` (optionally by sub-key, e.g. grant type). */

@@ -1,5 +1,6 @@
 // Token minting and error shapes for both providers.
 import { b64urlJson, randomToken, randomUUID, sha256, b64url } from './jwt.mjs';
+import { idpNow } from './state.mjs';
 
 export const OIDC_SCOPES = new Set(['openid', 'profile', 'email', 'offline_access']);
 export const GRAPH = 'https://graph.microsoft.com';
@@ -240,7 +241,7 @@ export function issueEntraRefreshToken(state, { user, clientId, scope, sid }) {
     clientId,
     scope,
     sid,
-    issuedAt: Date.now(),
+    issuedAt: idpNow(state),
     usedAt: null,
     revoked: false,
   });

@@ -184,12 +184,41 @@ mkdir -p "$rt/dovecot/state" "$rt/mail" "$rt/keys/default/RS256"
 cp "$stack_dir/pki/jwt-pub.pem" "$rt/keys/default/RS256/$kid"
 : >"$rt/dovecot/users"
 for m in "${mailbox_list[@]}"; do printf '%s:::::::nopassword nodelay\n' "${m,,}" >>"$rt/dovecot/users"; done
-tpl_ISSUERS=$ms_issuer tpl_SCOPE=SMTP.Send render "$here/templates/oauth2.conf.ext.in" "$rt/dovecot/oauth2-microsoft-smtp.conf.ext"
-tpl_ISSUERS=$ms_issuer tpl_SCOPE=IMAP.AccessAsUser.All render "$here/templates/oauth2.conf.ext.in" "$rt/dovecot/oauth2-microsoft-imap.conf.ext"
-tpl_ISSUERS=$ms_issuer tpl_SCOPE=SMTP.SendAsApp render "$here/templates/oauth2.conf.ext.in" "$rt/dovecot/oauth2-microsoft-smtp-app.conf.ext"
-tpl_ISSUERS=$ms_issuer tpl_SCOPE=IMAP.AccessAsApp render "$here/templates/oauth2.conf.ext.in" "$rt/dovecot/oauth2-microsoft-imap-app.conf.ext"
-tpl_ISSUERS=$google_issuer tpl_SCOPE=https://mail.google.com/ render "$here/templates/oauth2.conf.ext.in" "$rt/dovecot/oauth2-google.conf.ext"
-tpl_ISSUERS=$custom_issuer tpl_SCOPE=mail render "$here/templates/oauth2.conf.ext.in" "$rt/dovecot/oauth2-custom.conf.ext"
+# One oauth2 passdb per (issuer, scope, audience) that the real service accepts. Exchange Online
+# takes tokens for https://outlook.office.com or https://outlook.office365.com only: a token for
+# Microsoft Graph carrying SMTP.Send is refused there (535 5.7.3), and so it is here.
+# oauth2_ext NAME ISSUER SCOPE [AUDIENCE]: write NAME.conf.ext; prints the passdb block.
+oauth2_ext() {
+  local file=$rt/dovecot/oauth2-$1.conf.ext
+  tpl_ISSUERS=$2 tpl_SCOPE=$3 tpl_ACTIVE_ATTRIBUTE=${4:+aud} tpl_ACTIVE_VALUE=${4:-} \
+    render "$here/templates/oauth2.conf.ext.in" "$file"
+  printf '  passdb {\n    driver = oauth2\n    mechanisms = xoauth2 oauthbearer\n    args = %s\n  }\n' "$file"
+}
+# the first passdb admits only the fixtures' mailboxes (see dovecot.conf.in)
+mailbox_passdb="  passdb {
+    driver = passwd-file
+    mechanisms = xoauth2 oauthbearer
+    args = username_format=%Lu $rt/dovecot/users
+    result_success = continue
+    result_failure = return-fail
+  }
+"
+exchange_audiences=(https://outlook.office.com https://outlook.office365.com)
+# passdbs SERVICE USER_SCOPE APP_ROLE: Microsoft delegated and app-only for each audience, then
+# Google and the custom provider (whose audiences are client IDs: not checked).
+passdbs() {
+  local aud i=0
+  printf '%s' "$mailbox_passdb"
+  for aud in "${exchange_audiences[@]}"; do
+    i=$((i + 1))
+    oauth2_ext "microsoft-$1-$i" "$ms_issuer" "$2" "$aud"
+    oauth2_ext "microsoft-$1-app-$i" "$ms_issuer" "$3" "$aud"
+  done
+  oauth2_ext "google-$1" "$google_issuer" https://mail.google.com/
+  oauth2_ext "custom-$1" "$custom_issuer" mail
+}
+tpl_IMAP_PASSDBS=$(passdbs imap IMAP.AccessAsUser.All IMAP.AccessAsApp)
+tpl_SMTP_PASSDBS=$(passdbs smtp SMTP.Send SMTP.SendAsApp)
 render "$here/templates/dovecot.conf.in" "$rt/dovecot/dovecot.conf"
 chown -R vmail:vmail "$rt/mail"
 chmod -R a+rX "$rt/dovecot" "$rt/keys"
