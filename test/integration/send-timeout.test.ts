@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import net from 'node:net';
 import { rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { cliHome, type CliHome } from '../support/cli.js';
 
 let server: net.Server;
@@ -92,5 +93,28 @@ describe('send against a server that never greets', () => {
     ]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--timeout must be a number of seconds/);
+  });
+});
+
+describe('send on a terminal', () => {
+  it('with no body refuses (exit 2) instead of sending an empty message; --body "" is allowed', () => {
+    // script(1) gives the CLI a terminal on stdin; nothing is connected to (the server never greets)
+    const run = (extra: string) =>
+      spawnSync(
+        'script',
+        ['-qec', `${process.execPath} ${h.bin} send -p w --to b@contoso.test -s x ${extra}`, '/dev/null'],
+        {
+          env: h.env,
+          encoding: 'utf8',
+          timeout: 30_000,
+        },
+      );
+    const r = run('');
+    expect(r.status).toBe(2);
+    expect(r.stdout).toMatch(
+      /no message body: give --body TEXT, --body-file FILE or --html FILE, or pipe it in/,
+    );
+    const dry = run("--body '' --dry-run");
+    expect(dry.status, dry.stdout).toBe(0);
   });
 });

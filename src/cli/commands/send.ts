@@ -127,6 +127,16 @@ Batch lines: {"to": "...", "cc": [...], "subject": "...", "text": "...", "html":
         if (s.length) text = s;
       }
       const html = flags.html !== undefined ? await readText(flags.html, '--html', ctx) : undefined;
+      if (text === undefined && html === undefined && !flags.batch && io.stdin.isTTY) {
+        // on a terminal an empty message is almost always a mistake (a forgotten pipe or --body)
+        throw new UsageError(
+          'no message body: give --body TEXT, --body-file FILE or --html FILE, or pipe it in',
+          {
+            code: 'no_body',
+            hint: "to send a message without a body on purpose: --body ''",
+          },
+        );
+      }
       const msg = {
         ...(flags.from !== undefined ? { from: flags.from } : {}),
         cc: flags.cc ?? [],
