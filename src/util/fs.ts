@@ -22,15 +22,46 @@ export async function ensurePrivateDir(dir: string): Promise<void> {
  * is (its mode is the user's choice). A path that exists and is not a folder is a usage error.
  */
 export async function ensureDir(dir: string, flag = '--out'): Promise<void> {
-  await fsp.mkdir(dir, { recursive: true, mode: 0o700 }).catch((e: NodeJS.ErrnoException) => {
-    if (e.code === 'EEXIST' || e.code === 'ENOTDIR') {
-      throw new UsageError(`${flag} ${dir}: a file is in the way (it must be a folder)`, {
-        code: 'not_a_folder',
-        hint: `give ${flag} a folder (new or existing), not a file`,
+  // one level at a time: Node's recursive mkdir loops for ever on a path it cannot create under
+  // /proc or /sys (`fetch --out /proc/x` spun at 100% CPU and ignored SIGTERM)
+  const make = async (d: string, depth: number): Promise<void> => {
+    try {
+      await fsp.mkdir(d, { mode: 0o700 });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') {
+        const st = await fsp.stat(d).catch(() => undefined);
+        if (st?.isDirectory()) return;
+        throw new UsageError(`${flag} ${dir}: a file is in the way (it must be a folder)`, {
+          code: 'not_a_folder',
+          hint: `give ${flag} a folder (new or existing), not a file`,
+        });
+      }
+      const parent = path.dirname(d);
+      if (code === 'ENOENT' && parent !== d && depth < 200) {
+        await make(parent, depth + 1);
+        try {
+          await fsp.mkdir(d, { mode: 0o700 });
+          return;
+        } catch (e2) {
+          if ((e2 as NodeJS.ErrnoException).code === 'EEXIST') return make(d, depth + 1);
+          e = e2;
+        }
+      }
+      const why = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+      if (why === 'ENOTDIR')
+        throw new UsageError(`${flag} ${dir}: a file is in the way (it must be a folder)`, {
+          code: 'not_a_folder',
+          hint: `give ${flag} a folder (new or existing), not a file`,
+        });
+      throw new UsageError(`${flag} ${dir}: cannot create the folder (${why})`, {
+        code: 'cannot_create_folder',
+        hint: `give ${flag} a folder you can write to`,
+        cause: e,
       });
     }
-    throw e;
-  });
+  };
+  await make(dir, 0);
 }
 
 /**
