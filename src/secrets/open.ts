@@ -12,7 +12,8 @@
  * when it would say something different (another reason, another place). When the keychain
  * works again the marker is removed, so a later fallback is announced again.
  */
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readFileSync } from 'node:fs';
+import { ConfigError } from '../errors/index.js';
 import path from 'node:path';
 import type { Paths } from '../config/paths.js';
 import { atomicWriteFile, readFileIfExists } from '../util/fs.js';
@@ -57,7 +58,45 @@ export function describeUnavailable(
 }
 
 export function fileStore(paths: Paths, env: NodeJS.ProcessEnv): FileSecretStore {
-  return new FileSecretStore({ secretsDir: paths.secretsDir, passphrase: env.OAUTHMAIL_PASSPHRASE });
+  return new FileSecretStore({ secretsDir: paths.secretsDir, passphrase: passphraseFrom(env) });
+}
+
+/** The systemd credential name (LoadCredential=oauthmail-passphrase:/etc/oauthmail/passphrase). */
+export const CREDENTIAL_NAME = 'oauthmail-passphrase';
+
+/**
+ * The file-store passphrase: OAUTHMAIL_PASSPHRASE, else the file OAUTHMAIL_PASSPHRASE_FILE names,
+ * else systemd's credential $CREDENTIALS_DIRECTORY/oauthmail-passphrase, so that a crontab or a
+ * unit file never holds the passphrase itself. One trailing newline is not part of it.
+ */
+export function passphraseFrom(env: NodeJS.ProcessEnv): string | undefined {
+  if (env.OAUTHMAIL_PASSPHRASE) return env.OAUTHMAIL_PASSPHRASE;
+  const file =
+    env.OAUTHMAIL_PASSPHRASE_FILE ||
+    (env.CREDENTIALS_DIRECTORY ? path.join(env.CREDENTIALS_DIRECTORY, CREDENTIAL_NAME) : undefined);
+  if (!file) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    if (!env.OAUTHMAIL_PASSPHRASE_FILE && (e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new ConfigError(
+      `cannot read the passphrase file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      {
+        code: 'passphrase_file',
+        hint: 'check OAUTHMAIL_PASSPHRASE_FILE (a file only this account can read, mode 0600)',
+        cause: e,
+      },
+    );
+  }
+  const pass = text.replace(/\r?\n$/, '');
+  if (!pass) {
+    throw new ConfigError(`the passphrase file ${file} is empty`, {
+      code: 'passphrase_file',
+      hint: 'write the passphrase into it (one line), or unset OAUTHMAIL_PASSPHRASE_FILE',
+    });
+  }
+  return pass;
 }
 
 export async function openSecretStore(options: OpenSecretStoreOptions): Promise<SecretStore> {

@@ -133,6 +133,15 @@ Examples:
         }
       }
 
+      if (opts.all) {
+        // a scheduled `refresh --all` also delivers what the queue holds (sign-ins just proved)
+        const { flushAfterRefresh } = await import('./queue.js');
+        const q = await flushAfterRefresh(ctx);
+        if (q && q.busy === undefined && (!opts.quiet || q.deferred || q.dead)) {
+          io.err(`queue: ${q.delivered} delivered, ${q.deferred} deferred, ${q.dead} dead`);
+        }
+      }
+
       const failed = rows.filter((r) => !r.ok);
       if (!failed.length) return;
       const list = (rs: Row[]) => rs.map((r) => r.profile).join(', ');

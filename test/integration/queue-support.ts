@@ -1,0 +1,112 @@
+/**
+ * Helpers for the queue tests (issue 13): the CLI run the way cron runs it (`env -i` with cron's
+ * few variables, no TTY, no D-Bus), Postfix faults that can be switched on and off, the stack
+ * IdP's fault and config API, and the body of a delivered message.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import https from 'node:https';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { BIN, type CliHome, type CliResult } from '../support/cli.js';
+import { idpRequest, stackEnv } from '../support/stack-env.js';
+import type { Stack } from './send-support.js';
+
+/**
+ * cron's environment: HOME, LOGNAME, PATH=/usr/bin:/bin, SHELL=/bin/sh, plus what the crontab
+ * sets (the oauthmail folders, the passphrase file) and the test CA (the fake IdP's HTTPS;
+ * a real provider is trusted through the system roots). No DISPLAY, no D-Bus, no TTY.
+ */
+export function cronEnv(h: CliHome, extra: Record<string, string> = {}): Record<string, string> {
+  const e = h.env;
+  return {
+    HOME: h.dir,
+    LOGNAME: 'root',
+    PATH: '/usr/bin:/bin',
+    SHELL: '/bin/sh',
+    OAUTHMAIL_CONFIG_DIR: e.OAUTHMAIL_CONFIG_DIR!,
+    OAUTHMAIL_DATA_DIR: e.OAUTHMAIL_DATA_DIR!,
+    ...(e.OAUTHMAIL_PASSPHRASE_FILE ? { OAUTHMAIL_PASSPHRASE_FILE: e.OAUTHMAIL_PASSPHRASE_FILE } : {}),
+    NODE_EXTRA_CA_CERTS: stackEnv().caFile,
+    ...extra,
+  };
+}
+
+/** `env -i VAR=... node bin/oauthmail.js ARGS` with stdin from `input` (a pipe, not a TTY). */
+export function cronRun(
+  h: CliHome,
+  args: string[],
+  opts: { input?: string; env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<CliResult> {
+  const vars = Object.entries(cronEnv(h, opts.env)).map(([k, v]) => `${k}=${v}`);
+  return new Promise((resolve, reject) => {
+    const child = spawn('/usr/bin/env', ['-i', ...vars, process.execPath, BIN, ...args], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`oauthmail ${args.join(' ')} did not finish\nstderr: ${stderr}`));
+    }, opts.timeoutMs ?? 60_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+/** DELETE /_admin/faults at the stack's IdP (idpRequest only POSTs). */
+export function clearIdpFaults(): Promise<number> {
+  const env = stackEnv();
+  return new Promise((resolve, reject) => {
+    const r = https.request(
+      new URL('/_admin/faults', env.idpUrl),
+      { method: 'DELETE', ca: env.ca },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    r.on('error', reject);
+    r.end();
+  });
+}
+
+export { idpRequest };
+
+/**
+ * Postfix answers `reply` (e.g. "451 4.3.0 ...") at RCPT for mail from `sender`, until removed.
+ * Uses the sender map installSenderFaults set up (smtpd_sender_restrictions); reloads Postfix.
+ */
+export function setSenderFault(s: Stack, sender: string, reply: string | undefined): void {
+  const map = path.join(s.postfixConf, 'oauthmail-sender-faults');
+  const lines = readFileSync(map, 'utf8')
+    .split('\n')
+    .filter((l) => l && !l.startsWith(`${sender} `));
+  if (reply) lines.push(`${sender} ${reply}`);
+  writeFileSync(map, lines.join('\n') + '\n');
+  postfix(s, 'reload');
+}
+
+export function postfix(s: Stack, action: 'start' | 'stop' | 'reload'): void {
+  execFileSync('postfix', ['-c', s.postfixConf, action], { stdio: 'ignore' });
+  // reload/start: the master re-forks smtpd; give it a moment to listen again
+  execFileSync('sleep', [action === 'stop' ? '0.2' : '0.7']);
+}
+
+/** A postconf setting (returns the old value so a test can put it back). */
+export function postconf(s: Stack, key: string, value: string): string {
+  const old = execFileSync('postconf', ['-c', s.postfixConf, '-h', key], { encoding: 'utf8' }).trim();
+  execFileSync('postconf', ['-c', s.postfixConf, '-e', `${key}=${value}`]);
+  return old;
+}
+
+/** The body of an RFC 5322 message (after the first empty line), bytes as stored. */
+export function bodyOf(text: string): string {
+  const m = /\r?\n\r?\n/.exec(text);
+  return m ? text.slice(m.index + m[0].length) : '';
+}
