@@ -126,7 +126,7 @@ describe('sendmail from cron: queued on every failure that is not the message, d
     for (const f of files) {
       const text = readFileSync(path.join(f.parentPath, f.name), 'utf8');
       expect(text.startsWith('{"oauthmail":"secret"'), f.name).toBe(true); // the encrypted envelope
-      expect(text).not.toMatch(/RefreshToken|refresh_token|"secret"/);
+      expect(text).not.toMatch(/RefreshToken|refresh_token|"secret":"/);
     }
     const t = tag();
     const r = await cron(['sendmail', '-t', '-i'], cronMessage(t));
@@ -212,4 +212,142 @@ describe('sendmail from cron: queued on every failure that is not the message, d
     expect(r.stderr).not.toMatch(/queued/);
     expect(queueFiles()).toEqual([]);
   });
+});
+
+describe('the queue from the outside: send --queue, flushes, dead letters, status, --verify', () => {
+  it('send --queue keeps it (Message-ID on stdout); refresh --all delivers it; a successful sendmail flushes the rest', async () => {
+    const t = tag();
+    postfix(s, 'stop');
+    let mid: string;
+    try {
+      const r = await cron(['send', '--queue', '-p', 'work', '--to', BOB, '-s', `sendq ${t}`, '--body', `b ${t}`]);
+      expect(r.code, r.stderr).toBe(0);
+      mid = r.stdout.trim();
+      expect(mid).toMatch(/^<[^<>\s]+>$/);
+      expect(r.stderr).toMatch(/^oauthmail: queued \S+ \(the mail server is not available now/);
+      // without --queue, send keeps its exit code and queues nothing
+      const plain = await cron(['send', '-p', 'work', '--to', BOB, '-s', `plain ${t}`, '--body', 'x']);
+      expect(plain.code).toBe(6);
+      expect(queueFiles()).toHaveLength(1);
+      // one more from cron, through sendmail
+      await expectQueued(t, /the mail server is not available now/);
+      expect(queueFiles()).toHaveLength(2);
+    } finally {
+      postfix(s, 'start');
+    }
+    const ref = await cron(['refresh', '--all']);
+    expect(ref.code, ref.stderr).toBe(0);
+    expect(ref.stderr).toMatch(/queue: 2 delivered, 0 deferred, 0 dead/);
+    expect(queueFiles()).toEqual([]);
+    const got = await waitForMail(s, BOB, `sendq ${t}`, 1);
+    expect(got).toHaveLength(1);
+    expect(got[0]!.text).toContain(mid!);
+    expect(await waitForMail(s, BOB, `backup ${t}`, 1)).toHaveLength(1);
+
+    // queued again, then a later successful sendmail delivers it too
+    const t2 = tag();
+    postfix(s, 'stop');
+    try {
+      await expectQueued(t2, /not available now/);
+    } finally {
+      postfix(s, 'start');
+    }
+    const ok = await cron(['sendmail', BOB], `Subject: flush ${t2}\n\nnow\n`);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(queueFiles()).toEqual([]);
+    expect(await waitForMail(s, BOB, `backup ${t2}`, 1)).toHaveLength(1);
+  }, 90_000);
+
+  it('the profile key queue=off keeps the old contract: exit 75 and nothing queued', async () => {
+    expect((await h.run(['profile', 'edit', 'work', '--set', 'queue=off'])).code).toBe(0);
+    try {
+      setSenderFault(s, 'alice@contoso.test', '451 4.3.0 oauthmail test: try again later');
+      const r = await cron(['sendmail', '-t', '-i'], cronMessage(tag()));
+      expect(r.code, r.stderr).toBe(75);
+      expect(r.stderr).not.toMatch(/queued/);
+      expect(queueFiles()).toEqual([]);
+      // --queue on the command line wins over the profile
+      const q = await cron(['sendmail', '--queue', '-t', '-i'], cronMessage(tag()));
+      expect(q.code, q.stderr).toBe(0);
+      expect(queueFiles()).toHaveLength(1);
+    } finally {
+      setSenderFault(s, 'alice@contoso.test', undefined);
+      expect((await h.run(['profile', 'edit', 'work', '--unset', 'queue'])).code).toBe(0);
+    }
+    const run = await cron(['queue', 'run']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(queueFiles()).toEqual([]);
+  }, 60_000);
+
+  it('status shows what waits (exit 6 over OAUTHMAIL_QUEUE_WARN_AGE); a refused message and an expired one become dead letters (exit 5)', async () => {
+    postfix(s, 'stop');
+    let id: string;
+    try {
+      id = await expectQueued(tag(), /not available now/);
+    } finally {
+      postfix(s, 'start');
+    }
+    const st = await cron(['status', 'work', '--json'], undefined, { OAUTHMAIL_QUEUE_WARN_AGE: '0' });
+    expect(st.code, st.stderr).toBe(6);
+    const j = JSON.parse(st.stdout)[0];
+    expect(j.signedIn).toBe(true);
+    expect(j.queue).toMatchObject({ waiting: 1, dead: 0 });
+    expect(j.queue.oldestQueuedAt).toMatch(/^\d{4}-/);
+    expect(j.warnings.map((w: { code: string }) => w.code)).toContain('queue_waiting');
+    const text = await cron(['status', 'work']);
+    expect(text.code, text.stderr).toBe(0); // under an hour: fine
+    expect(text.stdout).toMatch(/queue\s+1 waiting \(oldest \d+ seconds/);
+    expect((await cron(['queue', 'list'])).stdout).toContain(id!);
+    const show = await cron(['queue', 'show', id!]);
+    expect(show.stdout).toMatch(/^Message-ID: </m);
+    expect(show.stderr).toContain('"profile": "work"');
+
+    // a maximum age of 0: it is too old now, dead letter, reported
+    const run = await cron(['queue', 'run', '--max-age', '0']);
+    expect(run.code).toBe(5);
+    expect(run.stderr).toMatch(new RegExp(`dead ${id!} \\(work\\): expired`));
+    expect(queueFiles()).toEqual([]);
+    // a message the server refuses for good goes there too (queued from a time it could not be sent)
+    postfix(s, 'stop');
+    try {
+      const r = await cron(['sendmail', 'nobody@contoso.test'], `Subject: dead ${tag()}\n\nx\n`);
+      expect(r.code, r.stderr).toBe(0);
+    } finally {
+      postfix(s, 'start');
+    }
+    const run2 = await cron(['queue', 'run']);
+    expect(run2.code).toBe(5);
+    expect(run2.stderr).toMatch(/dead \S+ \(work\): refused: .*550/);
+    const dead = JSON.parse((await cron(['queue', 'list', '--dead', '--json'])).stdout) as Array<{ id: string }>;
+    expect(dead).toHaveLength(2);
+    const st2 = await cron(['status', 'work']);
+    expect(st2.code).toBe(5);
+    expect(st2.stdout).toMatch(/queue\s+2 dead/);
+    expect(st2.stdout).toMatch(/dead letters\): run oauthmail queue list --dead/);
+    for (const d of dead) expect((await cron(['queue', 'drop', '--dead', d.id])).code).toBe(0);
+    expect((await cron(['status', 'work'])).code).toBe(0);
+    expect((await cron(['queue', 'drop', '../../config/config'])).code).toBe(2);
+  }, 60_000);
+
+  it('status --verify finds a sign-in revoked since its last use (text and --json), with the fix; exit 4', async () => {
+    expect((await idpRequest('/_admin/revoke-refresh-tokens', { user: ALICE.upn })).status).toBe(200);
+    const before = await cron(['status', 'work']);
+    expect(before.code, before.stdout).toBe(0); // nothing has tried the token since: status cannot know
+    const v = await cron(['status', 'work', '--verify']);
+    expect(v.code, v.stdout + v.stderr).toBe(4);
+    expect(v.stdout).toMatch(/signed in\s+no/);
+    expect(v.stdout).toMatch(/verified now\s+no/);
+    expect(v.stdout).toMatch(/refused on .*AADSTS\d+\): run oauthmail login work/);
+    expect(v.stderr).toMatch(/hint: run: oauthmail login work/);
+    const j = await cron(['status', 'work', '--json']);
+    expect(j.code).toBe(4);
+    const row = JSON.parse(j.stdout)[0];
+    expect(row.signedIn).toBe(false);
+    expect(row.problems[0].problem).toMatch(/the sign-in has ended: its last refresh was refused on \d{4}-.*\(AADSTS\d+\)/);
+    expect(row.problems[0].fix).toBe('oauthmail login work');
+    await signInDeviceAtStack(h, 'work', ALICE.upn);
+    const after = await cron(['status', 'work', '--verify']);
+    expect(after.code, after.stdout).toBe(0);
+    expect(after.stdout).toMatch(/verified now\s+yes/);
+  }, 60_000);
 });
