@@ -1,8 +1,8 @@
 /**
  * Opening the secret store a profile's `storage` setting selects.
  *
- *   keychain  the OS keychain, or KeychainUnavailableError (exit 1, code keychain_unavailable)
- *             naming the reason and the fix;
+ *   keychain  the OS keychain, or KeychainUnreachableError (exit 3, code keychain_unavailable)
+ *             naming the reason and the fix (for cron: the file store and a passphrase file);
  *   file      the file store under secretsDir (encrypted when OAUTHMAIL_PASSPHRASE is set);
  *   auto      the keychain when it answers a probe in time, else the file store plus one
  *             warning saying where the secrets went and why.
@@ -18,7 +18,7 @@ import path from 'node:path';
 import type { Paths } from '../config/paths.js';
 import { atomicWriteFile, readFileIfExists } from '../util/fs.js';
 import { FileSecretStore } from './file.js';
-import { KeychainStore, KeychainUnavailableError, type ProbeResult } from './keychain.js';
+import { KeychainStore, type ProbeResult } from './keychain.js';
 import type { SecretKind, SecretStore, StoreKind } from './types.js';
 
 export type StorageMode = 'auto' | 'keychain' | 'file';
@@ -55,6 +55,29 @@ export function describeUnavailable(
   return process.platform === 'linux'
     ? `no Secret Service on D-Bus (${probe.reason})`
     : `no keychain (${probe.reason})`;
+}
+
+/** What a cron job or a systemd unit should do instead of the keychain. */
+export const CRON_STORAGE_HINT =
+  'this session (cron, a systemd service, ssh without a desktop session) cannot reach the keychain. ' +
+  'For a job like that keep the secrets in a file: oauthmail profile edit NAME --set storage=file, put a passphrase ' +
+  'in a file only that account can read and set OAUTHMAIL_PASSPHRASE_FILE to it, then run oauthmail login NAME once ' +
+  'as that account (--storage file also works for profile add); or start a Secret Service in this session';
+
+/**
+ * The profile's secrets are in the keychain and this session cannot reach it. A configuration
+ * matter (exit 3), not a missing sign-in: logging in again would only write to the keychain again.
+ */
+export class KeychainUnreachableError extends ConfigError {
+  readonly reason: string;
+  constructor(reason: string, cause?: unknown, profile?: string) {
+    super(`the keychain is unavailable: ${reason}.`, {
+      code: 'keychain_unavailable',
+      hint: profile ? CRON_STORAGE_HINT.replaceAll('NAME', profile) : CRON_STORAGE_HINT,
+      cause,
+    });
+    this.reason = reason;
+  }
 }
 
 export function fileStore(paths: Paths, env: NodeJS.ProcessEnv): FileSecretStore {
@@ -107,7 +130,7 @@ export async function openSecretStore(options: OpenSecretStoreOptions): Promise<
   const keychain = options.keychain ?? new KeychainStore({ env });
   const probe = await keychain.probe();
   if (options.storage === 'keychain') {
-    if (!probe.ok) throw new KeychainUnavailableError(describeUnavailable(probe, env), probe.error);
+    if (!probe.ok) throw new KeychainUnreachableError(describeUnavailable(probe, env), probe.error);
     return keychain;
   }
 

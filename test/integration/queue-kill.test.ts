@@ -52,7 +52,8 @@ const midOfFile = (f: string) =>
 function acceptedByPostfix(): Set<string> {
   const log = postfixLog(s);
   const midOfQid = new Map<string, string>();
-  for (const m of log.matchAll(/cleanup\[\d+\]: ([0-9A-F]+): message-id=(<[^>]+>)/g)) midOfQid.set(m[1]!, m[2]!);
+  for (const m of log.matchAll(/cleanup\[\d+\]: ([0-9A-F]+): message-id=(<[^>]+>)/g))
+    midOfQid.set(m[1]!, m[2]!);
   const out = new Set<string>();
   for (const m of log.matchAll(/qmgr\[\d+\]: ([0-9A-F]+): from=/g)) {
     const mid = midOfQid.get(m[1]!);
@@ -62,7 +63,10 @@ function acceptedByPostfix(): Set<string> {
 }
 
 function runner(): { child: ReturnType<typeof spawn>; done: Promise<number | null> } {
-  const child = spawn(process.execPath, [BIN, 'queue', 'run'], { env: h.env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, 'queue', 'run'], {
+    env: h.env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   child.stderr!.resume();
   const done = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
   return { child, done };
@@ -96,7 +100,10 @@ describe('queue run under SIGKILL', () => {
       const r = runner();
       // node start-up is ~0.4 s and every message takes > 1 s: kill anywhere in that span
       const at = 300 + Math.floor(Math.random() * 2200);
-      const exited = await Promise.race([r.done.then(() => true), new Promise((res) => setTimeout(() => res(false), at))]);
+      const exited = await Promise.race([
+        r.done.then(() => true),
+        new Promise((res) => setTimeout(() => res(false), at)),
+      ]);
       if (exited) continue;
       r.child.kill('SIGKILL');
       await r.done;

@@ -162,9 +162,9 @@ describe('sendmail from cron: queued on every failure that is not the message, d
 
   it('identity provider answering 503: queued, exit 0 (no "exit code 6"); delivered once when it is back', async () => {
     const t = tag();
-    expect(
-      (await idpRequest('/_admin/faults', { endpoint: 'token', status: 503, times: -1 })).status,
-    ).toBe(200);
+    expect((await idpRequest('/_admin/faults', { endpoint: 'token', status: 503, times: -1 })).status).toBe(
+      200,
+    );
     const id = await expectQueued(t, /temporarily unavailable/);
     const legacy = await cron(['sendmail', '--no-queue', '-t', '-i'], cronMessage(tag()));
     expect(legacy.code, legacy.stderr).toBe(75);
@@ -220,7 +220,18 @@ describe('the queue from the outside: send --queue, flushes, dead letters, statu
     postfix(s, 'stop');
     let mid: string;
     try {
-      const r = await cron(['send', '--queue', '-p', 'work', '--to', BOB, '-s', `sendq ${t}`, '--body', `b ${t}`]);
+      const r = await cron([
+        'send',
+        '--queue',
+        '-p',
+        'work',
+        '--to',
+        BOB,
+        '-s',
+        `sendq ${t}`,
+        '--body',
+        `b ${t}`,
+      ]);
       expect(r.code, r.stderr).toBe(0);
       mid = r.stdout.trim();
       expect(mid).toMatch(/^<[^<>\s]+>$/);
@@ -318,7 +329,9 @@ describe('the queue from the outside: send --queue, flushes, dead letters, statu
     const run2 = await cron(['queue', 'run']);
     expect(run2.code).toBe(5);
     expect(run2.stderr).toMatch(/dead \S+ \(work\): refused: .*550/);
-    const dead = JSON.parse((await cron(['queue', 'list', '--dead', '--json'])).stdout) as Array<{ id: string }>;
+    const dead = JSON.parse((await cron(['queue', 'list', '--dead', '--json'])).stdout) as Array<{
+      id: string;
+    }>;
     expect(dead).toHaveLength(2);
     const st2 = await cron(['status', 'work']);
     expect(st2.code).toBe(5);
@@ -343,7 +356,9 @@ describe('the queue from the outside: send --queue, flushes, dead letters, statu
     expect(j.code).toBe(4);
     const row = JSON.parse(j.stdout)[0];
     expect(row.signedIn).toBe(false);
-    expect(row.problems[0].problem).toMatch(/the sign-in has ended: its last refresh was refused on \d{4}-.*\(AADSTS\d+\)/);
+    expect(row.problems[0].problem).toMatch(
+      /the sign-in has ended: its last refresh was refused on \d{4}-.*\(AADSTS\d+\)/,
+    );
     expect(row.problems[0].fix).toBe('oauthmail login work');
     await signInDeviceAtStack(h, 'work', ALICE.upn);
     const after = await cron(['status', 'work', '--verify']);

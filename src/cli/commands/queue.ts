@@ -196,7 +196,10 @@ Examples:
   q.command('run')
     .description('deliver the queue now, oldest first (one runner at a time)')
     .option('--force', 'try every message now, even those waiting for their next attempt')
-    .option('--max-age <duration>', 'older messages become dead letters (default 5d; OAUTHMAIL_QUEUE_MAX_AGE)')
+    .option(
+      '--max-age <duration>',
+      'older messages become dead letters (default 5d; OAUTHMAIL_QUEUE_MAX_AGE)',
+    )
     .option('-q, --quiet', 'report only failures')
     .action(async (opts: { force?: boolean; maxAge?: string; quiet?: boolean }, cmd: Command) => {
       const g = cmd.optsWithGlobals() as { profile?: string };
@@ -209,7 +212,9 @@ Examples:
           ...(maxAgeMs !== undefined ? { maxAgeMs } : {}),
           ...(g.profile ? { profile: g.profile } : {}),
         },
-        ctx.io.json ? undefined : (ev) => (ev.kind !== 'delivered' || !opts.quiet) && ctx.io.err(describeEvent(ev)),
+        ctx.io.json
+          ? undefined
+          : (ev) => (ev.kind !== 'delivered' || !opts.quiet) && ctx.io.err(describeEvent(ev)),
       );
       if (ctx.io.json) ctx.io.outJson(r);
       else if (r.busy !== undefined) {
@@ -220,10 +225,13 @@ Examples:
         );
       }
       if (r.dead) {
-        throw new MailServerError(`${r.dead} queued message(s) could not be delivered and became dead letters`, {
-          code: 'queue_dead',
-          hint: 'see them: oauthmail queue list --dead',
-        });
+        throw new MailServerError(
+          `${r.dead} queued message(s) could not be delivered and became dead letters`,
+          {
+            code: 'queue_dead',
+            hint: 'see them: oauthmail queue list --dead',
+          },
+        );
       }
       if (r.deferred) {
         throw new TransientError(`${r.deferred} queued message(s) could not be delivered yet`, {
@@ -258,10 +266,13 @@ Examples:
         await lock.release();
       }
       if (missing.length) {
-        throw new UsageError(`no such ${opts.dead ? 'dead letter' : 'queued message'}: ${missing.join(', ')}`, {
-          code: 'queue_not_found',
-          hint: `list them: oauthmail queue list${opts.dead ? ' --dead' : ''}`,
-        });
+        throw new UsageError(
+          `no such ${opts.dead ? 'dead letter' : 'queued message'}: ${missing.join(', ')}`,
+          {
+            code: 'queue_not_found',
+            hint: `list them: oauthmail queue list${opts.dead ? ' --dead' : ''}`,
+          },
+        );
       }
     });
 }

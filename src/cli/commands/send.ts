@@ -75,7 +75,10 @@ export function registerSend(program: Command, ctx: Context): void {
     .option('--connections <n>', 'with --batch: parallel SMTP connections (default 5)')
     .option('--ca <file>', "trust this CA (PEM) for the SMTP server's certificate")
     .option('--insecure-tls', "do not verify the server's certificate (warns; for debugging only)")
-    .option('--queue', 'when it cannot be sent now (temporary failure, sign-in needed), keep it in the local queue and exit 0')
+    .option(
+      '--queue',
+      'when it cannot be sent now (temporary failure, sign-in needed), keep it in the local queue and exit 0',
+    )
     .addHelpText(
       'after',
       `
@@ -281,7 +284,8 @@ async function queueBuilt(
   const { name } = resolveProfileName(await ctx.config.load(), explicit, ctx.env);
   const raw = await renderMessage(built);
   if (!(await queueAfterFailure(ctx, { profile: name, envelope: built.envelope, raw }, error))) return false;
-  const messageId = /^Message-ID:[ \t]*(<[^>\r\n]+>)/im.exec(raw.subarray(0, 65536).toString('utf8'))?.[1] ?? '';
+  const messageId =
+    /^Message-ID:[ \t]*(<[^>\r\n]+>)/im.exec(raw.subarray(0, 65536).toString('utf8'))?.[1] ?? '';
   if (ctx.io.json) ctx.io.outJson({ queued: true, messageId, envelope: built.envelope });
   else ctx.io.out(messageId);
   return true;

@@ -65,7 +65,13 @@ export function registerSendmail(program: Command, ctx: Context): void {
       } catch (e) {
         if (pending) {
           const { queueAfterFailure } = await import('./queue.js');
-          if (await queueAfterFailure(ctx, { profile: pending.name, envelope: pending.envelope, raw: pending.raw }, e))
+          if (
+            await queueAfterFailure(
+              ctx,
+              { profile: pending.name, envelope: pending.envelope, raw: pending.raw },
+              e,
+            )
+          )
             return; // kept: exit 0, as sendmail(8) does once a message is in its queue
         }
         throw toSendmailError(e);

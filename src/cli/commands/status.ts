@@ -7,7 +7,14 @@
  * with --verify (each refresh token redeemed now).
  */
 import type { Command } from 'commander';
-import { AuthError, ConfigError, ExitCode, MailServerError, TransientError, isOauthmailError } from '../../errors/index.js';
+import {
+  AuthError,
+  ConfigError,
+  ExitCode,
+  MailServerError,
+  TransientError,
+  isOauthmailError,
+} from '../../errors/index.js';
 import type { Context } from '../context.js';
 import type { TokenStatus } from '../../auth/types.js';
 
@@ -17,11 +24,15 @@ export function registerStatus(program: Command, ctx: Context): void {
     .description(
       'show sign-in state, token expiry, scopes and storage of each profile (exit 4 if one needs sign-in)',
     )
-    .option('--verify', 'redeem each refresh token now (contacts the identity provider) and report the result')
+    .option(
+      '--verify',
+      'redeem each refresh token now (contacts the identity provider) and report the result',
+    )
     .action(async (nameArg: string | undefined, opts: { verify?: boolean }) => {
       const { tokenProviderFor } = await import('../../auth/index.js');
       const { resolveProfileName } = await import('../../config/store.js');
-      const { readHealth, healthWarnings, thresholdsFrom, refusedSignIn } = await import('../../auth/health.js');
+      const { readHealth, healthWarnings, thresholdsFrom, refusedSignIn } =
+        await import('../../auth/health.js');
       const { queueStats } = await import('../../mail/queue/spool.js');
       const { spoolFor, parseDuration } = await import('./queue.js');
       const spool = await spoolFor(ctx);
@@ -81,6 +92,11 @@ export function registerStatus(program: Command, ctx: Context): void {
             }
           }
           const rec = health.profiles[name];
+          if (!status.signedIn && p.flow !== 'client-credentials') {
+            // signed in, but in a keychain this session cannot reach: say that, not "not signed in"
+            const kc = await ctx.keychainExplains(name, p, { code: 'not_signed_in' });
+            if (kc) throw kc;
+          }
           const refused = p.flow === 'client-credentials' ? undefined : refusedSignIn(rec);
           if (refused && (status.signedIn || verify?.exitCode === ExitCode.AUTH)) {
             // the cache may still hold an access token, but the sign-in has ended
@@ -99,7 +115,10 @@ export function registerStatus(program: Command, ctx: Context): void {
             status = {
               ...status,
               signedIn: false,
-              problems: [{ problem: verify.message ?? 'refresh refused', fix: `oauthmail login ${name}` }, ...status.problems],
+              problems: [
+                { problem: verify.message ?? 'refresh refused', fix: `oauthmail login ${name}` },
+                ...status.problems,
+              ],
             };
           }
           // token health (src/auth/health.ts); a secret-expiry problem the provider already
@@ -127,7 +146,8 @@ export function registerStatus(program: Command, ctx: Context): void {
             queue: queueStats(waiting, dead, name),
             ...(verify ? { verify } : {}),
           });
-        } catch (e) {
+        } catch (e0) {
+          const e = (await ctx.keychainExplains(name, p, e0)) ?? e0;
           const err = e as { message?: string; hint?: string };
           rows.push({
             name,
@@ -209,7 +229,11 @@ export function registerStatus(program: Command, ctx: Context): void {
             if (h?.lastUsedAt)
               row('last refreshed', `${h.lastUsedAt}${h.lastRotatedAt === h.lastUsedAt ? ' (rotated)' : ''}`);
             if (r.queue.waiting || r.queue.dead) row('queue', queueText(r.queue));
-            if (r.verify) row('verified now', r.verify.ok ? 'yes, the refresh token was redeemed' : `no: ${r.verify.message}`);
+            if (r.verify)
+              row(
+                'verified now',
+                r.verify.ok ? 'yes, the refresh token was redeemed' : `no: ${r.verify.message}`,
+              );
             for (const p of s.problems) lines.push(`  ! ${p.problem}: run ${p.fix}`);
             for (const w of r.warnings) lines.push(`  ! warning: ${w.problem}: run ${w.fix}`);
           } else {
@@ -222,7 +246,10 @@ export function registerStatus(program: Command, ctx: Context): void {
       }
       if (unreachable.length && !needSignIn.length) {
         const first = rows.find((r) => r.name === unreachable[0])!;
-        throw new ConfigError(first.error!, { code: 'keychain_unreachable', ...(first.fix ? { hint: first.fix } : {}) });
+        throw new ConfigError(first.error!, {
+          code: 'keychain_unreachable',
+          ...(first.fix ? { hint: first.fix } : {}),
+        });
       }
       if (needSignIn.length) {
         throw new AuthError(
@@ -240,7 +267,9 @@ export function registerStatus(program: Command, ctx: Context): void {
           { code: 'queue_dead', hint: 'see them: oauthmail queue list --dead' },
         );
       }
-      const late = rows.filter((r) => r.queue.oldestAgeSeconds !== null && r.queue.oldestAgeSeconds > warnAgeS);
+      const late = rows.filter(
+        (r) => r.queue.oldestAgeSeconds !== null && r.queue.oldestAgeSeconds > warnAgeS,
+      );
       if (late.length || verifyTransient) {
         throw new TransientError(
           late.length
@@ -248,7 +277,9 @@ export function registerStatus(program: Command, ctx: Context): void {
             : 'a refresh token could not be checked now',
           {
             code: late.length ? 'queue_waiting' : 'verify_transient',
-            hint: late.length ? 'deliver them: oauthmail queue run (see oauthmail queue list)' : 'retry later',
+            hint: late.length
+              ? 'deliver them: oauthmail queue run (see oauthmail queue list)'
+              : 'retry later',
           },
         );
       }
@@ -266,12 +297,16 @@ function ago(seconds: number): string {
 
 function queueText(q: QueueStats): string {
   const parts: string[] = [];
-  if (q.waiting) parts.push(`${q.waiting} waiting (oldest ${ago(q.oldestAgeSeconds ?? 0)}, since ${q.oldestQueuedAt})`);
+  if (q.waiting)
+    parts.push(`${q.waiting} waiting (oldest ${ago(q.oldestAgeSeconds ?? 0)}, since ${q.oldestQueuedAt})`);
   if (q.dead) parts.push(`${q.dead} dead`);
   return parts.join(', ');
 }
 
-function queueProblems(q: QueueStats, warnAgeS: number): Array<{ code: string; problem: string; fix: string }> {
+function queueProblems(
+  q: QueueStats,
+  warnAgeS: number,
+): Array<{ code: string; problem: string; fix: string }> {
   const out: Array<{ code: string; problem: string; fix: string }> = [];
   if (q.waiting && (q.oldestAgeSeconds ?? 0) > warnAgeS) {
     out.push({

@@ -33,7 +33,8 @@ export function queueDecision(err: unknown): QueueDecision {
   }
   if (err.exitCode === ExitCode.AUTH) return { queue: true, why: 'a sign-in is needed' };
   if (code === 'smtp_auth_refused') return { queue: true, why: 'the mail server refused the sign-in' };
-  if (SECRET_CODES.has(code)) return { queue: true, why: 'the stored sign-in cannot be read in this session' };
+  if (SECRET_CODES.has(code))
+    return { queue: true, why: 'the stored sign-in cannot be read in this session' };
   if (QUEUED_CONFIG_CODES.has(code)) return { queue: true, why: 'the mail server could not be verified' };
   if (err.exitCode === ExitCode.ERROR && code !== 'sendmail_bad_message') {
     return { queue: true, why: `unexpected error` };

@@ -103,7 +103,10 @@ export async function runQueue(deps: RunDeps): Promise<RunReport> {
         emit({ kind: 'dead', id, profile: m.profile, reason });
         continue;
       }
-      if (blocked.has(m.profile) || (!deps.force && m.nextAttemptAt && Date.parse(m.nextAttemptAt) > t.getTime())) {
+      if (
+        blocked.has(m.profile) ||
+        (!deps.force && m.nextAttemptAt && Date.parse(m.nextAttemptAt) > t.getTime())
+      ) {
         report.skipped++;
         continue;
       }
