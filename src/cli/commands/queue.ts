@@ -5,7 +5,14 @@
  * queue after a successful send.
  */
 import type { Command } from 'commander';
-import { MailServerError, TransientError, UsageError } from '../../errors/index.js';
+import {
+  AuthError,
+  ConfigError,
+  ExitCode,
+  MailServerError,
+  TransientError,
+  UsageError,
+} from '../../errors/index.js';
 import type { Context } from '../context.js';
 import type { QueueMeta, Spool } from '../../mail/queue/spool.js';
 import type { RunEvent, RunReport } from '../../mail/queue/runner.js';
@@ -234,9 +241,27 @@ Examples:
         );
       }
       if (r.deferred) {
-        throw new TransientError(`${r.deferred} queued message(s) could not be delivered yet`, {
+        // a failure a person must fix (sign-in, keychain) gets its own exit code, so that a
+        // systemd OnFailure= or a cron alert fires; a temporary one is 6 (the next run retries)
+        const deferred = r.events.filter((e) => e.kind === 'deferred');
+        const auth = deferred.find((e) => e.exitCode === ExitCode.AUTH);
+        const config = deferred.find((e) => e.exitCode === ExitCode.CONFIG);
+        const msg = `${r.deferred} queued message(s) could not be delivered yet; they stay queued`;
+        if (auth) {
+          throw new AuthError(`${msg}: profile ${auth.profile} needs a sign-in`, {
+            code: 'queue_sign_in_needed',
+            hint: auth.hint ?? `run: oauthmail login ${auth.profile}`,
+          });
+        }
+        if (config) {
+          throw new ConfigError(`${msg}: ${config.error}`, {
+            code: 'queue_config',
+            ...(config.hint ? { hint: config.hint } : {}),
+          });
+        }
+        throw new TransientError(msg, {
           code: 'queue_deferred',
-          hint: 'they stay queued and are tried again on the next queue run',
+          hint: 'they are tried again on the next queue run',
         });
       }
     });

@@ -69,7 +69,7 @@ export async function tryQueueLock(locksDir: string): Promise<RunLock | undefine
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ELOCKED') throw e;
       const owner = Number((await fsp.readFile(ownerFile, 'utf8').catch(() => '')).trim());
-      if (alive(owner) && owner !== process.pid) return undefined;
+      if (alive(owner)) return undefined; // (this process too: one run at a time here as well)
       // the holder was killed: its lock folder is all that is left of it
       await fsp.rm(lockfilePath, { recursive: true, force: true });
       try {

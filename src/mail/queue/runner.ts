@@ -42,7 +42,16 @@ export interface RunDeps {
 
 export type RunEvent =
   | { kind: 'delivered'; id: string; profile: string; response: string }
-  | { kind: 'deferred'; id: string; profile: string; error: string; nextAttemptAt: string }
+  | {
+      kind: 'deferred';
+      id: string;
+      profile: string;
+      error: string;
+      nextAttemptAt: string;
+      /** The failure's own exit code: 4 sign-in needed, 3 configuration (keychain), 6 temporary. */
+      exitCode: number;
+      hint?: string;
+    }
   | { kind: 'dead'; id: string; profile: string; reason: string };
 
 export interface RunReport {
@@ -137,7 +146,15 @@ export async function runQueue(deps: RunDeps): Promise<RunReport> {
           nextAttemptAt: next.toISOString(),
         });
         report.deferred++;
-        emit({ kind: 'deferred', id, profile: m.profile, error: line, nextAttemptAt: next.toISOString() });
+        emit({
+          kind: 'deferred',
+          id,
+          profile: m.profile,
+          error: line,
+          nextAttemptAt: next.toISOString(),
+          exitCode: isOauthmailError(e) ? e.exitCode : 1,
+          ...(isOauthmailError(e) && e.hint ? { hint: e.hint } : {}),
+        });
         // a 4xx on this message says nothing about the next one; anything else does
         if (!(isOauthmailError(e) && e.code === 'smtp_temporary')) blocked.add(m.profile);
       }
