@@ -144,4 +144,47 @@ describe('queue run under SIGKILL', () => {
     expect(duplicates).toBeLessThanOrEqual(windowHits);
     expect([...copies.keys()].every((m) => mids.includes(m))).toBe(true);
   }, 400_000);
+
+  it('two runners started together never send the same file: one delivers, the other says another run is busy', async () => {
+    const t = `two${Date.now().toString(36)}`;
+    const spool = new Spool(h.env.OAUTHMAIL_DATA_DIR!);
+    const mids: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const p = prepareSendmail(parseSendmailArgs([BOB]), `Subject: two ${t} #${i}\n\nx\n`, {
+        user: 'alice@contoso.test',
+      });
+      mids.push(
+        (await spool.add({ profile: 'work', envelope: p.envelope, raw: p.raw, reason: 'test' })).messageId!,
+      );
+    }
+    const err: string[] = ['', ''];
+    const runs = [0, 1].map((k) => {
+      const child = spawn(process.execPath, [BIN, 'queue', 'run'], {
+        env: h.env,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      child.stderr!.on('data', (d: Buffer) => (err[k] += d.toString()));
+      return new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+    });
+    const codes = await Promise.all(runs);
+    expect(codes).toEqual([0, 0]);
+    expect(err.filter((e) => /another queue run \(pid \d+\) is delivering the queue/.test(e))).toHaveLength(
+      1,
+    );
+    expect(queuedIds()).toEqual([]);
+    const deadline = Date.now() + 20_000;
+    let got: string[] = [];
+    while (Date.now() < deadline) {
+      got = mailbox(s, BOB)
+        .filter((m) => m.text.includes(`two ${t}`))
+        .map((m) => /^Message-ID: (<[^>]+>)/im.exec(m.text)![1]!);
+      if (got.length >= 4) break;
+      await new Promise((res) => setTimeout(res, 200));
+    }
+    await new Promise((res) => setTimeout(res, 500));
+    got = mailbox(s, BOB)
+      .filter((m) => m.text.includes(`two ${t}`))
+      .map((m) => /^Message-ID: (<[^>]+>)/im.exec(m.text)![1]!);
+    expect(got.sort()).toEqual([...mids].sort()); // each exactly once
+  }, 60_000);
 });
