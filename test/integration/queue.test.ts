@@ -214,6 +214,39 @@ describe('sendmail from cron: queued on every failure that is not the message, d
   });
 });
 
+describe('status tells the truth', () => {
+  it('after refresh --all printed FAILED (refused at the identity provider), status says not signed in, with date, code and fix: exit 4, --json problem', async () => {
+    expect((await idpRequest('/_admin/revoke-refresh-tokens', { user: ALICE.upn })).status).toBe(200);
+    const ref = await cron(['refresh', '--all']);
+    expect(ref.code).toBe(4);
+    expect(ref.stderr).toMatch(/work: FAILED/);
+    const st = await cron(['status']);
+    expect(st.code, st.stdout + st.stderr).toBe(4);
+    expect(st.stdout).toMatch(/signed in\s+no/);
+    expect(st.stdout).not.toMatch(/refreshed on next use/);
+    expect(st.stdout).toMatch(
+      /the sign-in has ended: its last refresh was refused on \d{4}-\d\d-\d\dT[\d:.]+Z \(AADSTS\d+\): run oauthmail login work/,
+    );
+    const j = await cron(['status', '--json']);
+    expect(j.code).toBe(4);
+    const row = JSON.parse(j.stdout)[0];
+    expect(row.signedIn).toBe(false);
+    expect(row.health.lastFailureCode).toMatch(/^AADSTS\d+$/);
+    expect(row.problems).toEqual([
+      {
+        problem: expect.stringMatching(
+          /^the sign-in has ended: its last refresh was refused on .*\(AADSTS\d+\)$/,
+        ),
+        fix: 'oauthmail login work',
+      },
+    ]);
+    await signInDeviceAtStack(h, 'work', ALICE.upn);
+    const ok = await cron(['status']);
+    expect(ok.code, ok.stdout).toBe(0);
+    expect(ok.stdout).toMatch(/signed in\s+yes/);
+  }, 60_000);
+});
+
 describe('the queue from the outside: send --queue, flushes, dead letters, status, --verify', () => {
   it('send --queue keeps it (Message-ID on stdout); refresh --all delivers it; a successful sendmail flushes the rest', async () => {
     const t = tag();

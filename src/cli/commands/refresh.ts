@@ -40,6 +40,7 @@ export function registerRefresh(program: Command, ctx: Context): void {
     .addHelpText(
       'after',
       `
+With --all it also delivers what the local queue holds (oauthmail queue run, one try each).
 Exit codes: 0 all refreshed; 4 a profile needs a new sign-in (run the command printed);
 6 a temporary failure (network, throttling: safe to retry); 3 a configuration problem.
 Examples:
