@@ -1,5 +1,5 @@
 /**
- * Issue 13, the kill test: 50 queued messages, Postfix slow (a 1 s pause on every connection),
+ * Issue 13, the kill test: 50 queued messages, Postfix slow (a 1 s pause at RCPT for each message),
  * `oauthmail queue run` killed with SIGKILL 30 times at random moments. At the end every message
  * arrived in Dovecot, none was lost, and the duplicates number at most the kills that hit after
  * the server accepted a message and before its queue file was removed (the test prints both).
@@ -9,32 +9,32 @@ import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { BIN, cliHome, type CliHome } from '../support/cli.js';
-import { mailbox, postfixLog, stack, type Stack } from './send-support.js';
+import { installSenderFaults, mailbox, postfixLog, stack, type Stack } from './send-support.js';
 import { signInStackProfile } from '../support/signin.js';
-import { postconf, postfix } from './queue-support.js';
+import { slowSender } from './queue-support.js';
 import { Spool } from '../../src/mail/queue/spool.js';
 import { parseSendmailArgs, prepareSendmail } from '../../src/mail/sendmail.js';
 
 const BOB = 'bob@contoso.test';
 const MESSAGES = 50;
 const KILLS = 30;
+const SLOW = 'slow@contoso.test';
 
 let s: Stack;
 let h: CliHome;
-let oldClientRestrictions = '';
 
 beforeAll(async () => {
   s = stack();
   h = cliHome({ DISPLAY: '', WAYLAND_DISPLAY: '', BROWSER: '' });
   await signInStackProfile(h, s.idpUrl, `${s.smtpHost}:${s.smtpPort}`);
-  // a slow server: Postfix pauses 1 s before it answers RCPT (smtpd_delay_reject), on every message
-  oldClientRestrictions = postconf(s, 'smtpd_client_restrictions', 'sleep 1');
-  postfix(s, 'reload');
+  // a slow server: Postfix pauses 1 s at RCPT for every message from SLOW (only this file's mail:
+  // the other files share the stack's Postfix)
+  installSenderFaults(s);
+  slowSender(s, SLOW, 1);
 }, 60_000);
 
 afterAll(() => {
-  postconf(s, 'smtpd_client_restrictions', oldClientRestrictions);
-  postfix(s, 'reload');
+  slowSender(s, SLOW, undefined);
 });
 
 const queueDir = () => path.join(h.env.OAUTHMAIL_DATA_DIR!, 'queue');
@@ -79,7 +79,7 @@ describe('queue run under SIGKILL', () => {
     const mids: string[] = [];
     for (let i = 0; i < MESSAGES; i++) {
       const prepared = prepareSendmail(
-        parseSendmailArgs(['-t', '-i']),
+        parseSendmailArgs(['-f', SLOW, '-t', '-i']),
         `To: ${BOB}\nSubject: kill ${t} #${i}\n\nmessage ${i} of ${t}\n`,
         { user: 'alice@contoso.test' },
       );
@@ -150,7 +150,7 @@ describe('queue run under SIGKILL', () => {
     const spool = new Spool(h.env.OAUTHMAIL_DATA_DIR!);
     const mids: string[] = [];
     for (let i = 0; i < 4; i++) {
-      const p = prepareSendmail(parseSendmailArgs([BOB]), `Subject: two ${t} #${i}\n\nx\n`, {
+      const p = prepareSendmail(parseSendmailArgs(['-f', SLOW, BOB]), `Subject: two ${t} #${i}\n\nx\n`, {
         user: 'alice@contoso.test',
       });
       mids.push(

@@ -15,14 +15,13 @@
  * delivered once the sign-in is repaired.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BIN, ROOT, cliHome, type CliHome } from '../support/cli.js';
 import { stack, waitForMail, type Stack } from './send-support.js';
-import { ALICE, signInDeviceAtStack, signInStackProfile } from '../support/signin.js';
+import { ALICE, addMicrosoftProfile, signInDevice, startTestIdp, type TestIdp } from '../support/signin.js';
 import { stackEnv } from '../support/stack-env.js';
-import { idpRequest } from './queue-support.js';
 
 export const CRON_HEADING = '### Delivering the queue from cron';
 export const CRON_RECIPE = `# crontab -e, as the user the jobs run as (a --storage file profile: cron has no keychain)
@@ -77,6 +76,7 @@ export function recipe(heading: string, fallback: string): string {
 
 let s: Stack;
 let h: CliHome;
+let idp: TestIdp;
 let binDir: string;
 const BOB = 'bob@contoso.test';
 const tag = () => `r${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
@@ -88,17 +88,40 @@ const localize = (text: string) =>
     .replaceAll('ops@example.com', BOB)
     .replaceAll('you@example.com', BOB);
 
+/**
+ * `/bin/sh -c command` with only `env` (env -i). Asynchronous: the private identity provider
+ * answers from this process, so the test must not block while the CLI talks to it.
+ */
 function sh(command: string, env: Record<string, string>, input = '') {
-  const r = spawnSync(
-    '/usr/bin/env',
-    ['-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), '/bin/sh', '-c', command],
-    {
-      input,
-      encoding: 'utf8',
-      timeout: 90_000,
-    },
-  );
-  return { code: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+  return run('/bin/sh', ['-c', command], env, input);
+}
+
+function run(
+  cmd: string,
+  args: string[],
+  env: Record<string, string>,
+  input = '',
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      '/usr/bin/env',
+      ['-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), cmd, ...args],
+      {
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(input);
+  });
 }
 
 /** The queue's files and their subjects. */
@@ -134,9 +157,18 @@ beforeAll(async () => {
     `#!/bin/sh\nNODE_EXTRA_CA_CERTS=${stackEnv().caFile} exec ${process.execPath} ${BIN} "$@"\n`,
   );
   chmodSync(path.join(binDir, 'oauthmail'), 0o755);
+  // a private identity provider (its revocations must not reach other test files), with
   // short-lived access tokens: every send redeems the refresh token, so a revocation shows at once
-  expect((await idpRequest('/_admin/config', { accessTokenLifetime: 60 })).status).toBe(200);
-  await signInStackProfile(h, s.idpUrl, `${s.smtpHost}:${s.smtpPort}`);
+  idp = await startTestIdp();
+  expect((await idp.admin('config', { deviceCodeInterval: 1, accessTokenLifetime: 60 })).status).toBe(200);
+  const add = await addMicrosoftProfile(h, 'work', idp.url, [
+    '--smtp',
+    `${s.smtpHost}:${s.smtpPort}`,
+    '--smtp-security',
+    'starttls',
+  ]);
+  expect(add.code, add.stderr).toBe(0);
+  await signIn();
   const e = await h.run([
     'profile',
     'edit',
@@ -149,8 +181,13 @@ beforeAll(async () => {
   expect(e.code, e.stderr).toBe(0);
 }, 90_000);
 
+async function signIn(): Promise<void> {
+  const r = await signInDevice(h, 'work', idp);
+  expect(r.code, r.stderr).toBe(0);
+}
+
 afterAll(async () => {
-  await idpRequest('/_admin/config', { accessTokenLifetime: 3600 }).catch(() => undefined);
+  await idp?.close();
 });
 
 /** A cron job's output, which cron pipes to sendmail (MAILTO), run the way cron runs it. */
@@ -191,25 +228,25 @@ describe('README: delivering the queue from cron', () => {
     expect(daily).toBeTruthy();
 
     // the sign-in dies at the identity provider
-    expect((await idpRequest('/_admin/revoke-refresh-tokens', { user: ALICE.upn })).status).toBe(200);
+    expect((await idp.admin('revoke-refresh-tokens', { user: ALICE.upn })).status).toBe(200);
     const t = tag();
-    const job = cronJobOutput(t, vars);
+    const job = await cronJobOutput(t, vars);
     expect(job.code, job.stderr).toBe(0);
     expect(job.stderr).toMatch(/queued .*a sign-in is needed/);
 
-    const d = sh(daily, vars);
+    const d = await sh(daily, vars);
     expect(d.code, d.stderr).toBe(0); // the alert was handed over (to the queue)
     expect(d.stderr).toMatch(/FAILED/); // refresh --all says what failed
     expect(d.stderr).toMatch(/queued .*a sign-in is needed/);
     expect(queued().sort()).toEqual([`Cron <you@host> backup ${t}`, 'oauthmail needs attention'].sort());
 
     // the 5-minute job cannot deliver yet: both stay
-    sh(every5, vars);
+    await sh(every5, vars);
     expect(queued()).toHaveLength(2);
 
     // a person signs in again; the next 5-minute run delivers both, once
-    await signInDeviceAtStack(h, 'work', ALICE.upn);
-    const r = sh(every5, vars);
+    await signIn();
+    const r = await sh(every5, vars);
     expect(r.code, r.stderr).toBe(0);
     expect(queued()).toEqual([]);
     const alert = await waitForMail(s, BOB, 'oauthmail needs attention', 1);
@@ -222,7 +259,7 @@ describe('README: delivering the queue from cron', () => {
       ),
     ).toBe(true);
     expect(await waitForMail(s, BOB, `backup ${t}`, 1)).toHaveLength(1);
-    sh(every5, vars);
+    await sh(every5, vars);
     await new Promise((res) => setTimeout(res, 500));
     expect(await waitForMail(s, BOB, `backup ${t}`, 1, 500)).toHaveLength(1);
   }, 120_000);
@@ -303,7 +340,7 @@ describe('README: delivering the queue with a systemd timer', () => {
 
     const byName = new Map(all.map((u) => [u.name, u]));
     /** Start a service as the user manager would: its Environment=, no TTY, no D-Bus. */
-    const start = (name: string): number => {
+    const start = async (name: string): Promise<number> => {
       const u = byName.get(name)!;
       const env: Record<string, string> = {
         HOME: h.dir,
@@ -316,32 +353,28 @@ describe('README: delivering the queue with a systemd timer', () => {
         env[k!] = rest.join('=');
       }
       const [cmd, ...args] = execWords(u.get('Service', 'ExecStart')[0]!.replaceAll('%h', h.dir));
-      const r = spawnSync(
-        '/usr/bin/env',
-        ['-i', ...Object.entries(env).map(([k, x]) => `${k}=${x}`), cmd!, ...args],
-        {
-          encoding: 'utf8',
-          timeout: 90_000,
-        },
-      );
+      const r = await run(cmd!, args, env);
       const ok = [0, ...u.get('Service', 'SuccessExitStatus').flatMap((x) => x.split(/\s+/).map(Number))];
-      if (!ok.includes(r.status ?? -1)) for (const f of u.get('Unit', 'OnFailure')) start(f);
-      return r.status ?? -1;
+      if (!ok.includes(r.code ?? -1)) for (const f of u.get('Unit', 'OnFailure')) await start(f);
+      return r.code ?? -1;
     };
 
     const vars = { HOME: h.dir, LOGNAME: 'root', SHELL: '/bin/sh', PATH: `${binDir}:/usr/bin:/bin` };
-    expect((await idpRequest('/_admin/revoke-refresh-tokens', { user: ALICE.upn })).status).toBe(200);
+    expect((await idp.admin('revoke-refresh-tokens', { user: ALICE.upn })).status).toBe(200);
     const t = tag();
-    const job = cronJobOutput(t, { ...vars, OAUTHMAIL_PASSPHRASE_FILE: h.env.OAUTHMAIL_PASSPHRASE_FILE! });
+    const job = await cronJobOutput(t, {
+      ...vars,
+      OAUTHMAIL_PASSPHRASE_FILE: h.env.OAUTHMAIL_PASSPHRASE_FILE!,
+    });
     expect(job.code, job.stderr).toBe(0);
     expect(queued()).toEqual([`Cron <you@host> backup ${t}`]);
 
     // the timer fires: queue run cannot deliver (sign-in needed: exit 4, not 6), so the alert runs
-    expect(start('oauthmail-queue.service')).toBe(4);
+    expect(await start('oauthmail-queue.service')).toBe(4);
     expect(queued().sort()).toEqual([`Cron <you@host> backup ${t}`, 'oauthmail needs attention'].sort());
 
-    await signInDeviceAtStack(h, 'work', ALICE.upn);
-    expect(start('oauthmail-queue.service')).toBe(0);
+    await signIn();
+    expect(await start('oauthmail-queue.service')).toBe(0);
     expect(queued()).toEqual([]);
     expect(await waitForMail(s, BOB, `backup ${t}`, 1)).toHaveLength(1);
     const alerts = await waitForMail(s, BOB, 'oauthmail needs attention', 2);

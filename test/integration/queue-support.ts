@@ -110,3 +110,43 @@ export function bodyOf(text: string): string {
   const m = /\r?\n\r?\n/.exec(text);
   return m ? text.slice(m.index + m[0].length) : '';
 }
+
+/** A loopback port with nothing listening (bound, then closed): "the mail server is down". */
+export async function closedPort(): Promise<number> {
+  const net = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * The mail server goes away for this profile only (its smtp setting points at a port with nothing
+ * listening), and comes back: other test files share the stack's Postfix, so it is never stopped.
+ */
+export async function smtpDown(h: CliHome, profile: string): Promise<void> {
+  const r = await h.run(['profile', 'edit', profile, '--set', `smtp=127.0.0.1:${await closedPort()}`]);
+  if (r.code !== 0) throw new Error(r.stderr);
+}
+
+export async function smtpUp(h: CliHome, profile: string, s: Stack): Promise<void> {
+  const r = await h.run(['profile', 'edit', profile, '--set', `smtp=${s.smtpHost}:${s.smtpPort}`]);
+  if (r.code !== 0) throw new Error(r.stderr);
+}
+
+/**
+ * Mail from `sender` waits `seconds` at RCPT (a Postfix restriction class), so that one test can
+ * have a slow server without slowing the other files that share the stack's Postfix.
+ */
+export function slowSender(s: Stack, sender: string, seconds: number | undefined): void {
+  const cls = 'oauthmail_test_slow';
+  if (seconds !== undefined) {
+    postconf(s, 'smtpd_restriction_classes', cls);
+    postconf(s, cls, `sleep ${seconds}`);
+  }
+  setSenderFault(s, sender, seconds === undefined ? undefined : cls);
+}

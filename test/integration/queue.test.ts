@@ -2,7 +2,9 @@
  * Issue 13: a cron job's notification is never lost. `oauthmail sendmail` run the way cron runs
  * it (env -i, no TTY, no D-Bus, the encrypted file store with its passphrase in a file), for each
  * failure: the sign-in revoked at the identity provider, the identity provider answering 503,
- * Postfix stopped, Postfix answering 451: the message is queued and sendmail exits 0; once the
+ * the mail server down (the profile's SMTP port with nothing listening: the stack's Postfix is
+ * shared with other test files, so it is not stopped), Postfix answering 451 (to mail from one
+ * sender of this file's own): the message is queued and sendmail exits 0; once the
  * fault is repaired `queue run` delivers every queued message exactly once, body byte-identical,
  * into Dovecot. A 550 for the recipient queues nothing and keeps sendmail's exit code.
  */
@@ -11,11 +13,14 @@ import { chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from 'n
 import path from 'node:path';
 import { cliHome, type CliHome, type CliResult } from '../support/cli.js';
 import { mailbox, installSenderFaults, stack, waitForMail, type Stack } from './send-support.js';
-import { ALICE, signInDeviceAtStack, signInStackProfile } from '../support/signin.js';
-import { bodyOf, clearIdpFaults, cronRun, idpRequest, postfix, setSenderFault } from './queue-support.js';
+import { ALICE, addMicrosoftProfile, signInDevice, startTestIdp, type TestIdp } from '../support/signin.js';
+import { bodyOf, cronRun, setSenderFault, smtpDown, smtpUp } from './queue-support.js';
 
 let s: Stack;
 let h: CliHome;
+let idp: TestIdp;
+/** Mail from this sender gets 451 while the fault is on (other files share Postfix and send as alice). */
+const Q451 = 'q451@contoso.test';
 const transcript: string[] = [];
 const secrets = new Set<string>();
 const tag = () => `q${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
@@ -42,9 +47,9 @@ function queueFiles(): string[] {
 }
 
 /** sendmail in cron: exit 0, one line on stderr saying queued, why, and what delivers it. */
-async function expectQueued(t: string, why: RegExp): Promise<string> {
+async function expectQueued(t: string, why: RegExp, extra: string[] = []): Promise<string> {
   const before = queueFiles().length;
-  const r = await cron(['sendmail', '-t', '-i'], cronMessage(t));
+  const r = await cron(['sendmail', ...extra, '-t', '-i'], cronMessage(t));
   expect(r.code, r.stderr).toBe(0);
   expect(r.stdout).toBe('');
   const lines = r.stderr.trim().split('\n');
@@ -94,9 +99,20 @@ beforeAll(async () => {
   writeFileSync(pass, 'correct horse battery staple\n');
   chmodSync(pass, 0o600);
   h.env.OAUTHMAIL_PASSPHRASE_FILE = pass;
+  // a private identity provider (revocations and faults here must not reach other test files);
   // access tokens shorter than the 5-minute minimum validity: every send redeems the refresh token
-  expect((await idpRequest('/_admin/config', { accessTokenLifetime: 60 })).status).toBe(200);
-  secrets.add(await signInStackProfile(h, s.idpUrl, `${s.smtpHost}:${s.smtpPort}`));
+  idp = await startTestIdp();
+  expect((await idp.admin('config', { deviceCodeInterval: 1, accessTokenLifetime: 60 })).status).toBe(200);
+  const add = await addMicrosoftProfile(h, 'work', idp.url, [
+    '--smtp',
+    `${s.smtpHost}:${s.smtpPort}`,
+    '--smtp-security',
+    'starttls',
+  ]);
+  expect(add.code, add.stderr).toBe(0);
+  await signIn();
+  const tok = await h.run(['token', 'work']);
+  secrets.add(tok.stdout.trim());
   const e = await h.run([
     'profile',
     'edit',
@@ -109,9 +125,13 @@ beforeAll(async () => {
   expect(e.code, e.stderr).toBe(0);
 }, 90_000);
 
+async function signIn(): Promise<void> {
+  const r = await signInDevice(h, 'work', idp);
+  expect(r.code, r.stderr).toBe(0);
+}
+
 afterAll(async () => {
-  await clearIdpFaults().catch(() => undefined);
-  await idpRequest('/_admin/config', { accessTokenLifetime: 3600 }).catch(() => undefined);
+  await idp?.close();
   const all = transcript.join('\n');
   for (const sec of secrets) if (sec) expect(all.includes(sec), 'a token leaked').toBe(false);
   expect(all).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\./);
@@ -148,7 +168,7 @@ describe('sendmail from cron: queued on every failure that is not the message, d
 
   it('sign-in revoked at the identity provider: queued, exit 0; after a new sign-in queue run delivers it once', async () => {
     const t = tag();
-    expect((await idpRequest('/_admin/revoke-refresh-tokens', { user: ALICE.upn })).status).toBe(200);
+    expect((await idp.admin('revoke-refresh-tokens', { user: ALICE.upn })).status).toBe(200);
     const id = await expectQueued(t, /a sign-in is needed: .*oauthmail login work/);
     // status tells the truth: not signed in, the date, the provider's code, the fix, exit 4
     const st = await cron(['status', 'work']);
@@ -156,27 +176,25 @@ describe('sendmail from cron: queued on every failure that is not the message, d
     expect(st.stdout).toMatch(/signed in\s+no/);
     expect(st.stdout).toMatch(/refused on \d{4}-\d\d-\d\d.*AADSTS\d+.*run oauthmail login work/);
     expect(st.stdout).toMatch(/queue\s+1 waiting/);
-    await signInDeviceAtStack(h, 'work', ALICE.upn);
+    await signIn();
     await expectDeliveredOnce(t, id);
   }, 60_000);
 
   it('identity provider answering 503: queued, exit 0 (no "exit code 6"); delivered once when it is back', async () => {
     const t = tag();
-    expect((await idpRequest('/_admin/faults', { endpoint: 'token', status: 503, times: -1 })).status).toBe(
-      200,
-    );
+    expect((await idp.admin('faults', { endpoint: 'token', status: 503, times: -1 })).status).toBe(200);
     const id = await expectQueued(t, /temporarily unavailable/);
     const legacy = await cron(['sendmail', '--no-queue', '-t', '-i'], cronMessage(tag()));
     expect(legacy.code, legacy.stderr).toBe(75);
     expect(legacy.stderr).not.toMatch(/exit code 6/);
     expect(queueFiles()).toHaveLength(1);
-    expect(await clearIdpFaults()).toBe(200);
+    expect((await idp.admin('faults', undefined, 'DELETE')).status).toBe(200);
     await expectDeliveredOnce(t, id);
   }, 60_000);
 
-  it('Postfix stopped: queued, exit 0; delivered once when it runs again', async () => {
+  it('mail server down (nothing listening on its port): queued, exit 0; delivered once when it is back', async () => {
     const t = tag();
-    postfix(s, 'stop');
+    await smtpDown(h, 'work');
     let id: string;
     try {
       id = await expectQueued(t, /the mail server is not available now/);
@@ -185,7 +203,7 @@ describe('sendmail from cron: queued on every failure that is not the message, d
       expect(q.stderr).toMatch(new RegExp(`deferred ${id}`));
       expect(queueFiles()).toHaveLength(1);
     } finally {
-      postfix(s, 'start');
+      await smtpUp(h, 'work', s);
     }
     // the deferred message has a next attempt time (backoff): --force tries it now
     const r = await cron(['queue', 'run', '--force']);
@@ -196,12 +214,12 @@ describe('sendmail from cron: queued on every failure that is not the message, d
 
   it('Postfix answering 451: queued, exit 0; delivered once after the 451 is gone', async () => {
     const t = tag();
-    setSenderFault(s, 'alice@contoso.test', '451 4.3.0 oauthmail test: try again later');
+    setSenderFault(s, Q451, '451 4.3.0 oauthmail test: try again later');
     let id: string;
     try {
-      id = await expectQueued(t, /the mail server is not available now: .*451/);
+      id = await expectQueued(t, /the mail server is not available now: .*451/, ['-f', Q451]);
     } finally {
-      setSenderFault(s, 'alice@contoso.test', undefined);
+      setSenderFault(s, Q451, undefined);
     }
     await expectDeliveredOnce(t, id);
   }, 60_000);
@@ -216,7 +234,7 @@ describe('sendmail from cron: queued on every failure that is not the message, d
 
 describe('status tells the truth', () => {
   it('after refresh --all printed FAILED (refused at the identity provider), status says not signed in, with date, code and fix: exit 4, --json problem', async () => {
-    expect((await idpRequest('/_admin/revoke-refresh-tokens', { user: ALICE.upn })).status).toBe(200);
+    expect((await idp.admin('revoke-refresh-tokens', { user: ALICE.upn })).status).toBe(200);
     const ref = await cron(['refresh', '--all']);
     expect(ref.code).toBe(4);
     expect(ref.stderr).toMatch(/work: FAILED/);
@@ -240,7 +258,7 @@ describe('status tells the truth', () => {
         fix: 'oauthmail login work',
       },
     ]);
-    await signInDeviceAtStack(h, 'work', ALICE.upn);
+    await signIn();
     const ok = await cron(['status']);
     expect(ok.code, ok.stdout).toBe(0);
     expect(ok.stdout).toMatch(/signed in\s+yes/);
@@ -250,7 +268,7 @@ describe('status tells the truth', () => {
 describe('the queue from the outside: send --queue, flushes, dead letters, status, --verify', () => {
   it('send --queue keeps it (Message-ID on stdout); refresh --all delivers it; a successful sendmail flushes the rest', async () => {
     const t = tag();
-    postfix(s, 'stop');
+    await smtpDown(h, 'work');
     let mid: string;
     try {
       const r = await cron([
@@ -277,7 +295,7 @@ describe('the queue from the outside: send --queue, flushes, dead letters, statu
       await expectQueued(t, /the mail server is not available now/);
       expect(queueFiles()).toHaveLength(2);
     } finally {
-      postfix(s, 'start');
+      await smtpUp(h, 'work', s);
     }
     const ref = await cron(['refresh', '--all']);
     expect(ref.code, ref.stderr).toBe(0);
@@ -290,11 +308,11 @@ describe('the queue from the outside: send --queue, flushes, dead letters, statu
 
     // queued again, then a later successful sendmail delivers it too
     const t2 = tag();
-    postfix(s, 'stop');
+    await smtpDown(h, 'work');
     try {
       await expectQueued(t2, /not available now/);
     } finally {
-      postfix(s, 'start');
+      await smtpUp(h, 'work', s);
     }
     const ok = await cron(['sendmail', BOB], `Subject: flush ${t2}\n\nnow\n`);
     expect(ok.code, ok.stderr).toBe(0);
@@ -305,17 +323,17 @@ describe('the queue from the outside: send --queue, flushes, dead letters, statu
   it('the profile key queue=off keeps the old contract: exit 75 and nothing queued', async () => {
     expect((await h.run(['profile', 'edit', 'work', '--set', 'queue=off'])).code).toBe(0);
     try {
-      setSenderFault(s, 'alice@contoso.test', '451 4.3.0 oauthmail test: try again later');
-      const r = await cron(['sendmail', '-t', '-i'], cronMessage(tag()));
+      setSenderFault(s, Q451, '451 4.3.0 oauthmail test: try again later');
+      const r = await cron(['sendmail', '-f', Q451, '-t', '-i'], cronMessage(tag()));
       expect(r.code, r.stderr).toBe(75);
       expect(r.stderr).not.toMatch(/queued/);
       expect(queueFiles()).toEqual([]);
       // --queue on the command line wins over the profile
-      const q = await cron(['sendmail', '--queue', '-t', '-i'], cronMessage(tag()));
+      const q = await cron(['sendmail', '--queue', '-f', Q451, '-t', '-i'], cronMessage(tag()));
       expect(q.code, q.stderr).toBe(0);
       expect(queueFiles()).toHaveLength(1);
     } finally {
-      setSenderFault(s, 'alice@contoso.test', undefined);
+      setSenderFault(s, Q451, undefined);
       expect((await h.run(['profile', 'edit', 'work', '--unset', 'queue'])).code).toBe(0);
     }
     const run = await cron(['queue', 'run']);
@@ -324,12 +342,12 @@ describe('the queue from the outside: send --queue, flushes, dead letters, statu
   }, 60_000);
 
   it('status shows what waits (exit 6 over OAUTHMAIL_QUEUE_WARN_AGE); a refused message and an expired one become dead letters (exit 5)', async () => {
-    postfix(s, 'stop');
+    await smtpDown(h, 'work');
     let id: string;
     try {
       id = await expectQueued(tag(), /not available now/);
     } finally {
-      postfix(s, 'start');
+      await smtpUp(h, 'work', s);
     }
     const st = await cron(['status', 'work', '--json'], undefined, { OAUTHMAIL_QUEUE_WARN_AGE: '0' });
     expect(st.code, st.stderr).toBe(6);
@@ -352,12 +370,12 @@ describe('the queue from the outside: send --queue, flushes, dead letters, statu
     expect(run.stderr).toMatch(new RegExp(`dead ${id!} \\(work\\): expired`));
     expect(queueFiles()).toEqual([]);
     // a message the server refuses for good goes there too (queued from a time it could not be sent)
-    postfix(s, 'stop');
+    await smtpDown(h, 'work');
     try {
       const r = await cron(['sendmail', 'nobody@contoso.test'], `Subject: dead ${tag()}\n\nx\n`);
       expect(r.code, r.stderr).toBe(0);
     } finally {
-      postfix(s, 'start');
+      await smtpUp(h, 'work', s);
     }
     const run2 = await cron(['queue', 'run']);
     expect(run2.code).toBe(5);
@@ -376,7 +394,7 @@ describe('the queue from the outside: send --queue, flushes, dead letters, statu
   }, 60_000);
 
   it('status --verify finds a sign-in revoked since its last use (text and --json), with the fix; exit 4', async () => {
-    expect((await idpRequest('/_admin/revoke-refresh-tokens', { user: ALICE.upn })).status).toBe(200);
+    expect((await idp.admin('revoke-refresh-tokens', { user: ALICE.upn })).status).toBe(200);
     const before = await cron(['status', 'work']);
     expect(before.code, before.stdout).toBe(0); // nothing has tried the token since: status cannot know
     const v = await cron(['status', 'work', '--verify']);
@@ -393,7 +411,7 @@ describe('the queue from the outside: send --queue, flushes, dead letters, statu
       /the sign-in has ended: its last refresh was refused on \d{4}-.*\(AADSTS\d+\)/,
     );
     expect(row.problems[0].fix).toBe('oauthmail login work');
-    await signInDeviceAtStack(h, 'work', ALICE.upn);
+    await signIn();
     const after = await cron(['status', 'work', '--verify']);
     expect(after.code, after.stdout).toBe(0);
     expect(after.stdout).toMatch(/verified now\s+yes/);
