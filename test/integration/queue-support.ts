@@ -4,7 +4,6 @@
  * IdP's fault and config API, and the body of a delivered message.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import https from 'node:https';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BIN, type CliHome, type CliResult } from '../support/cli.js';
@@ -56,23 +55,6 @@ export function cronRun(
       resolve({ code, stdout, stderr });
     });
     child.stdin.end(opts.input ?? '');
-  });
-}
-
-/** DELETE /_admin/faults at the stack's IdP (idpRequest only POSTs). */
-export function clearIdpFaults(): Promise<number> {
-  const env = stackEnv();
-  return new Promise((resolve, reject) => {
-    const r = https.request(
-      new URL('/_admin/faults', env.idpUrl),
-      { method: 'DELETE', ca: env.ca },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      },
-    );
-    r.on('error', reject);
-    r.end();
   });
 }
 
