@@ -86,10 +86,24 @@ export function applyEvent(
       const lived = Math.round((now.getTime() - Date.parse(r.obtainedAt)) / 1000);
       r.lifetimes = [...(r.lifetimes ?? []), lived].slice(-5);
     }
-    r.lastFailureAt ??= at;
+    // a refusal after a refresh that worked is a new end of the sign-in, with its own date
+    if (!r.lastFailureAt || (r.lastUsedAt && Date.parse(r.lastUsedAt) > Date.parse(r.lastFailureAt))) {
+      r.lastFailureAt = at;
+    }
     r.lastFailureCode = ev.code;
   }
   return r;
+}
+
+/**
+ * The sign-in ended: its last refresh was refused (revoked, expired, consent withdrawn, password
+ * changed) and no sign-in or working refresh came after. A cached access token may still work
+ * for a while, but the next refresh will not: `status` reports this as not signed in.
+ */
+export function refusedSignIn(rec: HealthRecord | undefined): { at: string; code: string } | undefined {
+  if (!rec?.lastFailureAt || !rec.lastFailureCode) return undefined;
+  if (rec.lastUsedAt && Date.parse(rec.lastUsedAt) > Date.parse(rec.lastFailureAt)) return undefined;
+  return { at: rec.lastFailureAt, code: rec.lastFailureCode };
 }
 
 type LockFn = <T>(name: string, fn: () => Promise<T>) => Promise<T>;

@@ -55,17 +55,55 @@ export class Context {
       });
     }
     const { tokenProviderFor } = await import('../auth/index.js');
-    const provider = await tokenProviderFor(this, name, profile);
+    const provider = await tokenProviderFor(this, name, profile).catch(async (e: unknown) => {
+      throw (await this.keychainExplains(name, profile, e)) ?? e;
+    });
     const user = profile.user;
     return {
       name,
       profile,
       source: {
         user,
-        getAccessToken: async (opts) =>
-          (await provider.getToken({ forceRefresh: !!opts?.forceRefresh })).accessToken,
+        getAccessToken: async (opts) => {
+          try {
+            return (await provider.getToken({ forceRefresh: !!opts?.forceRefresh })).accessToken;
+          } catch (e) {
+            throw (await this.keychainExplains(name, profile, e)) ?? e;
+          }
+        },
       },
     };
+  }
+
+  /**
+   * "Not signed in" (or "keychain unavailable") where the truth is "signed in, in a keychain this
+   * session cannot reach": storage keychain without one, or storage auto that fell back to the file
+   * store for a profile that was signed in (token health says when) and has no tokens in the file.
+   * Returns the error to throw instead (exit 3, with the cron set-up), or undefined.
+   */
+  async keychainExplains(name: string, profile: Profile, e: unknown): Promise<Error | undefined> {
+    const code = (e as { code?: string })?.code;
+    if (code !== 'not_signed_in' && code !== 'keychain_unavailable') return undefined;
+    const { KeychainUnreachableError, describeUnavailable } = await import('../secrets/open.js');
+    if (code === 'keychain_unavailable') {
+      const reason = (e as { reason?: string }).reason;
+      return reason ? new KeychainUnreachableError(reason, (e as Error).cause, name) : undefined;
+    }
+    if (profile.storage !== 'auto' && profile.storage !== 'keychain') return undefined;
+    const store = await this.secretsFor(profile).catch(() => undefined);
+    if (!store || store.kind !== 'file') return undefined;
+    const { readHealth } = await import('../auth/health.js');
+    const rec = (await readHealth(this.env)).profiles[name];
+    if (!rec?.obtainedAt) return undefined;
+    if ((await store.get(name, 'token-cache').catch(() => 'unreadable')) !== undefined) return undefined;
+    const { KeychainStore } = await import('../secrets/keychain.js');
+    const probe = await new KeychainStore({ env: this.env }).probe();
+    if (probe.ok) return undefined;
+    return new KeychainUnreachableError(
+      `${describeUnavailable(probe, this.env)}; profile ${name} was signed in on ${rec.obtainedAt} and its tokens are not in the file store, so they are in the keychain, which this session cannot reach (it is not a missing sign-in)`,
+      e,
+      name,
+    );
   }
 
   /** The secret store a profile's `storage` setting selects (opened once per run). */

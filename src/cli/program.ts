@@ -25,6 +25,7 @@ import { registerConsentUrl } from './commands/consent-url.js';
 import { registerGuide } from './commands/guide.js';
 import { registerRefresh } from './commands/refresh.js';
 import { registerExec } from './commands/exec.js';
+import { registerQueue } from './commands/queue.js';
 
 import { VERSION } from '../version.js';
 export { VERSION };
@@ -45,6 +46,9 @@ export const HELP_TOPICS: Record<string, string> = {
     '  OAUTHMAIL_DATA_DIR       folder of file-stored secrets and locks (default: $XDG_DATA_HOME/oauthmail)',
     '  OAUTHMAIL_CLIENT_SECRET  client secret for `profile add` / `profile secret` (never pass secrets in argv)',
     '  OAUTHMAIL_PASSPHRASE     encrypt file-stored secrets with this passphrase (AES-256-GCM, scrypt)',
+    '  OAUTHMAIL_PASSPHRASE_FILE  read that passphrase from this file (else $CREDENTIALS_DIRECTORY/oauthmail-passphrase, systemd)',
+    '  OAUTHMAIL_QUEUE_MAX_AGE  queued messages older than this become dead letters (default 5d)',
+    '  OAUTHMAIL_QUEUE_WARN_AGE `status` exits 6 when a queued message waits longer than this (default 1h)',
     '  OAUTHMAIL_KEYCHAIN_TIMEOUT_MS  how long to wait for the OS keychain (default 3000)',
     '  OAUTHMAIL_HEALTH_IDLE_WARN_SECONDS  `status` warns when a Microsoft refresh token is unused this long (default 60 days)',
     "  OAUTHMAIL_HEALTH_IDLE_LIMIT_SECONDS Microsoft's inactivity limit used in that warning (default 90 days)",
@@ -112,6 +116,7 @@ Help topics: oauthmail help exit-codes | oauthmail help environment`,
   registerGuide(program, ctx);
   registerRefresh(program, ctx);
   registerExec(program, ctx);
+  registerQueue(program, ctx);
 
   program
     .command('help [topic...]')

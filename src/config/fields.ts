@@ -70,6 +70,11 @@ export const FIELDS: readonly FieldSpec[] = [
   { key: 'retry.maxDelayMs', kind: 'int', help: 'longest wait in milliseconds' },
   { key: 'storage', kind: 'string', help: 'auto, keychain or file' },
   { key: 'clientSecretExpires', kind: 'string', help: 'client secret expiry date, YYYY-MM-DD' },
+  {
+    key: 'queue',
+    kind: 'string',
+    help: 'on (default) or off: sendmail keeps a message it cannot send now in the local queue',
+  },
 ];
 
 const norm = (k: string) => k.toLowerCase().replace(/[-_.]/g, '');

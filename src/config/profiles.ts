@@ -186,7 +186,11 @@ export class Profiles {
   }
 
   /** Remove a profile and its secrets. Returns the secret kinds deleted. */
-  async remove(name: string): Promise<SecretKind[]> {
+  /**
+   * Remove a profile and its secrets. A keychain this session cannot reach does not stop it: the
+   * profile goes, and `notRemoved` says why its keychain items stay.
+   */
+  async remove(name: string): Promise<{ deleted: SecretKind[]; notRemoved?: string }> {
     checkName(name);
     const config = await this.store.load();
     const broken = config.broken?.[name];
@@ -194,17 +198,23 @@ export class Profiles {
     const profile: Pick<Profile, 'storage'> = broken
       ? { storage: storage === 'keychain' || storage === 'file' ? storage : 'auto' }
       : this.require(config, name);
-    const secrets = await this.secretsFor(profile);
     const deleted: SecretKind[] = [];
-    for (const kind of SECRET_KINDS) {
-      if (await secrets.delete(name, kind)) deleted.push(kind);
+    let notRemoved: string | undefined;
+    try {
+      const secrets = await this.secretsFor(profile);
+      for (const kind of SECRET_KINDS) {
+        if (await secrets.delete(name, kind)) deleted.push(kind);
+      }
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'keychain_unavailable') throw e;
+      notRemoved = (e as Error).message;
     }
     await this.store.update((c) => {
       delete c.profiles[name];
       if (c.broken) delete c.broken[name];
       if (c.defaultProfile === name) delete c.defaultProfile;
     });
-    return deleted;
+    return { deleted, ...(notRemoved ? { notRemoved } : {}) };
   }
 
   async use(name: string): Promise<void> {

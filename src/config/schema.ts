@@ -18,6 +18,7 @@ export const STORAGE = ['auto', 'keychain', 'file'] as const;
 export const CAPABILITIES = ['send', 'read'] as const;
 export type Capability = (typeof CAPABILITIES)[number];
 export const RETRY_MODES = ['none', 'any', 'status'] as const;
+export const QUEUE_MODES = ['on', 'off'] as const;
 export const TOKEN_ENDPOINT_AUTH = ['client_secret_basic', 'client_secret_post'] as const;
 
 export const PROFILE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -102,6 +103,8 @@ export interface Profile {
   retry: RetryPolicy;
   storage: (typeof STORAGE)[number];
   clientSecretExpires?: string;
+  /** sendmail and send --queue: keep a message that cannot be sent now in the local queue (default on). */
+  queue?: (typeof QUEUE_MODES)[number];
 }
 
 /** A validation failure: the dotted field path and a message that names it. */
@@ -212,6 +215,7 @@ const PROFILE_KEYS = [
   'retry',
   'storage',
   'clientSecretExpires',
+  'queue',
 ] as const;
 
 function server(o: Obj, which: 'smtp' | 'imap'): void {
@@ -354,6 +358,7 @@ export function validateProfile(raw: unknown): Profile {
   str(o, 'sasl', 'sasl', true, oneOf('sasl', SASL));
   retry(o);
   str(o, 'storage', 'storage', true, oneOf('storage', STORAGE));
+  str(o, 'queue', 'queue', false, oneOf('queue', QUEUE_MODES));
   str(o, 'clientSecretExpires', 'clientSecretExpires', false, (s) =>
     /^\d{4}-\d{2}-\d{2}$/.test(s) &&
     !Number.isNaN(Date.parse(s + 'T00:00:00Z')) &&

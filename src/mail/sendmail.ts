@@ -291,5 +291,7 @@ export function toSendmailError(e: unknown): OauthmailError {
       code = EX.NOUSER;
     else code = EX.UNAVAILABLE;
   }
-  return new SendmailError(code, e.message, { code: e.code, ...(e.hint ? { hint: e.hint } : {}), cause: e });
+  // hints speak of oauthmail's exit codes ("exit code 6 is safe to retry"); this mode has sendmail's
+  const hint = e.hint?.replace(/exit code 6( \/ sendmail 75)?/g, `exit code ${code}`);
+  return new SendmailError(code, e.message, { code: e.code, ...(hint ? { hint } : {}), cause: e });
 }

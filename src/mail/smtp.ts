@@ -184,7 +184,9 @@ export class SmtpClient {
       return t;
     } catch (e) {
       this.tokenError = e;
-      throw e;
+      // nodemailer sets `code = 'EAUTH'` on the error it gets from here: hand it a stand-in, so
+      // that the original (rethrown by sendOnce) keeps its own code
+      throw Object.assign(new Error((e as Error)?.message ?? String(e)), { cause: e });
     }
   }
 

@@ -1,8 +1,8 @@
 /**
  * Opening the secret store a profile's `storage` setting selects.
  *
- *   keychain  the OS keychain, or KeychainUnavailableError (exit 1, code keychain_unavailable)
- *             naming the reason and the fix;
+ *   keychain  the OS keychain, or KeychainUnreachableError (exit 3, code keychain_unavailable)
+ *             naming the reason and the fix (for cron: the file store and a passphrase file);
  *   file      the file store under secretsDir (encrypted when OAUTHMAIL_PASSPHRASE is set);
  *   auto      the keychain when it answers a probe in time, else the file store plus one
  *             warning saying where the secrets went and why.
@@ -12,12 +12,13 @@
  * when it would say something different (another reason, another place). When the keychain
  * works again the marker is removed, so a later fallback is announced again.
  */
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readFileSync } from 'node:fs';
+import { ConfigError } from '../errors/index.js';
 import path from 'node:path';
 import type { Paths } from '../config/paths.js';
 import { atomicWriteFile, readFileIfExists } from '../util/fs.js';
 import { FileSecretStore } from './file.js';
-import { KeychainStore, KeychainUnavailableError, type ProbeResult } from './keychain.js';
+import { KeychainStore, type ProbeResult } from './keychain.js';
 import type { SecretKind, SecretStore, StoreKind } from './types.js';
 
 export type StorageMode = 'auto' | 'keychain' | 'file';
@@ -56,8 +57,69 @@ export function describeUnavailable(
     : `no keychain (${probe.reason})`;
 }
 
+/** What a cron job or a systemd unit should do instead of the keychain. */
+export const CRON_STORAGE_HINT =
+  'this session (cron, a systemd service, ssh without a desktop session) cannot reach the keychain. ' +
+  'For a job like that keep the secrets in a file: oauthmail profile edit NAME --set storage=file, put a passphrase ' +
+  'in a file only that account can read and set OAUTHMAIL_PASSPHRASE_FILE to it, then run oauthmail login NAME once ' +
+  'as that account (--storage file also works for profile add); or start a Secret Service in this session';
+
+/**
+ * The profile's secrets are in the keychain and this session cannot reach it. A configuration
+ * matter (exit 3), not a missing sign-in: logging in again would only write to the keychain again.
+ */
+export class KeychainUnreachableError extends ConfigError {
+  readonly reason: string;
+  constructor(reason: string, cause?: unknown, profile?: string) {
+    super(`the keychain is unavailable: ${reason}.`, {
+      code: 'keychain_unavailable',
+      hint: profile ? CRON_STORAGE_HINT.replaceAll('NAME', profile) : CRON_STORAGE_HINT,
+      cause,
+    });
+    this.reason = reason;
+  }
+}
+
 export function fileStore(paths: Paths, env: NodeJS.ProcessEnv): FileSecretStore {
-  return new FileSecretStore({ secretsDir: paths.secretsDir, passphrase: env.OAUTHMAIL_PASSPHRASE });
+  return new FileSecretStore({ secretsDir: paths.secretsDir, passphrase: passphraseFrom(env) });
+}
+
+/** The systemd credential name (LoadCredential=oauthmail-passphrase:/etc/oauthmail/passphrase). */
+export const CREDENTIAL_NAME = 'oauthmail-passphrase';
+
+/**
+ * The file-store passphrase: OAUTHMAIL_PASSPHRASE, else the file OAUTHMAIL_PASSPHRASE_FILE names,
+ * else systemd's credential $CREDENTIALS_DIRECTORY/oauthmail-passphrase, so that a crontab or a
+ * unit file never holds the passphrase itself. One trailing newline is not part of it.
+ */
+export function passphraseFrom(env: NodeJS.ProcessEnv): string | undefined {
+  if (env.OAUTHMAIL_PASSPHRASE) return env.OAUTHMAIL_PASSPHRASE;
+  const file =
+    env.OAUTHMAIL_PASSPHRASE_FILE ||
+    (env.CREDENTIALS_DIRECTORY ? path.join(env.CREDENTIALS_DIRECTORY, CREDENTIAL_NAME) : undefined);
+  if (!file) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    if (!env.OAUTHMAIL_PASSPHRASE_FILE && (e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new ConfigError(
+      `cannot read the passphrase file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      {
+        code: 'passphrase_file',
+        hint: 'check OAUTHMAIL_PASSPHRASE_FILE (a file only this account can read, mode 0600)',
+        cause: e,
+      },
+    );
+  }
+  const pass = text.replace(/\r?\n$/, '');
+  if (!pass) {
+    throw new ConfigError(`the passphrase file ${file} is empty`, {
+      code: 'passphrase_file',
+      hint: 'write the passphrase into it (one line), or unset OAUTHMAIL_PASSPHRASE_FILE',
+    });
+  }
+  return pass;
 }
 
 export async function openSecretStore(options: OpenSecretStoreOptions): Promise<SecretStore> {
@@ -68,7 +130,7 @@ export async function openSecretStore(options: OpenSecretStoreOptions): Promise<
   const keychain = options.keychain ?? new KeychainStore({ env });
   const probe = await keychain.probe();
   if (options.storage === 'keychain') {
-    if (!probe.ok) throw new KeychainUnavailableError(describeUnavailable(probe, env), probe.error);
+    if (!probe.ok) throw new KeychainUnreachableError(describeUnavailable(probe, env), probe.error);
     return keychain;
   }
 

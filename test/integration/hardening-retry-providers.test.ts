@@ -203,9 +203,9 @@ describe.each<Kind>(['google', 'custom'])('%s token endpoint', (kind) => {
 describe.each<Kind>(['google', 'custom'])('%s token health', (kind) => {
   it('a silent refresh during `token` is recorded (used, rotated); a refused one too', async () => {
     const h = await profile(kind);
-    const health = async () => {
+    const health = async (exit = 0) => {
       const st = await cli(h, ['status', 'p', '--json']);
-      expect(st.code, st.stderr).toBe(0);
+      expect(st.code, st.stderr).toBe(exit);
       return JSON.parse(st.stdout)[0].health as Record<string, string | undefined>;
     };
     const first = await health();
@@ -225,7 +225,8 @@ describe.each<Kind>(['google', 'custom'])('%s token health', (kind) => {
       times: 1,
     });
     expect((await cli(h, ['token', 'p', '--force-refresh'])).code).toBe(4);
-    expect((await health()).lastFailureAt).toBeTruthy();
+    // the refused refresh ended the sign-in: status says so and exits 4 (issue 13)
+    expect((await health(4)).lastFailureAt).toBeTruthy();
     // the record goes with a rename, and away with logout
     expect((await cli(h, ['profile', 'rename', 'p', 'q'])).code).toBe(0);
     const renamed = JSON.parse((await cli(h, ['status', 'q', '--json'])).stdout)[0];

@@ -255,7 +255,7 @@ describe('without a Secret Service (child processes)', () => {
   it('keychain storage fails with the clear error and its fix', async () => {
     const { result } = await runChild('keychain', dead());
     expect(result.kind).toBeUndefined();
-    expect(result.error).toMatchObject({ code: 'keychain_unavailable', exitCode: 1 });
+    expect(result.error).toMatchObject({ code: 'keychain_unavailable', exitCode: 3 });
     expect(result.error!.message).toBe(
       `the keychain is unavailable: no Secret Service on D-Bus (cannot connect to the session bus at ${path.join(root, 'no-such-bus')} (ENOENT)).`,
     );

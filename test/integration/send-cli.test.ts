@@ -221,8 +221,8 @@ describe('oauthmail sendmail', () => {
     expect(got[0]!.text).toMatch(/^From: "Cron Daemon" <alice@contoso\.test>/m);
   });
 
-  it('exit 75 (EX_TEMPFAIL) when Postfix answers 4xx', async () => {
-    const r = await cli(['sendmail', '-f', 'tempfail@contoso.test', 'bob@contoso.test'], {
+  it('exit 75 (EX_TEMPFAIL) when Postfix answers 4xx, with --no-queue (without it the message is queued, exit 0)', async () => {
+    const r = await cli(['sendmail', '--no-queue', '-f', 'tempfail@contoso.test', 'bob@contoso.test'], {
       input: 'Subject: x\n\nx\n',
       timeoutMs: 40_000,
     });

@@ -195,7 +195,8 @@ describe('openSecretStore', () => {
       warn,
       keychain,
     }).catch((e) => e);
-    expect(err).toMatchObject({ code: 'keychain_unavailable', exitCode: ExitCode.ERROR });
+    // exit 3: the profile's configuration (storage) does not fit this session (issue 13)
+    expect(err).toMatchObject({ code: 'keychain_unavailable', exitCode: ExitCode.CONFIG });
     expect(err.message).toBe(
       'the keychain is unavailable: no Secret Service on D-Bus (Could not connect: No such file or directory).',
     );

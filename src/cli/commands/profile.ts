@@ -255,6 +255,15 @@ or the hidden prompt. Examples:
       const p = await ctx.profiles.add(name, settings, { use: !!opts.use });
       if (ctx.io.json) ctx.io.outJson({ name, profile: p, secretStored: secret !== undefined ? kind : null });
       ctx.io.err(`Added profile ${name} (${p.provider}, ${p.flow} sign-in).`);
+      if (p.storage === 'keychain' && secret === undefined) {
+        // say it now, not at the first cron run: sign-ins would have nowhere to go
+        await ctx.secretsFor(p).catch((e: { code?: string; message?: string; hint?: string }) => {
+          if (e.code !== 'keychain_unavailable') throw e;
+          ctx.io.warn(
+            `${e.message} Signing in to ${name} will fail here; ${e.hint?.replaceAll('NAME', name)}.`,
+          );
+        });
+      }
       if (kind && secret === undefined) {
         ctx.io.err(
           `This app needs a ${kind.replace('-', ' ')}: set it with \`oauthmail profile secret ${name}\`.`,
@@ -393,11 +402,23 @@ or the hidden prompt. Examples:
           return;
         }
       }
-      const deleted = await ctx.profiles.remove(name);
+      const { deleted, notRemoved } = await ctx.profiles.remove(name);
       const { forgetHealth } = await import('../../auth/health.js');
       await forgetHealth({ env: ctx.env, lock: ctx.lock }, name);
-      if (ctx.io.json) ctx.io.outJson({ name, removed: true, secretsDeleted: deleted });
+      if (ctx.io.json)
+        ctx.io.outJson({
+          name,
+          removed: true,
+          secretsDeleted: deleted,
+          ...(notRemoved ? { keychainNotCleaned: notRemoved } : {}),
+        });
       ctx.io.err(`Removed profile ${name}${deleted.length ? ` and its ${deleted.join(', ')}` : ''}.`);
+      if (notRemoved) {
+        ctx.io.warn(
+          `its keychain items (service oauthmail, accounts ${name}/…: tokens, client secret) were not removed: ${notRemoved} ` +
+            'Remove them from a session that reaches the keychain (e.g. secret-tool search --all service oauthmail).',
+        );
+      }
     });
 
   profile

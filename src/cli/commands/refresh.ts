@@ -40,6 +40,7 @@ export function registerRefresh(program: Command, ctx: Context): void {
     .addHelpText(
       'after',
       `
+With --all it also delivers what the local queue holds (oauthmail queue run, one try each).
 Exit codes: 0 all refreshed; 4 a profile needs a new sign-in (run the command printed);
 6 a temporary failure (network, throttling: safe to retry); 3 a configuration problem.
 Examples:
@@ -130,6 +131,15 @@ Examples:
           } else {
             io.err(`${r.profile}: FAILED: ${r.message}${r.fix ? ` (${r.fix})` : ''}`);
           }
+        }
+      }
+
+      if (opts.all) {
+        // a scheduled `refresh --all` also delivers what the queue holds (sign-ins just proved)
+        const { flushAfterRefresh } = await import('./queue.js');
+        const q = await flushAfterRefresh(ctx);
+        if (q && q.busy === undefined && (!opts.quiet || q.deferred || q.dead)) {
+          io.err(`queue: ${q.delivered} delivered, ${q.deferred} deferred, ${q.dead} dead`);
         }
       }
 

@@ -32,6 +32,7 @@ interface SendFlags {
   connections?: string;
   ca?: string;
   insecureTls?: boolean;
+  queue?: boolean;
 }
 
 async function readText(file: string, flag: string, ctx: Context): Promise<string> {
@@ -84,6 +85,10 @@ export function registerSend(program: Command, ctx: Context): void {
     .option('--connections <n>', 'with --batch: parallel SMTP connections (default 5)')
     .option('--ca <file>', "trust this CA (PEM) for the SMTP server's certificate")
     .option('--insecure-tls', "do not verify the server's certificate (warns; for debugging only)")
+    .option(
+      '--queue',
+      'when it cannot be sent now (temporary failure, sign-in needed), keep it in the local queue and exit 0',
+    )
     .addHelpText(
       'after',
       `
@@ -264,14 +269,22 @@ Batch lines: {"to": "...", "cc": [...], "subject": "...", "text": "...", "html":
           return resolveProfileName(await ctx.config.load(), g.profile, ctx.env).profile;
         })(),
       );
-      const { profile, source } = await ctx.tokenSource(g.profile);
-      const { SmtpClient } = await import('../../mail/smtp.js');
-      const client = await SmtpClient.create(profile, source, {
-        ...smtpOpts,
-        onRetry: (line: string) => io.err(line),
-      });
+      let r: import('../../mail/smtp.js').SendResult;
+      let client: import('../../mail/smtp.js').SmtpClient | undefined;
       try {
-        const r = await client.send(built);
+        const { profile, source } = await ctx.tokenSource(g.profile);
+        const { SmtpClient } = await import('../../mail/smtp.js');
+        client = await SmtpClient.create(profile, source, {
+          ...smtpOpts,
+          onRetry: (line: string) => io.err(line),
+        });
+        r = await client.send(built);
+      } catch (e) {
+        client?.close();
+        if (flags.queue && (await queueBuilt(ctx, g.profile, built, e))) return;
+        throw e;
+      }
+      try {
         if (g.json) {
           io.outJson({
             messageId: r.messageId,
@@ -295,7 +308,29 @@ Batch lines: {"to": "...", "cc": [...], "subject": "...", "text": "...", "html":
             });
         }
       } finally {
-        client.close();
+        client?.close();
       }
+      const { flushAfterSend } = await import('./queue.js');
+      await flushAfterSend(ctx);
     });
+}
+
+/** send --queue: keep the rendered message (its Message-ID on stdout) when the failure is worth waiting out. */
+async function queueBuilt(
+  ctx: Context,
+  explicit: string | undefined,
+  built: import('../../mail/message.js').BuiltMessage,
+  error: unknown,
+): Promise<boolean> {
+  const { renderMessage } = await import('../../mail/message.js');
+  const { resolveProfileName } = await import('../../config/store.js');
+  const { queueAfterFailure } = await import('./queue.js');
+  const { name } = resolveProfileName(await ctx.config.load(), explicit, ctx.env);
+  const raw = await renderMessage(built);
+  if (!(await queueAfterFailure(ctx, { profile: name, envelope: built.envelope, raw }, error))) return false;
+  const messageId =
+    /^Message-ID:[ \t]*(<[^>\r\n]+>)/im.exec(raw.subarray(0, 65536).toString('utf8'))?.[1] ?? '';
+  if (ctx.io.json) ctx.io.outJson({ queued: true, messageId, envelope: built.envelope });
+  else ctx.io.out(messageId);
+  return true;
 }
