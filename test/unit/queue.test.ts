@@ -179,8 +179,11 @@ describe('runner (injected clock, fake delivery)', () => {
 
   it('a failure that is not about the message (sign-in) stops this run for that profile only', async () => {
     const c = clock();
+    // queued one after the other (ids made in the same millisecond have no defined order)
     await spool.add({ profile: 'dead', envelope: env, raw: raw(1), reason: 'r' }, c.now());
+    c.advance(1);
     await spool.add({ profile: 'dead', envelope: env, raw: raw(2), reason: 'r' }, c.now());
+    c.advance(1);
     await spool.add({ profile: 'ok', envelope: env, raw: raw(3), reason: 'r' }, c.now());
     const tried: string[] = [];
     const r = await runQueue({
