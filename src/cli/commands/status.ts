@@ -268,7 +268,7 @@ export function registerStatus(program: Command, ctx: Context): void {
         );
       }
       const late = rows.filter(
-        (r) => r.queue.oldestAgeSeconds !== null && r.queue.oldestAgeSeconds > warnAgeS,
+        (r) => r.queue.oldestAgeSeconds !== null && r.queue.oldestAgeSeconds >= warnAgeS,
       );
       if (late.length || verifyTransient) {
         throw new TransientError(
@@ -308,7 +308,7 @@ function queueProblems(
   warnAgeS: number,
 ): Array<{ code: string; problem: string; fix: string }> {
   const out: Array<{ code: string; problem: string; fix: string }> = [];
-  if (q.waiting && (q.oldestAgeSeconds ?? 0) > warnAgeS) {
+  if (q.waiting && (q.oldestAgeSeconds ?? 0) >= warnAgeS) {
     out.push({
       code: 'queue_waiting',
       problem: `${q.waiting} queued message(s), the oldest waiting for ${ago(q.oldestAgeSeconds ?? 0)}`,
