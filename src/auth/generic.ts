@@ -27,6 +27,7 @@ import {
 } from '../errors/index.js';
 import { oauthError, type OAuthErrorContext } from '../diagnose/google-errors.js';
 import { registerSecret } from '../util/redact.js';
+import { critical, debugStoredAfterAnswer } from '../util/critical.js';
 import type { AuthorizationResponse } from './loopback.js';
 import type {
   AuthDeps,
@@ -189,6 +190,7 @@ export abstract class StoredTokenProvider implements TokenProvider {
     registerSecret(t.refresh_token);
     registerSecret(t.access_token);
     await this.deps.store.set(this.profileName, 'token-cache', JSON.stringify(t));
+    debugStoredAfterAnswer((l) => this.deps.io.debug(l));
   }
 
   /** Merge a token response into the stored tokens (a missing refresh_token keeps the old one). */
@@ -261,17 +263,24 @@ export abstract class StoredTokenProvider implements TokenProvider {
       }
       if (!prev?.refresh_token) throw this.notSignedIn();
       this.deps.io.debug(`refreshing the access token of ${this.profileName}`);
-      let r: TokenResponse;
-      try {
-        r = await this.redeemRefreshToken(prev.refresh_token);
-      } catch (e) {
-        if (e instanceof AuthError) await this.health({ kind: 'refresh-refused', code: e.code });
-        throw e;
-      }
-      // Re-read once more: a subclass may have persisted emitted tokens while redeeming.
-      const latest = (await this.readStored()) ?? prev;
-      const next = this.merge(latest, r);
-      await this.writeStored(next);
+      // From the request on, a rotated refresh token exists only in this process until it is
+      // written: the store is made ready first (key derived, keychain module loaded), and
+      // SIGINT/SIGTERM wait for the write (critical), so that neither loses the sign-in.
+      await this.deps.store.prepare?.(this.profileName, 'token-cache');
+      const next = await critical(async () => {
+        let r: TokenResponse;
+        try {
+          r = await this.redeemRefreshToken(prev.refresh_token!);
+        } catch (e) {
+          if (e instanceof AuthError) await this.health({ kind: 'refresh-refused', code: e.code });
+          throw e;
+        }
+        // Re-read once more: a subclass may have persisted emitted tokens while redeeming.
+        const latest = (await this.readStored()) ?? prev;
+        const merged = this.merge(latest, r);
+        await this.writeStored(merged);
+        return merged;
+      });
       await this.health({ kind: 'refresh', rotated: next.refresh_token !== prev.refresh_token });
       return this.result(next, false);
     });
@@ -346,9 +355,14 @@ export abstract class StoredTokenProvider implements TokenProvider {
     registerSecret(file.refresh_token);
     registerSecret(file.access_token);
     return this.deps.lock(this.lockName, async () => {
-      const r = await this.redeemRefreshToken(file.refresh_token!);
-      const next = this.merge({ v: 1, refresh_token: file.refresh_token }, r);
-      await this.writeStored(next);
+      // the imported token is redeemed (and may be burned) by this request: see getToken
+      await this.deps.store.prepare?.(this.profileName, 'token-cache');
+      const next = await critical(async () => {
+        const r = await this.redeemRefreshToken(file.refresh_token!);
+        const merged = this.merge({ v: 1, refresh_token: file.refresh_token }, r);
+        await this.writeStored(merged);
+        return merged;
+      });
       await this.health({ kind: 'sign-in' });
       return this.result(next, false);
     });

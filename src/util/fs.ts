@@ -75,9 +75,15 @@ export async function writeTempFile(
  * Write a file atomically: temp file in the same folder, fsync, rename, fsync the folder.
  * A reader (or a crash) sees either the old content or the new one, never half of it.
  */
-export async function atomicWriteFile(file: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+export async function atomicWriteFile(
+  file: string,
+  data: string | Uint8Array,
+  mode = 0o600,
+  opts: { dirReady?: boolean } = {},
+): Promise<void> {
   const dir = path.dirname(file);
-  await ensurePrivateDir(dir);
+  // dirReady: the caller made sure of the folder already (a prepared write saves the calls)
+  if (!opts.dirReady) await ensurePrivateDir(dir);
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   await writeTempFile(tmp, data, { mode });
   try {
