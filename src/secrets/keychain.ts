@@ -29,8 +29,9 @@
  * getPassword does (same attributes) and reads it over a plain Secret Service session on the
  * private session bus. That is as fast as keytar's call, saves loading the native module and
  * its probe call (the `token` start-up path), answers "locked" instead of "nothing stored" for
- * a locked keyring, and can be abandoned at the timeout like any socket. Writes and deletes stay
- * with keytar.
+ * a locked keyring, and can be abandoned at the timeout like any socket. Writes and deletes go
+ * the same way (the write that ends a token refresh is then one round trip on an open
+ * connection); keytar does them when ours cannot: a locked keyring (its prompt), or any trouble.
  */
 import { existsSync } from 'node:fs';
 import { InternalError } from '../errors/index.js';
@@ -265,6 +266,30 @@ export class KeychainStore implements SecretStore {
     throw new KeychainUnavailableError(r.reason);
   }
 
+  /**
+   * A write over our own D-Bus client, as keytar.setPassword would store it: one round trip on
+   * the open connection instead of loading keytar and libsecret opening its own (the write that
+   * ends a token refresh must be quick, see SecretStore.prepare). False: keytar should do it (a
+   * locked keyring, whose prompt keytar handles, or any trouble, which it reports in its words).
+   */
+  private async writeOwn(account: string, value: string): Promise<boolean> {
+    if (!this.ownReader || !process.env.DBUS_SESSION_BUS_ADDRESS) return false;
+    await this.precheck();
+    const { storeOn, keytarAttributes } = await import('./secret-service.js');
+    const attrs = keytarAttributes(KEYCHAIN_SERVICE, account);
+    const r = await storeOn(this.bus!, attrs, `${KEYCHAIN_SERVICE}/${account}`, value, this.timeoutMs);
+    return r.status === 'stored';
+  }
+
+  /** A delete over our own D-Bus client (see writeOwn); undefined: keytar should do it. */
+  private async deleteOwn(account: string): Promise<boolean | undefined> {
+    if (!this.ownReader || !process.env.DBUS_SESSION_BUS_ADDRESS) return undefined;
+    await this.precheck();
+    const { deleteOn, keytarAttributes } = await import('./secret-service.js');
+    const r = await deleteOn(this.bus!, keytarAttributes(KEYCHAIN_SERVICE, account), this.timeoutMs);
+    return r.status === 'deleted' ? true : r.status === 'absent' ? false : undefined;
+  }
+
   private backend(): RawBackend {
     const ms = () => this.timeoutMs;
     return {
@@ -275,10 +300,13 @@ export class KeychainStore implements SecretStore {
         return v ?? undefined;
       },
       set: async (account, value) => {
+        if (await this.writeOwn(account, value)) return;
         const k = await this.kt();
         await withTimeout('write', ms(), () => k.setPassword(KEYCHAIN_SERVICE, account, value));
       },
       delete: async (account) => {
+        const own = await this.deleteOwn(account);
+        if (own !== undefined) return own;
         const k = await this.kt();
         return withTimeout('delete', ms(), () => k.deletePassword(KEYCHAIN_SERVICE, account));
       },
@@ -351,12 +379,16 @@ export class KeychainStore implements SecretStore {
   }
 
   /**
-   * Before a refresh's request: load keytar and let libsecret open its session (the first write
-   * of a process otherwise pays for both), and count the chunks the write replaces.
+   * Before a refresh's request: open our D-Bus connection (elsewhere: load keytar and let it open
+   * its session; the first write of a process otherwise pays for that), and count the chunks the
+   * write replaces.
    */
   async prepare(profile: string, kind: SecretKind): Promise<void> {
-    const k = await this.kt();
-    await withTimeout('prepare', this.timeoutMs, () => k.getPassword(KEYCHAIN_SERVICE, '.probe'));
+    if (this.ownReader && process.env.DBUS_SESSION_BUS_ADDRESS) await this.precheck();
+    else {
+      const k = await this.kt();
+      await withTimeout('prepare', this.timeoutMs, () => k.getPassword(KEYCHAIN_SERVICE, '.probe'));
+    }
     await this.split.prepare(account(await this.ns(), profile, kind));
   }
 }

@@ -58,27 +58,30 @@ async function keychainProfile(h: CliHome, name: string): Promise<void> {
 
 describe('keychain items per config folder', () => {
   it('two config folders with a profile "work": each keeps its own sign-in', async () => {
+    // a name of its own: an item an older oauthmail left under `work/token-cache` in this
+    // keyring would go to the first config that uses the name (the next test)
+    const work = `work${Date.now().toString(36)}`;
     const a = home();
     const b = home();
-    await keychainProfile(a, 'work');
-    await keychainProfile(b, 'work');
-    const la = await signInDevice(a, 'work', t, ALICE.upn);
+    await keychainProfile(a, work);
+    await keychainProfile(b, work);
+    const la = await signInDevice(a, work, t, ALICE.upn);
     expect(la.code, la.stderr).toBe(0);
 
     // B never signed in: it does not see A's sign-in, and does not send with A's token
-    expect(await status(b, 'work')).toMatchObject({ signedIn: false, account: null });
-    const tb = await b.run(['token', 'work']);
+    expect(await status(b, work)).toMatchObject({ signedIn: false, account: null });
+    const tb = await b.run(['token', work]);
     expect(tb.code, tb.stderr).toBe(4);
     expect(tb.stdout).toBe('');
 
-    const lb = await signInDevice(b, 'work', t, BOB);
+    const lb = await signInDevice(b, work, t, BOB);
     expect(lb.code, lb.stderr).toBe(0);
-    expect(await status(b, 'work')).toMatchObject({ signedIn: true, account: BOB });
+    expect(await status(b, work)).toMatchObject({ signedIn: true, account: BOB });
     // A's refresh token survived B's sign-in
-    expect(await status(a, 'work')).toMatchObject({ signedIn: true, account: ALICE.upn });
-    const ra = await a.run(['token', 'work', '--force-refresh']);
+    expect(await status(a, work)).toMatchObject({ signedIn: true, account: ALICE.upn });
+    const ra = await a.run(['token', work, '--force-refresh']);
     expect(ra.code, ra.stderr).toBe(0);
-    const rb = await b.run(['token', 'work', '--force-refresh']);
+    const rb = await b.run(['token', work, '--force-refresh']);
     expect(rb.code, rb.stderr).toBe(0);
     expect(ra.stdout).not.toBe(rb.stdout);
 
@@ -88,14 +91,14 @@ describe('keychain items per config folder', () => {
     expect(idA).toMatch(/^[0-9a-f]{16}$/);
     expect(idB).toMatch(/^[0-9a-f]{16}$/);
     expect(idA).not.toBe(idB);
-    expect(await keytar.getPassword('oauthmail', `${idA}/work/token-cache`)).toContain(ALICE.upn);
-    expect(await keytar.getPassword('oauthmail', `${idB}/work/token-cache`)).toContain(BOB);
+    expect(await keytar.getPassword('oauthmail', `${idA}/${work}/token-cache`)).toContain(ALICE.upn);
+    expect(await keytar.getPassword('oauthmail', `${idB}/${work}/token-cache`)).toContain(BOB);
 
     // logging out of one leaves the other signed in
-    const out = await b.run(['logout', 'work']);
+    const out = await b.run(['logout', work]);
     expect(out.code, out.stderr).toBe(0);
-    expect(await status(b, 'work')).toMatchObject({ signedIn: false });
-    expect(await status(a, 'work')).toMatchObject({ signedIn: true, account: ALICE.upn });
+    expect(await status(b, work)).toMatchObject({ signedIn: false });
+    expect(await status(a, work)).toMatchObject({ signedIn: true, account: ALICE.upn });
   }, 120_000);
 
   it('an item under the older name moves to the first config that uses it, and only there', async () => {

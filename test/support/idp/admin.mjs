@@ -183,6 +183,7 @@ async function route(ctx, req, res, url) {
   if (path === '/_admin/refresh-token' && method === 'POST') {
     // Whether a refresh token still works, without redeeming (and so rotating) it.
     const t = String(body.token || '');
+    if (state.pendingRefresh?.has(t)) return sendJson(res, 200, { pending: true });
     const entra = state.refreshTokens.get(t);
     if (entra) {
       const live = !entra.revoked && !(entra.usedAt && state.config.rejectRotatedRefreshTokens);

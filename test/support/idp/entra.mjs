@@ -3,7 +3,15 @@ import { randomBytes } from 'node:crypto';
 import { decodeJwt, verifyJwtSignature, pkceS256, randomToken, randomUUID } from './jwt.mjs';
 import { readForm, sendJson, sendHtml, redirect, basicAuth, withParams } from './http.mjs';
 import { errorPage, formPostPage, deviceCodePage, deviceDonePage } from './pages.mjs';
-import { findClient, findUser, redirectUriAllowed, hasConsent, grantConsent, count } from './state.mjs';
+import {
+  findClient,
+  findUser,
+  redirectUriAllowed,
+  hasConsent,
+  grantConsent,
+  count,
+  pendingRefresh,
+} from './state.mjs';
 import { startTxn, sessionUser, needsConsent } from './flow.mjs';
 import {
   entraError,
@@ -504,6 +512,7 @@ async function token(ctx, req, res, tenant) {
   req.grantType = grant;
   count(state, 'token', grant || '(none)');
   const release = ctx.enter('token');
+  const unpend = pendingRefresh(state, grant === 'refresh_token' ? form.refresh_token : undefined);
   try {
     if (await ctx.guard(res, 'token', grant, { counted: true })) return;
     const correlationId = req.headers['client-request-id'];
@@ -518,6 +527,7 @@ async function token(ctx, req, res, tenant) {
       throw e;
     }
   } finally {
+    unpend();
     release();
   }
 }
