@@ -186,10 +186,14 @@ export abstract class StoredTokenProvider implements TokenProvider {
     return parseStored(await this.deps.store.get(this.profileName, 'token-cache'));
   }
 
+  /** What this process wrote last (see getToken). */
+  private lastStored: StoredTokens | undefined;
+
   protected async writeStored(t: StoredTokens): Promise<void> {
     registerSecret(t.refresh_token);
     registerSecret(t.access_token);
     await this.deps.store.set(this.profileName, 'token-cache', JSON.stringify(t));
+    this.lastStored = t;
     debugStoredAfterAnswer((l) => this.deps.io.debug(l));
   }
 
@@ -267,6 +271,7 @@ export abstract class StoredTokenProvider implements TokenProvider {
       // written: the store is made ready first (key derived, keychain module loaded), and
       // SIGINT/SIGTERM wait for the write (critical), so that neither loses the sign-in.
       await this.deps.store.prepare?.(this.profileName, 'token-cache');
+      this.lastStored = undefined;
       const next = await critical(async () => {
         let r: TokenResponse;
         try {
@@ -275,8 +280,10 @@ export abstract class StoredTokenProvider implements TokenProvider {
           if (e instanceof AuthError) await this.health({ kind: 'refresh-refused', code: e.code });
           throw e;
         }
-        // Re-read once more: a subclass may have persisted emitted tokens while redeeming.
-        const latest = (await this.readStored()) ?? prev;
+        // A subclass may have persisted emitted tokens while redeeming (google.ts): start from
+        // those. Under the lock only we write, so what we wrote last is what is stored, and the
+        // store need not be read (a keychain or decryption round trip) while the answer waits.
+        const latest = this.lastStored ?? prev;
         const merged = this.merge(latest, r);
         await this.writeStored(merged);
         return merged;

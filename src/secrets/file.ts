@@ -236,8 +236,9 @@ export class FileSecretStore implements SecretStore {
   async set(profile: string, kind: SecretKind, value: string): Promise<void> {
     registerSecret(value);
     const file = this.pathFor(profile, kind);
-    await this.checkReplaceable(file);
+    // prepared (under the lock that serializes this secret's writes): checked and made ready then
     if (!this.prepared.delete(file)) {
+      await this.checkReplaceable(file);
       await ensurePrivateDir(this.dir);
       await ensurePrivateDir(path.dirname(file));
     }
