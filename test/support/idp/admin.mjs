@@ -187,12 +187,23 @@ async function route(ctx, req, res, url) {
     const entra = state.refreshTokens.get(t);
     if (entra) {
       const live = !entra.revoked && !(entra.usedAt && state.config.rejectRotatedRefreshTokens);
-      return sendJson(res, 200, { provider: 'microsoft', live });
+      return sendJson(res, 200, {
+        provider: 'microsoft',
+        live,
+        usedAt: entra.usedAt ?? null,
+        answeredAt: entra.answeredAt ?? null,
+      });
     }
     const g = state.googleRefreshTokens.get(t);
     if (g) return sendJson(res, 200, { provider: 'google', live: !g.revoked });
     const c = state.custom?.refreshTokens.get(t);
-    if (c) return sendJson(res, 200, { provider: 'custom', live: !c.used });
+    if (c)
+      return sendJson(res, 200, {
+        provider: 'custom',
+        live: !c.used,
+        usedAt: c.usedAt ?? null,
+        answeredAt: c.answeredAt ?? null,
+      });
     return sendJson(res, 200, { provider: null, live: false });
   }
 

@@ -12,7 +12,14 @@
 // Dovecot's issuer list is written before this server picks its port.
 import { pkceS256, randomToken } from './jwt.mjs';
 import { readForm, sendJson, redirect, withParams, basicAuth } from './http.mjs';
-import { findGoogleClient, findGoogleUser, redirectUriAllowed, count, pendingRefresh } from './state.mjs';
+import {
+  findGoogleClient,
+  findGoogleUser,
+  redirectUriAllowed,
+  count,
+  pendingRefresh,
+  answered,
+} from './state.mjs';
 import { startTxn } from './flow.mjs';
 import { OAuthError } from './tokens.mjs';
 import { normalizeUserCode } from './entra.mjs';
@@ -68,6 +75,7 @@ export async function handleCustom(ctx, req, res, url) {
     try {
       if (await ctx.guard(res, 'custom.token', form.grant_type, { counted: true })) return true;
       sendJson(res, 200, token(ctx, req, form));
+      answered(custom(ctx.state).refreshTokens, form);
     } finally {
       unpend();
     }
@@ -211,6 +219,7 @@ function token(ctx, req, form) {
       if (!rec || rec.used || rec.clientId !== client.clientId)
         throw err(400, 'invalid_grant', 'refresh token is invalid, expired or revoked');
       rec.used = true; // rotation: each refresh token is good once
+      rec.usedAt = Date.now();
       return mintCustomTokens(ctx, rec);
     }
     case DEVICE_GRANT: {

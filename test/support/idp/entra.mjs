@@ -11,6 +11,7 @@ import {
   grantConsent,
   count,
   pendingRefresh,
+  answered,
 } from './state.mjs';
 import { startTxn, sessionUser, needsConsent } from './flow.mjs';
 import {
@@ -519,6 +520,7 @@ async function token(ctx, req, res, tenant) {
     try {
       const body = await tokenGrant(ctx, req, form, grant, tenant);
       sendJson(res, 200, body);
+      answered(state.refreshTokens, form);
     } catch (e) {
       if (e instanceof OAuthError && correlationId && e.body?.correlation_id) {
         e.body.error_description = e.body.error_description.replace(e.body.correlation_id, correlationId);

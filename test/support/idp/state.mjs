@@ -249,3 +249,9 @@ export function redirectUriAllowed(client, redirectUri) {
   }
   return false;
 }
+
+/** For /_admin/refresh-token: when the answer to a refresh with this token left (ms since the epoch). */
+export function answered(map, form) {
+  const rec = form.grant_type === 'refresh_token' && form.refresh_token && map.get(form.refresh_token);
+  if (rec) rec.answeredAt = Date.now();
+}
