@@ -27,6 +27,7 @@ import {
 } from '../errors/index.js';
 import { oauthError, type OAuthErrorContext } from '../diagnose/google-errors.js';
 import { registerSecret } from '../util/redact.js';
+import { critical, debugStoredAfterAnswer } from '../util/critical.js';
 import type { AuthorizationResponse } from './loopback.js';
 import type {
   AuthDeps,
@@ -185,10 +186,15 @@ export abstract class StoredTokenProvider implements TokenProvider {
     return parseStored(await this.deps.store.get(this.profileName, 'token-cache'));
   }
 
+  /** What this process wrote last (see getToken). */
+  private lastStored: StoredTokens | undefined;
+
   protected async writeStored(t: StoredTokens): Promise<void> {
     registerSecret(t.refresh_token);
     registerSecret(t.access_token);
     await this.deps.store.set(this.profileName, 'token-cache', JSON.stringify(t));
+    this.lastStored = t;
+    debugStoredAfterAnswer((l) => this.deps.io.debug(l));
   }
 
   /** Merge a token response into the stored tokens (a missing refresh_token keeps the old one). */
@@ -261,17 +267,27 @@ export abstract class StoredTokenProvider implements TokenProvider {
       }
       if (!prev?.refresh_token) throw this.notSignedIn();
       this.deps.io.debug(`refreshing the access token of ${this.profileName}`);
-      let r: TokenResponse;
-      try {
-        r = await this.redeemRefreshToken(prev.refresh_token);
-      } catch (e) {
-        if (e instanceof AuthError) await this.health({ kind: 'refresh-refused', code: e.code });
-        throw e;
-      }
-      // Re-read once more: a subclass may have persisted emitted tokens while redeeming.
-      const latest = (await this.readStored()) ?? prev;
-      const next = this.merge(latest, r);
-      await this.writeStored(next);
+      // From the request on, a rotated refresh token exists only in this process until it is
+      // written: the store is made ready first (key derived, keychain module loaded), and
+      // SIGINT/SIGTERM wait for the write (critical), so that neither loses the sign-in.
+      await this.deps.store.prepare?.(this.profileName, 'token-cache');
+      this.lastStored = undefined;
+      const next = await critical(async () => {
+        let r: TokenResponse;
+        try {
+          r = await this.redeemRefreshToken(prev.refresh_token!);
+        } catch (e) {
+          if (e instanceof AuthError) await this.health({ kind: 'refresh-refused', code: e.code });
+          throw e;
+        }
+        // A subclass may have persisted emitted tokens while redeeming (google.ts): start from
+        // those. Under the lock only we write, so what we wrote last is what is stored, and the
+        // store need not be read (a keychain or decryption round trip) while the answer waits.
+        const latest = this.lastStored ?? prev;
+        const merged = this.merge(latest, r);
+        await this.writeStored(merged);
+        return merged;
+      });
       await this.health({ kind: 'refresh', rotated: next.refresh_token !== prev.refresh_token });
       return this.result(next, false);
     });
@@ -346,9 +362,14 @@ export abstract class StoredTokenProvider implements TokenProvider {
     registerSecret(file.refresh_token);
     registerSecret(file.access_token);
     return this.deps.lock(this.lockName, async () => {
-      const r = await this.redeemRefreshToken(file.refresh_token!);
-      const next = this.merge({ v: 1, refresh_token: file.refresh_token }, r);
-      await this.writeStored(next);
+      // the imported token is redeemed (and may be burned) by this request: see getToken
+      await this.deps.store.prepare?.(this.profileName, 'token-cache');
+      const next = await critical(async () => {
+        const r = await this.redeemRefreshToken(file.refresh_token!);
+        const merged = this.merge({ v: 1, refresh_token: file.refresh_token }, r);
+        await this.writeStored(merged);
+        return merged;
+      });
       await this.health({ kind: 'sign-in' });
       return this.result(next, false);
     });

@@ -14,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { RetryPolicy } from '../config/schema.js';
 import { isRetryableHttpStatus, nextRetry, parseRetryAfter } from '../util/backoff.js';
 import { NETWORK_ERROR_CODES } from '../util/net-errors.js';
+import { noteProviderAnswer } from '../util/critical.js';
 
 export interface HttpRetryOptions {
   /** The profile's retry policy; without one, nothing is retried. */
@@ -112,7 +113,9 @@ export function retryingFetch(
       const signal = init?.signal ? AbortSignal.any([init.signal, limit]) : limit;
       try {
         // a Request's body can be read once; the libraries here pass a URL and a string or form body
-        return await base(input instanceof Request ? input.clone() : input, { ...init, signal });
+        const res = await base(input instanceof Request ? input.clone() : input, { ...init, signal });
+        noteProviderAnswer();
+        return res;
       } catch (e) {
         if (limit.aborted && !init?.signal?.aborted)
           throw Object.assign(new Error(`no answer from ${url.host} in ${timeoutMs} ms`), {

@@ -41,6 +41,7 @@ import {
 } from '../errors/index.js';
 import { entraError, type EntraErrorContext, lookup } from '../diagnose/aadsts.js';
 import { registerSecret } from '../util/redact.js';
+import { critical, debugStoredAfterAnswer } from '../util/critical.js';
 import {
   findAccessToken,
   latestAccessToken,
@@ -187,6 +188,11 @@ export class MicrosoftProvider implements TokenProvider {
     return parseCache(await this.deps.store.get(this.profileName, 'token-cache'));
   }
 
+  private async readCacheText(): Promise<{ text: string | undefined; cache: MsalCacheJson | undefined }> {
+    const text = await this.deps.store.get(this.profileName, 'token-cache');
+    return { text, cache: parseCache(text) };
+  }
+
   private fromCache(cache: MsalCacheJson | undefined, minValiditySeconds: number): TokenResult | undefined {
     const account = this.appOnly ? undefined : pickAccount(cache, this.profile.loginHint);
     if (!this.appOnly && !account) return undefined;
@@ -211,12 +217,16 @@ export class MicrosoftProvider implements TokenProvider {
    * writes it back after one that changed it. `fresh`: never read (a new sign-in replaces the
    * stored account). `lockWrites`: take the lock for the write (when the caller does not hold it).
    */
-  private cachePlugin(o: { fresh: boolean; lockWrites: boolean }): ICachePlugin {
+  private cachePlugin(o: { fresh: boolean; lockWrites: boolean; text?: string }): ICachePlugin {
     const { store } = this.deps;
+    // `text`: the cache as the caller just read it under the lock, which it holds throughout, so
+    // the store cannot change but through us: kept up to date here instead of read (and, with a
+    // passphrase, decrypted) again before every MSAL cache access
+    let known = o.text;
     return {
       beforeCacheAccess: async (ctx: TokenCacheContext) => {
         if (o.fresh) return;
-        const text = await store.get(this.profileName, 'token-cache');
+        const text = known ?? (await store.get(this.profileName, 'token-cache'));
         if (text) {
           const parsed = parseCache(text);
           if (parsed) ctx.tokenCache.deserialize(text);
@@ -230,6 +240,8 @@ export class MicrosoftProvider implements TokenProvider {
         const write = () => store.set(this.profileName, 'token-cache', text);
         if (o.lockWrites) await this.deps.lock(this.lockName, write);
         else await write();
+        if (known !== undefined) known = text;
+        debugStoredAfterAnswer((l) => this.deps.io.debug(l));
       },
     };
   }
@@ -518,12 +530,12 @@ export class MicrosoftProvider implements TokenProvider {
     }
     return this.deps.lock(this.lockName, async () => {
       // Re-read under the lock: another process may have refreshed (and rotated) meanwhile.
-      const cache = await this.readCache();
+      const { text, cache } = await this.readCacheText();
       if (!o.forceRefresh) {
         const hit = this.fromCache(cache, min);
         if (hit) return hit;
       }
-      const plugin = this.cachePlugin({ fresh: false, lockWrites: false });
+      const plugin = this.cachePlugin({ fresh: false, lockWrites: false, text: text ?? '' });
       if (this.appOnly) {
         const app = (await this.app(plugin)) as ConfidentialClientApplication;
         try {
@@ -546,8 +558,12 @@ export class MicrosoftProvider implements TokenProvider {
         // forceRefresh: MSAL's own renewal window is a fixed 300 s; ours is --min-validity,
         // and the cache check above already decided that a refresh is needed.
         const oldRt = refreshTokenOf(cache, this.profile.clientId, cached.homeAccountId);
+        // From the request on, the rotated refresh token exists only in this process until the
+        // cache is written: the store is made ready first (key derived, keychain module loaded),
+        // and SIGINT/SIGTERM wait for the write (critical), so that neither loses the sign-in.
+        await this.deps.store.prepare?.(this.profileName, 'token-cache');
         const result = this.toResult(
-          await app.acquireTokenSilent({ account, scopes: this.scopes, forceRefresh: true }),
+          await critical(() => app.acquireTokenSilent({ account, scopes: this.scopes, forceRefresh: true })),
         );
         const newRt = refreshTokenOf(await this.readCache(), this.profile.clientId, cached.homeAccountId);
         await this.health({ kind: 'refresh', rotated: !!newRt && newRt !== oldRt });
@@ -946,13 +962,16 @@ export class MicrosoftProvider implements TokenProvider {
     registerSecret(file.access_token);
     const app = await this.app(this.cachePlugin({ fresh: true, lockWrites: true }));
     try {
-      const r = await app.acquireTokenByRefreshToken({
-        refreshToken: file.refresh_token,
-        scopes: this.scopes,
-        // the cache starts empty: without forceCache MSAL drops a refresh response whose
-        // account is not cached yet ("account was logged out" protection)
-        forceCache: true,
-      });
+      // the imported token is redeemed (and may be burned) by this request: see getToken
+      const r = await critical(() =>
+        app.acquireTokenByRefreshToken({
+          refreshToken: file.refresh_token!,
+          scopes: this.scopes,
+          // the cache starts empty: without forceCache MSAL drops a refresh response whose
+          // account is not cached yet ("account was logged out" protection)
+          forceCache: true,
+        }),
+      );
       const result = this.toResult(r);
       const cache = await this.readCache();
       if (!pickAccount(cache)) {

@@ -15,6 +15,7 @@ import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from '@azure/msal-node';
 import { withHttpRetry, type HttpRetryOptions } from './http-retry.js';
+import { noteProviderAnswer } from '../util/critical.js';
 
 export interface NetworkOptions extends HttpRetryOptions {
   /** Called when the server asked to slow down (RFC 8628 §3.5). */
@@ -108,6 +109,7 @@ function request(
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
+        noteProviderAnswer();
         const out: Record<string, string> = {};
         for (const [k, v] of Object.entries(res.headers))
           if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;

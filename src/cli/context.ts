@@ -112,7 +112,15 @@ export class Context {
     let s = this.stores.get(storage);
     if (!s) {
       s = import('../secrets/open.js').then(({ openSecretStore }) =>
-        openSecretStore({ storage, paths: this.paths, env: this.env, warn: (m: string) => this.io.warn(m) }),
+        openSecretStore({
+          storage,
+          paths: this.paths,
+          env: this.env,
+          warn: (m: string) => this.io.warn(m),
+          // keychain items are keyed per config folder; older ones move here on first use
+          namespace: () => this.config.id(),
+          moveLock: (fn) => this.lock('keychain-move', fn),
+        }),
       );
       this.stores.set(storage, s);
     }

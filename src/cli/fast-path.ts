@@ -56,7 +56,11 @@ export async function fastPath(argv: readonly string[], deps: FastDeps): Promise
       paths,
       env: deps.env,
       warn: (m) => io.warn(m),
+      namespace: config.id,
     });
+    // a config without its ID yet, or a keychain item still under its older name: the full CLI
+    // makes the ID and moves the item
+    if (store.kind === 'keychain' && !config.id) return undefined;
     const { MicrosoftProvider } = await import('../auth/microsoft.js');
     const provider = new MicrosoftProvider(profileName, profile, {
       io,

@@ -399,6 +399,11 @@ export const CONFIG_VERSION = 1;
 
 export interface Config {
   version: typeof CONFIG_VERSION;
+  /**
+   * This config's own random ID (CONFIG_ID_RE), set on first use: it keys the config's keychain
+   * items, so that two config folders with a profile of the same name keep separate sign-ins.
+   */
+  id?: string;
   defaultProfile?: string;
   profiles: Record<string, Profile>;
   /**
@@ -433,8 +438,13 @@ export function emptyConfig(): Config {
 }
 
 /** Check the config's top level; profiles are checked one by one with validateProfile. */
-export function validateConfigTop(raw: Obj): { defaultProfile?: string; profiles: Obj } {
-  onlyKeys(raw, ['version', 'defaultProfile', 'profiles'], '');
+export const CONFIG_ID_RE = /^[0-9a-f]{16,64}$/;
+
+export function validateConfigTop(raw: Obj): { id?: string; defaultProfile?: string; profiles: Obj } {
+  onlyKeys(raw, ['version', 'id', 'defaultProfile', 'profiles'], '');
+  if (raw.id !== undefined && (typeof raw.id !== 'string' || !CONFIG_ID_RE.test(raw.id))) {
+    throw new Invalid('id', 'id must be 16 to 64 lowercase hex digits (remove it and one is made anew)');
+  }
   if (raw.version !== CONFIG_VERSION) {
     throw new Invalid(
       'version',
@@ -457,7 +467,8 @@ export function validateConfigTop(raw: Obj): { defaultProfile?: string; profiles
       );
     }
   }
-  const out: { defaultProfile?: string; profiles: Obj } = { profiles };
+  const out: { id?: string; defaultProfile?: string; profiles: Obj } = { profiles };
+  if (typeof raw.id === 'string') out.id = raw.id;
   if (typeof raw.defaultProfile === 'string') out.defaultProfile = raw.defaultProfile;
   return out;
 }

@@ -7,6 +7,7 @@
  * and happens under a cross-process lock with the file re-read inside the lock, so two
  * concurrent `profile edit` calls cannot lose each other's change.
  */
+import { randomBytes } from 'node:crypto';
 import { ConfigError, UsageError } from '../errors/index.js';
 import { atomicWriteFile, readFileIfExists } from '../util/fs.js';
 import type { Paths } from './paths.js';
@@ -88,6 +89,7 @@ export function parseConfigText(text: string, file: string): Config {
   }
   const config: Config = { version: CONFIG_VERSION, profiles };
   if (Object.keys(broken).length) config.broken = broken;
+  if (top.id !== undefined) config.id = top.id;
   if (top.defaultProfile !== undefined) config.defaultProfile = top.defaultProfile;
   return config;
 }
@@ -130,8 +132,25 @@ export class ConfigStore {
     });
   }
 
+  /**
+   * The config's ID (Config.id), made and saved on first use. Undefined when it cannot be saved
+   * (a read-only config): the keychain then uses the names shared by every config.
+   */
+  async id(): Promise<string | undefined> {
+    const known = (await this.load()).id;
+    if (known) return known;
+    try {
+      return await this.update((config) => (config.id ??= randomBytes(8).toString('hex')));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') return undefined;
+      throw e;
+    }
+  }
+
   private async save(config: Config): Promise<void> {
     const out: Record<string, unknown> = { version: CONFIG_VERSION };
+    if (config.id) out.id = config.id;
     if (config.defaultProfile) out.defaultProfile = config.defaultProfile;
     // broken profiles are written back as they were found (never dropped by an unrelated write)
     const brokenRaw = Object.entries(config.broken ?? {}).filter(([n]) => !(n in config.profiles));

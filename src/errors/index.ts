@@ -15,6 +15,9 @@ export const ExitCode = {
   AUTH: 4,
   MAIL: 5,
   TRANSIENT: 6,
+  /** Stopped by SIGINT (Ctrl-C) or SIGTERM once a token write in flight was done: 128 + signal number, as a shell reports it. */
+  INTERRUPTED: 130,
+  TERMINATED: 143,
 } as const;
 export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
@@ -47,6 +50,16 @@ export const EXIT_CODE_TABLE: ReadonlyArray<{ code: ExitCodeValue; name: string;
     code: 6,
     name: 'transient',
     meaning: 'Network error or service temporarily unavailable: safe to retry later.',
+  },
+  {
+    code: 130,
+    name: 'interrupted',
+    meaning: 'Stopped by Ctrl-C (SIGINT); a token refresh in flight was saved first.',
+  },
+  {
+    code: 143,
+    name: 'terminated',
+    meaning: 'Stopped by SIGTERM; a token refresh in flight was saved first.',
   },
 ];
 
@@ -108,6 +121,20 @@ export class TransientError extends OauthmailError {
 
 /** Exit 1: a local failure that is not the user's input (keychain broken, disk full...). */
 export class InternalError extends OauthmailError {}
+
+/**
+ * Exit 130 / 143: SIGINT or SIGTERM came during a critical section (a token refresh and its
+ * write, src/util/critical.ts) and takes effect now that the section is done.
+ */
+export class InterruptedError extends OauthmailError {
+  override readonly exitCode: ExitCodeValue;
+  readonly signal: 'SIGINT' | 'SIGTERM';
+  constructor(signal: 'SIGINT' | 'SIGTERM') {
+    super(`stopped by ${signal} (the token refresh in flight was saved first).`, { code: 'interrupted' });
+    this.signal = signal;
+    this.exitCode = signal === 'SIGINT' ? ExitCode.INTERRUPTED : ExitCode.TERMINATED;
+  }
+}
 
 export function isOauthmailError(e: unknown): e is OauthmailError {
   return e instanceof OauthmailError;

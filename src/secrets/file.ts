@@ -120,10 +120,12 @@ export async function encryptSecret(
   plaintext: string,
   passphrase: string,
   kdf: { N: number; r: number; p: number } = SCRYPT_DEFAULTS,
+  derived?: { salt: Buffer; key: Buffer },
 ): Promise<string> {
-  const salt = randomBytes(16);
+  // `derived`: a salt and keys made ahead (FileSecretStore.prepare), never used for two writes
+  const salt = derived?.salt ?? randomBytes(16);
   const iv = randomBytes(12);
-  const keys = await scrypt(passphrase, salt, kdf);
+  const keys = derived?.key ?? (await scrypt(passphrase, salt, kdf));
   const head: Header = {
     v: 2,
     alg: 'aes-256-gcm',
@@ -232,10 +234,12 @@ export async function decryptSecret(
   content: string,
   passphrase: string | undefined,
   file: string,
+  keyFor: (e: KdfParams, passphrase: string) => Promise<Buffer> = (e, pass) =>
+    scrypt(pass, Buffer.from(e.salt, 'base64'), e),
 ): Promise<string> {
-  const { e, salt, iv, tag, ct } = parseEnvelope(content, file);
+  const { e, iv, tag, ct } = parseEnvelope(content, file);
   if (!passphrase) throw new SecretDecryptError(file, 'missing');
-  const keys = await scrypt(passphrase, salt, e);
+  const keys = await keyFor(e, passphrase);
   if (e.v === 2 && keyCheck(keys.subarray(32)) !== e.kcv) throw new SecretDecryptError(file, 'wrong');
   try {
     const d = createDecipheriv('aes-256-gcm', keys.subarray(0, 32), iv);
@@ -249,6 +253,8 @@ export async function decryptSecret(
     throw new SecretDecryptError(file, 'wrong-or-changed', cause);
   }
 }
+
+type KdfParams = Pick<Envelope, 'N' | 'r' | 'p' | 'salt'>;
 
 export interface FileSecretStoreOptions {
   secretsDir: string;
@@ -296,7 +302,9 @@ export class FileSecretStore implements SecretStore {
     const file = this.pathFor(profile, kind);
     const content = await this.readChecked(file);
     if (content === undefined) return undefined;
-    const value = isEncryptedContent(content) ? await decryptSecret(content, this.passphrase, file) : content;
+    const value = isEncryptedContent(content)
+      ? await decryptSecret(content, this.passphrase, file, this.keyFor)
+      : content;
     registerSecret(value);
     return value;
   }
@@ -304,15 +312,67 @@ export class FileSecretStore implements SecretStore {
   async set(profile: string, kind: SecretKind, value: string): Promise<void> {
     registerSecret(value);
     const file = this.pathFor(profile, kind);
-    // Never replace an encrypted file we cannot decrypt: with a wrong passphrase that would
-    // silently re-key it, and without one it would downgrade it to plain text.
-    const existing = await this.readChecked(file);
-    if (existing !== undefined && isEncryptedContent(existing))
-      await decryptSecret(existing, this.passphrase, file);
+    // prepared (under the lock that serializes this secret's writes): checked and made ready then
+    if (!this.prepared.delete(file)) {
+      await this.checkReplaceable(file);
+      await ensurePrivateDir(this.dir);
+      await ensurePrivateDir(path.dirname(file));
+    }
+    let data = value;
+    if (this.passphrase) {
+      const derived = this.fresh.get(file) ?? (await this.freshKey());
+      this.fresh.delete(file);
+      data = await encryptSecret(value, this.passphrase, this.kdf, derived);
+    }
+    await atomicWriteFile(file, data, 0o600, { dirReady: true, removeStaleTemps: true });
+  }
+
+  /**
+   * Everything a following set() of this secret would do before writing: the folders, the check
+   * that an existing encrypted file is ours, and the derivation of the new file's key (scrypt,
+   * the slow part). A token refresh calls it before its request, so that the provider's answer
+   * is on disk within milliseconds (a process killed in between loses a rotated refresh token).
+   */
+  async prepare(profile: string, kind: SecretKind): Promise<void> {
+    const file = this.pathFor(profile, kind);
     await ensurePrivateDir(this.dir);
     await ensurePrivateDir(path.dirname(file));
-    const data = this.passphrase ? await encryptSecret(value, this.passphrase, this.kdf) : value;
-    await atomicWriteFile(file, data, 0o600, { removeStaleTemps: true });
+    await this.checkReplaceable(file);
+    if (this.passphrase && !this.fresh.has(file)) this.fresh.set(file, await this.freshKey());
+    this.prepared.add(file);
+  }
+
+  /** Derived keys by salt and parameters: a read and the check before the write share one scrypt run. */
+  private readonly keys = new Map<string, Promise<Buffer>>();
+  /** The salt and key of a file's next write, derived by prepare() (each write has a fresh salt and IV). */
+  private readonly fresh = new Map<string, { salt: Buffer; key: Buffer }>();
+  private readonly prepared = new Set<string>();
+
+  private readonly keyFor = (e: KdfParams, passphrase: string): Promise<Buffer> => {
+    const id = `${e.salt}/${e.N}/${e.r}/${e.p}`;
+    let k = this.keys.get(id);
+    if (!k) {
+      k = scrypt(passphrase, Buffer.from(e.salt, 'base64'), e);
+      this.keys.set(id, k);
+      k.catch(() => this.keys.delete(id));
+    }
+    return k;
+  };
+
+  private async freshKey(): Promise<{ salt: Buffer; key: Buffer }> {
+    const salt = randomBytes(16);
+    return { salt, key: await scrypt(this.passphrase!, salt, this.kdf) };
+  }
+
+  /**
+   * Never replace an encrypted file we cannot decrypt: with a wrong passphrase that would
+   * silently re-key it, and without one it would downgrade it to plain text. (After a read of
+   * the file in this process, the check costs no scrypt run: the key is remembered.)
+   */
+  private async checkReplaceable(file: string): Promise<void> {
+    const existing = await this.readChecked(file);
+    if (existing !== undefined && isEncryptedContent(existing))
+      await decryptSecret(existing, this.passphrase, file, this.keyFor);
   }
 
   async delete(profile: string, kind: SecretKind): Promise<boolean> {

@@ -1,6 +1,9 @@
 /**
  * OS keychain store through keytar (Secret Service on Linux, Keychain on macOS, Credential
- * Manager on Windows). Service `oauthmail`, account `<profile>/<kind>`.
+ * Manager on Windows). Service `oauthmail`, account `<config id>/<profile>/<kind>`: the keychain
+ * is one per user, config folders are many (a test config beside the real one, one per job), and
+ * each must keep its own sign-ins. Items from before configs had an ID (`<profile>/<kind>`) move
+ * to the first config that uses them.
  *
  * keytar is an optionalDependency and is imported lazily: a missing or unloadable module means
  * "keychain unavailable", never a crash. Every keytar call runs under a timeout (default
@@ -26,8 +29,9 @@
  * getPassword does (same attributes) and reads it over a plain Secret Service session on the
  * private session bus. That is as fast as keytar's call, saves loading the native module and
  * its probe call (the `token` start-up path), answers "locked" instead of "nothing stored" for
- * a locked keyring, and can be abandoned at the timeout like any socket. Writes and deletes stay
- * with keytar.
+ * a locked keyring, and can be abandoned at the timeout like any socket. Writes and deletes go
+ * the same way (the write that ends a token refresh is then one round trip on an open
+ * connection); keytar does them when ours cannot: a locked keyring (its prompt), or any trouble.
  */
 import { existsSync } from 'node:fs';
 import { InternalError } from '../errors/index.js';
@@ -158,6 +162,18 @@ export interface KeychainStoreOptions {
   /** For tests: a keytar stand-in (then reads use it too, not the D-Bus reader). */
   loadKeytar?: () => Promise<KeytarLike>;
   platform?: NodeJS.Platform;
+  /**
+   * The config's ID (Config.id), which keys the items per config folder: account
+   * `<id>/<profile>/<kind>`. Without one, the account is `<profile>/<kind>` (before 0.x every
+   * config shared those: see moveLock).
+   */
+  namespace?: string | (() => Promise<string | undefined>);
+  /**
+   * Items stored before the config had an ID (`<profile>/<kind>`) are moved to the config's own
+   * account on first use, under this lock (the first config that uses the name claims them).
+   * Without it, such items are not looked at.
+   */
+  moveLock?: <T>(fn: () => Promise<T>) => Promise<T>;
 }
 
 export type ProbeResult =
@@ -177,7 +193,13 @@ export class KeychainStore implements SecretStore {
   /** The connection the precheck opened, kept (unref'd: idle, it does not hold the process) for reads. */
   private bus: import('./dbus.js').DBusConnection | undefined;
 
+  private readonly namespaceOption: KeychainStoreOptions['namespace'];
+  private namespace: Promise<string | undefined> | undefined;
+  private readonly moveLock: KeychainStoreOptions['moveLock'];
+
   constructor(options: KeychainStoreOptions = {}) {
+    this.namespaceOption = options.namespace;
+    this.moveLock = options.moveLock;
     const platform = options.platform ?? process.platform;
     this.platform = platform;
     this.timeoutMs = options.timeoutMs ?? keychainTimeoutMs(options.env ?? process.env);
@@ -244,6 +266,30 @@ export class KeychainStore implements SecretStore {
     throw new KeychainUnavailableError(r.reason);
   }
 
+  /**
+   * A write over our own D-Bus client, as keytar.setPassword would store it: one round trip on
+   * the open connection instead of loading keytar and libsecret opening its own (the write that
+   * ends a token refresh must be quick, see SecretStore.prepare). False: keytar should do it (a
+   * locked keyring, whose prompt keytar handles, or any trouble, which it reports in its words).
+   */
+  private async writeOwn(account: string, value: string): Promise<boolean> {
+    if (!this.ownReader || !process.env.DBUS_SESSION_BUS_ADDRESS) return false;
+    await this.precheck();
+    const { storeOn, keytarAttributes } = await import('./secret-service.js');
+    const attrs = keytarAttributes(KEYCHAIN_SERVICE, account);
+    const r = await storeOn(this.bus!, attrs, `${KEYCHAIN_SERVICE}/${account}`, value, this.timeoutMs);
+    return r.status === 'stored';
+  }
+
+  /** A delete over our own D-Bus client (see writeOwn); undefined: keytar should do it. */
+  private async deleteOwn(account: string): Promise<boolean | undefined> {
+    if (!this.ownReader || !process.env.DBUS_SESSION_BUS_ADDRESS) return undefined;
+    await this.precheck();
+    const { deleteOn, keytarAttributes } = await import('./secret-service.js');
+    const r = await deleteOn(this.bus!, keytarAttributes(KEYCHAIN_SERVICE, account), this.timeoutMs);
+    return r.status === 'deleted' ? true : r.status === 'absent' ? false : undefined;
+  }
+
   private backend(): RawBackend {
     const ms = () => this.timeoutMs;
     return {
@@ -254,10 +300,13 @@ export class KeychainStore implements SecretStore {
         return v ?? undefined;
       },
       set: async (account, value) => {
+        if (await this.writeOwn(account, value)) return;
         const k = await this.kt();
         await withTimeout('write', ms(), () => k.setPassword(KEYCHAIN_SERVICE, account, value));
       },
       delete: async (account) => {
+        const own = await this.deleteOwn(account);
+        if (own !== undefined) return own;
         const k = await this.kt();
         return withTimeout('delete', ms(), () => k.deletePassword(KEYCHAIN_SERVICE, account));
       },
@@ -285,19 +334,62 @@ export class KeychainStore implements SecretStore {
     }
   }
 
+  private ns(): Promise<string | undefined> {
+    const o = this.namespaceOption;
+    this.namespace ??= typeof o === 'function' ? o() : Promise.resolve(o);
+    return this.namespace;
+  }
+
   async get(profile: string, kind: SecretKind): Promise<string | undefined> {
-    const v = await this.split.get(account(profile, kind));
+    const ns = await this.ns();
+    const own = account(ns, profile, kind);
+    let v = await this.split.get(own);
+    if (v === undefined && ns !== undefined && this.moveLock) {
+      const legacy = account(undefined, profile, kind);
+      if ((await this.split.get(legacy)) !== undefined) {
+        // under the lock, looked at again: a concurrent process may have moved it (and a refresh
+        // may have replaced it since), and the config's own item always wins
+        v = await this.moveLock(async () => {
+          const now = await this.split.get(own);
+          if (now !== undefined) return now;
+          const old = await this.split.get(legacy);
+          if (old === undefined) return undefined;
+          await this.split.set(own, old);
+          await this.split.delete(legacy);
+          return old;
+        });
+      }
+    }
     registerSecret(v);
     return v;
   }
 
   async set(profile: string, kind: SecretKind, value: string): Promise<void> {
     registerSecret(value);
-    await this.split.set(account(profile, kind), value);
+    await this.split.set(account(await this.ns(), profile, kind), value);
   }
 
   async delete(profile: string, kind: SecretKind): Promise<boolean> {
-    return this.split.delete(account(profile, kind));
+    const ns = await this.ns();
+    const own = await this.split.delete(account(ns, profile, kind));
+    if (ns === undefined || !this.moveLock) return own;
+    // an item from before the config had an ID would otherwise be moved back on the next read
+    const legacy = await this.moveLock(() => this.split.delete(account(undefined, profile, kind)));
+    return own || legacy;
+  }
+
+  /**
+   * Before a refresh's request: open our D-Bus connection (elsewhere: load keytar and let it open
+   * its session; the first write of a process otherwise pays for that), and count the chunks the
+   * write replaces.
+   */
+  async prepare(profile: string, kind: SecretKind): Promise<void> {
+    if (this.ownReader && process.env.DBUS_SESSION_BUS_ADDRESS) await this.precheck();
+    else {
+      const k = await this.kt();
+      await withTimeout('prepare', this.timeoutMs, () => k.getPassword(KEYCHAIN_SERVICE, '.probe'));
+    }
+    await this.split.prepare(account(await this.ns(), profile, kind));
   }
 }
 
@@ -305,8 +397,9 @@ function isSecretServicePlatform(p: NodeJS.Platform): boolean {
   return p === 'linux' || p === 'freebsd' || p === 'openbsd';
 }
 
-function account(profile: string, kind: SecretKind): string {
+function account(namespace: string | undefined, profile: string, kind: SecretKind): string {
   assertSafeName(profile, 'profile name');
   assertSafeName(kind, 'secret kind');
-  return `${profile}/${kind}`;
+  // a profile name has no "/", so `<id>/<profile>/<kind>` never reads as an older `<profile>/<kind>`
+  return namespace === undefined ? `${profile}/${kind}` : `${namespace}/${profile}/${kind}`;
 }

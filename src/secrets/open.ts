@@ -18,7 +18,12 @@ import path from 'node:path';
 import type { Paths } from '../config/paths.js';
 import { atomicWriteFile, readFileIfExists } from '../util/fs.js';
 import { FileSecretStore } from './file.js';
-import { KeychainStore, type ProbeResult } from './keychain.js';
+import {
+  KeychainStore,
+  KeychainUnavailableError,
+  type KeychainStoreOptions,
+  type ProbeResult,
+} from './keychain.js';
 import type { SecretKind, SecretStore, StoreKind } from './types.js';
 
 export type StorageMode = 'auto' | 'keychain' | 'file';
@@ -31,6 +36,10 @@ export interface OpenSecretStoreOptions {
   warn?: (message: string) => void;
   /** For tests: a prepared keychain store. */
   keychain?: KeychainStore;
+  /** The config's ID, which keys its keychain items (KeychainStoreOptions.namespace). */
+  namespace?: KeychainStoreOptions['namespace'];
+  /** The lock under which older items are moved to the config's own (KeychainStoreOptions.moveLock). */
+  moveLock?: KeychainStoreOptions['moveLock'];
 }
 
 export const FALLBACK_MARKER = 'keychain-fallback-warned';
@@ -127,7 +136,8 @@ export async function openSecretStore(options: OpenSecretStoreOptions): Promise<
   const { paths } = options;
   if (options.storage === 'file') return fileStore(paths, env);
 
-  const keychain = options.keychain ?? new KeychainStore({ env });
+  const keychain =
+    options.keychain ?? new KeychainStore({ env, namespace: options.namespace, moveLock: options.moveLock });
   const probe = await keychain.probe();
   if (options.storage === 'keychain') {
     if (!probe.ok) throw new KeychainUnreachableError(describeUnavailable(probe, env), probe.error);
@@ -170,13 +180,18 @@ export interface SecretLocation {
  * Existence only: an encrypted file is reported without being decrypted.
  */
 export async function locateSecret(
-  options: { paths: Paths; env?: NodeJS.ProcessEnv; keychain?: KeychainStore },
+  options: {
+    paths: Paths;
+    env?: NodeJS.ProcessEnv;
+    keychain?: KeychainStore;
+    namespace?: KeychainStoreOptions['namespace'];
+  },
   profile: string,
   kind: SecretKind,
 ): Promise<SecretLocation[]> {
   const env = options.env ?? process.env;
   const found: SecretLocation[] = [];
-  const keychain = options.keychain ?? new KeychainStore({ env });
+  const keychain = options.keychain ?? new KeychainStore({ env, namespace: options.namespace });
   if ((await keychain.probe()).ok && (await keychain.get(profile, kind)) !== undefined) {
     found.push({ kind: 'keychain', location: keychain.location, store: keychain });
   }

@@ -229,3 +229,112 @@ export async function probeSecretService(address: string, timeoutMs: number): Pr
   r.conn.close();
   return { ok: true, state: r.state };
 }
+
+export type StoreResult = { status: 'stored' } | { status: 'locked' } | { status: 'failed'; reason: string };
+
+/**
+ * Store `value` as keytar.setPassword would (same attributes, label and content type, in the
+ * default collection, replacing the item with the same attributes), on a connection from
+ * openSecretService. One plain session for the call. A locked collection (which would need a
+ * prompt) and any other trouble are reported, never thrown: the caller then uses keytar.
+ */
+export async function storeOn(
+  conn: DBusConnection,
+  attrs: Record<string, string>,
+  label: string,
+  value: string,
+  timeoutMs: number,
+): Promise<StoreResult> {
+  const deadline = Date.now() + timeoutMs;
+  const left = () => Math.max(1, deadline - Date.now());
+  const svc = { destination: SECRETS_NAME, path: SERVICE_PATH, interface: SERVICE_IFACE };
+  let session: string | undefined;
+  const secret = Buffer.from(value, 'utf8');
+  try {
+    const opened = await conn.call({
+      ...svc,
+      member: 'OpenSession',
+      signature: 'sv',
+      body: ['plain', new Variant('s', '')],
+      timeoutMs: left(),
+    });
+    session = opened[1] as string;
+    const [, prompt] = await conn.call({
+      destination: SECRETS_NAME,
+      path: '/org/freedesktop/secrets/aliases/default',
+      interface: 'org.freedesktop.Secret.Collection',
+      member: 'CreateItem',
+      signature: 'a{sv}(oayays)b',
+      body: [
+        {
+          'org.freedesktop.Secret.Item.Label': new Variant('s', label),
+          'org.freedesktop.Secret.Item.Attributes': new Variant('a{ss}', attrs),
+        },
+        [session, Buffer.alloc(0), secret, 'text/plain'],
+        true,
+      ],
+      timeoutMs: left(),
+    });
+    // "/" means done; anything else is a prompt (a locked collection), which we do not show
+    return prompt === '/' ? { status: 'stored' } : { status: 'locked' };
+  } catch (e) {
+    if (e instanceof DBusError && e.errorName === 'org.freedesktop.Secret.Error.IsLocked')
+      return { status: 'locked' };
+    return { status: 'failed', reason: msg(e) };
+  } finally {
+    secret.fill(0);
+    // not awaited: the item is stored once CreateItem has answered (and the session ends with
+    // the connection anyway), so the caller need not wait one more round trip
+    if (session !== undefined)
+      void conn
+        .call({
+          destination: SECRETS_NAME,
+          path: session,
+          interface: 'org.freedesktop.Secret.Session',
+          member: 'Close',
+          timeoutMs: left(),
+        })
+        .catch(() => undefined);
+  }
+}
+
+export type DeleteResult =
+  { status: 'deleted' | 'absent' } | { status: 'locked' } | { status: 'failed'; reason: string };
+
+/**
+ * Delete the items keytar.deletePassword would (the unlocked ones with these attributes), on a
+ * connection from openSecretService. A locked match or any trouble is reported, never thrown.
+ */
+export async function deleteOn(
+  conn: DBusConnection,
+  attrs: Record<string, string>,
+  timeoutMs: number,
+): Promise<DeleteResult> {
+  const deadline = Date.now() + timeoutMs;
+  const left = () => Math.max(1, deadline - Date.now());
+  try {
+    const [unlocked, locked] = (await conn.call({
+      destination: SECRETS_NAME,
+      path: SERVICE_PATH,
+      interface: SERVICE_IFACE,
+      member: 'SearchItems',
+      signature: 'a{ss}',
+      body: [attrs],
+      timeoutMs: left(),
+    })) as [string[], string[]];
+    if (locked.length > 0) return { status: 'locked' };
+    for (const item of unlocked) {
+      const [prompt] = await conn.call({
+        destination: SECRETS_NAME,
+        path: item,
+        interface: 'org.freedesktop.Secret.Item',
+        member: 'Delete',
+        timeoutMs: left(),
+      });
+      if (prompt !== '/') return { status: 'locked' };
+    }
+    return { status: unlocked.length > 0 ? 'deleted' : 'absent' };
+  } catch (e) {
+    return { status: 'failed', reason: msg(e) };
+  }
+}

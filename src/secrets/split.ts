@@ -114,8 +114,23 @@ export class SplitStore {
     }
   }
 
-  async set(account: string, value: string): Promise<void> {
+  /**
+   * Before a set() of `account` that must be quick (a token refresh, see SecretStore.prepare):
+   * count the chunks the current head names and clear the leftovers of an interrupted write
+   * beyond them (no head refers to those), so that the set is the writes and nothing more.
+   */
+  async prepare(account: string): Promise<void> {
     const oldCount = await this.chunkCount(account);
+    await this.deleteChunksFrom(account, oldCount + 1, oldCount);
+    this.prepared.set(account, oldCount);
+  }
+
+  private readonly prepared = new Map<string, number>();
+
+  async set(account: string, value: string): Promise<void> {
+    const known = this.prepared.get(account);
+    this.prepared.delete(account);
+    const oldCount = known ?? (await this.chunkCount(account));
     // A small value is stored as it is, unless it could be mistaken for a manifest (or is empty,
     // which keychains refuse): those go through the split format with 0 or 1 chunk.
     const plainOk = value.length > 0 && !value.startsWith(MANIFEST_PREFIX);
@@ -128,7 +143,8 @@ export class SplitStore {
       for (let i = 0; i < chunks.length; i++) await this.backend.set(`${account}#${i + 1}`, chunks[i]!);
       await this.backend.set(account, `${MANIFEST_PREFIX}${newCount}:${sha256(value)}`);
     }
-    await this.deleteChunksFrom(account, newCount + 1, oldCount);
+    if (known === undefined) await this.deleteChunksFrom(account, newCount + 1, oldCount);
+    else for (let i = newCount + 1; i <= oldCount; i++) await this.backend.delete(`${account}#${i}`);
   }
 
   async delete(account: string): Promise<boolean> {

@@ -26,4 +26,12 @@ export interface SecretStore {
   set(profile: string, kind: SecretKind, value: string): Promise<void>;
   /** Returns true if something was deleted. */
   delete(profile: string, kind: SecretKind): Promise<boolean>;
+  /**
+   * Optional: do now what a following set() of this secret would otherwise do first (derive the
+   * encryption key, load the keychain module, clear leftovers), so that the set itself is short.
+   * A token refresh calls it before its request (the new refresh token exists only in memory from
+   * the provider's answer until the set is done). Call it under the lock that serializes the
+   * secret's writes (`token-<profile>`), held until the set: what it checked must still hold.
+   */
+  prepare?(profile: string, kind: SecretKind): Promise<void>;
 }

@@ -127,12 +127,15 @@ export async function atomicWriteFile(
   file: string,
   data: string | Uint8Array,
   mode = 0o600,
-  opts: { privateDir?: boolean; removeStaleTemps?: boolean } = {},
+  opts: { privateDir?: boolean; removeStaleTemps?: boolean; dirReady?: boolean } = {},
 ): Promise<void> {
   const dir = path.dirname(file);
+  // dirReady: the caller made sure of the folder already (a prepared write saves the calls);
   // our own folders are made (and kept) 0700; a folder the user named (fetch --out) is left as it is
-  if (opts.privateDir === false) await ensureDir(dir);
-  else await ensurePrivateDir(dir);
+  if (!opts.dirReady) {
+    if (opts.privateDir === false) await ensureDir(dir);
+    else await ensurePrivateDir(dir);
+  }
   if (opts.removeStaleTemps) await removeStaleTemps(file);
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   await writeTempFile(tmp, data, { mode });

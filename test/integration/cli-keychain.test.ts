@@ -44,13 +44,20 @@ const add = (name: string, storage: string) => [
   storage,
 ];
 
+/** The keychain account of a secret: `<config id>/<profile>/<kind>` (items are keyed per config). */
+function accountOf(configFile: string, profile: string, kind = 'client-secret'): string {
+  const id = (JSON.parse(readFileSync(configFile, 'utf8')) as { id?: string }).id;
+  expect(id).toMatch(/^[0-9a-f]{16}$/);
+  return `${id}/${profile}/${kind}`;
+}
+
 describe('client secrets in the real keychain', () => {
   it('stored, read back, replaced, moved on rename, deleted with the profile', async () => {
     const home = cliHome();
     const name = `kc${Date.now().toString(36)}`;
     const r = await home.run(add(name, 'keychain'), { input: FIRST });
     expect(r.code, r.stderr).toBe(0);
-    expect(await keytar.getPassword('oauthmail', `${name}/client-secret`)).toBe(FIRST);
+    expect(await keytar.getPassword('oauthmail', accountOf(home.configFile, name))).toBe(FIRST);
     // nothing on disk
     expect(readFileSync(home.configFile, 'utf8')).not.toContain(FIRST);
 
@@ -61,16 +68,16 @@ describe('client secrets in the real keychain', () => {
 
     const rep = await home.run(['profile', 'secret', name, '--stdin'], { input: SECOND });
     expect(rep.code, rep.stderr).toBe(0);
-    expect(await keytar.getPassword('oauthmail', `${name}/client-secret`)).toBe(SECOND);
+    expect(await keytar.getPassword('oauthmail', accountOf(home.configFile, name))).toBe(SECOND);
 
     const renamed = `${name}x`;
     expect((await home.run(['profile', 'rename', name, renamed])).code).toBe(0);
-    expect(await keytar.getPassword('oauthmail', `${name}/client-secret`)).toBeNull();
-    expect(await keytar.getPassword('oauthmail', `${renamed}/client-secret`)).toBe(SECOND);
+    expect(await keytar.getPassword('oauthmail', accountOf(home.configFile, name))).toBeNull();
+    expect(await keytar.getPassword('oauthmail', accountOf(home.configFile, renamed))).toBe(SECOND);
 
     const rm = await home.run(['profile', 'remove', renamed, '--yes']);
     expect(rm.code, rm.stderr).toBe(0);
-    expect(await keytar.getPassword('oauthmail', `${renamed}/client-secret`)).toBeNull();
+    expect(await keytar.getPassword('oauthmail', accountOf(home.configFile, renamed))).toBeNull();
     for (const out of [r, show, rep, rm])
       expect(out.stdout + out.stderr).not.toMatch(/first-secret|second-secret/);
   });
@@ -81,7 +88,7 @@ describe('client secrets in the real keychain', () => {
     const r = await home.run(add(name, 'auto'), { input: FIRST });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).not.toMatch(/warning/);
-    expect(await keytar.getPassword('oauthmail', `${name}/client-secret`)).toBe(FIRST);
+    expect(await keytar.getPassword('oauthmail', accountOf(home.configFile, name))).toBe(FIRST);
     expect((await home.run(['profile', 'remove', name, '--yes'])).code).toBe(0);
   });
 });

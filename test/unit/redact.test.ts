@@ -60,8 +60,8 @@ describe('errors', () => {
     expect(new MailServerError('no', { code: 'smtp_auth', serverCode: 535 }).exitCode).toBe(5);
   });
 
-  it('the exit code table covers 0..6 once each', () => {
-    expect(EXIT_CODE_TABLE.map((e) => e.code)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+  it('the exit code table covers 0..6, 130 and 143 once each', () => {
+    expect(EXIT_CODE_TABLE.map((e) => e.code)).toEqual([0, 1, 2, 3, 4, 5, 6, 130, 143]);
   });
 });
 

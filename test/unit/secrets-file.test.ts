@@ -176,6 +176,35 @@ describe('file store, encrypted with OAUTHMAIL_PASSPHRASE', () => {
       isEncryptedContent(await fsp.readFile(path.join(secretsDir, 'work', 'client-secret'), 'utf8')),
     ).toBe(true);
   });
+
+  it('prepare, then set: a fresh salt made ahead, the file readable; prepare refuses a file of another passphrase', async () => {
+    const s = new FileSecretStore({ secretsDir, passphrase: 'correct horse battery', kdf });
+    // the first write of a profile (no folder, no file yet)
+    await s.prepare('work', 'token-cache');
+    await s.set('work', 'token-cache', SECRET);
+    const file = path.join(secretsDir, 'work', 'token-cache');
+    const first = JSON.parse(await fsp.readFile(file, 'utf8'));
+    expect(await mode(file)).toBe(0o600);
+    expect(await s.get('work', 'token-cache')).toBe(SECRET);
+    // a rewrite: prepared keys are used once, so each write still has its own salt and IV
+    await s.prepare('work', 'token-cache');
+    await s.set('work', 'token-cache', `${SECRET}-2`);
+    const second = JSON.parse(await fsp.readFile(file, 'utf8'));
+    expect(second.salt).not.toBe(first.salt);
+    expect(second.iv).not.toBe(first.iv);
+    expect(
+      await new FileSecretStore({ secretsDir, passphrase: 'correct horse battery' }).get(
+        'work',
+        'token-cache',
+      ),
+    ).toBe(`${SECRET}-2`);
+    const before = await fsp.readFile(file, 'utf8');
+    const other = new FileSecretStore({ secretsDir, passphrase: 'another one', kdf });
+    await expect(other.prepare('work', 'token-cache')).rejects.toMatchObject({
+      code: 'secret_decrypt_failed',
+    });
+    expect(await fsp.readFile(file, 'utf8')).toBe(before);
+  });
 });
 
 describe('file store: damaged files, scrypt cost and old formats', () => {

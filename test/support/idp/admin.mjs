@@ -195,6 +195,33 @@ async function route(ctx, req, res, url) {
     return sendJson(res, 200, { ok: true, consented: set ? [...set] : [] });
   }
 
+  if (path === '/_admin/refresh-token' && method === 'POST') {
+    // Whether a refresh token still works, without redeeming (and so rotating) it.
+    const t = String(body.token || '');
+    if (state.pendingRefresh?.has(t)) return sendJson(res, 200, { pending: true });
+    const entra = state.refreshTokens.get(t);
+    if (entra) {
+      const live = !entra.revoked && !(entra.usedAt && state.config.rejectRotatedRefreshTokens);
+      return sendJson(res, 200, {
+        provider: 'microsoft',
+        live,
+        usedAt: entra.usedAt ?? null,
+        answeredAt: entra.answeredAt ?? null,
+      });
+    }
+    const g = state.googleRefreshTokens.get(t);
+    if (g) return sendJson(res, 200, { provider: 'google', live: !g.revoked });
+    const c = state.custom?.refreshTokens.get(t);
+    if (c)
+      return sendJson(res, 200, {
+        provider: 'custom',
+        live: !c.used,
+        usedAt: c.usedAt ?? null,
+        answeredAt: c.answeredAt ?? null,
+      });
+    return sendJson(res, 200, { provider: null, live: false });
+  }
+
   if (path === '/_admin/revoke-refresh-tokens' && method === 'POST') {
     let revoked = 0;
     const u = body.user?.toLowerCase();

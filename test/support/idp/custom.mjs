@@ -12,7 +12,15 @@
 // Dovecot's issuer list is written before this server picks its port.
 import { pkceS256, randomToken } from './jwt.mjs';
 import { readForm, sendJson, redirect, withParams, basicAuth } from './http.mjs';
-import { findGoogleClient, findGoogleUser, redirectUriAllowed, count, idpNow } from './state.mjs';
+import {
+  findGoogleClient,
+  findGoogleUser,
+  redirectUriAllowed,
+  count,
+  pendingRefresh,
+  answered,
+  idpNow,
+} from './state.mjs';
 import { startTxn } from './flow.mjs';
 import { OAuthError } from './tokens.mjs';
 import { normalizeUserCode } from './entra.mjs';
@@ -61,8 +69,17 @@ export async function handleCustom(ctx, req, res, url) {
     const form = await readForm(req);
     req.grantType = form.grant_type;
     count(ctx.state, 'custom.token', form.grant_type || '(none)');
-    if (await ctx.guard(res, 'custom.token', form.grant_type, { counted: true })) return true;
-    sendJson(res, 200, token(ctx, req, form));
+    const unpend = pendingRefresh(
+      ctx.state,
+      form.grant_type === 'refresh_token' ? form.refresh_token : undefined,
+    );
+    try {
+      if (await ctx.guard(res, 'custom.token', form.grant_type, { counted: true })) return true;
+      sendJson(res, 200, token(ctx, req, form));
+      answered(custom(ctx.state).refreshTokens, form);
+    } finally {
+      unpend();
+    }
     return true;
   }
   if (p === '/custom/revoke' && req.method === 'POST') {
@@ -203,6 +220,7 @@ function token(ctx, req, form) {
       if (!rec || rec.used || rec.clientId !== client.clientId)
         throw err(400, 'invalid_grant', 'refresh token is invalid, expired or revoked');
       rec.used = true; // rotation: each refresh token is good once
+      rec.usedAt = Date.now();
       return mintCustomTokens(ctx, rec);
     }
     case DEVICE_GRANT: {

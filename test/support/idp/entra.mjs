@@ -3,8 +3,17 @@ import { randomBytes } from 'node:crypto';
 import { decodeJwt, verifyJwtSignature, pkceS256, randomToken, randomUUID } from './jwt.mjs';
 import { readForm, sendJson, sendHtml, redirect, basicAuth, withParams } from './http.mjs';
 import { errorPage, formPostPage, deviceCodePage, deviceDonePage } from './pages.mjs';
-import { findClient, findUser, redirectUriAllowed, hasConsent, grantConsent, count } from './state.mjs';
-import { idpNow } from './state.mjs';
+import {
+  findClient,
+  findUser,
+  redirectUriAllowed,
+  hasConsent,
+  grantConsent,
+  count,
+  pendingRefresh,
+  answered,
+  idpNow,
+} from './state.mjs';
 import { startTxn, sessionUser, needsConsent } from './flow.mjs';
 import {
   entraError,
@@ -505,12 +514,14 @@ async function token(ctx, req, res, tenant) {
   req.grantType = grant;
   count(state, 'token', grant || '(none)');
   const release = ctx.enter('token');
+  const unpend = pendingRefresh(state, grant === 'refresh_token' ? form.refresh_token : undefined);
   try {
     if (await ctx.guard(res, 'token', grant, { counted: true })) return;
     const correlationId = req.headers['client-request-id'];
     try {
       const body = await tokenGrant(ctx, req, form, grant, tenant);
       sendJson(res, 200, body);
+      answered(state.refreshTokens, form);
     } catch (e) {
       if (e instanceof OAuthError && correlationId && e.body?.correlation_id) {
         e.body.error_description = e.body.error_description.replace(e.body.correlation_id, correlationId);
@@ -519,6 +530,7 @@ async function token(ctx, req, res, tenant) {
       throw e;
     }
   } finally {
+    unpend();
     release();
   }
 }

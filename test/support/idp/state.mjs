@@ -133,6 +133,25 @@ export function count(state, endpoint, sub) {
   obj[sub] = (obj[sub] || 0) + 1;
 }
 
+/**
+ * A refresh_token grant for `token` is being handled (read, maybe delayed by a fault, not yet
+ * answered): `/_admin/refresh-token` says so, so that a test can wait for the request of a
+ * client it killed to be settled. Returns the function that ends it.
+ */
+export function pendingRefresh(state, token) {
+  if (!token) return () => undefined;
+  const m = (state.pendingRefresh ||= new Map());
+  m.set(token, (m.get(token) || 0) + 1);
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    const n = (m.get(token) || 1) - 1;
+    if (n > 0) m.set(token, n);
+    else m.delete(token);
+  };
+}
+
 /** Track concurrent requests per endpoint; returns the function that ends the request. */
 export function enter(state, endpoint) {
   const c = (state.inFlight[endpoint] ||= { current: 0, max: 0 });
@@ -243,4 +262,10 @@ export function redirectUriAllowed(client, redirectUri) {
     }
   }
   return false;
+}
+
+/** For /_admin/refresh-token: when the answer to a refresh with this token left (ms since the epoch). */
+export function answered(map, form) {
+  const rec = form.grant_type === 'refresh_token' && form.refresh_token && map.get(form.refresh_token);
+  if (rec) rec.answeredAt = Date.now();
 }

@@ -1,0 +1,74 @@
+/**
+ * Critical sections that SIGINT and SIGTERM must not cut short.
+ *
+ * A refresh that the provider answers with a rotated refresh token burns the old one at once
+ * (Entra, most custom providers). From the moment the request leaves until the new token is in
+ * the store, the only copy of a working refresh token is in this process's memory: dying there
+ * loses the sign-in. So `critical(fn)` runs fn with SIGINT and SIGTERM recorded instead of
+ * acted on, and when fn has finished (the write is done) raises InterruptedError (exit 130 or
+ * 143, as a shell reports those signals), which unwinds through the lock's release to main().
+ *
+ * A command that handles the signal itself (fetch, send, watch and exec stop in their own
+ * orderly way) keeps doing so: when another listener is there, the signal is theirs and the
+ * critical section does not raise. SIGKILL cannot be deferred; for it the providers keep the
+ * window from the provider's answer to the durable write short (the key derived and the store
+ * prepared before the request), and `sinceProviderAnswer()` measures that window for --verbose.
+ */
+import { InterruptedError } from '../errors/index.js';
+
+const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+type Sig = (typeof SIGNALS)[number];
+
+let depth = 0;
+let pending: Sig | undefined;
+
+const onSignal = (sig: Sig) => {
+  // another listener (a command's own orderly stop) handles it; we only stand in for the default
+  if (process.listenerCount(sig) > 1) return;
+  pending ??= sig;
+};
+const listeners: Record<Sig, () => void> = {
+  SIGINT: () => onSignal('SIGINT'),
+  SIGTERM: () => onSignal('SIGTERM'),
+};
+
+/** Run fn with SIGINT/SIGTERM deferred; if one came meanwhile, throw InterruptedError after fn. */
+export async function critical<T>(fn: () => Promise<T>): Promise<T> {
+  if (depth++ === 0) for (const s of SIGNALS) process.on(s, listeners[s]);
+  let result: T;
+  try {
+    result = await fn();
+  } finally {
+    if (--depth === 0) for (const s of SIGNALS) process.off(s, listeners[s]);
+    if (pending && depth === 0) {
+      const sig = pending;
+      pending = undefined;
+      // eslint-disable-next-line no-unsafe-finally -- the stop the user asked for wins over fn's outcome
+      throw new InterruptedError(sig);
+    }
+  }
+  return result;
+}
+
+/** Whether a SIGINT/SIGTERM is waiting for the current critical section to end. */
+export function interruptPending(): boolean {
+  return pending !== undefined;
+}
+
+let answeredAt: number | undefined;
+
+/** The identity provider's token endpoint just answered (network.ts, http-retry.ts). */
+export function noteProviderAnswer(): void {
+  answeredAt = performance.now();
+}
+
+/** --verbose: how long the provider's answer existed only in memory (the window a SIGKILL can hit). */
+export function debugStoredAfterAnswer(debug: (line: string) => void): void {
+  const ms = sinceProviderAnswer();
+  if (ms !== undefined) debug(`token cache stored ${ms.toFixed(1)} ms after the provider's answer`);
+}
+
+/** Milliseconds since the provider's last answer, or undefined if none came in this process. */
+export function sinceProviderAnswer(): number | undefined {
+  return answeredAt === undefined ? undefined : performance.now() - answeredAt;
+}
