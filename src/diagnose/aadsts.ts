@@ -250,9 +250,9 @@ export const AADSTS: Readonly<Record<string, CatalogueEntry>> = {
     exit: ExitCode.CONFIG,
   },
   '90002': {
-    message: () => 'the tenant was not found',
+    message: (c) => `the tenant ${splitAuthority(c.authority).tenant} was not found at ${splitAuthority(c.authority).base}`,
     hint: (c) =>
-      `check the profile's tenant (a tenant ID or a verified domain): oauthmail profile show ${c.profile}`,
+      `set the profile's tenant to its Directory (tenant) ID or a verified domain: oauthmail profile edit ${c.profile} --set tenant=contoso.onmicrosoft.com (oauthmail profile show ${c.profile} shows the current one)`,
     exit: ExitCode.CONFIG,
   },
   '50196': transient,
