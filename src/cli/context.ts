@@ -62,6 +62,8 @@ export class Context {
       profile,
       source: {
         user,
+        profile: name,
+        provider: profile.provider,
         getAccessToken: async (opts) =>
           (await provider.getToken({ forceRefresh: !!opts?.forceRefresh })).accessToken,
       },

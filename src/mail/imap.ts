@@ -116,7 +116,12 @@ export function redactingLogger(debug: (line: string) => void): Logger {
 }
 
 /** What the server offers, decided right before imapflow authenticates. */
-function chooseMechanism(caps: Map<string, unknown>, sasl: Sasl, host: string): 'XOAUTH2' | 'OAUTHBEARER' {
+function chooseMechanism(
+  caps: Map<string, unknown>,
+  sasl: Sasl,
+  host: string,
+  profileName = 'NAME',
+): 'XOAUTH2' | 'OAUTHBEARER' {
   const bearer = caps.has('AUTH=OAUTHBEARER');
   const xoauth2 = caps.has('AUTH=XOAUTH2') || caps.has('AUTH=XOAUTH');
   const offered =
@@ -130,7 +135,7 @@ function chooseMechanism(caps: Map<string, unknown>, sasl: Sasl, host: string): 
       hint:
         want === 'XOAUTH2 or OAUTHBEARER'
           ? "this server does not accept OAuth tokens over IMAP; check the profile's imap host"
-          : `let oauthmail pick: oauthmail profile edit NAME --sasl auto`,
+          : `let oauthmail pick: oauthmail profile edit ${profileName} --set sasl=auto`,
     });
   if (sasl === 'xoauth2') {
     if (!xoauth2) throw refuse('XOAUTH2');
@@ -155,7 +160,7 @@ export async function connectImap(
   source: TokenSource,
   opts: ImapOptions = {},
 ): Promise<ImapConnection> {
-  const base = imapClientOptions(profile, opts);
+  const base = imapClientOptions(profile, { ...(source.profile ? { profile: source.profile } : {}), ...opts });
   const { ImapFlow } = await import('imapflow');
   const host = base.host ?? '';
   const sasl: Sasl = profile.sasl ?? 'auto';
@@ -173,7 +178,7 @@ export async function connectImap(
     };
     const original = internal.authenticate.bind(client);
     internal.authenticate = async () => {
-      mechanism = chooseMechanism(internal.capabilities, sasl, host);
+      mechanism = chooseMechanism(internal.capabilities, sasl, host, source.profile);
       if (mechanism === 'XOAUTH2') internal.capabilities.delete('AUTH=OAUTHBEARER');
       return original();
     };
@@ -200,14 +205,14 @@ export async function connectImap(
   } catch (e) {
     if (isOauthmailError(e)) throw e;
     if (!(e as { authenticationFailed?: boolean }).authenticationFailed)
-      throw toImapError(e, profile, source.user);
+      throw toImapError(e, profile, source.user, source.profile);
     opts.debug?.('imap: the server refused the token; getting a new one and trying once more');
   }
   try {
     return await attempt(true);
   } catch (e) {
     if (isOauthmailError(e)) throw e;
-    throw toImapError(e, profile, source.user);
+    throw toImapError(e, profile, source.user, source.profile);
   }
 }
 
@@ -223,8 +228,13 @@ export function realImapError(client: ImapFlow, e: unknown): unknown {
   return (e as { code?: unknown } | undefined)?.code === 'NoConnection' ? (closedBy.get(client) ?? e) : e;
 }
 
-export function toImapError(e: unknown, profile: Pick<Profile, 'imap'>, user: string): OauthmailError {
-  return imapError(e, { user, host: profile.imap?.host ?? '' });
+export function toImapError(
+  e: unknown,
+  profile: Pick<Profile, 'imap'>,
+  user: string,
+  profileName?: string,
+): OauthmailError {
+  return imapError(e, { user, host: profile.imap?.host ?? '', ...(profileName ? { profile: profileName } : {}) });
 }
 
 /**
@@ -237,7 +247,7 @@ export function toImapError(e: unknown, profile: Pick<Profile, 'imap'>, user: st
  */
 export function imapError(
   e: unknown,
-  ctx: { user?: string; host?: string; mailbox?: string } = {},
+  ctx: { user?: string; host?: string; mailbox?: string; profile?: string } = {},
 ): OauthmailError {
   if (isOauthmailError(e)) return e;
   const x = (e ?? {}) as { code?: unknown; message?: unknown; response?: unknown; path?: unknown };

