@@ -250,7 +250,8 @@ export const AADSTS: Readonly<Record<string, CatalogueEntry>> = {
     exit: ExitCode.CONFIG,
   },
   '90002': {
-    message: (c) => `the tenant ${splitAuthority(c.authority).tenant} was not found at ${splitAuthority(c.authority).base}`,
+    message: (c) =>
+      `the tenant ${splitAuthority(c.authority).tenant} was not found at ${splitAuthority(c.authority).base}`,
     hint: (c) =>
       `set the profile's tenant to its Directory (tenant) ID or a verified domain: oauthmail profile edit ${c.profile} --set tenant=contoso.onmicrosoft.com (oauthmail profile show ${c.profile} shows the current one)`,
     exit: ExitCode.CONFIG,

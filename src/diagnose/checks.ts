@@ -811,7 +811,11 @@ async function checkSmtp(c: Ctx, r: CheckResult): Promise<string> {
     r.details.authReply = a.lines.join(' ');
     if (a.code !== 235) {
       const reply = a.lines.join(' ');
-      const advice = adviseSmtpReply(reply, { user, profile: c.deps.name, provider: c.deps.profile.provider });
+      const advice = adviseSmtpReply(reply, {
+        user,
+        profile: c.deps.name,
+        provider: c.deps.profile.provider,
+      });
       const tu = c.tokenUser;
       const mismatch = tu && tu.toLowerCase() !== user.toLowerCase();
       const reason = serverReason ? `; server's reason: ${serverReason}` : '';
@@ -846,12 +850,16 @@ async function checkImap(c: Ctx, r: CheckResult): Promise<string> {
   r.details = { host: p.imap!.host, port: p.imap!.port, security: p.imap!.security };
   let conn;
   try {
-    conn = await connectImap(p, { ...staticTokenSource(user, c.token!), profile: c.deps.name }, {
-      ...(c.deps.caFile ? { caFile: c.deps.caFile } : {}),
-      ...(c.deps.insecureTls ? { insecureTls: true } : {}),
-      connectionTimeoutMs: c.deps.timeoutMs ?? 20_000,
-      debug: (l) => c.deps.transcript?.(redact(imapLine(l))),
-    });
+    conn = await connectImap(
+      p,
+      { ...staticTokenSource(user, c.token!), profile: c.deps.name },
+      {
+        ...(c.deps.caFile ? { caFile: c.deps.caFile } : {}),
+        ...(c.deps.insecureTls ? { insecureTls: true } : {}),
+        connectionTimeoutMs: c.deps.timeoutMs ?? 20_000,
+        debug: (l) => c.deps.transcript?.(redact(imapLine(l))),
+      },
+    );
   } catch (e) {
     const f = fromError(e);
     const tu = c.tokenUser;

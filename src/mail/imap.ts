@@ -160,7 +160,10 @@ export async function connectImap(
   source: TokenSource,
   opts: ImapOptions = {},
 ): Promise<ImapConnection> {
-  const base = imapClientOptions(profile, { ...(source.profile ? { profile: source.profile } : {}), ...opts });
+  const base = imapClientOptions(profile, {
+    ...(source.profile ? { profile: source.profile } : {}),
+    ...opts,
+  });
   const { ImapFlow } = await import('imapflow');
   const host = base.host ?? '';
   const sasl: Sasl = profile.sasl ?? 'auto';
@@ -234,7 +237,11 @@ export function toImapError(
   user: string,
   profileName?: string,
 ): OauthmailError {
-  return imapError(e, { user, host: profile.imap?.host ?? '', ...(profileName ? { profile: profileName } : {}) });
+  return imapError(e, {
+    user,
+    host: profile.imap?.host ?? '',
+    ...(profileName ? { profile: profileName } : {}),
+  });
 }
 
 /**

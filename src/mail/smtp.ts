@@ -115,7 +115,10 @@ export class SmtpClient {
   }
 
   static async create(profile: Profile, source: TokenSource, opts: SmtpOptions = {}): Promise<SmtpClient> {
-    const base = transportOptions(profile, { ...(source.profile ? { profile: source.profile } : {}), ...opts });
+    const base = transportOptions(profile, {
+      ...(source.profile ? { profile: source.profile } : {}),
+      ...opts,
+    });
     const { default: nodemailer } = await import('nodemailer');
     // the instance is created below; the callbacks reach it through this holder
     const holder: { c?: SmtpClient } = {};
