@@ -6,7 +6,8 @@
  * custom profiles get their own consent URL and guide, and the Microsoft consent URLs end on a page.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { cliHome, type CliHome, type CliResult } from '../support/cli.js';
+import { backgroundCli, cliHome, type CliHome, type CliResult } from '../support/cli.js';
+import { signInOnPage, withBrowser } from '../support/provider-checks.js';
 import { stackEnv, fixtures as stackFixtures } from '../support/stack-env.js';
 import { ALICE, addMicrosoftProfile, signInDevice, startTestIdp, type TestIdp } from '../support/signin.js';
 
@@ -141,4 +142,83 @@ describe('advice follows the profile, and names it', () => {
     expect(send.code, send.stderr).toBe(3);
     expect(send.stderr).toMatch(/hint: set it: oauthmail profile edit corp --smtp /);
   }, 60_000);
+});
+
+/** A custom-provider profile at the private IdP's /custom authorization server. */
+async function addCustom(h: CliHome, name: string, extra: string[]) {
+  ok(
+    await run(
+      h,
+      [
+        'profile',
+        'add',
+        name,
+        '--provider',
+        'custom',
+        '--issuer',
+        `${idp.url}/custom`,
+        '--client-id',
+        GCLIENT.clientId,
+        '--client-type',
+        'secret',
+        '--client-secret-stdin',
+        '--user',
+        CAROL.email,
+        '--storage',
+        'file',
+        ...extra,
+      ],
+      GCLIENT.secret,
+    ),
+  );
+}
+
+/** `oauthmail login ARGS` in the background; resolves with the authorize URL it prints. */
+function loginInBackground(h: CliHome, args: string[]) {
+  const { matched, done } = backgroundCli(h, ['login', ...args], /(https:\/\/\S+\/custom\/authorize\?\S+)/, {
+    killAfterMs: 90_000,
+  });
+  const early = done.then((r) => Promise.reject(new Error(`exited early (${r.code}): ${r.stderr}`)));
+  return { url: Promise.race([matched, early]).then((m) => m[1]!), done };
+}
+
+describe('custom provider', () => {
+  it('login --device that nobody approves: exit 4 "did not finish in time", like the browser timeout', async () => {
+    const h = home();
+    await addCustom(h, 'corp', ['--scopes', 'mail']);
+    const r = await run(h, ['login', 'corp', '--device', '--timeout', '1']);
+    expect(r.code, r.stderr).toBe(4);
+    expect(r.stderr).toMatch(/oauthmail: the device-code sign-in did not finish in time/);
+    expect(r.stderr).toMatch(/hint: run: oauthmail login corp --device/);
+    expect(r.stderr).not.toMatch(/operation timed out|sign-in failed/);
+  }, 60_000);
+
+  it('offline_access dropped without prompt=consent (OpenID Connect Core 11): the hint says --prompt consent, and that works', async () => {
+    const h = home();
+    await addCustom(h, 'corp', ['--scopes', 'mail offline_access']);
+    const first = loginInBackground(h, ['corp', '--no-browser', '--timeout', '60']);
+    await withBrowser(async (page) => {
+      await signInOnPage(page, await first.url, CAROL);
+      await page.click('#accept');
+      await page.waitForSelector('#oauthmail-success, #oauthmail-error', { timeout: 20_000 });
+    });
+    const r1 = await first.done;
+    expect(r1.code, r1.stderr).toBe(4);
+    expect(r1.stderr).toMatch(/returned no refresh token/);
+    expect(r1.stderr).toMatch(/hint: .*oauthmail login corp --prompt consent/);
+    expect(r1.stderr).not.toMatch(/--set scopes=/); // the profile already asks for offline_access
+
+    const second = loginInBackground(h, ['corp', '--no-browser', '--timeout', '60', '--prompt', 'consent']);
+    const url = new URL(await second.url);
+    expect(url.searchParams.get('prompt')).toBe('consent');
+    await withBrowser(async (page) => {
+      await signInOnPage(page, url.toString(), CAROL);
+      await page.click('#accept');
+      await page.waitForSelector('#oauthmail-success', { timeout: 20_000 });
+    });
+    const r2 = await second.done;
+    expect(r2.code, r2.stderr).toBe(0);
+    const t = await run(h, ['token', 'corp', '--force-refresh']);
+    expect(t.code, t.stderr).toBe(0); // a refresh token was kept
+  }, 120_000);
 });
