@@ -151,11 +151,14 @@ function microsoftGuide({ name, profile: p }: GuideInput): string {
       '  offline_access, openid, profile, email',
       ...scp.map((x) => `  ${x}`),
       '→ Add permissions. You may remove User.Read; oauthmail does not use it.',
-      'The portal lists these under Microsoft Graph; oauthmail requests them for Exchange Online as',
+      'Either registration works: the same permissions are also under "APIs my organization uses" →',
+      'Office 365 Exchange Online → Delegated permissions.',
+      "What matters is the token's audience: oauthmail requests",
       ...presetScopes('microsoft', caps, flow)
         .filter((x) => x.startsWith('https://'))
         .map((x) => `  ${x}`),
-      'which is what the SMTP and IMAP servers accept (a token for Graph is refused).',
+      'for https://outlook.office.com, which SMTP and IMAP accept; a token requested for Microsoft',
+      'Graph (https://graph.microsoft.com/SMTP.Send) is refused (535 5.7.3).',
     );
   }
 

@@ -222,3 +222,31 @@ describe('custom provider', () => {
     expect(t.code, t.stderr).toBe(0); // a refresh token was kept
   }, 120_000);
 });
+
+describe('where SMTP.Send is registered (guide and scopes agree)', () => {
+  it('both say either registration works (Graph → Delegated or Office 365 Exchange Online) and that the audience is what matters', async () => {
+    const h = home();
+    ok(await addMicrosoftProfile(h, 'work', idp.url));
+    const scopes = await run(h, ['scopes', '--provider', 'microsoft']);
+    const guide = await run(h, ['guide', 'work']);
+    ok(scopes);
+    ok(guide);
+    const lines = scopes.stdout.split('\n');
+    const at = lines.findIndex((l) => l.startsWith('  https://outlook.office.com/SMTP.Send '));
+    expect(at).toBeGreaterThan(-1);
+    const smtpBlock = lines.slice(at, at + 7).join('\n');
+    for (const text of [smtpBlock, guide.stdout]) {
+      const flat = text.replace(/\s+/g, ' ');
+      expect(flat).toMatch(/Microsoft Graph → Delegated/);
+      expect(flat).toMatch(/"APIs my organization uses" → Office 365 Exchange Online → Delegated/);
+      expect(flat).toMatch(/[Ee]ither registration works/);
+    }
+    for (const text of [scopes.stdout, guide.stdout]) {
+      const flat = text.replace(/\s+/g, ' ');
+      expect(flat).toMatch(/What matters is the token's audience/);
+      expect(flat).toMatch(
+        /a token requested for Microsoft Graph \(https:\/\/graph\.microsoft\.com\/SMTP\.Send\) is refused \(535 5\.7\.3\)/,
+      );
+    }
+  }, 60_000);
+});

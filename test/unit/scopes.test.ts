@@ -54,7 +54,10 @@ describe('scope catalogue', () => {
     const i = scopeInfo('https://outlook.office.com/SMTP.Send')!;
     expect(i.allows).toMatch(/SMTP AUTH/);
     expect(i.grantedBy).toMatch(/Application Administrator/);
-    expect(i.portalName).toBe('Microsoft Graph → Delegated → SMTP.Send');
+    expect(i.portalName).toBe(
+      'Microsoft Graph → Delegated → SMTP.Send, or "APIs my organization uses" → Office 365 Exchange Online → Delegated → SMTP.Send (either registration works)',
+    );
+    expect(i.audience).toBe('https://outlook.office.com');
   });
 
   it('IMAP.AccessAsUser.All: read and delete over IMAP', () => {
