@@ -83,7 +83,9 @@ function advise57139(r: string, user: string, ctx: ReplyContext): ReplyAdvice {
 /** Gmail's words (535 5.7.8 / 534 5.7.9) apply to a Google profile, or, with no provider known, to Gmail's own texts. */
 function isGmail(r: string, ctx: ReplyContext): boolean {
   if (ctx.provider) return ctx.provider === 'google';
-  return /Username and Password not accepted|Application-specific password|gsmtp|support\.google\.com/i.test(r);
+  return /Username and Password not accepted|Application-specific password|gsmtp|support\.google\.com/i.test(
+    r,
+  );
 }
 
 export function adviseSmtpReply(reply: string | undefined, ctx: ReplyContext = {}): ReplyAdvice {

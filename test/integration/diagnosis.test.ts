@@ -9,7 +9,14 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { backgroundCli, cliHome, type CliHome, type CliResult } from '../support/cli.js';
 import { signInOnPage, withBrowser } from '../support/provider-checks.js';
 import { stackEnv, fixtures as stackFixtures } from '../support/stack-env.js';
-import { ALICE, addMicrosoftProfile, signInDevice, startTestIdp, type TestIdp } from '../support/signin.js';
+import {
+  ALICE,
+  TID,
+  addMicrosoftProfile,
+  signInDevice,
+  startTestIdp,
+  type TestIdp,
+} from '../support/signin.js';
 
 const s = stackEnv();
 let idp: TestIdp;
@@ -17,6 +24,8 @@ const CONFIDENTIAL = stackFixtures.microsoft.clients[1]! as { clientId: string; 
 const GCLIENT = stackFixtures.google.clients[0]!;
 const CAROL = stackFixtures.google.users[0]! as { email: string; password: string };
 const BOB = 'bob@contoso.test';
+const BOB_PASSWORD = (stackFixtures.microsoft.users.find((u) => u.upn === BOB) as { password: string })
+  .password;
 
 const home = (): CliHome =>
   cliHome({ NODE_EXTRA_CA_CERTS: s.caFile, DISPLAY: '', WAYLAND_DISPLAY: '', BROWSER: '' });
@@ -249,4 +258,97 @@ describe('where SMTP.Send is registered (guide and scopes agree)', () => {
       );
     }
   }, 60_000);
+});
+
+describe('consent URLs', () => {
+  it('custom profile: its own consent URL (the provider accepts it), its own guide, and --admin says why there is none', async () => {
+    const h = home();
+    await addCustom(h, 'corp', ['--scopes', 'mail offline_access']);
+    const c = await run(h, ['consent-url', 'corp']);
+    expect(c.code, c.stderr).toBe(0);
+    const url = new URL(c.stdout.trim());
+    expect(url.origin + url.pathname).toBe(`${idp.url}/custom/authorize`);
+    expect(url.searchParams.get('client_id')).toBe(GCLIENT.clientId);
+    expect(url.searchParams.get('prompt')).toBe('consent');
+    expect(url.searchParams.get('scope')).toBe('mail offline_access');
+    expect(url.searchParams.get('code_challenge_method')).toBe('S256');
+    expect(c.stderr).toMatch(/oauthmail login corp --prompt consent/);
+    expect(c.stdout + c.stderr).not.toMatch(/Google|accounts\.google\.com/);
+    // the provider takes the link: its sign-in page, then the consent page with the scopes
+    await withBrowser(async (page) => {
+      await signInOnPage(page, url.toString(), CAROL);
+      await page.waitForSelector('#accept', { timeout: 20_000 });
+      expect(await page.locator('#scopes li[data-scope]').count()).toBe(2);
+    });
+
+    const admin = await run(h, ['consent-url', 'corp', '--admin']);
+    expect(admin.code).toBe(2);
+    expect(admin.stderr).toMatch(/a standards-based OAuth 2\.0 provider has no admin-consent URL/);
+    expect(admin.stderr).not.toMatch(/Google/);
+
+    const g = await run(h, ['guide', 'corp']);
+    expect(g.code, g.stderr).toBe(0);
+    expect(g.stdout).toMatch(/^Register the OAuth 2\.0 client for profile "corp"/);
+    expect(g.stdout).toContain(`custom (${idp.url}/custom)`);
+    expect(g.stdout).toMatch(/refresh_token/);
+    expect(g.stdout).toMatch(/oauthmail login corp --prompt consent/);
+    expect(g.stdout).not.toMatch(/Google|Entra|Azure/);
+  }, 90_000);
+
+  it('Microsoft: the admin and user consent URLs end on a page that loads (never http://localhost), and the admin consent holds for every user', async () => {
+    const h = home();
+    ok(await addMicrosoftProfile(h, 'work', idp.url));
+    const adm = await run(h, ['consent-url', 'work', '--admin']);
+    expect(adm.code, adm.stderr).toBe(0);
+    const au = new URL(adm.stdout.trim());
+    expect(au.pathname).toBe(`/${TID}/v2.0/adminconsent`);
+    const landing = `${idp.url}/common/oauth2/nativeclient`;
+    expect(au.searchParams.get('redirect_uri')).toBe(landing);
+    expect(adm.stderr).toMatch(/admin_consent=True/);
+
+    const usr = await run(h, ['consent-url', 'work']);
+    expect(usr.code, usr.stderr).toBe(0);
+    const uu = new URL(usr.stdout.trim());
+    expect(uu.searchParams.get('redirect_uri')).toBe(landing);
+    expect(uu.searchParams.get('code_challenge_method')).toBe('S256');
+
+    // the administrator (Alice here) opens the admin link, signs in, accepts for the organization
+    await withBrowser(async (page) => {
+      await signInOnPage(page, au.toString(), { email: ALICE.upn, password: ALICE.password });
+      await page.click('#accept');
+      await page.waitForURL((u) => u.pathname === '/common/oauth2/nativeclient', { timeout: 20_000 });
+      const end = new URL(page.url());
+      expect(end.searchParams.get('admin_consent')).toBe('True');
+      expect(end.searchParams.get('tenant')).toBe(TID);
+      expect(await page.title()).not.toMatch(/error|can.t be reached/i);
+    });
+    const stats = (await idp.admin('stats')).json;
+    expect(stats.admin_consent_granted).toBe(1);
+    expect(stats.nativeclient).toBe(1);
+
+    // Bob never consented himself: his sign-in goes straight through (no consent page)
+    const bg = backgroundCli(
+      h,
+      ['login', 'work', '--no-browser', '--timeout', '60'],
+      /(https:\/\/\S+\/authorize\?\S+)/,
+      {
+        killAfterMs: 90_000,
+      },
+    );
+    const loginUrl = (await bg.matched)[1]!;
+    await withBrowser(async (page) => {
+      await signInOnPage(page, loginUrl, { email: BOB, password: BOB_PASSWORD });
+      await page.waitForSelector('#oauthmail-success', { timeout: 20_000 });
+    });
+    const login = await bg.done;
+    expect(login.code, login.stderr).toBe(0);
+
+    // a user opens the user-consent link: it ends on the same page, with a code nobody can redeem
+    await withBrowser(async (page) => {
+      await signInOnPage(page, uu.toString(), { email: ALICE.upn, password: ALICE.password });
+      await page.click('#accept');
+      await page.waitForURL((u) => u.pathname === '/common/oauth2/nativeclient', { timeout: 20_000 });
+      expect(new URL(page.url()).searchParams.get('code')).toBeTruthy();
+    });
+  }, 120_000);
 });

@@ -98,7 +98,11 @@ describe('consent URLs', () => {
     expect(u.searchParams.get('prompt')).toBe('consent');
     expect(u.searchParams.get('client_id')).toBe('11111111-1111-4111-8111-111111111111');
     expect(u.searchParams.get('scope')).toContain('https://outlook.office.com/SMTP.Send');
-    expect(u.searchParams.get('redirect_uri')).toBe('http://localhost');
+    expect(u.searchParams.get('redirect_uri')).toBe(
+      'https://login.microsoftonline.com/common/oauth2/nativeclient',
+    );
+    expect(u.searchParams.get('code_challenge_method')).toBe('S256');
+    expect(c.landing).toMatch(/nativeclient/);
     expect(c.who).toContain('alice@contoso.com');
   });
 
