@@ -89,7 +89,7 @@ describe('a tenant that does not exist (400 AADSTS90002 at endpoint discovery)',
 });
 
 describe('advice follows the profile, and names it', () => {
-  it('a Microsoft profile whose token user is not the mailbox: no Gmail advice from send; send and mailboxes hints name the profile', async () => {
+  it('a Microsoft profile whose token user is not the mailbox: no Gmail advice from send; send, fetch and mailboxes hints name the profile', async () => {
     const h = home();
     ok(
       await addMicrosoftProfile(h, 'wrong', idp.url, [
@@ -112,6 +112,11 @@ describe('advice follows the profile, and names it', () => {
     expect(send.stderr).not.toMatch(/Gmail/);
     expect(send.stderr).toMatch(/hint: .*oauthmail login wrong\b/);
     expect(send.stderr).not.toMatch(/PROFILE|\bNAME\b/);
+
+    const fetch = await run(h, ['fetch', '-p', 'wrong', '--out', `${h.dir}/mail`]);
+    expect(fetch.code, fetch.stderr).toBe(5);
+    expect(fetch.stderr).toMatch(/hint: .*oauthmail login wrong\b/);
+    expect(fetch.stderr).not.toMatch(/PROFILE|\bNAME\b/);
 
     const mb = await run(h, ['mailboxes', '-p', 'wrong', '--ca', s.caFile]);
     expect(mb.code, mb.stderr).toBe(5);
