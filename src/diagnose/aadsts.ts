@@ -275,8 +275,13 @@ export const AADSTS: Readonly<Record<string, CatalogueEntry>> = {
   '90002': {
     message: (c) =>
       `the tenant ${splitAuthority(c.authority).tenant} was not found at ${splitAuthority(c.authority).base}`,
-    hint: (c) =>
-      `set the profile's tenant to its Directory (tenant) ID or a verified domain: oauthmail profile edit ${c.profile} --set tenant=contoso.onmicrosoft.com (oauthmail profile show ${c.profile} shows the current one)`,
+    hint: (c) => {
+      const { base } = splitAuthority(c.authority);
+      // a profile's authority wins over its tenant (config/presets.ts): name the key that is used
+      return base === 'https://login.microsoftonline.com'
+        ? `set the profile's tenant to the Directory (tenant) ID or a verified domain: oauthmail profile edit ${c.profile} --set tenant=contoso.onmicrosoft.com (oauthmail profile show ${c.profile} shows the current one)`
+        : `set the tenant in the profile's authority to the Directory (tenant) ID or a verified domain: oauthmail profile edit ${c.profile} --set authority=${base}/contoso.onmicrosoft.com/ (oauthmail profile show ${c.profile} shows the current one)`;
+    },
     exit: ExitCode.CONFIG,
   },
   '50196': transient,

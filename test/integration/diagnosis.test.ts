@@ -80,7 +80,9 @@ describe('a tenant that does not exist (400 AADSTS90002 at endpoint discovery)',
       expect(r.stderr).toMatch(/the tenant contoso-typo\.test was not found/);
       expect(r.stderr).toMatch(/AADSTS90002/);
       expect(r.stderr).not.toMatch(/cannot reach|safe to retry/);
-      expect(r.stderr).toMatch(/hint: .*oauthmail profile edit (typo|daemon) --set tenant=/);
+      expect(r.stderr).toMatch(
+        /hint: .*oauthmail profile edit (typo|daemon) --set authority=https:\/\/localhost:\d+\/contoso\.onmicrosoft\.com\//,
+      );
     }
     expect(test.code, test.stdout + test.stderr).toBe(3);
     expect(test.stdout).toMatch(/FAIL {2}token .*the tenant contoso-typo\.test was not found/);
