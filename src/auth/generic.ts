@@ -305,20 +305,37 @@ export abstract class StoredTokenProvider implements TokenProvider {
   }
 
   /** Store the result of an interactive sign-in (replaces what was stored). */
-  protected async storeLogin(r: TokenResponse, account: string | null): Promise<TokenResult> {
+  protected async storeLogin(
+    r: TokenResponse,
+    account: string | null,
+    prompt?: string,
+  ): Promise<TokenResult> {
     if (!r.refresh_token) {
       throw new AuthError('the identity provider returned no refresh token, so the sign-in would not last', {
         code: 'no_refresh_token',
-        hint:
-          this.providerKind === 'google'
-            ? `run: oauthmail login ${this.profileName} --prompt consent`
-            : `ask for offline access: oauthmail profile edit ${this.profileName} --set scopes="... offline_access" (or --set authParams.access_type=offline), then log in again`,
+        hint: this.noRefreshTokenHint(prompt ?? this.profile.prompt),
       });
     }
     const next = this.merge(undefined, r, account);
     await this.deps.lock(this.lockName, () => this.writeStored(next));
     await this.health({ kind: 'sign-in' });
     return this.result(next, false);
+  }
+
+  /** What gets a refresh token next time, given what this sign-in asked for. */
+  private noRefreshTokenHint(prompt: string | undefined): string {
+    const n = this.profileName;
+    if (this.providerKind === 'google') return `run: oauthmail login ${n} --prompt consent`;
+    const consented = /\bconsent\b/.test(prompt ?? '');
+    if (!this.scopes.includes('offline_access')) {
+      return `ask for offline access: oauthmail profile edit ${n} --set scopes="${[...this.scopes, 'offline_access'].join(' ')}" (or the provider's own parameter, e.g. --auth-param access_type=offline), then: oauthmail login ${n}${consented ? '' : ' --prompt consent'}`;
+    }
+    if (!consented) {
+      // OpenID Connect Core 1.0 §11: the provider MUST ignore offline_access unless the request
+      // has prompt=consent (the user must be asked to grant it again)
+      return `the provider dropped offline_access because the sign-in did not ask for consent (OpenID Connect Core §11): run: oauthmail login ${n} --prompt consent (to always ask: oauthmail profile edit ${n} --set prompt=consent)`;
+    }
+    return `the provider issued no refresh token even with offline_access and prompt=consent: allow the refresh_token grant (offline access) for client ${this.profile.clientId} in the provider's client registration, then: oauthmail login ${n} --prompt consent`;
   }
 
   async logout(): Promise<boolean> {
@@ -612,7 +629,9 @@ export class GenericProvider extends StoredTokenProvider {
         e,
       );
     }
-    if (isNetworkError(e))
+    // OAUTH_TIMEOUT: openid-client 6's name for a request that hit its own timeout (a provider
+    // that accepted the connection and did not answer): a network fault, safe to retry
+    if (isNetworkError(e) || (e as { code?: unknown })?.code === 'OAUTH_TIMEOUT')
       return networkError(this.profile.tokenEndpoint ?? this.profile.issuer ?? 'https://invalid.', e);
     return new InternalError(`the sign-in failed: ${(e as Error)?.message ?? String(e)}`, {
       code: 'auth_failed',
@@ -707,7 +726,7 @@ export class GenericProvider extends StoredTokenProvider {
             pkceCodeVerifier: verifier,
             expectedState: state,
           });
-          return await this.storeLogin(this.toResponse(r), o.loginHint ?? this.defaultAccount());
+          return await this.storeLogin(this.toResponse(r), o.loginHint ?? this.defaultAccount(), o.prompt);
         } catch (e) {
           throw await this.mapError(e, 'login', redirectUri);
         }
@@ -743,14 +762,15 @@ export class GenericProvider extends StoredTokenProvider {
       { userCode: d.user_code, verificationUri: d.verification_uri, expiresIn: d.expires_in },
       this.profileName,
     );
+    const deadline = AbortSignal.timeout(Math.min(o.timeoutMs, d.expires_in * 1000));
     try {
-      const r = await oc.pollDeviceAuthorizationGrant(config, d, undefined, {
-        signal: AbortSignal.timeout(Math.min(o.timeoutMs, d.expires_in * 1000)),
-      });
+      const r = await oc.pollDeviceAuthorizationGrant(config, d, undefined, { signal: deadline });
       return await this.storeLogin(this.toResponse(r), this.defaultAccount());
     } catch (e) {
       const name = (e as { name?: string })?.name;
-      if (name === 'TimeoutError' || name === 'AbortError') {
+      // openid-client 6 wraps the abort of our deadline as ClientError code OAUTH_TIMEOUT
+      // (OAUTH_ABORT for an abort); what counts is that our deadline passed
+      if (deadline.aborted || name === 'TimeoutError' || name === 'AbortError') {
         throw new AuthError('the device-code sign-in did not finish in time', {
           code: 'login_timeout',
           hint: `run: oauthmail login ${this.profileName} --device (and enter the code sooner)`,

@@ -150,6 +150,12 @@ export class MicrosoftProvider implements TokenProvider {
   private readonly scopes: string[];
   /** The error body of a refused device-code request (MSAL hands the callback empty fields). */
   private deviceCodeError: Record<string, unknown> | undefined;
+  /**
+   * An error answer to endpoint discovery (`.../.well-known/openid-configuration`), e.g. 400
+   * AADSTS90002 for a tenant that does not exist: MSAL drops it and throws endpoints_resolution_error,
+   * which alone reads as a network failure.
+   */
+  private discoveryError: { status: number; body: Record<string, unknown> } | undefined;
 
   constructor(
     readonly profileName: string,
@@ -351,7 +357,17 @@ export class MicrosoftProvider implements TokenProvider {
     net: import('@azure/msal-node').INetworkModule,
   ): import('@azure/msal-node').INetworkModule {
     return {
-      sendGetRequestAsync: (url, options, timeout) => net.sendGetRequestAsync(url, options, timeout),
+      sendGetRequestAsync: async <T>(
+        url: string,
+        options?: Parameters<typeof net.sendGetRequestAsync>[1],
+        timeout?: number,
+      ) => {
+        const r = await net.sendGetRequestAsync<T>(url, options, timeout);
+        if (r.status >= 400 && /\/openid-configuration$/.test(new URL(url).pathname)) {
+          this.discoveryError = { status: r.status, body: (r.body ?? {}) as Record<string, unknown> };
+        }
+        return r;
+      },
       sendPostRequestAsync: async <T>(
         url: string,
         options?: Parameters<typeof net.sendPostRequestAsync>[1],
@@ -438,6 +454,28 @@ export class MicrosoftProvider implements TokenProvider {
           hint: entry ? entry.hint(ctx) : `run: oauthmail login ${this.profileName}`,
           cause: e,
         });
+      }
+      const refused = this.discoveryError;
+      if (
+        refused &&
+        refused.status < 500 &&
+        refused.status !== 429 &&
+        (code === 'endpoints_resolution_error' || code === 'openid_config_error')
+      ) {
+        // the identity provider answered, and said no: a wrong tenant (AADSTS90002) is a
+        // configuration error, not a network one (and retrying cannot help)
+        const b = refused.body;
+        const codes = Array.isArray(b.error_codes) ? (b.error_codes as unknown[]) : [];
+        return entraError(
+          {
+            ...(typeof b.error === 'string' ? { error: b.error } : {}),
+            ...(typeof b.error_description === 'string' ? { description: b.error_description } : {}),
+            ...(codes.length ? { code: String(codes[0]) } : {}),
+            status: refused.status,
+          },
+          ctx,
+          e,
+        );
       }
       if (
         [

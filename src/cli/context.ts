@@ -64,6 +64,8 @@ export class Context {
       profile,
       source: {
         user,
+        profile: name,
+        provider: profile.provider,
         getAccessToken: async (opts) => {
           try {
             return (await provider.getToken({ forceRefresh: !!opts?.forceRefresh })).accessToken;

@@ -8,6 +8,7 @@
  *
  * Codes: https://learn.microsoft.com/entra/identity-platform/reference-error-codes
  */
+import { createHash, randomBytes } from 'node:crypto';
 import { AuthError, ConfigError, OauthmailError, TransientError, ExitCode } from '../errors/index.js';
 
 /** What the catalogue needs to write a fix that can be pasted. */
@@ -59,16 +60,38 @@ export function splitAuthority(authority: string | undefined): { base: string; t
   }
 }
 
-/** The URL a user opens to consent to the app's delegated permissions (prompt=consent). */
+/**
+ * Entra's own landing page for public (native) clients, `<cloud>/common/oauth2/nativeclient`: one of
+ * the redirect URIs the portal offers with a tick box. A consent link that redirects there ends on
+ * a page of Microsoft's that always loads (with `admin_consent=True` or the outcome in its address),
+ * where the loopback redirect `http://localhost` (port 80, nobody listening) ends on a refused
+ * connection.
+ */
+export function nativeClientRedirect(authority: string | undefined): string {
+  return `${splitAuthority(authority).base}/common/oauth2/nativeclient`;
+}
+
+/** A PKCE S256 challenge whose verifier is thrown away (RFC 7636): a code a link returns is useless. */
+function throwawayChallenge(): string {
+  return createHash('sha256').update(randomBytes(32).toString('base64url')).digest('base64url');
+}
+
+/**
+ * The URL a user opens to consent to the app's delegated permissions (prompt=consent). It carries
+ * PKCE (Entra may require it of public clients) with a verifier nobody keeps, and redirects to the
+ * profile's own redirect URI when it has one, else to Entra's native-client page.
+ */
 export function consentUrl(c: EntraErrorContext): string {
   const { base, tenant } = splitAuthority(c.authority);
   const q = new URLSearchParams({
     client_id: c.clientId ?? 'CLIENT_ID',
     response_type: 'code',
-    redirect_uri: c.redirectUri ?? 'http://localhost',
+    redirect_uri: c.redirectUri ?? nativeClientRedirect(c.authority),
     response_mode: 'query',
     scope: (c.scopes?.length ? c.scopes : ['https://outlook.office.com/.default']).join(' '),
     prompt: 'consent',
+    code_challenge: throwawayChallenge(),
+    code_challenge_method: 'S256',
   });
   return `${base}/${tenant}/oauth2/v2.0/authorize?${q}`;
 }
@@ -83,7 +106,7 @@ export function adminConsentUrl(c: EntraErrorContext): string {
   const q = new URLSearchParams({
     client_id: c.clientId ?? 'CLIENT_ID',
     scope: `${resource}/.default`,
-    redirect_uri: c.redirectUri ?? 'http://localhost',
+    redirect_uri: c.redirectUri ?? nativeClientRedirect(c.authority),
   });
   return `${base}/${t}/v2.0/adminconsent?${q}`;
 }
@@ -250,9 +273,15 @@ export const AADSTS: Readonly<Record<string, CatalogueEntry>> = {
     exit: ExitCode.CONFIG,
   },
   '90002': {
-    message: () => 'the tenant was not found',
-    hint: (c) =>
-      `check the profile's tenant (a tenant ID or a verified domain): oauthmail profile show ${c.profile}`,
+    message: (c) =>
+      `the tenant ${splitAuthority(c.authority).tenant} was not found at ${splitAuthority(c.authority).base}`,
+    hint: (c) => {
+      const { base } = splitAuthority(c.authority);
+      // a profile's authority wins over its tenant (config/presets.ts): name the key that is used
+      return base === 'https://login.microsoftonline.com'
+        ? `set the profile's tenant to the Directory (tenant) ID or a verified domain: oauthmail profile edit ${c.profile} --set tenant=contoso.onmicrosoft.com (oauthmail profile show ${c.profile} shows the current one)`
+        : `set the tenant in the profile's authority to the Directory (tenant) ID or a verified domain: oauthmail profile edit ${c.profile} --set authority=${base}/contoso.onmicrosoft.com/ (oauthmail profile show ${c.profile} shows the current one)`;
+    },
     exit: ExitCode.CONFIG,
   },
   '50196': transient,

@@ -821,7 +821,11 @@ async function checkSmtp(c: Ctx, r: CheckResult): Promise<string> {
     r.details.authReply = a.lines.join(' ');
     if (a.code !== 235) {
       const reply = a.lines.join(' ');
-      const advice = adviseSmtpReply(reply, { user });
+      const advice = adviseSmtpReply(reply, {
+        user,
+        profile: c.deps.name,
+        provider: c.deps.profile.provider,
+      });
       const tu = c.tokenUser;
       const mismatch = tu && tu.toLowerCase() !== user.toLowerCase();
       const reason = serverReason ? `; server's reason: ${serverReason}` : '';
@@ -832,7 +836,7 @@ async function checkSmtp(c: Ctx, r: CheckResult): Promise<string> {
         a.code >= 400 && a.code < 500 ? 'transient' : 'mail',
         mismatch
           ? `set the profile's user to ${tu} (oauthmail profile edit ${c.deps.name} --set user=${tu}), or sign in as ${user}: oauthmail login ${c.deps.name}; a shared mailbox needs Send As for ${tu}`
-          : advice.hint.replace(/PROFILE/g, c.deps.name),
+          : advice.hint,
         mismatch ? 'smtp_wrong_user' : 'smtp_auth_refused',
       );
     }
@@ -856,12 +860,16 @@ async function checkImap(c: Ctx, r: CheckResult): Promise<string> {
   r.details = { host: p.imap!.host, port: p.imap!.port, security: p.imap!.security };
   let conn;
   try {
-    conn = await connectImap(p, staticTokenSource(user, c.token!), {
-      ...(c.deps.caFile ? { caFile: c.deps.caFile } : {}),
-      ...(c.deps.insecureTls ? { insecureTls: true } : {}),
-      connectionTimeoutMs: c.deps.timeoutMs ?? 20_000,
-      debug: (l) => c.deps.transcript?.(redact(imapLine(l))),
-    });
+    conn = await connectImap(
+      p,
+      { ...staticTokenSource(user, c.token!), profile: c.deps.name },
+      {
+        ...(c.deps.caFile ? { caFile: c.deps.caFile } : {}),
+        ...(c.deps.insecureTls ? { insecureTls: true } : {}),
+        connectionTimeoutMs: c.deps.timeoutMs ?? 20_000,
+        debug: (l) => c.deps.transcript?.(redact(imapLine(l))),
+      },
+    );
   } catch (e) {
     const f = fromError(e);
     const tu = c.tokenUser;

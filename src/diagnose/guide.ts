@@ -13,6 +13,8 @@ import {
 import { splitAuthority } from './aadsts.js';
 import { buildConsentUrl, redirectUriFor } from './consent-url.js';
 import { MICROSOFT_APP_ROLES, MICROSOFT_SCP } from './scopes.js';
+import { customGuide } from './guide-custom.js';
+import { nativeClientRedirect } from './aadsts.js';
 
 export interface GuideInput {
   /** Profile name, for the commands in the text; "NAME" when there is no profile yet. */
@@ -45,6 +47,7 @@ class Steps {
 }
 
 export function renderGuide(input: GuideInput): string {
+  if (input.profile.provider === 'custom') return customGuide(input);
   return input.profile.provider === 'google' ? googleGuide(input) : microsoftGuide(input);
 }
 
@@ -87,17 +90,25 @@ function microsoftGuide({ name, profile: p }: GuideInput): string {
       : `  (The profile signs in to tenant ${tenant} only.)`,
   ];
   if (appOnly) {
-    regLines.push('Redirect URI: leave it empty (app-only sign-in has no redirect).');
+    regLines.push(
+      'Redirect URI: app-only sign-in has none. Only for the admin-consent link below, add the platform',
+      '"Mobile and desktop applications" and tick the page that link ends on:',
+      `  ${nativeClientRedirect(microsoftAuthority({ tenant: p.tenant, authority: p.authority }))}`,
+    );
   } else if (flow === 'device') {
     regLines.push(
       'Redirect URI: optional for device code. To also allow `oauthmail login --browser`, choose the',
       `platform "Public client/native (mobile & desktop)" and enter exactly: ${redirect}`,
+      'In the same platform also tick (for the links of oauthmail consent-url, which end there):',
+      `  ${nativeClientRedirect(microsoftAuthority({ tenant: p.tenant, authority: p.authority }))}`,
     );
   } else if (clientType === 'public') {
     regLines.push(
       'Redirect URI: choose the platform "Public client/native (mobile & desktop)" and enter exactly:',
       `  ${redirect}`,
       '  (For http://localhost Entra accepts any port, which oauthmail picks when it signs in.)',
+      'In the same platform also tick (for the links of oauthmail consent-url, which end there):',
+      `  ${nativeClientRedirect(microsoftAuthority({ tenant: p.tenant, authority: p.authority }))}`,
     );
   } else {
     regLines.push(
@@ -151,11 +162,14 @@ function microsoftGuide({ name, profile: p }: GuideInput): string {
       '  offline_access, openid, profile, email',
       ...scp.map((x) => `  ${x}`),
       '→ Add permissions. You may remove User.Read; oauthmail does not use it.',
-      'The portal lists these under Microsoft Graph; oauthmail requests them for Exchange Online as',
+      'Either registration works: the same permissions are also under "APIs my organization uses" →',
+      'Office 365 Exchange Online → Delegated permissions.',
+      "What matters is the token's audience: oauthmail requests",
       ...presetScopes('microsoft', caps, flow)
         .filter((x) => x.startsWith('https://'))
         .map((x) => `  ${x}`),
-      'which is what the SMTP and IMAP servers accept (a token for Graph is refused).',
+      'for https://outlook.office.com, which SMTP and IMAP accept; a token requested for Microsoft',
+      'Graph (https://graph.microsoft.com/SMTP.Send) is refused (535 5.7.3).',
     );
   }
 

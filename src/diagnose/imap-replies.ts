@@ -88,8 +88,9 @@ export function replyText(e: ImapErrorLike): string {
  */
 export function imapErrorFrom(
   err: unknown,
-  ctx: { user?: string; host?: string; mailbox?: string } = {},
+  ctx: { user?: string; host?: string; mailbox?: string; profile?: string } = {},
 ): OauthmailError {
+  const login = `oauthmail login${ctx.profile ? ` ${ctx.profile}` : ''}`;
   const e = (err ?? {}) as ImapErrorLike;
   const reply = replyText(e);
   const code = e.serverResponseCode ?? /^\[([A-Z-]+)/.exec(reply)?.[1];
@@ -130,7 +131,7 @@ export function imapErrorFrom(
     const detail = [reply || e.message, why ? `server's reason: ${why}` : ''].filter(Boolean).join('; ');
     const scopeHint =
       oauth && (oauth.status === 'insufficient_scope' || oauth.status === '403')
-        ? 'sign in again with the IMAP scope (Microsoft: https://outlook.office.com/IMAP.AccessAsUser.All; Google: https://mail.google.com/): oauthmail login PROFILE'
+        ? `sign in again with the IMAP scope (Microsoft: https://outlook.office.com/IMAP.AccessAsUser.All; Google: https://mail.google.com/): ${login}`
         : undefined;
     return new MailServerError(
       `AUTHENTICATE failed for ${user} on${host || ' the IMAP server'}${detail ? `: ${detail}` : ''}`,
@@ -139,7 +140,7 @@ export function imapErrorFrom(
         hint:
           scopeHint ??
           `check that the profile's user is the mailbox the token was issued for (or a shared mailbox it has FullAccess to), ` +
-            'that IMAP is enabled for it, and that the token has the IMAP scope; then: oauthmail login PROFILE',
+            `that IMAP is enabled for it, and that the token has the IMAP scope; then: ${login}`,
         cause: err,
         serverCode: code,
       },

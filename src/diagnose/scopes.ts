@@ -4,9 +4,11 @@
  * behind `oauthmail test` read it, so that all three say the same thing.
  *
  * Microsoft: the mail protocols take only tokens for Exchange Online (audience
- * https://outlook.office.com). Graph's permission of the same name (SMTP.Send under "Microsoft
- * Graph" in the portal) is what the portal shows, and consenting to it covers the Exchange one, but
- * a token *requested* for Graph is refused by smtp.office365.com.
+ * https://outlook.office.com). The delegated permission may be registered either under Microsoft
+ * Graph → Delegated (where the portal lists SMTP.Send and IMAP.AccessAsUser.All, as the vendors'
+ * guides do) or under "APIs my organization uses" → Office 365 Exchange Online → Delegated; either
+ * works. What matters is the scope requested, so the token's audience: a token requested for Graph
+ * (https://graph.microsoft.com/SMTP.Send) is refused by smtp.office365.com (535 5.7.3).
  * Google: SMTP and IMAP need https://mail.google.com/ (RFC-less, Google's rule); gmail.send is not
  * accepted by SMTP AUTH.
  */
@@ -26,7 +28,23 @@ export interface ScopeInfo {
   grantedBy: string;
   /** The permission's name in the Azure portal / Google console, where it differs. */
   portalName?: string;
+  /** The audience (`aud`) of the token the mail server accepts, where it matters. */
+  audience?: string;
 }
+
+/** Where a delegated Exchange permission may be registered: either place works. */
+export function microsoftDelegatedPortal(permission: string): string {
+  return (
+    `Microsoft Graph → Delegated → ${permission}, or "APIs my organization uses" → ` +
+    `Office 365 Exchange Online → Delegated → ${permission} (either registration works)`
+  );
+}
+
+/** The one sentence on what matters for the Exchange mail scopes: the token's audience. */
+export const MICROSOFT_AUDIENCE_NOTE =
+  "What matters is the token's audience: oauthmail requests the scope for https://outlook.office.com, " +
+  'which SMTP and IMAP accept; a token requested for Microsoft Graph (https://graph.microsoft.com/SMTP.Send) ' +
+  'is refused (535 5.7.3).';
 
 const USER_OR_ADMIN =
   'the user, if the tenant lets users consent to apps; otherwise a Global Administrator, Privileged Role Administrator, Cloud Application Administrator or Application Administrator';
@@ -79,7 +97,8 @@ export const SCOPES: readonly ScopeInfo[] = [
     allows:
       'SMTP AUTH to smtp.office365.com as the signed-in user, and as mailboxes it has Send As rights on',
     grantedBy: USER_OR_ADMIN,
-    portalName: 'Microsoft Graph → Delegated → SMTP.Send',
+    portalName: microsoftDelegatedPortal('SMTP.Send'),
+    audience: 'https://outlook.office.com',
   },
   {
     scope: 'https://outlook.office.com/IMAP.AccessAsUser.All',
@@ -88,7 +107,8 @@ export const SCOPES: readonly ScopeInfo[] = [
     why: 'read mail (`oauthmail fetch`, the IMAP check of `oauthmail test`)',
     allows: 'full IMAP access to the mailboxes the signed-in user can open: read, move and delete mail',
     grantedBy: USER_OR_ADMIN,
-    portalName: 'Microsoft Graph → Delegated → IMAP.AccessAsUser.All',
+    portalName: microsoftDelegatedPortal('IMAP.AccessAsUser.All'),
+    audience: 'https://outlook.office.com',
   },
   {
     scope: 'https://outlook.office.com/POP.AccessAsUser.All',
@@ -97,7 +117,8 @@ export const SCOPES: readonly ScopeInfo[] = [
     why: 'not requested by oauthmail; listed because some apps ask for it',
     allows: "POP3 download (and delete) of the signed-in user's mail",
     grantedBy: USER_OR_ADMIN,
-    portalName: 'Microsoft Graph → Delegated → POP.AccessAsUser.All',
+    portalName: microsoftDelegatedPortal('POP.AccessAsUser.All'),
+    audience: 'https://outlook.office.com',
   },
   {
     scope: 'https://outlook.office365.com/.default',
@@ -154,8 +175,12 @@ export function scopeInfo(scope: string): ScopeInfo | undefined {
 export function renderScopes(list: readonly ScopeInfo[]): string {
   const out: string[] = [];
   let last: string | undefined;
+  const note = () => {
+    if (last === 'microsoft' && list.some((s) => s.audience)) out.push('', `  ${MICROSOFT_AUDIENCE_NOTE}`);
+  };
   for (const s of list) {
     if (s.provider !== last) {
+      note();
       if (last) out.push('');
       out.push(s.provider === 'microsoft' ? 'Microsoft Entra ID' : 'Google');
       out.push('');
@@ -166,6 +191,9 @@ export function renderScopes(list: readonly ScopeInfo[]): string {
     out.push(`    allows:     ${s.allows}`);
     out.push(`    granted by: ${s.grantedBy}`);
     if (s.portalName) out.push(`    in portal:  ${s.portalName}`);
+    if (s.audience)
+      out.push(`    audience:   ${s.audience} (a token for https://graph.microsoft.com is refused)`);
   }
+  note();
   return out.join('\n');
 }

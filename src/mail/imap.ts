@@ -116,7 +116,12 @@ export function redactingLogger(debug: (line: string) => void): Logger {
 }
 
 /** What the server offers, decided right before imapflow authenticates. */
-function chooseMechanism(caps: Map<string, unknown>, sasl: Sasl, host: string): 'XOAUTH2' | 'OAUTHBEARER' {
+function chooseMechanism(
+  caps: Map<string, unknown>,
+  sasl: Sasl,
+  host: string,
+  profileName = 'NAME',
+): 'XOAUTH2' | 'OAUTHBEARER' {
   const bearer = caps.has('AUTH=OAUTHBEARER');
   const xoauth2 = caps.has('AUTH=XOAUTH2') || caps.has('AUTH=XOAUTH');
   const offered =
@@ -130,7 +135,7 @@ function chooseMechanism(caps: Map<string, unknown>, sasl: Sasl, host: string): 
       hint:
         want === 'XOAUTH2 or OAUTHBEARER'
           ? "this server does not accept OAuth tokens over IMAP; check the profile's imap host"
-          : `let oauthmail pick: oauthmail profile edit NAME --sasl auto`,
+          : `let oauthmail pick: oauthmail profile edit ${profileName} --set sasl=auto`,
     });
   if (sasl === 'xoauth2') {
     if (!xoauth2) throw refuse('XOAUTH2');
@@ -156,7 +161,10 @@ export async function connectImap(
   opts: ImapOptions = {},
 ): Promise<ImapConnection> {
   const plain = profile.imap?.security === 'none';
-  const named = imapClientOptions(profile, opts);
+  const named = imapClientOptions(profile, {
+    ...(source.profile ? { profile: source.profile } : {}),
+    ...opts,
+  });
   // plain text: connect to the loopback address the name resolves to, not to the name
   const base = plain ? { ...named, host: await plainLoopbackAddress('imap', named.host ?? '') } : named;
   const { ImapFlow } = await import('imapflow');
@@ -184,7 +192,7 @@ export async function connectImap(
           { code: 'tls_required', hint: 'use --imap-security tls (port 993) or starttls (port 143)' },
         );
       }
-      mechanism = chooseMechanism(internal.capabilities, sasl, host);
+      mechanism = chooseMechanism(internal.capabilities, sasl, host, source.profile);
       if (mechanism === 'XOAUTH2') internal.capabilities.delete('AUTH=OAUTHBEARER');
       return original();
     };
@@ -211,14 +219,14 @@ export async function connectImap(
   } catch (e) {
     if (isOauthmailError(e)) throw e;
     if (!(e as { authenticationFailed?: boolean }).authenticationFailed)
-      throw toImapError(e, profile, source.user);
+      throw toImapError(e, profile, source.user, source.profile);
     opts.debug?.('imap: the server refused the token; getting a new one and trying once more');
   }
   try {
     return await attempt(true);
   } catch (e) {
     if (isOauthmailError(e)) throw e;
-    throw toImapError(e, profile, source.user);
+    throw toImapError(e, profile, source.user, source.profile);
   }
 }
 
@@ -234,8 +242,17 @@ export function realImapError(client: ImapFlow, e: unknown): unknown {
   return (e as { code?: unknown } | undefined)?.code === 'NoConnection' ? (closedBy.get(client) ?? e) : e;
 }
 
-export function toImapError(e: unknown, profile: Pick<Profile, 'imap'>, user: string): OauthmailError {
-  return imapError(e, { user, host: profile.imap?.host ?? '' });
+export function toImapError(
+  e: unknown,
+  profile: Pick<Profile, 'imap'>,
+  user: string,
+  profileName?: string,
+): OauthmailError {
+  return imapError(e, {
+    user,
+    host: profile.imap?.host ?? '',
+    ...(profileName ? { profile: profileName } : {}),
+  });
 }
 
 /**
@@ -248,7 +265,7 @@ export function toImapError(e: unknown, profile: Pick<Profile, 'imap'>, user: st
  */
 export function imapError(
   e: unknown,
-  ctx: { user?: string; host?: string; mailbox?: string } = {},
+  ctx: { user?: string; host?: string; mailbox?: string; profile?: string } = {},
 ): OauthmailError {
   if (isOauthmailError(e)) return e;
   const x = (e ?? {}) as { code?: unknown; message?: unknown; response?: unknown; path?: unknown };

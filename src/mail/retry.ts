@@ -16,7 +16,7 @@ import {
   TransientError,
   isOauthmailError,
 } from '../errors/index.js';
-import { adviseSmtpReply } from '../diagnose/smtp-replies.js';
+import { adviseSmtpReply, type ReplyContext } from '../diagnose/smtp-replies.js';
 
 /** The 4xx replies retried by default (mode "status" with no list of its own). */
 export const DEFAULT_RETRY_STATUS = [421, 432, 450, 451, 452];
@@ -122,7 +122,7 @@ export async function withRetry<T>(
  */
 export function toSendError(
   err: unknown,
-  ctx: { user?: string; from?: string; host?: string; attempts?: number } = {},
+  ctx: ReplyContext & { host?: string; attempts?: number } = {},
 ): OauthmailError {
   if (isOauthmailError(err)) return err;
   const e = (err ?? {}) as SmtpErrorLike;

@@ -120,7 +120,10 @@ export class SmtpClient {
   }
 
   static async create(profile: Profile, source: TokenSource, opts: SmtpOptions = {}): Promise<SmtpClient> {
-    const base = transportOptions(profile, opts);
+    const base = transportOptions(profile, {
+      ...(source.profile ? { profile: source.profile } : {}),
+      ...opts,
+    });
     // plain text: connect to the loopback address the name resolves to, never to the name itself
     // (nodemailer would resolve it again, DNS first); OAUTHBEARER's host= keeps the name
     const connectTo =
@@ -254,6 +257,8 @@ export class SmtpClient {
     } catch (e) {
       throw toSendError(e, {
         user: this.source.user,
+        ...(this.source.profile ? { profile: this.source.profile } : {}),
+        ...(this.source.provider ? { provider: this.source.provider } : {}),
         from: built.envelope.from,
         host: this.profile.smtp?.host,
         attempts,

@@ -14,6 +14,8 @@ export interface TlsChoices {
   /** --insecure-tls (warns) */
   insecureTls?: boolean;
   warn?: (line: string) => void;
+  /** The profile's name, for the `profile edit` command in hints. */
+  profile?: string;
 }
 
 const PROTOCOL = {
@@ -46,7 +48,7 @@ export function serverTls<S extends { host: string; port: number; security: stri
   if (!server) {
     throw new ConfigError(`the profile has no ${p.name} server`, {
       code: `no_${protocol}`,
-      hint: `set it: oauthmail profile edit NAME --${protocol} ${p.example}`,
+      hint: `set it: oauthmail profile edit ${opts.profile ?? 'NAME'} --${protocol} ${p.example}`,
     });
   }
   if (server.security === 'none' && !isLoopbackHost(server.host)) {

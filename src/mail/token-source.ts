@@ -3,9 +3,14 @@
  * forcing a refresh when a server refused one that looked valid. The CLI builds one per profile
  * (Context.tokenSource) from the profile's TokenProvider; tests can build one from any token.
  */
+import type { Provider } from '../config/schema.js';
+
 export interface TokenSource {
   /** The SASL user (the mailbox: may be a shared mailbox, not the signed-in user). */
   readonly user: string;
+  /** The profile's name and provider, for hints that name the fix (`oauthmail login work`). */
+  readonly profile?: string;
+  readonly provider?: Provider;
   /**
    * A valid access token. With forceRefresh, a new one from the identity provider even if the
    * cached one has not expired (used once after a server refused the cached one).

@@ -424,7 +424,7 @@ describe('scopes, consent-url, guide', () => {
     const u = await cli(['consent-url', 'work']);
     expect(u.code).toBe(0);
     expect(u.stdout.trim()).toMatch(
-      new RegExp(`^${s.idpUrl}/${TID}/oauth2/v2\\.0/authorize\\?client_id=${PUBLIC}&.*prompt=consent$`),
+      new RegExp(`^${s.idpUrl}/${TID}/oauth2/v2\\.0/authorize\\?client_id=${PUBLIC}&.*prompt=consent(&|$)`),
     );
     expect(u.stderr).toMatch(/user consent/);
     const a = await cli(['consent-url', '-p', 'work', '--admin']);

@@ -265,15 +265,15 @@ describe('catalogue entries used by oauthmail test', () => {
   it.each([
     [
       '535 5.7.8 Error: authentication failed: (reason unavailable)',
-      /did not accept the credentials/,
+      /refused the sign-in for me@x\.test \(535 5\.7\.8\)/,
       /profile's user \(me@x\.test\)/,
     ],
-    ['535 Authentication failed', /refused the sign-in for me@x\.test \(535\)/, /oauthmail test PROFILE/],
+    ['535 Authentication failed', /refused the sign-in for me@x\.test \(535\)/, /oauthmail test work\b/],
     ['530 5.7.0 Must issue a STARTTLS command first', /refused the sign-in .*\(530 5\.7\.0\)/, /login/],
     ['550 5.1.1 <x@y>: Recipient address rejected', /does not know the recipient/, /check the address/],
     [undefined, /the mail server refused/, /--verbose/],
   ])('SMTP %s', (reply, msg, hint) => {
-    const a = adviseSmtpReply(reply, { user: 'me@x.test' });
+    const a = adviseSmtpReply(reply, { user: 'me@x.test', profile: 'work' });
     expect(a.message).toMatch(msg);
     expect(a.hint).toMatch(hint);
   });

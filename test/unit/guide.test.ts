@@ -95,7 +95,8 @@ describe('oauthmail guide', () => {
     expect(text).toContain('IMAP.AccessAsApp');
     expect(text).toContain('expires on 2027-06-30');
     expect(text).toContain('Add-MailboxPermission -Identity printer@contoso.com');
-    expect(text).toContain('Redirect URI: leave it empty');
+    expect(text).toContain('Redirect URI: app-only sign-in has none');
+    expect(text).toContain('https://login.microsoftonline.com/common/oauth2/nativeclient');
   });
 
   it('Google, browser sign-in: project, Gmail API, consent screen, 7-day limit, Desktop client', async () => {

@@ -59,6 +59,7 @@ describe('imapErrorFrom', () => {
     const e = imapErrorFrom(authFailure({ status: 'invalid_token', schemes: 'bearer' }), {
       user: 'alice@contoso.test',
       host: 'outlook.office365.com',
+      profile: 'work',
     });
     expect(e).toBeInstanceOf(MailServerError);
     expect(e.exitCode).toBe(5);
@@ -67,7 +68,7 @@ describe('imapErrorFrom', () => {
       'AUTHENTICATE failed for alice@contoso.test on outlook.office365.com: AUTHENTICATE failed: [AUTHENTICATIONFAILED] Authentication failed.; ' +
         "server's reason: the token is invalid or expired",
     );
-    expect(e.hint).toMatch(/oauthmail login PROFILE/);
+    expect(e.hint).toMatch(/oauthmail login work$/);
     expect((e as MailServerError).serverCode).toBe('AUTHENTICATIONFAILED');
   });
 

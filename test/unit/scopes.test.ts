@@ -54,7 +54,10 @@ describe('scope catalogue', () => {
     const i = scopeInfo('https://outlook.office.com/SMTP.Send')!;
     expect(i.allows).toMatch(/SMTP AUTH/);
     expect(i.grantedBy).toMatch(/Application Administrator/);
-    expect(i.portalName).toBe('Microsoft Graph → Delegated → SMTP.Send');
+    expect(i.portalName).toBe(
+      'Microsoft Graph → Delegated → SMTP.Send, or "APIs my organization uses" → Office 365 Exchange Online → Delegated → SMTP.Send (either registration works)',
+    );
+    expect(i.audience).toBe('https://outlook.office.com');
   });
 
   it('IMAP.AccessAsUser.All: read and delete over IMAP', () => {
@@ -95,7 +98,11 @@ describe('consent URLs', () => {
     expect(u.searchParams.get('prompt')).toBe('consent');
     expect(u.searchParams.get('client_id')).toBe('11111111-1111-4111-8111-111111111111');
     expect(u.searchParams.get('scope')).toContain('https://outlook.office.com/SMTP.Send');
-    expect(u.searchParams.get('redirect_uri')).toBe('http://localhost');
+    expect(u.searchParams.get('redirect_uri')).toBe(
+      'https://login.microsoftonline.com/common/oauth2/nativeclient',
+    );
+    expect(u.searchParams.get('code_challenge_method')).toBe('S256');
+    expect(c.landing).toMatch(/nativeclient/);
     expect(c.who).toContain('alice@contoso.com');
   });
 

@@ -14,11 +14,16 @@ export function registerGuide(program: Command, ctx: Context): void {
     .description(
       "step-by-step app registration (Azure portal, Google Cloud console) with the profile's values",
     )
-    .option('--provider <provider>', 'microsoft or google (without a profile: generic steps)')
+    .option('--provider <provider>', 'microsoft, google or custom (without a profile: generic steps)')
     .action(async (nameArg: string | undefined, opts: { provider?: string }) => {
-      if (opts.provider !== undefined && opts.provider !== 'microsoft' && opts.provider !== 'google') {
+      if (
+        opts.provider !== undefined &&
+        opts.provider !== 'microsoft' &&
+        opts.provider !== 'google' &&
+        opts.provider !== 'custom'
+      ) {
         throw new UsageError(
-          `--provider must be microsoft or google (got ${JSON.stringify(opts.provider)})`,
+          `--provider must be microsoft, google or custom (got ${JSON.stringify(opts.provider)})`,
           {
             code: 'bad_usage',
           },

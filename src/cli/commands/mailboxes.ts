@@ -20,7 +20,7 @@ export function registerMailboxes(program: Command, ctx: Context): void {
       const { client } = await connectImap(profile, source, imapOpts(ctx, flags));
       try {
         const rows = await listMailboxes(client).catch((e: unknown) => {
-          throw toImapError(e, profile, source.user);
+          throw toImapError(e, profile, source.user, source.profile);
         });
         if (g.json) {
           io.outJson(rows);

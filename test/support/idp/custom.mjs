@@ -212,6 +212,16 @@ function token(ctx, req, form) {
       if (!form.code_verifier || pkceS256(form.code_verifier) !== rec.codeChallenge)
         throw err(400, 'invalid_grant', 'PKCE verification failed');
       rec.redeemed = true;
+      // OpenID Connect Core 1.0 §11: offline_access is ignored unless the request had
+      // prompt=consent; without it, no refresh token (and the scope is not granted)
+      const scopes = String(rec.scope || '')
+        .split(' ')
+        .filter(Boolean);
+      if (scopes.includes('offline_access') && !/\bconsent\b/.test(String(rec.extra?.prompt ?? ''))) {
+        const granted = scopes.filter((x) => x !== 'offline_access').join(' ');
+        const { refresh_token: _dropped, ...rest } = mintCustomTokens(ctx, { ...rec, scope: granted });
+        return rest;
+      }
       return mintCustomTokens(ctx, rec);
     }
     case 'refresh_token': {

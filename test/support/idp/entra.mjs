@@ -123,6 +123,12 @@ export async function handleEntra(ctx, req, res, url) {
     sendJson(res, 200, instanceDiscovery(ctx));
     return true;
   }
+  if (p === '/common/oauth2/nativeclient') {
+    // Entra's landing page for native clients: an empty page; the outcome is in the address
+    count(ctx.state, 'nativeclient');
+    sendHtml(res, 200, '<!doctype html><html><head><title></title></head><body></body></html>');
+    return true;
+  }
   if (p === '/devicelogin') {
     if (req.method === 'POST') await deviceLoginPost(ctx, req, res);
     else {
@@ -132,15 +138,15 @@ export async function handleEntra(ctx, req, res, url) {
     return true;
   }
   const m =
-    /^\/([^/]+)\/(v2\.0\/\.well-known\/openid-configuration|\.well-known\/openid-configuration|discovery\/v2\.0\/keys|discovery\/keys|oauth2\/v2\.0\/(authorize|token|devicecode|logout))\/?$/.exec(
+    /^\/([^/]+)\/(v2\.0\/\.well-known\/openid-configuration|\.well-known\/openid-configuration|discovery\/v2\.0\/keys|discovery\/keys|oauth2\/v2\.0\/(authorize|token|devicecode|logout)|v2\.0\/(adminconsent))\/?$/.exec(
       p,
     );
   if (!m) return false;
   const tenant = resolveTenant(ctx.state, decodeURIComponent(m[1]));
-  const what = m[3] || (m[2].includes('keys') ? 'keys' : 'discovery');
+  const what = m[3] || m[4] || (m[2].includes('keys') ? 'keys' : 'discovery');
   if (!tenant) {
-    if (what === 'authorize') {
-      count(ctx.state, 'authorize');
+    if (what === 'authorize' || what === 'adminconsent') {
+      count(ctx.state, what);
       const e = tenantNotFound(m[1]);
       sendHtml(
         res,
@@ -167,6 +173,9 @@ export async function handleEntra(ctx, req, res, url) {
       return true;
     case 'authorize':
       await authorize(ctx, req, res, url);
+      return true;
+    case 'adminconsent':
+      await adminConsent(ctx, req, res, url, tenant);
       return true;
     case 'token':
     case 'devicecode':
@@ -197,6 +206,96 @@ export async function handleEntra(ctx, req, res, url) {
     }
   }
   return false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// admin consent: GET /{tenant}/v2.0/adminconsent?client_id&scope&redirect_uri[&state]
+// https://learn.microsoft.com/entra/identity-platform/v2-admin-consent: sign-in, the consent page
+// "for your organization", then a redirect to redirect_uri with admin_consent=True, tenant, scope
+// and state; declined: error=access_denied (AADSTS65004). The consent holds for every user of the
+// tenant. Departure: any user of the tenant may grant it (no admin roles in the fixtures).
+
+async function adminConsent(ctx, req, res, url, tenant) {
+  const { state } = ctx;
+  if (await ctx.guard(res, 'adminconsent')) return;
+  const q = Object.fromEntries(url.searchParams);
+  if (!q.client_id) {
+    return authorizeErrorPage(
+      res,
+      900144,
+      "The request body must contain the following parameter: 'client_id'.",
+    );
+  }
+  const client = findClient(state, q.client_id);
+  if (!client) {
+    return authorizeErrorPage(
+      res,
+      700016,
+      `Application with identifier '${q.client_id}' was not found in the directory '${state.registry.tenantDomain}'.`,
+      { 'App id': q.client_id },
+    );
+  }
+  const redirectUri = q.redirect_uri ?? client.redirectUris[0];
+  if (!redirectUriAllowed(client, redirectUri, ctx.baseUrl)) {
+    return authorizeErrorPage(
+      res,
+      50011,
+      `The redirect URI '${redirectUri ?? ''}' specified in the request does not match the redirect URIs configured for the application '${client.clientId}'.`,
+      { 'Redirect URI': redirectUri ?? '', 'App id': client.clientId },
+    );
+  }
+  if (!q.scope) {
+    return redirectError(
+      res,
+      redirectUri,
+      'query',
+      q.state,
+      'invalid_request',
+      900144,
+      "The request body must contain the following parameter: 'scope'.",
+    );
+  }
+  const parsed = parseEntraScopes(q.scope);
+  // .default: the permissions configured for the app (here: Exchange's delegated mail scopes)
+  const keys = parsed.resourceScopes.flatMap((r) =>
+    r.short === '.default'
+      ? ['IMAP.AccessAsUser.All', 'POP.AccessAsUser.All', 'SMTP.Send'].map(
+          (x) => `https://outlook.office.com/${x}`,
+        )
+      : [`${r.resource}/${r.short}`],
+  );
+  startTxn(ctx, req, res, {
+    provider: 'microsoft',
+    clientId: client.clientId,
+    clientName: `${client.name} (for your organization)`,
+    displayScopes: parsed.raw,
+    consentKeys: keys,
+    forceLogin: false,
+    forceConsent: true,
+    loginHint: undefined,
+    user: undefined,
+    complete: (resp) => {
+      for (const u of state.registry.users) grantConsent(state, 'microsoft', u.upn, client.clientId, keys);
+      count(state, 'admin_consent_granted');
+      respondToClient(resp, redirectUri, 'query', {
+        admin_consent: 'True',
+        tenant: tenant.tid,
+        scope: q.scope,
+        state: q.state,
+      });
+    },
+    deny: (resp) =>
+      redirectError(
+        resp,
+        redirectUri,
+        'query',
+        q.state,
+        'access_denied',
+        65004,
+        'User declined to consent to access the app.',
+        { error_subcode: 'cancel' },
+      ),
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -259,7 +358,7 @@ async function authorize(ctx, req, res, url) {
   }
   let redirectUri = q.redirect_uri;
   if (!redirectUri && client.redirectUris.length === 1) redirectUri = client.redirectUris[0];
-  if (!redirectUriAllowed(client, redirectUri)) {
+  if (!redirectUriAllowed(client, redirectUri, ctx.baseUrl)) {
     return authorizeErrorPage(
       res,
       50011,

@@ -231,9 +231,17 @@ export function revokeConsent(state, provider, user, clientId, scopes) {
 }
 
 /** Is this redirect URI registered for the client? RFC 8252 §7.3: any port on loopback for native apps. */
-export function redirectUriAllowed(client, redirectUri) {
+export function redirectUriAllowed(client, redirectUri, baseUrl) {
   if (!redirectUri) return false;
   if (client.redirectUris.includes(redirectUri)) return true;
+  // this server stands in for login.microsoftonline.com: a registered page of Microsoft's
+  // (https://login.microsoftonline.com/common/oauth2/nativeclient) is the same path here
+  if (
+    baseUrl &&
+    redirectUri.startsWith(`${baseUrl}/`) &&
+    client.redirectUris.includes(`https://login.microsoftonline.com${redirectUri.slice(baseUrl.length)}`)
+  )
+    return true;
   let u;
   try {
     u = new URL(redirectUri);
