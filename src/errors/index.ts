@@ -129,8 +129,11 @@ export class InternalError extends OauthmailError {}
 export class InterruptedError extends OauthmailError {
   override readonly exitCode: ExitCodeValue;
   readonly signal: 'SIGINT' | 'SIGTERM';
-  constructor(signal: 'SIGINT' | 'SIGTERM') {
-    super(`stopped by ${signal} (the token refresh in flight was saved first).`, { code: 'interrupted' });
+  constructor(signal: 'SIGINT' | 'SIGTERM', message?: string, hint?: string) {
+    super(message ?? `stopped by ${signal} (the token refresh in flight was saved first).`, {
+      code: 'interrupted',
+      ...(hint ? { hint } : {}),
+    });
     this.signal = signal;
     this.exitCode = signal === 'SIGINT' ? ExitCode.INTERRUPTED : ExitCode.TERMINATED;
   }

@@ -22,6 +22,7 @@ import type { Profile } from '../config/schema.js';
 import {
   MailServerError,
   OauthmailError,
+  InterruptedError,
   TransientError,
   UsageError,
   isOauthmailError,
@@ -399,6 +400,7 @@ async function sendLines(
 export function batchOutcome(
   s: BatchSummary & { fatal?: unknown },
   failures: Array<{ exitCode: number }>,
+  signal: 'SIGINT' | 'SIGTERM' = 'SIGTERM',
 ): OauthmailError | undefined {
   const hint = `rerun with --resume to send only what is missing (results: ${s.resultsFile})`;
   if (s.fatal) {
@@ -406,10 +408,8 @@ export function batchOutcome(
     return Object.assign(f, { hint: `${f.hint ? f.hint + '; then ' : ''}${hint}` });
   }
   if (s.interrupted) {
-    return new TransientError(`interrupted: ${s.notAttempted} line(s) not sent`, {
-      code: 'batch_interrupted',
-      hint,
-    });
+    // the shell's codes for an interrupted command, 130 / 143, as fetch and the token refresh
+    return new InterruptedError(signal, `stopped by ${signal}: ${s.notAttempted} line(s) not sent`, hint);
   }
   if (s.failed === 0) return undefined;
   const msg = `${s.failed} of ${s.total} message(s) failed`;

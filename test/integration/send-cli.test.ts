@@ -329,7 +329,7 @@ describe('batches', () => {
 
   it('1,000 messages; killed halfway (kill = SIGTERM) and rerun with --resume: every message delivered exactly once', async () => {
     const r = await killAndResume('SIGTERM', 400);
-    expect(r.code1).toBe(6); // interrupted: temporary, rerun with --resume
+    expect(r.code1).toBe(143); // interrupted by SIGTERM (the shell's 128+15, as fetch): rerun with --resume
     expect(r.out1).toMatch(/stopping: finishing the messages in flight/);
     expect(r.delivered).toBe(1000);
   }, 180_000);

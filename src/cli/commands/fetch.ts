@@ -4,7 +4,7 @@
  * stderr: progress on a TTY and the summary.
  */
 import { Command, Option } from 'commander';
-import { UsageError } from '../../errors/index.js';
+import { InterruptedError, UsageError } from '../../errors/index.js';
 import type { Context } from '../context.js';
 import type { FetchFormat, FilterFlags } from '../../mail/fetch/index.js';
 import { addFilterOptions } from './list.js';
@@ -86,16 +86,23 @@ Examples:
         ...imapOpts(ctx, flags),
         socketTimeoutMs: idle * 1000,
       });
-      const stop = { stopped: false };
-      const onSignal = () => {
-        if (stop.stopped) process.exit(130);
-        stop.stopped = true;
+      // Ctrl-C / SIGTERM: stop reading, commit what is on disk, exit 130 / 143 (the shell's codes,
+      // as for every interrupted command); a second one quits at once (nothing is lost either way:
+      // what was not committed is downloaded again)
+      const abort = new AbortController();
+      let stoppedBy: 'SIGINT' | 'SIGTERM' | undefined;
+      const onSignal = (sig: 'SIGINT' | 'SIGTERM') => {
+        if (stoppedBy) process.exit(sig === 'SIGINT' ? 130 : 143);
+        stoppedBy = sig;
         io.err(
-          'stopping after the messages in flight (interrupt again to quit at once; nothing is lost either way)',
+          'stopping: saving what has arrived (interrupt again to quit at once; nothing is lost either way)',
         );
+        abort.abort();
       };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
+      const onInt = () => onSignal('SIGINT');
+      const onTerm = () => onSignal('SIGTERM');
+      process.on('SIGINT', onInt);
+      process.on('SIGTERM', onTerm);
       const tty = io.stderrIsTTY;
       let lastDraw = 0;
       try {
@@ -110,7 +117,7 @@ Examples:
           ...(flags.moveTo ? { moveTo: flags.moveTo } : {}),
           ...(flags.delete ? { delete: true } : {}),
           ...(batchSize ? { batchSize } : {}),
-          stop,
+          signal: abort.signal,
           warn: (m) => io.warn(m),
           debug: (m) => io.debug(m),
           onSaved: (m) => {
@@ -140,11 +147,19 @@ Examples:
           `fetch: ${summary.fetched} saved to ${flags.out} (${(summary.bytes / 1024 / 1024).toFixed(1)} MB, ${(summary.elapsedMs / 1000).toFixed(1)} s)` +
             `${summary.alreadySaved ? `, ${summary.alreadySaved} saved earlier` : ''}${acted.length ? `; ${acted.join(', ')}` : ''}`,
         );
-        if (stop.stopped) io.err('stopped early: run the same command again to continue');
+        if (stoppedBy) {
+          throw new InterruptedError(
+            stoppedBy,
+            `fetch stopped by ${stoppedBy}: ${summary.fetched} message(s) saved and recorded`,
+            'run the same command again to continue (it also applies --mark-seen/--move-to/--delete to what was saved)',
+          );
+        }
       } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-        await closeImap(client);
+        process.off('SIGINT', onInt);
+        process.off('SIGTERM', onTerm);
+        // interrupted: the connection may still be busy with the FETCH we stopped reading
+        if (stoppedBy) client.close();
+        else await closeImap(client);
         if (ctx.env.OAUTHMAIL_DEBUG_RSS) {
           // for memory tests: the peak resident set size of this process, in KB. VmHWM, not
           // getrusage's maxRSS: Linux carries the forking parent's peak over exec into the latter.

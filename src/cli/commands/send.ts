@@ -201,14 +201,19 @@ Batch lines: {"to": "...", "cc": [...], "subject": "...", "text": "...", "html":
           maxConnections: conns,
         });
         const stop = { stopped: false };
-        const onSignal = () => {
+        // Ctrl-C / SIGTERM: finish the messages in flight, record them, exit 130 / 143 (as fetch)
+        let stoppedBy: 'SIGINT' | 'SIGTERM' | undefined;
+        const onSignal = (sig: 'SIGINT' | 'SIGTERM') => {
           if (!stop.stopped)
             io.err('stopping: finishing the messages in flight (interrupt again to quit at once)');
-          else process.exit(130);
+          else process.exit(sig === 'SIGINT' ? 130 : 143);
           stop.stopped = true;
+          stoppedBy = sig;
         };
-        process.on('SIGINT', onSignal);
-        process.on('SIGTERM', onSignal);
+        const onInt = () => onSignal('SIGINT');
+        const onTerm = () => onSignal('SIGTERM');
+        process.on('SIGINT', onInt);
+        process.on('SIGTERM', onTerm);
         const failures: Array<{ exitCode: number }> = [];
         let lastDraw = 0;
         const tty = io.stderrIsTTY;
@@ -251,11 +256,11 @@ Batch lines: {"to": "...", "cc": [...], "subject": "...", "text": "...", "html":
             `batch: ${summary.sent} sent, ${summary.failed} failed, ${summary.skipped} already sent, ` +
               `${summary.notAttempted} not attempted, of ${summary.total} (${(summary.elapsedMs / 1000).toFixed(1)} s, ${rate}/s)`,
           );
-          const err = batchOutcome(summary, failures);
+          const err = batchOutcome(summary, failures, stoppedBy);
           if (err) throw err;
         } finally {
-          process.off('SIGINT', onSignal);
-          process.off('SIGTERM', onSignal);
+          process.off('SIGINT', onInt);
+          process.off('SIGTERM', onTerm);
           client.close();
         }
         return;

@@ -60,8 +60,12 @@ export interface FetchOptions {
   onProgress?: (p: { done: number; total: number; bytes: number; totalBytes: number }) => void;
   warn?: (line: string) => void;
   debug?: (line: string) => void;
-  /** Set to stop after the batch in flight (SIGINT). */
-  stop?: { stopped: boolean };
+  /**
+   * Aborted (Ctrl-C, SIGTERM): stop reading at once, write what has arrived, commit it (state
+   * file), and return with `interrupted` set; no --mark-seen/--move-to/--delete is sent then (the
+   * next run applies it to what was saved).
+   */
+  signal?: AbortSignal;
 }
 
 export interface SavedMessage {
@@ -85,6 +89,8 @@ export interface FetchSummary {
   moved: number;
   deleted: number;
   uidValidityChanged: boolean;
+  /** Stopped by the signal before everything was fetched. */
+  interrupted: boolean;
   elapsedMs: number;
   stateFile: string;
 }
@@ -195,9 +201,11 @@ export async function fetchMessages(client: ImapFlow, o: FetchOptions): Promise<
         moved: 0,
         deleted: 0,
         uidValidityChanged,
+        interrupted: false,
         elapsedMs: 0,
         stateFile,
       };
+      const aborted = () => !!o.signal?.aborted;
 
       const act = async (uids: number[]) => {
         if (!uids.length || !acting) return;
@@ -250,7 +258,7 @@ export async function fetchMessages(client: ImapFlow, o: FetchOptions): Promise<
       };
 
       for (let i = 0; i < todo.length; i += perBatch) {
-        if (o.stop?.stopped) break;
+        if (aborted()) break;
         const batch = todo.slice(i, i + perBatch);
         const metas = new Map<number, Meta>();
         const saved: SavedMessage[] = [];
@@ -263,7 +271,7 @@ export async function fetchMessages(client: ImapFlow, o: FetchOptions): Promise<
           saved.push({ uid: m.uid, file, size: m.size, attachments: [] });
         };
         const asked = new Set(batch);
-        for await (const msg of client.fetch(uidSet(batch), q, { uid: true })) {
+        for await (const msg of untilAborted(client.fetch(uidSet(batch), q, { uid: true }), o.signal)) {
           // a server may answer more than was asked, or the same UID twice
           if (!asked.delete(msg.uid)) continue;
           const m: Meta = {
@@ -285,6 +293,7 @@ export async function fetchMessages(client: ImapFlow, o: FetchOptions): Promise<
         // mbox appends in UID order; the others do not care
         large.sort((x, y) => x.uid - y.uid);
         for (const m of large) {
+          if (aborted()) break; // not saved, not recorded: the next run downloads it
           if (sink.target(m) === undefined) {
             saved.push({ uid: m.uid, file: '', size: m.size, attachments: [] });
             continue;
@@ -293,7 +302,8 @@ export async function fetchMessages(client: ImapFlow, o: FetchOptions): Promise<
           if (dl.content) await put(m, dl.content);
           else asked.add(m.uid);
         }
-        if (asked.size) {
+        // (interrupted: what did not arrive is simply not recorded; the next run asks again)
+        if (asked.size && !aborted()) {
           summary.missing += asked.size;
           warn(
             `the server sent no message for UID ${uidSet([...asked])} of ${o.mailbox}; ` +
@@ -320,13 +330,17 @@ export async function fetchMessages(client: ImapFlow, o: FetchOptions): Promise<
           saved.map((sv) => sv.uid),
         );
         await record();
-        await act(saved.map((sv) => sv.uid));
+        // interrupted: what is on disk is committed; the actions wait for the next run (the
+        // connection may still be busy with the FETCH we stopped reading)
+        if (aborted()) summary.interrupted = true;
+        else await act(saved.map((sv) => sv.uid));
         for (const sv of saved) {
           if (sv.file) {
             summary.fetched++;
             o.onSaved?.(sv);
           }
         }
+        if (summary.interrupted) break;
         done += batch.length;
         o.onProgress?.({ done, total, bytes: summary.bytes, totalBytes: 0 });
       }
@@ -343,5 +357,30 @@ export async function fetchMessages(client: ImapFlow, o: FetchOptions): Promise<
   } finally {
     await sink?.close().catch(() => undefined);
     await folder.release();
+  }
+}
+
+/**
+ * The messages of a FETCH until the signal fires: a server that is slow (or silent) must not keep
+ * a Ctrl-C waiting for the next message. The iterator's pending read is left to the connection's
+ * close (its rejection is absorbed here).
+ */
+async function* untilAborted<T>(src: AsyncIterable<T>, signal: AbortSignal | undefined): AsyncGenerator<T> {
+  if (!signal) {
+    yield* src;
+    return;
+  }
+  const it = src[Symbol.asyncIterator]();
+  const stop = new Promise<'stop'>((resolve) => {
+    if (signal.aborted) resolve('stop');
+    else signal.addEventListener('abort', () => resolve('stop'), { once: true });
+  });
+  for (;;) {
+    const next = it.next();
+    next.catch(() => undefined);
+    const r = await Promise.race([next, stop]);
+    if (r === 'stop') return;
+    if (r.done) return;
+    yield r.value;
   }
 }
