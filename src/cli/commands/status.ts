@@ -234,12 +234,12 @@ export function registerStatus(program: Command, ctx: Context): void {
                 'verified now',
                 r.verify.ok ? 'yes, the refresh token was redeemed' : `no: ${r.verify.message}`,
               );
-            for (const p of s.problems) lines.push(`  ! ${p.problem}: run ${p.fix}`);
-            for (const w of r.warnings) lines.push(`  ! warning: ${w.problem}: run ${w.fix}`);
+            for (const p of s.problems) lines.push(`  ! ${p.problem}: ${fixText(p.fix)}`);
+            for (const w of r.warnings) lines.push(`  ! warning: ${w.problem}: ${fixText(w.fix)}`);
           } else {
             lines.push(`  ! ${r.error}${r.fix ? ` (${r.fix})` : ''}`);
             if (r.queue.waiting || r.queue.dead) row('queue', queueText(r.queue));
-            for (const w of r.warnings) lines.push(`  ! warning: ${w.problem}: run ${w.fix}`);
+            for (const w of r.warnings) lines.push(`  ! warning: ${w.problem}: ${fixText(w.fix)}`);
           }
           ctx.io.out(lines.join('\n'));
         }
@@ -328,4 +328,9 @@ function queueProblems(
 /** The profile's store is the keychain and this session cannot reach it: not a missing sign-in. */
 function keychainUnreachable(message: string): boolean {
   return /keychain is (unavailable|unreachable)|cannot reach the keychain/i.test(message);
+}
+
+/** "run: oauthmail login work" for a command; a fix in words ("publish the app ...") as it is. */
+export function fixText(fix: string): string {
+  return /^oauthmail\s/.test(fix) ? `run ${fix}` : fix;
 }
