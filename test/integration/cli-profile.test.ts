@@ -321,6 +321,17 @@ describe('config file that cannot be read', () => {
 });
 
 describe('help', () => {
+  it('sendmail --help and help sendmail list its options and exit codes (was "unknown option --", exit 64)', async () => {
+    for (const args of [['sendmail', '--help'], ['help', 'sendmail']]) {
+      const r = await cliHome().run(args);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^\s+-t\s+take the recipients from To:/m);
+      expect(r.stdout).toMatch(/^\s+--no-queue\s/m);
+      expect(r.stdout).toMatch(/Exit codes[^\n]*\n\s+0\s+sent, or kept in the queue/);
+      expect(r.stdout).toMatch(/75\s+temporary failure/);
+    }
+  });
+
   it('lists every exit code', async () => {
     const r = await cliHome().run(['help', 'exit-codes']);
     expect(r.code).toBe(0);

@@ -22,8 +22,37 @@ export function registerSendmail(program: Command, ctx: Context): void {
     .allowUnknownOption()
     .allowExcessArguments()
     .helpOption(false)
+    .addHelpText(
+      'after',
+      `
+Options (sendmail's; others that sendmail accepts are ignored):
+  -t              take the recipients from To:, Cc: and Bcc: (Bcc is removed from the message)
+  -i, -oi         a line with a single dot does not end the message
+  -f FROM         envelope sender (default: the profile's from, then its user)
+  -F NAME         the sender's full name, for a From: that has none
+  -v              verbose (the SMTP dialogue on stderr, tokens redacted)
+  --no-queue      exit 75 instead of queueing a message that cannot be sent now
+  --queue         queue even when the profile says queue=off
+  -p PROFILE      before "sendmail": the profile (default: OAUTHMAIL_PROFILE, then the default)
+
+Exit codes (sysexits.h, as sendmail's):
+  0   sent, or kept in the queue (one line on stderr says why and what will deliver it)
+  64  bad usage (no recipient, an unknown flag)      65  bad input (an address)
+  67  unknown recipient                              69  refused by the server
+  75  temporary failure, with --no-queue             77  sign-in needed, with --no-queue
+  78  configuration (no such profile, no user)
+
+Examples:
+  $ printf 'To: ops@example.com\nSubject: backup\n\ndone\n' | oauthmail sendmail -t -i
+  $ oauthmail -p work sendmail -f alerts@example.com ops@example.com < message.eml`,
+    )
     .action(async (args: string[], _opts: unknown, cmd: Command) => {
       const g = cmd.optsWithGlobals() as { profile?: string };
+      if (args.includes('--help')) {
+        // sendmail has no --help; ours prints the options and exit codes above
+        cmd.outputHelp();
+        return;
+      }
       const { parseSendmailArgs, prepareSendmail, toSendmailError } = await import('../../mail/sendmail.js');
       // our own switches, not sendmail's: --no-queue (fail instead of queueing), --queue
       let queueFlag: boolean | undefined;
