@@ -450,6 +450,8 @@ export abstract class StoredTokenProvider implements TokenProvider {
       redirectUri: this.profile.redirectUri,
       port: this.profile.redirectPort,
       profileName: this.profileName,
+      // RFC 8252 §8.3: the loopback IP literal for custom providers (Google keeps localhost)
+      ...(this.profile.provider === 'custom' ? { defaultHost: '127.0.0.1' as const } : {}),
     });
     try {
       const redirectUri = server.redirectUri;

@@ -57,6 +57,12 @@ export interface StartOptions {
   tls?: { key: string; cert: string };
   /** For the pages and for the command that picks another port. */
   profileName: string;
+  /**
+   * The host of the default redirect: `localhost` (Entra requires it for desktop apps) or the
+   * loopback IP literal that RFC 8252 §8.3 recommends (custom providers: oidc-provider, for one,
+   * refuses `localhost` when the client registered `http://127.0.0.1`).
+   */
+  defaultHost?: 'localhost' | '127.0.0.1';
 }
 
 /** Long enough for a token exchange with retries; the browser then hears "still finishing". */
@@ -115,7 +121,7 @@ export class LoopbackServer {
   ) {}
 
   static async start(o: StartOptions): Promise<LoopbackServer> {
-    let host = 'localhost';
+    let host: string = o.defaultHost ?? 'localhost';
     let path = '/';
     let port = o.port ?? 0;
     let pinnedBy: 'redirectUri' | 'redirectPort' | undefined = o.port ? 'redirectPort' : undefined;
