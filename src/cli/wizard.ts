@@ -3,12 +3,13 @@
  * Returns settings; validation happens afterwards exactly as for flags.
  */
 import type { Setting } from '../config/profiles.js';
+import { UsageError } from '../errors/index.js';
 import type { Io } from './io.js';
 
 const has = (settings: readonly Setting[], key: string) =>
   settings.some(([k]) => k.toLowerCase().replace(/[-_]/g, '') === key.toLowerCase());
 
-export async function runWizard(io: Io, given: readonly Setting[]): Promise<Setting[]> {
+export async function runWizard(io: Io, given: readonly Setting[], name = 'NAME'): Promise<Setting[]> {
   const out: Setting[] = [];
   io.err('Creating a profile. Press Enter to accept the [default].');
   let provider = given.find(([k]) => k === 'provider')?.[1];
@@ -35,9 +36,9 @@ export async function runWizard(io: Io, given: readonly Setting[]): Promise<Sett
   ) {
     const { renderGuide } = await import('../diagnose/guide.js');
     const tenant = [...given, ...out].find(([k]) => k === 'tenant')?.[1];
-    io.err('\n' + renderGuide({ name: 'NAME', profile: { provider, ...(tenant ? { tenant } : {}) } }));
+    io.err('\n' + renderGuide({ name, profile: { provider, ...(tenant ? { tenant } : {}) } }));
     io.err(
-      "Register the app as above (later: oauthmail guide NAME shows it with all of the profile's values), then enter its ID.",
+      `Register the app as above (later: oauthmail guide ${name} shows it with all of the profile's values), then enter its ID.`,
     );
   }
   io.err(
@@ -47,7 +48,19 @@ export async function runWizard(io: Io, given: readonly Setting[]): Promise<Sett
         ? 'The client ID is the "Application (client) ID" on Azure portal → App registrations → your app → Overview.'
         : '',
   );
-  out.push(['clientId', await io.prompt('Client ID')]);
+  const clientId = await io.prompt('Client ID');
+  if (!clientId) {
+    // no ID yet (the app is being registered): nothing to save, but everything to finish with
+    const q = (v: string) => (/^[\w@.:/+-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`);
+    const sets = [...given, ...out]
+      .filter(([, v]) => v !== undefined && v !== '')
+      .map(([k, v]) => `--set ${k}=${q(v!)}`);
+    throw new UsageError(`no client ID given, so the profile ${name} was not saved`, {
+      code: 'wizard_no_client_id',
+      hint: `once the app is registered: oauthmail profile add ${name} ${[...sets, '--client-id ID'].join(' ')}`,
+    });
+  }
+  out.push(['clientId', clientId]);
   if (!has(given, 'user')) {
     const user = await io.prompt('Mailbox address (the account whose mail you send and read)');
     if (user) out.push(['user', user]);

@@ -228,7 +228,7 @@ or the hidden prompt. Examples:
         !settings.some(([k]) => k.toLowerCase().replace(/[-_]/g, '') === 'clientid')
       ) {
         const { runWizard } = await import('../wizard.js');
-        settings.unshift(...(await runWizard(ctx.io, settings)));
+        settings.unshift(...(await runWizard(ctx.io, settings, name)));
       }
       const { buildProfile } = await import('../../config/profiles.js');
       const draft = buildProfile(settings); // validate before asking for any secret
