@@ -84,6 +84,23 @@ export interface LookupOptions {
   timeoutMs: number;
 }
 
+/** End a Secret Service session (never fails: the session also ends with the connection). */
+function closeSession(
+  conn: Pick<DBusConnection, 'call'>,
+  session: string,
+  timeoutMs: number,
+): Promise<unknown> {
+  return conn
+    .call({
+      destination: SECRETS_NAME,
+      path: session,
+      interface: 'org.freedesktop.Secret.Session',
+      member: 'Close',
+      timeoutMs,
+    })
+    .catch(() => undefined);
+}
+
 const msg = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 /** "cannot connect to the session bus at /run/user/1000/bus (ENOENT)": the socket and the errno. */
@@ -206,16 +223,7 @@ export async function lookupOn(
       };
     return { status: 'no-service', code: 'error', reason: `the Secret Service failed: ${msg(e)}` };
   } finally {
-    if (session !== undefined)
-      await conn
-        .call({
-          destination: SECRETS_NAME,
-          path: session,
-          interface: 'org.freedesktop.Secret.Session',
-          member: 'Close',
-          timeoutMs: left(),
-        })
-        .catch(() => undefined);
+    if (session !== undefined) await closeSession(conn, session, left());
   }
 }
 
@@ -285,16 +293,7 @@ export async function storeOn(
     secret.fill(0);
     // not awaited: the item is stored once CreateItem has answered (and the session ends with
     // the connection anyway), so the caller need not wait one more round trip
-    if (session !== undefined)
-      void conn
-        .call({
-          destination: SECRETS_NAME,
-          path: session,
-          interface: 'org.freedesktop.Secret.Session',
-          member: 'Close',
-          timeoutMs: left(),
-        })
-        .catch(() => undefined);
+    if (session !== undefined) void closeSession(conn, session, left());
   }
 }
 

@@ -20,9 +20,8 @@ import {
 import os from 'node:os';
 import path from 'node:path';
 import { startHostileImap, type HostileOptions, type HostileServer } from '../support/hostile-imap.js';
-import { ageFetchLock, maxRssKb, rawMessage, runDriver } from './fetch-support.js';
+import { ageFetchLock, imapProfile, maxRssKb, rawMessage, runDriver, type Stack } from './fetch-support.js';
 import type { Profile } from '../../src/config/schema.js';
-import { DEFAULT_RETRY } from '../../src/config/schema.js';
 
 const USER = 'mallory-victim@contoso.test';
 let work: string;
@@ -38,19 +37,11 @@ afterEach(async () => {
 });
 
 function profile(port: number): Profile {
-  return {
-    provider: 'microsoft',
-    clientId: '11111111-1111-4111-8111-111111111111',
-    clientType: 'public',
-    flow: 'device',
-    scopes: ['https://outlook.office.com/IMAP.AccessAsUser.All', 'offline_access'],
-    capabilities: ['read'],
-    user: USER,
+  // the stack's IMAP profile, pointed at the scripted server (plain text: it is on loopback)
+  return imapProfile({ imapsPort: 0 } as Stack, USER, {
     imap: { host: '127.0.0.1', port, security: 'none' },
     sasl: 'xoauth2',
-    retry: { ...DEFAULT_RETRY },
-    storage: 'file',
-  } as Profile;
+  });
 }
 
 function messages(n: number, size = 3000): Map<number, Buffer> {
