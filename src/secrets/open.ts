@@ -18,12 +18,7 @@ import path from 'node:path';
 import type { Paths } from '../config/paths.js';
 import { atomicWriteFile, readFileIfExists } from '../util/fs.js';
 import { FileSecretStore } from './file.js';
-import {
-  KeychainStore,
-  KeychainUnavailableError,
-  type KeychainStoreOptions,
-  type ProbeResult,
-} from './keychain.js';
+import { KeychainStore, type KeychainStoreOptions, type ProbeResult } from './keychain.js';
 import type { SecretKind, SecretStore, StoreKind } from './types.js';
 
 export type StorageMode = 'auto' | 'keychain' | 'file';

@@ -27,7 +27,8 @@ export async function ensureDir(dir: string, flag = '--out'): Promise<void> {
   const make = async (d: string, depth: number): Promise<void> => {
     try {
       await fsp.mkdir(d, { mode: 0o700 });
-    } catch (e) {
+    } catch (first) {
+      let e = first;
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'EEXIST') {
         const st = await fsp.stat(d).catch(() => undefined);
