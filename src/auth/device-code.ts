@@ -6,7 +6,7 @@
  * No QR code: a correct QR encoder (Reed-Solomon, masking, version selection) is several
  * hundred lines, and the dependencies that do it are not tiny. The URL is short enough to type.
  */
-import type { Io } from '../cli/io.js';
+import type { AuthIo } from './types.js';
 
 export interface DeviceCodeInfo {
   userCode: string;
@@ -15,7 +15,7 @@ export interface DeviceCodeInfo {
   message?: string;
 }
 
-export function showDeviceCode(io: Io, d: DeviceCodeInfo, profile: string): void {
+export function showDeviceCode(io: AuthIo, d: DeviceCodeInfo, profile: string): void {
   const minutes = Math.max(1, Math.round(d.expiresIn / 60));
   io.err(`To sign in to profile ${profile}, open ${d.verificationUri} in a browser (on any device)`);
   io.err(`and enter the code: ${d.userCode}`);

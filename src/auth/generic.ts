@@ -25,7 +25,7 @@ import {
   TransientError,
   UsageError,
 } from '../errors/index.js';
-import { oauthError, type OAuthErrorContext } from '../diagnose/google-errors.js';
+import { oauthError, type OAuthErrorContext } from './errors/google-errors.js';
 import { registerSecret } from '../util/redact.js';
 import { critical, debugStoredAfterAnswer } from '../util/critical.js';
 import type { AuthorizationResponse } from './loopback.js';

@@ -24,7 +24,7 @@ import {
   GOOGLE_TOKEN_ENDPOINT,
 } from '../config/presets.js';
 import { ConfigError, InternalError, OauthmailError, UsageError } from '../errors/index.js';
-import { GOOGLE_NO_DEVICE, googleScopeWarning, oauthError } from '../diagnose/google-errors.js';
+import { GOOGLE_NO_DEVICE, googleScopeWarning, oauthError } from './errors/google-errors.js';
 import { registerSecret } from '../util/redact.js';
 import {
   isNetworkError,

@@ -3,7 +3,7 @@
  * MSAL (through our INetworkModule, network.ts), google-auth-library (gaxios, given our fetch),
  * openid-client (its customFetch) and our own form posts (generic.ts postForm).
  *
- * The rules (decisions in src/util/backoff.ts): 429/503 answers (or the profile's own HTTP codes)
+ * The rules (decisions in src/net/backoff.ts): 429/503 answers (or the profile's own HTTP codes)
  * and network failures that can change on a second try are tried again per the profile's retry
  * policy, waiting at least the server's `Retry-After`; when the tries run out, the last answer is
  * returned to the library (which reports the provider's error, exit 6) or the last network error
@@ -12,7 +12,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RetryPolicy } from '../config/schema.js';
-import { isRetryableHttpStatus, nextRetry, parseRetryAfter } from '../util/backoff.js';
+import { isRetryableHttpStatus, nextRetry, parseRetryAfter } from '../net/backoff.js';
 import { NETWORK_ERROR_CODES } from '../util/net-errors.js';
 import { noteProviderAnswer } from '../util/critical.js';
 

@@ -2,10 +2,20 @@
  * profile → TokenProvider. Imports nothing heavy: MSAL is loaded by microsoft.ts only when a
  * sign-in or a refresh actually needs it (a cached token is read without it).
  */
-import type { Context } from '../cli/context.js';
 import type { Profile } from '../config/schema.js';
+import type { ConfigStore, LockFn } from '../config/store.js';
 import { ConfigError } from '../errors/index.js';
-import type { AuthDeps, TokenProvider } from './types.js';
+import type { SecretStore } from '../secrets/types.js';
+import type { AuthDeps, AuthIo, TokenProvider } from './types.js';
+
+/** What the functions below need from a command's context; the CLI's Context (src/cli/context.ts) is one. */
+export interface AuthContext {
+  readonly io: AuthIo;
+  readonly env: NodeJS.ProcessEnv;
+  readonly lock: LockFn;
+  readonly config: Pick<ConfigStore, 'load'>;
+  secretsFor(profile: Pick<Profile, 'storage'>): Promise<SecretStore>;
+}
 
 export type {
   TokenProvider,
@@ -39,14 +49,14 @@ export async function providerFor(name: string, profile: Profile, deps: AuthDeps
 }
 
 /** The TokenProvider of a profile, with the context's I/O, lock and secret store. */
-export async function tokenProviderFor(ctx: Context, name: string, profile: Profile): Promise<TokenProvider> {
+export async function tokenProviderFor(ctx: AuthContext, name: string, profile: Profile): Promise<TokenProvider> {
   const store = await ctx.secretsFor(profile);
   return providerFor(name, profile, { io: ctx.io, env: ctx.env, lock: ctx.lock, store });
 }
 
 /** Resolve the profile a command names (argument, -p, OAUTHMAIL_PROFILE, default) and its provider. */
 export async function resolveProvider(
-  ctx: Context,
+  ctx: AuthContext,
   explicit: string | undefined,
 ): Promise<{ name: string; profile: Profile; provider: TokenProvider }> {
   const { resolveProfileName } = await import('../config/store.js');

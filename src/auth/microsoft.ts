@@ -39,7 +39,7 @@ import {
   TransientError,
   UsageError,
 } from '../errors/index.js';
-import { entraError, type EntraErrorContext, lookup } from '../diagnose/aadsts.js';
+import { entraError, type EntraErrorContext, lookup } from './errors/aadsts.js';
 import { registerSecret } from '../util/redact.js';
 import { critical, debugStoredAfterAnswer } from '../util/critical.js';
 import {

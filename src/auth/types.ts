@@ -3,13 +3,27 @@
  * export), the mail code, and each identity provider (Microsoft via MSAL now; Google and
  * standards-based providers later behind the same interface).
  */
-import type { Io } from '../cli/io.js';
+import type { Readable } from 'node:stream';
 import type { LockFn } from '../config/store.js';
 import type { SecretStore } from '../secrets/types.js';
 
+/**
+ * The terminal as auth sees it: where sign-in prompts and progress go (stderr, redacted), debug
+ * lines, and stdin for a pasted redirect. Declared here and implemented by the CLI (src/cli/io.ts)
+ * so that auth does not import the CLI.
+ */
+export interface AuthIo {
+  readonly stdin: Readable & { isTTY?: boolean };
+  readonly verbose: boolean;
+  /** Talk on stderr (redacted). */
+  err(text: string): void;
+  /** A line on stderr with --verbose only. */
+  debug(text: string): void;
+}
+
 /** What a provider needs from the CLI; injected so tests and other front ends can build it. */
 export interface AuthDeps {
-  io: Io;
+  io: AuthIo;
   env: NodeJS.ProcessEnv;
   /** Cross-process lock (Context.lock): `token-<profile>` guards the token cache. */
   lock: LockFn;

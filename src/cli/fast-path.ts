@@ -9,7 +9,7 @@
  * did not exist, so errors, refreshes and messages stay in one place.
  */
 import { readFileSync } from 'node:fs';
-import { VERSION } from '../version.js';
+import { VERSION } from '../util/version.js';
 import type { InStream, OutStream } from './io.js';
 
 export interface FastDeps {

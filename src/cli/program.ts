@@ -27,7 +27,7 @@ import { registerRefresh } from './commands/refresh.js';
 import { registerExec } from './commands/exec.js';
 import { registerQueue } from './commands/queue.js';
 
-import { VERSION } from '../version.js';
+import { VERSION } from '../util/version.js';
 export { VERSION };
 
 export const HELP_TOPICS: Record<string, string> = {

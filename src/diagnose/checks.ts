@@ -29,8 +29,8 @@ import { ExitCode, isOauthmailError } from '../errors/index.js';
 import type { TokenProvider } from '../auth/types.js';
 import { registerSecret, redact } from '../util/redact.js';
 import { isLoopbackAddress } from '../mail/tls.js';
-import { decodeJwt, summarizeJwt, type TokenSummary } from './jwt.js';
-import { adviseSmtpReply } from './smtp-replies.js';
+import { decodeJwt, summarizeJwt, type TokenSummary } from '../auth/jwt.js';
+import { adviseSmtpReply } from '../mail/smtp-replies.js';
 import { MICROSOFT_APP_ROLES, MICROSOFT_SCP } from './scopes.js';
 
 export const CHECK_IDS = ['profile', 'token', 'claims', 'smtp', 'imap', 'send'] as const;
@@ -854,7 +854,7 @@ async function checkSmtp(c: Ctx, r: CheckResult): Promise<string> {
 async function checkImap(c: Ctx, r: CheckResult): Promise<string> {
   const { profile: p } = c.deps;
   const { connectImap, closeImap } = await import('../mail/imap.js');
-  const { imapErrorFrom } = await import('./imap-replies.js');
+  const { imapErrorFrom } = await import('../mail/imap-replies.js');
   const { staticTokenSource } = await import('../mail/token-source.js');
   const user = p.user!;
   r.details = { host: p.imap!.host, port: p.imap!.port, security: p.imap!.security };

@@ -17,7 +17,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Profile } from '../config/schema.js';
 import { GOOGLE_AUTH_ENDPOINT, microsoftAuthority, scopesFor } from '../config/presets.js';
 import { UsageError } from '../errors/index.js';
-import { adminConsentUrl, consentUrl, nativeClientRedirect } from './aadsts.js';
+import { adminConsentUrl, consentUrl, nativeClientRedirect } from '../auth/errors/aadsts.js';
 
 export interface ConsentUrl {
   kind: 'user' | 'admin';

@@ -10,11 +10,11 @@ import {
   scopesFor as presetScopes,
   MICROSOFT_APP_ONLY_SCOPE,
 } from '../config/presets.js';
-import { splitAuthority } from './aadsts.js';
+import { splitAuthority } from '../auth/errors/aadsts.js';
 import { buildConsentUrl, redirectUriFor } from './consent-url.js';
 import { MICROSOFT_APP_ROLES, MICROSOFT_SCP } from './scopes.js';
 import { customGuide } from './guide-custom.js';
-import { nativeClientRedirect } from './aadsts.js';
+import { nativeClientRedirect } from '../auth/errors/aadsts.js';
 
 export interface GuideInput {
   /** Profile name, for the commands in the text; "NAME" when there is no profile yet. */

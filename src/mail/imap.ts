@@ -23,8 +23,8 @@ import { ConfigError, MailServerError, isOauthmailError, type OauthmailError } f
 import { registerSecret, redact } from '../util/redact.js';
 import type { TokenSource } from './token-source.js';
 import { isLoopbackAddress, plainLoopbackAddress, serverTls } from './tls.js';
-import { VERSION } from '../version.js';
-import { imapErrorFrom } from '../diagnose/imap-replies.js';
+import { VERSION } from '../util/version.js';
+import { imapErrorFrom } from './imap-replies.js';
 
 export interface ImapOptions {
   /** PEM file of a CA to trust for a private server. */

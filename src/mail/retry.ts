@@ -16,7 +16,8 @@ import {
   TransientError,
   isOauthmailError,
 } from '../errors/index.js';
-import { adviseSmtpReply, type ReplyContext } from '../diagnose/smtp-replies.js';
+import { backoffDelay } from '../net/backoff.js';
+import { adviseSmtpReply, type ReplyContext } from './smtp-replies.js';
 
 /** The 4xx replies retried by default (mode "status" with no list of its own). */
 export const DEFAULT_RETRY_STATUS = [421, 432, 450, 451, 452];
@@ -74,19 +75,6 @@ export function isRetryable(policy: RetryPolicy, err: unknown): boolean {
   if (c.kind !== 'temporary') return false;
   if (policy.mode === 'any' || c.status === undefined) return true;
   return (policy.statusCodes?.length ? policy.statusCodes : DEFAULT_RETRY_STATUS).includes(c.status);
-}
-
-/**
- * Wait before retry number `retry` (1 = the first retry): initial × multiplier^(retry-1), capped at
- * maxDelayMs, with "full jitter" between half and all of it so that many cron jobs hit by the
- * same outage do not come back in step.
- */
-export function backoffDelay(policy: RetryPolicy, retry: number, random: () => number = Math.random): number {
-  const base = Math.min(
-    policy.maxDelayMs,
-    policy.initialDelayMs * Math.pow(policy.multiplier, Math.max(0, retry - 1)),
-  );
-  return Math.round(base / 2 + random() * (base / 2));
 }
 
 export interface RetryHooks {

@@ -29,7 +29,7 @@ import {
   isOauthmailError,
   type OauthmailError,
 } from '../errors/index.js';
-import { decodeJwt } from '../diagnose/jwt.js';
+import { decodeJwt } from '../auth/jwt.js';
 import type { TokenSource } from './token-source.js';
 import type { ImapConnection } from './imap.js';
 import { closeImap, imapError } from './imap.js';

@@ -11,10 +11,10 @@
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import lockfile from 'proper-lockfile';
-import type { Paths } from '../config/paths.js';
 import { TransientError } from '../errors/index.js';
 import { ensurePrivateDir } from '../util/fs.js';
 import { assertSafeName } from './file.js';
+import type { StorePaths } from './types.js';
 
 export const LOCK_STALE_MS = 10_000;
 export const LOCK_UPDATE_MS = 2_500;
@@ -45,7 +45,7 @@ export class LockTimeoutError extends TransientError {
 
 /** Run fn while holding the cross-process lock `name` (e.g. "config", "token-work"). */
 export async function withLock<T>(
-  paths: Pick<Paths, 'locksDir'>,
+  paths: Pick<StorePaths, 'locksDir'>,
   name: string,
   fn: () => Promise<T>,
   options: LockOptions = {},

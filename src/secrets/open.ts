@@ -15,17 +15,16 @@
 import { promises as fsp, readFileSync } from 'node:fs';
 import { ConfigError } from '../errors/index.js';
 import path from 'node:path';
-import type { Paths } from '../config/paths.js';
 import { atomicWriteFile, readFileIfExists } from '../util/fs.js';
 import { FileSecretStore } from './file.js';
 import { KeychainStore, type KeychainStoreOptions, type ProbeResult } from './keychain.js';
-import type { SecretKind, SecretStore, StoreKind } from './types.js';
+import type { SecretKind, SecretStore, StoreKind, StorePaths } from './types.js';
 
 export type StorageMode = 'auto' | 'keychain' | 'file';
 
 export interface OpenSecretStoreOptions {
   storage: StorageMode;
-  paths: Paths;
+  paths: StorePaths;
   env?: NodeJS.ProcessEnv;
   /** Prints a warning on stderr. Called at most once per process for the keychain fallback. */
   warn?: (message: string) => void;
@@ -84,7 +83,7 @@ export class KeychainUnreachableError extends ConfigError {
   }
 }
 
-export function fileStore(paths: Paths, env: NodeJS.ProcessEnv): FileSecretStore {
+export function fileStore(paths: StorePaths, env: NodeJS.ProcessEnv): FileSecretStore {
   return new FileSecretStore({ secretsDir: paths.secretsDir, passphrase: passphraseFrom(env) });
 }
 
@@ -176,7 +175,7 @@ export interface SecretLocation {
  */
 export async function locateSecret(
   options: {
-    paths: Paths;
+    paths: StorePaths;
     env?: NodeJS.ProcessEnv;
     keychain?: KeychainStore;
     namespace?: KeychainStoreOptions['namespace'];

@@ -18,6 +18,16 @@ export const SECRET_KINDS: readonly SecretKind[] = [
 
 export type StoreKind = 'keychain' | 'file' | 'memory';
 
+/**
+ * The directories the stores and locks use: the part of config's Paths (src/config/paths.ts) that
+ * secrets needs, declared here so that secrets does not import config (config imports secrets).
+ */
+export interface StorePaths {
+  dataDir: string;
+  secretsDir: string;
+  locksDir: string;
+}
+
 export interface SecretStore {
   readonly kind: StoreKind;
   /** Human-readable place, e.g. "keychain (Secret Service)" or "/home/u/.local/share/oauthmail/secrets". */

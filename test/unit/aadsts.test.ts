@@ -6,7 +6,7 @@ import {
   consentUrl,
   AADSTS,
   aadstsCode,
-} from '../../src/diagnose/aadsts.js';
+} from '../../src/auth/errors/aadsts.js';
 import { AuthError, ConfigError, TransientError } from '../../src/errors/index.js';
 
 const ctx = {

@@ -7,7 +7,7 @@ import {
   isRetryableHttpStatus,
   nextRetry,
   parseRetryAfter,
-} from '../../src/util/backoff.js';
+} from '../../src/net/backoff.js';
 import { createNetworkModule } from '../../src/auth/network.js';
 import { retryingFetch } from '../../src/auth/http-retry.js';
 import type { RetryPolicy } from '../../src/config/schema.js';

@@ -12,8 +12,8 @@ import type { Profile } from '../../src/config/schema.js';
 import { DEFAULT_RETRY } from '../../src/config/schema.js';
 import { AuthError } from '../../src/errors/index.js';
 import type { TokenProvider } from '../../src/auth/types.js';
-import { adviseSmtpReply } from '../../src/diagnose/smtp-replies.js';
-import { imapErrorFrom } from '../../src/diagnose/imap-replies.js';
+import { adviseSmtpReply } from '../../src/mail/smtp-replies.js';
+import { imapErrorFrom } from '../../src/mail/imap-replies.js';
 
 const schema = JSON.parse(
   readFileSync(path.join(import.meta.dirname, '..', '..', 'docs', 'test-report.schema.json'), 'utf8'),

@@ -4,7 +4,7 @@ import {
   googleScopeWarning,
   oauthError,
   type OAuthErrorContext,
-} from '../../src/diagnose/google-errors.js';
+} from '../../src/auth/errors/google-errors.js';
 import { AuthError, ConfigError, ExitCode, TransientError } from '../../src/errors/index.js';
 
 const google: OAuthErrorContext = {

@@ -13,8 +13,8 @@ import {
 } from '../../src/auth/health.js';
 import { parsePasted } from '../../src/auth/microsoft.js';
 import { sshGuidance } from '../../src/auth/remote.js';
-import { entraError } from '../../src/diagnose/aadsts.js';
-import { adviseSmtpReply } from '../../src/diagnose/smtp-replies.js';
+import { entraError } from '../../src/auth/errors/aadsts.js';
+import { adviseSmtpReply } from '../../src/mail/smtp-replies.js';
 import type { Profile } from '../../src/config/schema.js';
 
 const DAY = 86_400_000;

@@ -3,7 +3,7 @@
  * and the hint, for errors shaped the way imapflow 2 throws them.
  */
 import { describe, expect, it } from 'vitest';
-import { decodeSaslError, describeOauthError, imapErrorFrom } from '../../src/diagnose/imap-replies.js';
+import { decodeSaslError, describeOauthError, imapErrorFrom } from '../../src/mail/imap-replies.js';
 import { imapError } from '../../src/mail/imap.js';
 import { ConfigError, MailServerError, TransientError } from '../../src/errors/index.js';
 
@@ -172,7 +172,7 @@ describe('imapError (src/mail/imap.ts): imapflow 2 error shapes, never explained
 
 describe('imapflow 2 reply objects', () => {
   it('reads responseText when response is the parsed reply object', async () => {
-    const { replyText } = await import('../../src/diagnose/imap-replies.js');
+    const { replyText } = await import('../../src/mail/imap-replies.js');
     expect(
       replyText({ response: { tag: 'A1', command: 'NO' }, responseText: 'Mailbox does not exist' }),
     ).toBe('Mailbox does not exist');

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { decodeJwt, summarizeJwt } from '../../src/diagnose/jwt.js';
+import { decodeJwt, summarizeJwt } from '../../src/auth/jwt.js';
 
 const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
 const jwt = (claims: unknown, header: unknown = { typ: 'JWT', alg: 'RS256' }) =>

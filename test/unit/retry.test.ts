@@ -1,6 +1,7 @@
 import { describe, it, expect } from 'vitest';
-import { backoffDelay, classify, isRetryable, toSendError, withRetry } from '../../src/mail/retry.js';
-import { adviseSmtpReply } from '../../src/diagnose/smtp-replies.js';
+import { classify, isRetryable, toSendError, withRetry } from '../../src/mail/retry.js';
+import { backoffDelay } from '../../src/net/backoff.js';
+import { adviseSmtpReply } from '../../src/mail/smtp-replies.js';
 import type { RetryPolicy } from '../../src/config/schema.js';
 
 const any: RetryPolicy = {

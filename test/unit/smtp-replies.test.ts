@@ -1,6 +1,6 @@
 /** The SMTP reply catalogue: Exchange's several 535 5.7.139 texts, provider-aware 535 advice, real profile names. */
 import { describe, it, expect } from 'vitest';
-import { adviseSmtpReply } from '../../src/diagnose/smtp-replies.js';
+import { adviseSmtpReply } from '../../src/mail/smtp-replies.js';
 
 const MS = { user: 'alice@contoso.com', profile: 'work', provider: 'microsoft' as const };
 

@@ -75,7 +75,7 @@ Order of fallbacks when a step is impossible: browser (with a display) → devic
       }
       if (opts.device && profile.provider === 'google') {
         // Refused before any request: Google's device flow cannot grant the mail scope.
-        const { GOOGLE_NO_DEVICE } = await import('../../diagnose/google-errors.js');
+        const { GOOGLE_NO_DEVICE } = await import('../../auth/errors/google-errors.js');
         throw new UsageError(GOOGLE_NO_DEVICE, {
           code: 'google_no_device',
           hint: `run: oauthmail login ${name} --no-browser (and open the URL on this computer)`,

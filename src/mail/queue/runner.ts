@@ -16,7 +16,7 @@ import path from 'node:path';
 import type { RetryPolicy } from '../../config/schema.js';
 import { DEFAULT_RETRY } from '../../config/schema.js';
 import { isOauthmailError } from '../../errors/index.js';
-import { backoffDelay } from '../retry.js';
+import { backoffDelay } from '../../net/backoff.js';
 import { queueLockHolder, tryQueueLock } from './lock.js';
 import { errorLine, queueDecision } from './policy.js';
 import type { QueueEntry, Spool } from './spool.js';

@@ -9,7 +9,7 @@
  * Codes: https://learn.microsoft.com/entra/identity-platform/reference-error-codes
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { AuthError, ConfigError, OauthmailError, TransientError, ExitCode } from '../errors/index.js';
+import { AuthError, ConfigError, OauthmailError, TransientError, ExitCode } from '../../errors/index.js';
 
 /** What the catalogue needs to write a fix that can be pasted. */
 export interface EntraErrorContext {

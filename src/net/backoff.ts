@@ -1,8 +1,9 @@
 /**
- * Retry decisions for HTTP calls to an identity provider (token endpoint, discovery).
+ * Retry timing: the exponential backoff every retry loop uses, and the decisions for HTTP calls to an
+ * identity provider (token endpoint, discovery).
  *
- * The exponential backoff with jitter is the one sending uses (src/mail/retry.ts, backoffDelay);
- * this module only adds the HTTP rules:
+ * The exponential backoff with jitter (backoffDelay) is shared with sending (src/mail/retry.ts) and
+ * the send queue; the other functions add the HTTP rules:
  * - RFC 6585 §4 (429) and RFC 9110 §15.6.4 (503) may carry `Retry-After`, either delay-seconds
  *   or an HTTP-date (RFC 9110 §10.2.3); we wait at least that long.
  * - A single wait is capped (MAX_SINGLE_WAIT_MS): a provider asking for minutes gets an exit 6
@@ -11,7 +12,19 @@
  *   gets the same answer (RFC 6749 §5.2).
  */
 import type { RetryPolicy } from '../config/schema.js';
-import { backoffDelay } from '../mail/retry.js';
+
+/**
+ * Wait before retry number `retry` (1 = the first retry): initial × multiplier^(retry-1), capped at
+ * maxDelayMs, with "full jitter" between half and all of it so that many cron jobs hit by the
+ * same outage do not come back in step.
+ */
+export function backoffDelay(policy: RetryPolicy, retry: number, random: () => number = Math.random): number {
+  const base = Math.min(
+    policy.maxDelayMs,
+    policy.initialDelayMs * Math.pow(policy.multiplier, Math.max(0, retry - 1)),
+  );
+  return Math.round(base / 2 + random() * (base / 2));
+}
 
 /** Statuses retried when the profile's policy is `any`, or `status` without HTTP codes of its own. */
 export const DEFAULT_HTTP_RETRY_STATUS = [429, 503];

@@ -5,8 +5,8 @@
  * Google answers `{error, error_description}`; the description is English prose that can carry
  * request details, so it is matched against known phrases but never shown verbatim.
  */
-import { redact } from '../util/redact.js';
-import { AuthError, ConfigError, OauthmailError, TransientError, UsageError } from '../errors/index.js';
+import { redact } from '../../util/redact.js';
+import { AuthError, ConfigError, OauthmailError, TransientError, UsageError } from '../../errors/index.js';
 
 export interface OAuthErrorBody {
   error?: string;
