@@ -49,7 +49,11 @@ export async function providerFor(name: string, profile: Profile, deps: AuthDeps
 }
 
 /** The TokenProvider of a profile, with the context's I/O, lock and secret store. */
-export async function tokenProviderFor(ctx: AuthContext, name: string, profile: Profile): Promise<TokenProvider> {
+export async function tokenProviderFor(
+  ctx: AuthContext,
+  name: string,
+  profile: Profile,
+): Promise<TokenProvider> {
   const store = await ctx.secretsFor(profile);
   return providerFor(name, profile, { io: ctx.io, env: ctx.env, lock: ctx.lock, store });
 }

@@ -10,6 +10,7 @@
  */
 import { describe, it, expect } from 'vitest';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import ts from 'typescript';
 
@@ -81,7 +82,9 @@ function buildGraph(): Map<string, Map<string, Edge>> {
       if (to === from) continue;
       const edges = graph.get(from)!;
       if (!edges.has(to)) edges.set(to, { from, to, sites: [] });
-      edges.get(to)!.sites.push(`src/${path.relative(SRC, file).split(path.sep).join('/')}:${line} imports '${spec}'`);
+      edges
+        .get(to)!
+        .sites.push(`src/${path.relative(SRC, file).split(path.sep).join('/')}:${line} imports '${spec}'`);
     }
   }
   return graph;
@@ -119,12 +122,16 @@ describe('architecture', () => {
     // every edge that lies on some cycle, listed once with the imports that make it
     const onCycle = new Set<string>();
     for (const c of cycles) c.forEach((f, i) => onCycle.add(`${f}\u0000${c[(i + 1) % c.length]}`));
-    const edges = [...onCycle]
-      .sort()
-      .map((k) => {
-        const [from, to] = k.split('\u0000') as [string, string];
-        return [`  ${from} -> ${to}:`, ...graph.get(from)!.get(to)!.sites.map((s) => `    ${s}`)].join('\n');
-      });
+    const edges = [...onCycle].sort().map((k) => {
+      const [from, to] = k.split('\u0000') as [string, string];
+      return [
+        `  ${from} -> ${to}:`,
+        ...graph
+          .get(from)!
+          .get(to)!
+          .sites.map((s) => `    ${s}`),
+      ].join('\n');
+    });
     throw new Error(
       [
         `${cycles.length} import cycle(s) between folders of src/:`,
@@ -143,7 +150,7 @@ describe('architecture', () => {
     const graph = buildGraph();
     // the graph is not empty and main.ts depends on the CLI
     expect(graph.get('(root)')?.has('cli')).toBe(true);
-    const tmp = fs.mkdtempSync(path.join(ROOT, 'test', '.arch-'));
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'oauthmail-arch-'));
     try {
       const f = path.join(tmp, 'probe.ts');
       fs.writeFileSync(
@@ -156,7 +163,7 @@ describe('architecture', () => {
           "type E = import('./e.js').E;",
           "import './f.js';",
           "// import { no } from './comment.js';",
-          "const s = \"import('./string.js')\";",
+          'const s = "import(\'./string.js\')";',
         ].join('\n'),
       );
       expect(relativeImports(f).map((i) => `${i.line}:${i.spec}`)).toEqual([
