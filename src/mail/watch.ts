@@ -277,13 +277,16 @@ export async function watchMailbox(
         }
       };
 
+      // `changed` is cleared when a round of handling starts, never after it: an EXISTS that
+      // arrives while we search or run the command (the server sends it once, with whatever
+      // command is running) must wake the next round, not be forgotten before IDLE
+      changed = false;
       await handleNew();
       while (!o.stop.stopped && !closed) {
         if (Date.now() >= renewAt) {
           info('reconnecting with a fresh token before the current one expires');
           break;
         }
-        changed = false;
         // IDLE until something arrives, the connection drops, it is time to restart IDLE or renew
         const idling = c.idle().catch((e: unknown) => debug(`watch: IDLE ended: ${(e as Error).message}`));
         await new Promise<void>((resolve) => {
@@ -300,6 +303,7 @@ export async function watchMailbox(
         // any command breaks IDLE (imapflow sends DONE first); NOOP also collects EXISTS updates
         await c.noop();
         await idling;
+        changed = false;
         await handleNew();
       }
       if (closed && !o.stop.stopped)

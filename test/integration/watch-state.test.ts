@@ -61,10 +61,11 @@ async function count(box: string): Promise<number> {
 
 function watch(args: string[]) {
   let err = '';
-  const w = backgroundCli(h, ['watch', '-p', 'work', ...args], /watching /, {
+  const w = backgroundCli(h, ['watch', '-p', 'work', '--verbose', ...args], /watching /, {
     killAfterMs: 60_000,
-    onExit: (r) => (err = r.stderr),
   });
+  // the watcher's stderr so far, for a failure message while it still runs
+  w.child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   return { ...w, log: () => err };
 }
 
