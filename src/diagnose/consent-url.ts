@@ -29,10 +29,17 @@ export interface ConsentUrl {
 }
 
 /** The redirect URI the app registration must list for this profile's sign-in. */
-export function redirectUriFor(profile: Pick<Profile, 'redirectUri' | 'redirectPort' | 'flow'>): string {
+/**
+ * The redirect `login` uses for a profile (src/auth/loopback.ts): custom providers get the
+ * loopback IP literal (RFC 8252 §8.3), Microsoft and Google `localhost`.
+ */
+export function redirectUriFor(
+  profile: Pick<Profile, 'redirectUri' | 'redirectPort' | 'flow'> & { provider?: Profile['provider'] },
+): string {
   if (profile.redirectUri) return profile.redirectUri;
-  if (profile.redirectPort) return `http://localhost:${profile.redirectPort}/`;
-  return 'http://localhost';
+  const host = profile.provider === 'custom' ? '127.0.0.1' : 'localhost';
+  if (profile.redirectPort) return `http://${host}:${profile.redirectPort}/`;
+  return `http://${host}${host === 'localhost' ? '' : '/'}`;
 }
 
 function profileScopes(profile: Profile): string[] {

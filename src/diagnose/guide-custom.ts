@@ -17,7 +17,12 @@ export function customGuide({ name, profile: p }: GuideInput): string {
   const title = `Register the OAuth 2.0 client for profile "${name}"`;
   const flow = p.flow ?? 'browser';
   const scopes = p.scopes?.length ? p.scopes : ['(the scopes your mail server checks)'];
-  const redirect = redirectUriFor({ flow, redirectUri: p.redirectUri, redirectPort: p.redirectPort });
+  const redirect = redirectUriFor({
+    flow,
+    provider: 'custom',
+    redirectUri: p.redirectUri,
+    redirectPort: p.redirectPort,
+  });
   const where = p.issuer ?? p.authorizationEndpoint ?? p.tokenEndpoint ?? 'your identity provider';
   lines.push(title, '='.repeat(title.length), '');
   lines.push(

@@ -279,6 +279,8 @@ describe('consent URLs', () => {
     expect(url.searchParams.get('prompt')).toBe('consent');
     expect(url.searchParams.get('scope')).toBe('mail offline_access');
     expect(url.searchParams.get('code_challenge_method')).toBe('S256');
+    // the same redirect as `login corp` (RFC 8252 §8.3: the loopback IP literal for custom providers)
+    expect(url.searchParams.get('redirect_uri')).toBe('http://127.0.0.1/');
     expect(c.stderr).toMatch(/oauthmail login corp --prompt consent/);
     expect(c.stdout + c.stderr).not.toMatch(/Google|accounts\.google\.com/);
     // the provider takes the link: its sign-in page, then the consent page with the scopes
@@ -299,6 +301,7 @@ describe('consent URLs', () => {
     expect(g.stdout).toContain(`custom (${idp.url}/custom)`);
     expect(g.stdout).toMatch(/refresh_token/);
     expect(g.stdout).toMatch(/oauthmail login corp --prompt consent/);
+    expect(g.stdout).toContain('http://127.0.0.1/');
     expect(g.stdout).not.toMatch(/Google|Entra|Azure/);
   }, 90_000);
 
