@@ -34,7 +34,7 @@ export const HELP_TOPICS: Record<string, string> = {
   'exit-codes': [
     'Exit codes (stable; scripts and cron jobs can rely on them):',
     '',
-    ...EXIT_CODE_TABLE.map((e) => `  ${String(e.code).padEnd(4)}${e.name.padEnd(11)}${e.meaning}`),
+    ...EXIT_CODE_TABLE.map((e) => `  ${String(e.code).padEnd(4)}${e.name.padEnd(13)}${e.meaning}`),
     '',
     'Temporary failures (6) are safe to retry. For 4, run the command printed on stderr.',
   ].join('\n'),

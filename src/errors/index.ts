@@ -54,12 +54,12 @@ export const EXIT_CODE_TABLE: ReadonlyArray<{ code: ExitCodeValue; name: string;
   {
     code: 130,
     name: 'interrupted',
-    meaning: 'Stopped by Ctrl-C (SIGINT); a token refresh in flight was saved first.',
+    meaning: 'Stopped by Ctrl-C (SIGINT) after saving what was done (a token refresh in flight, fetched messages, sent batch lines).',
   },
   {
     code: 143,
     name: 'terminated',
-    meaning: 'Stopped by SIGTERM; a token refresh in flight was saved first.',
+    meaning: 'Stopped by SIGTERM, after saving what was done, as for 130.',
   },
 ];
 
