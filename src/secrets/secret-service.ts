@@ -84,6 +84,20 @@ export interface LookupOptions {
   timeoutMs: number;
 }
 
+/** A "plain" Secret Service session (the secret travels over our private bus connection only). */
+async function openSession(conn: Pick<DBusConnection, 'call'>, timeoutMs: number): Promise<string> {
+  const opened = await conn.call({
+    destination: SECRETS_NAME,
+    path: SERVICE_PATH,
+    interface: SERVICE_IFACE,
+    member: 'OpenSession',
+    signature: 'sv',
+    body: ['plain', new Variant('s', '')],
+    timeoutMs,
+  });
+  return opened[1] as string;
+}
+
 /** End a Secret Service session (never fails: the session also ends with the connection). */
 function closeSession(
   conn: Pick<DBusConnection, 'call'>,
@@ -187,14 +201,7 @@ export async function lookupOn(
     })) as [string[], string[]];
     const item = unlocked[0];
     if (item === undefined) return locked.length > 0 ? { status: 'locked' } : { status: 'absent' };
-    const opened = await conn.call({
-      ...svc,
-      member: 'OpenSession',
-      signature: 'sv',
-      body: ['plain', new Variant('s', '')],
-      timeoutMs: left(),
-    });
-    session = opened[1] as string;
+    session = await openSession(conn, left());
     const [secrets] = await conn.call({
       ...svc,
       member: 'GetSecrets',
@@ -255,18 +262,10 @@ export async function storeOn(
 ): Promise<StoreResult> {
   const deadline = Date.now() + timeoutMs;
   const left = () => Math.max(1, deadline - Date.now());
-  const svc = { destination: SECRETS_NAME, path: SERVICE_PATH, interface: SERVICE_IFACE };
   let session: string | undefined;
   const secret = Buffer.from(value, 'utf8');
   try {
-    const opened = await conn.call({
-      ...svc,
-      member: 'OpenSession',
-      signature: 'sv',
-      body: ['plain', new Variant('s', '')],
-      timeoutMs: left(),
-    });
-    session = opened[1] as string;
+    session = await openSession(conn, left());
     const [, prompt] = await conn.call({
       destination: SECRETS_NAME,
       path: '/org/freedesktop/secrets/aliases/default',
