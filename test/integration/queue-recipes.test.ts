@@ -20,7 +20,8 @@ import { chmodSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from '
 import path from 'node:path';
 import { BIN, ROOT, cliHome, type CliHome } from '../support/cli.js';
 import { stack, waitForMail, type Stack } from './send-support.js';
-import { ALICE, addMicrosoftProfile, signInDevice, startTestIdp, type TestIdp } from '../support/signin.js';
+import { ALICE, type TestIdp } from '../support/signin.js';
+import { queueProfile, signInWork } from './queue-support.js';
 import { stackEnv } from '../support/stack-env.js';
 
 export const CRON_HEADING = '### Delivering the queue from cron';
@@ -159,32 +160,10 @@ beforeAll(async () => {
   chmodSync(path.join(binDir, 'oauthmail'), 0o755);
   // a private identity provider (its revocations must not reach other test files), with
   // short-lived access tokens: every send redeems the refresh token, so a revocation shows at once
-  idp = await startTestIdp();
-  expect((await idp.admin('config', { deviceCodeInterval: 1, accessTokenLifetime: 60 })).status).toBe(200);
-  const add = await addMicrosoftProfile(h, 'work', idp.url, [
-    '--smtp',
-    `${s.smtpHost}:${s.smtpPort}`,
-    '--smtp-security',
-    'starttls',
-  ]);
-  expect(add.code, add.stderr).toBe(0);
-  await signIn();
-  const e = await h.run([
-    'profile',
-    'edit',
-    'work',
-    '--set',
-    'retry.initialDelayMs=50',
-    '--set',
-    'retry.maxDelayMs=200',
-  ]);
-  expect(e.code, e.stderr).toBe(0);
+  idp = await queueProfile(h, s);
 }, 90_000);
 
-async function signIn(): Promise<void> {
-  const r = await signInDevice(h, 'work', idp);
-  expect(r.code, r.stderr).toBe(0);
-}
+const signIn = () => signInWork(h, idp);
 
 afterAll(async () => {
   await idp?.close();

@@ -8,6 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BIN, type CliHome, type CliResult } from '../support/cli.js';
 import { idpRequest, stackEnv } from '../support/stack-env.js';
+import { addMicrosoftProfile, signInDevice, startTestIdp, type TestIdp } from '../support/signin.js';
 import type { Stack } from './send-support.js';
 
 /**
@@ -131,4 +132,41 @@ export function slowSender(s: Stack, sender: string, seconds: number | undefined
     postconf(s, cls, `sleep ${seconds}`);
   }
   setSenderFault(s, sender, seconds === undefined ? undefined : cls);
+}
+
+/** `oauthmail login work --device` at the queue tests' private IdP, approved at once. */
+export async function signInWork(h: CliHome, idp: TestIdp): Promise<void> {
+  const r = await signInDevice(h, 'work', idp);
+  if (r.code !== 0) throw new Error(`login failed (exit ${r.code}): ${r.stderr}`);
+}
+
+/**
+ * The queue tests' set-up: a private identity provider (its revocations and faults must not reach
+ * other test files) with access tokens shorter than the 5-minute minimum validity, so that every
+ * send redeems the refresh token and a revocation shows at once; the profile `work` sending through
+ * the stack's Postfix, signed in by device code, with short retry waits.
+ */
+export async function queueProfile(h: CliHome, s: Stack): Promise<TestIdp> {
+  const idp = await startTestIdp();
+  const cfg = await idp.admin('config', { deviceCodeInterval: 1, accessTokenLifetime: 60 });
+  if (cfg.status !== 200) throw new Error(`IdP config: ${cfg.status}`);
+  const add = await addMicrosoftProfile(h, 'work', idp.url, [
+    '--smtp',
+    `${s.smtpHost}:${s.smtpPort}`,
+    '--smtp-security',
+    'starttls',
+  ]);
+  if (add.code !== 0) throw new Error(`profile add failed: ${add.stderr}`);
+  await signInWork(h, idp);
+  const e = await h.run([
+    'profile',
+    'edit',
+    'work',
+    '--set',
+    'retry.initialDelayMs=50',
+    '--set',
+    'retry.maxDelayMs=200',
+  ]);
+  if (e.code !== 0) throw new Error(`profile edit failed: ${e.stderr}`);
+  return idp;
 }

@@ -13,8 +13,16 @@ import { chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from 'n
 import path from 'node:path';
 import { cliHome, type CliHome, type CliResult } from '../support/cli.js';
 import { mailbox, installSenderFaults, stack, waitForMail, type Stack } from './send-support.js';
-import { ALICE, addMicrosoftProfile, signInDevice, startTestIdp, type TestIdp } from '../support/signin.js';
-import { bodyOf, cronRun, setSenderFault, smtpDown, smtpUp } from './queue-support.js';
+import { ALICE, type TestIdp } from '../support/signin.js';
+import {
+  bodyOf,
+  cronRun,
+  queueProfile,
+  setSenderFault,
+  signInWork,
+  smtpDown,
+  smtpUp,
+} from './queue-support.js';
 
 let s: Stack;
 let h: CliHome;
@@ -101,34 +109,12 @@ beforeAll(async () => {
   h.env.OAUTHMAIL_PASSPHRASE_FILE = pass;
   // a private identity provider (revocations and faults here must not reach other test files);
   // access tokens shorter than the 5-minute minimum validity: every send redeems the refresh token
-  idp = await startTestIdp();
-  expect((await idp.admin('config', { deviceCodeInterval: 1, accessTokenLifetime: 60 })).status).toBe(200);
-  const add = await addMicrosoftProfile(h, 'work', idp.url, [
-    '--smtp',
-    `${s.smtpHost}:${s.smtpPort}`,
-    '--smtp-security',
-    'starttls',
-  ]);
-  expect(add.code, add.stderr).toBe(0);
-  await signIn();
+  idp = await queueProfile(h, s);
   const tok = await h.run(['token', 'work']);
   secrets.add(tok.stdout.trim());
-  const e = await h.run([
-    'profile',
-    'edit',
-    'work',
-    '--set',
-    'retry.initialDelayMs=50',
-    '--set',
-    'retry.maxDelayMs=200',
-  ]);
-  expect(e.code, e.stderr).toBe(0);
 }, 90_000);
 
-async function signIn(): Promise<void> {
-  const r = await signInDevice(h, 'work', idp);
-  expect(r.code, r.stderr).toBe(0);
-}
+const signIn = () => signInWork(h, idp);
 
 afterAll(async () => {
   await idp?.close();
