@@ -38,6 +38,7 @@ import {
   OauthmailError,
   TransientError,
   UsageError,
+  providerCode,
 } from '../errors/index.js';
 import { entraError, type EntraErrorContext, lookup } from './errors/aadsts.js';
 import { registerSecret } from '../util/redact.js';
@@ -450,7 +451,7 @@ export class MicrosoftProvider implements TokenProvider {
       ) {
         const { entry } = lookup({ error: code });
         return new AuthError(entry ? entry.message(ctx) : `profile ${this.profileName} needs a new sign-in`, {
-          code,
+          code: providerCode(code),
           hint: entry ? entry.hint(ctx) : `run: oauthmail login ${this.profileName}`,
           cause: e,
         });
@@ -487,7 +488,7 @@ export class MicrosoftProvider implements TokenProvider {
         ].includes(code)
       ) {
         return new TransientError(`cannot reach the identity provider at ${new URL(this.authority).host}`, {
-          code,
+          code: providerCode(code),
           hint: 'check the network (and a proxy or firewall); exit code 6 is safe to retry',
           cause: e,
         });

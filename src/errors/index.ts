@@ -7,6 +7,17 @@
  * serialised by accident (JSON.stringify, util.inspect on a plain log line).
  */
 
+import type { ErrorCode } from './codes.js';
+
+export {
+  ERROR_CODES,
+  isKnownErrorCode,
+  providerCode,
+  type ErrorCode,
+  type KnownErrorCode,
+  type ProviderErrorCode,
+} from './codes.js';
+
 export const ExitCode = {
   OK: 0,
   ERROR: 1,
@@ -64,8 +75,8 @@ export const EXIT_CODE_TABLE: ReadonlyArray<{ code: ExitCodeValue; name: string;
 ];
 
 export interface ErrorOptions {
-  /** Stable machine-readable code, e.g. `profile_not_found`. */
-  code: string;
+  /** Stable machine-readable code, e.g. `profile_not_found` (src/errors/codes.ts). */
+  code: ErrorCode;
   /** One sentence saying what to do about it. */
   hint?: string;
   cause?: unknown;
@@ -74,7 +85,7 @@ export interface ErrorOptions {
 }
 
 export class OauthmailError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly hint: string | undefined;
   readonly exitCode: ExitCodeValue = ExitCode.ERROR;
   declare readonly response: unknown;

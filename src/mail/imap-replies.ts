@@ -26,41 +26,8 @@ export interface ImapErrorLike {
   path?: string;
 }
 
-/** Decode a SASL error challenge: base64 of a JSON object (RFC 7628 §3.2.2). */
-export function decodeSaslError(b64: string): Record<string, unknown> | undefined {
-  try {
-    const text = Buffer.from(b64.trim(), 'base64').toString('utf8');
-    const v: unknown = JSON.parse(text);
-    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** One short clause for the server's OAuth error JSON. */
-export function describeOauthError(o: Record<string, unknown>): string {
-  const status = typeof o.status === 'string' ? o.status : undefined;
-  const scope = typeof o.scope === 'string' ? o.scope : undefined;
-  const parts: string[] = [];
-  switch (status) {
-    case 'invalid_token':
-    case '401':
-      parts.push('the token is invalid or expired');
-      break;
-    case 'insufficient_scope':
-    case '403':
-      parts.push('the token lacks the scope the server requires');
-      break;
-    case 'invalid_request':
-    case '400':
-      parts.push('the server found the SASL request malformed (user name or host/port fields)');
-      break;
-    default:
-      if (status) parts.push(`status ${status}`);
-  }
-  if (scope) parts.push(`required scope: ${scope}`);
-  return parts.join('; ');
-}
+export { decodeSaslError, describeOauthError } from './sasl.js';
+import { describeOauthError } from './sasl.js';
 
 const NETWORK_CODES = new Set([
   ...NETWORK_ERROR_CODES,

@@ -21,6 +21,7 @@ import {
   TransientError,
   UsageError,
   isOauthmailError,
+  type ErrorOptions,
 } from '../errors/index.js';
 
 /** sysexits.h */
@@ -50,7 +51,7 @@ export class SendmailError extends OauthmailError {
   constructor(
     readonly sysexit: number,
     message: string,
-    opts: { code: string; hint?: string; cause?: unknown },
+    opts: ErrorOptions,
   ) {
     super(message, opts);
     // main() exits with exitCode; sendmail callers expect sysexits.h values instead of ours

@@ -21,6 +21,7 @@ import type { TokenSource } from './token-source.js';
 import type { BuiltMessage } from './message.js';
 import { classify, toSendError, withRetry } from './retry.js';
 import { plainLoopbackAddress, serverTls } from './tls.js';
+import { saslErrorAnswer, saslInitialResponse } from './sasl.js';
 
 export interface SmtpOptions {
   /** PEM file of a CA to trust (instead of the system roots) for a private server. */
@@ -81,6 +82,24 @@ export function transportOptions(
   };
 }
 
+/**
+ * The options of one SMTP connection for a profile, as `send` and `test` use them: `base` (host name,
+ * port, TLS, timeouts) and `connectTo`, which for plain text (loopback only) replaces the host by
+ * the loopback address the name resolves to, never the name itself (nodemailer would resolve it
+ * again, DNS first); OAUTHBEARER's host= keeps the name.
+ */
+export async function connectionOptions(
+  profile: Pick<Profile, 'smtp' | 'timeout'>,
+  opts: SmtpOptions & { profile?: string } = {},
+): Promise<{ base: Record<string, unknown>; connectTo: { host?: string } }> {
+  const base = transportOptions(profile, opts);
+  const connectTo =
+    profile.smtp?.security === 'none'
+      ? { host: await plainLoopbackAddress('smtp', String(base.host)) }
+      : {};
+  return { base, connectTo };
+}
+
 /** A bunyan-style logger for nodemailer that sends redacted lines to debug. */
 function debugLogger(debug: (line: string) => void) {
   const log =
@@ -120,16 +139,10 @@ export class SmtpClient {
   }
 
   static async create(profile: Profile, source: TokenSource, opts: SmtpOptions = {}): Promise<SmtpClient> {
-    const base = transportOptions(profile, {
+    const { base, connectTo } = await connectionOptions(profile, {
       ...(source.profile ? { profile: source.profile } : {}),
       ...opts,
     });
-    // plain text: connect to the loopback address the name resolves to, never to the name itself
-    // (nodemailer would resolve it again, DNS first); OAUTHBEARER's host= keeps the name
-    const connectTo =
-      profile.smtp?.security === 'none'
-        ? { host: await plainLoopbackAddress('smtp', String(base.host)) }
-        : {};
     const { default: nodemailer } = await import('nodemailer');
     // the instance is created below; the callbacks reach it through this holder
     const holder: { c?: SmtpClient } = {};
@@ -284,12 +297,12 @@ async function oauthBearer(
   const user = ctx.auth.user ?? ctx.auth.credentials?.user ?? '';
   const attempt = async (renew: boolean) => {
     const t = await token(renew);
-    const ir = Buffer.from(
-      `n,a=${user.replace(/=/g, '=3D').replace(/,/g, '=2C')},\x01host=${String(base.host)}\x01port=${String(base.port)}\x01auth=Bearer ${t}\x01\x01`,
-    ).toString('base64');
-    registerSecret(ir);
+    const ir = saslInitialResponse('OAUTHBEARER', user, t, {
+      host: String(base.host),
+      port: String(base.port),
+    });
     let r = await ctx.sendCommand(`AUTH OAUTHBEARER ${ir}`);
-    if (r.status === 334) r = await ctx.sendCommand('AQ==');
+    if (r.status === 334) r = await ctx.sendCommand(saslErrorAnswer('OAUTHBEARER'));
     return r;
   };
   let r = await attempt(false);

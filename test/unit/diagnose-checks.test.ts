@@ -10,7 +10,7 @@ import { runChecks, renderReport, type CheckDeps, type TestReport } from '../../
 import { validate, type Schema } from '../integration/diagnose-schema.js';
 import type { Profile } from '../../src/config/schema.js';
 import { DEFAULT_RETRY } from '../../src/config/schema.js';
-import { AuthError } from '../../src/errors/index.js';
+import { AuthError, UsageError } from '../../src/errors/index.js';
 import type { TokenProvider } from '../../src/auth/types.js';
 import { adviseSmtpReply } from '../../src/mail/smtp-replies.js';
 import { imapErrorFrom } from '../../src/mail/imap-replies.js';
@@ -162,6 +162,26 @@ describe('token and claims checks', () => {
     expect(byId(rep, 'claims').summary).toBe('skipped: the token check failed');
   });
 
+  it('a usage error from the provider keeps its own exit code 2 (was turned into config, exit 3)', async () => {
+    // e.g. the identity provider answers invalid_request: `oauthmail token` exits 2, so must `test`
+    const rep = await check(
+      profile(),
+      new UsageError('the identity provider refused the request as malformed (invalid_request)', {
+        code: 'invalid_request',
+        hint: "run again with --verbose; check the profile's endpoints and client settings",
+      }),
+    );
+    expect(byId(rep, 'token')).toMatchObject({
+      status: 'fail',
+      kind: 'usage',
+      exitCode: 2,
+      code: 'invalid_request',
+    });
+    expect(rep.exitCode).toBe(2);
+    expect(renderReport(rep)).toContain('(usage failure, exit 2, invalid_request)');
+    expect(renderReport(rep).trim().split('\n').pop()).toBe('1 check failed for profile work (exit 2)');
+  });
+
   it('a good token: claims pass with the details; the mail checks then fail as network trouble (exit 6)', async () => {
     const rep = await check(profile(), exo());
     expect(byId(rep, 'claims')).toMatchObject({ status: 'pass' });
@@ -256,7 +276,7 @@ describe('report', () => {
     );
     expect(text).toMatch(/^SKIP {2}smtp {5}skipped: the claims check failed$/m);
     expect(text.trim().split('\n').pop()).toBe('1 check failed for profile work (exit 4)');
-    expect(validate(schema, { ...rep, exitCode: 2 })).toEqual(['$.exitCode: 2 not in [0,1,3,4,5,6]']);
+    expect(validate(schema, { ...rep, exitCode: 7 })).toEqual(['$.exitCode: 7 not in [0,1,2,3,4,5,6]']);
     expect(validate(schema, { ...rep, token: 'x' })).toEqual(['$: unexpected property token']);
   });
 });

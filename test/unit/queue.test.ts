@@ -274,7 +274,7 @@ describe('which failures are queued', () => {
     const line = queuedLine(
       'abc',
       'a sign-in is needed',
-      new AuthError('the sign-in has ended (AADSTS50173)', { code: 'x', hint: 'run: oauthmail login work' }),
+      new AuthError('the sign-in has ended (AADSTS50173)', { code: 'AADSTS50173', hint: 'run: oauthmail login work' }),
     );
     expect(line).not.toContain('\n');
     expect(line).toMatch(

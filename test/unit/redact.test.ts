@@ -57,7 +57,7 @@ describe('errors', () => {
     expect(JSON.stringify(e)).not.toContain('access_token');
     expect(Object.keys(e)).not.toContain('response');
     expect(e.response).toEqual({ access_token: 'x' });
-    expect(new MailServerError('no', { code: 'smtp_auth', serverCode: 535 }).exitCode).toBe(5);
+    expect(new MailServerError('no', { code: 'smtp_auth_refused', serverCode: 535 }).exitCode).toBe(5);
   });
 
   it('the exit code table covers 0..6, 130 and 143 once each', () => {

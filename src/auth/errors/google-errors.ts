@@ -6,7 +6,15 @@
  * request details, so it is matched against known phrases but never shown verbatim.
  */
 import { redact } from '../../util/redact.js';
-import { AuthError, ConfigError, OauthmailError, TransientError, UsageError } from '../../errors/index.js';
+import {
+  AuthError,
+  ConfigError,
+  OauthmailError,
+  TransientError,
+  UsageError,
+  providerCode,
+  type ErrorCode,
+} from '../../errors/index.js';
 
 export interface OAuthErrorBody {
   error?: string;
@@ -35,7 +43,7 @@ export function oauthError(body: OAuthErrorBody, ctx: OAuthErrorContext, cause?:
   const desc = body.error_description ?? '';
   const login = `oauthmail login ${ctx.profile}`;
   const google = ctx.provider === 'google';
-  const opts = (code: string, hint: string) => ({ code, hint, cause, response: body });
+  const opts = (code: ErrorCode, hint: string) => ({ code, hint, cause, response: body });
   if (ctx.serviceAccount || ctx.during === 'service-account') {
     if (error === 'unauthorized_client') {
       return new AuthError(
@@ -174,7 +182,7 @@ export function oauthError(body: OAuthErrorBody, ctx: OAuthErrorContext, cause?:
   }
   return new AuthError(
     `the identity provider refused the request (${error || `HTTP ${body.status ?? '?'}`})`,
-    opts(error || 'oauth_error', `run: ${login}`),
+    opts(providerCode(error || 'oauth_error'), `run: ${login}`),
   );
 }
 

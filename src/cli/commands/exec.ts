@@ -10,7 +10,7 @@
  */
 import type { Command } from 'commander';
 import { constants } from 'node:os';
-import { OauthmailError, UsageError } from '../../errors/index.js';
+import { OauthmailError, UsageError, type ErrorCode } from '../../errors/index.js';
 import type { Context } from '../context.js';
 
 /** Carries the child's exit code through main() (the only place that maps errors to exit codes). */
@@ -23,7 +23,7 @@ class ChildExit extends OauthmailError {
 
 /** The command could not be started: 127 not found, 126 found but not runnable (as sh, env, xargs do). */
 class NotRunnable extends OauthmailError {
-  constructor(message: string, code: string, exit: 126 | 127, hint: string) {
+  constructor(message: string, code: ErrorCode, exit: 126 | 127, hint: string) {
     super(message, { code, hint });
     Object.defineProperty(this, 'exitCode', { value: exit });
   }

@@ -1,19 +1,12 @@
 /**
  * `oauthmail test [PROFILE] [--send-to ADDR] [--json]`: runs the checks of src/diagnose/checks.ts in
  * order and prints a line for each (stdout: it is the report asked for), with the fix under each
- * failure. Exit 0 when all pass, else the exit code of the first failure's kind. --verbose adds
+ * failure. Exit 0 when all pass, else the first failure's own exit code. --verbose adds
  * the SMTP and IMAP dialogue on stderr, with the token redacted. --token-stdin tests a token
  * someone handed over (on stdin, never in argv) instead of the profile's stored sign-in.
  */
 import type { Command } from 'commander';
-import {
-  AuthError,
-  ConfigError,
-  InternalError,
-  MailServerError,
-  TransientError,
-  UsageError,
-} from '../../errors/index.js';
+import { UsageError } from '../../errors/index.js';
 import type { Context } from '../context.js';
 
 export function registerTest(program: Command, ctx: Context): void {
@@ -71,7 +64,7 @@ Examples:
         if (opts.insecureTls)
           ctx.io.warn('--insecure-tls: certificates are NOT verified; anyone on the path can read the token');
         const { resolveProfileName } = await import('../../config/store.js');
-        const { runChecks, renderReport } = await import('../../diagnose/checks.js');
+        const { runChecks, renderReport, checkFailure } = await import('../../diagnose/checks.js');
         const config = await ctx.config.load();
         const { name, profile } = resolveProfileName(
           config,
@@ -99,22 +92,8 @@ Examples:
         });
         if (ctx.io.json) ctx.io.outJson(report);
         else ctx.io.out(renderReport(report));
-        const first = report.checks.find((c) => c.status === 'fail');
-        if (!first) return;
-        const msg = `${first.id} check failed: ${first.summary}`;
-        const o = { code: first.code ?? 'test_failed', ...(first.fix ? { hint: first.fix } : {}) };
-        switch (first.kind) {
-          case 'config':
-            throw new ConfigError(msg, o);
-          case 'auth':
-            throw new AuthError(msg, o);
-          case 'mail':
-            throw new MailServerError(msg, o);
-          case 'transient':
-            throw new TransientError(msg, o);
-          default:
-            throw new InternalError(msg, o);
-        }
+        const failure = checkFailure(report);
+        if (failure) throw failure;
       },
     );
 }
