@@ -1,20 +1,22 @@
 /**
- * One retry loop for every HTTP call to an identity provider, whichever library makes it:
+ * The retry rules for every HTTP call to an identity provider, whichever library makes it:
  * MSAL (through our INetworkModule, network.ts), google-auth-library (gaxios, given our fetch),
  * openid-client (its customFetch) and our own form posts (generic.ts postForm).
  *
- * The rules (decisions in src/net/backoff.ts): 429/503 answers (or the profile's own HTTP codes)
+ * The rules (timing in src/net/backoff.ts, the loop in src/net/retry.ts): 429/503 answers (or the profile's own HTTP codes)
  * and network failures that can change on a second try are tried again per the profile's retry
  * policy, waiting at least the server's `Retry-After`; when the tries run out, the last answer is
  * returned to the library (which reports the provider's error, exit 6) or the last network error
  * is thrown (exit 6). Other 4xx answers (OAuth errors, RFC 6749 §5.2) are never retried.
  * `--verbose` shows each request's method, URL without query and status; never a body.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { RetryPolicy } from '../config/schema.js';
 import { isRetryableHttpStatus, nextRetry, parseRetryAfter } from '../net/backoff.js';
-import { NETWORK_ERROR_CODES } from '../util/net-errors.js';
+import { RETRYABLE_NETWORK_CODES, networkErrorCode } from '../net/errors.js';
+import { retrying } from '../net/retry.js';
 import { noteProviderAnswer } from '../util/critical.js';
+
+export { networkErrorCode } from '../net/errors.js';
 
 export interface HttpRetryOptions {
   /** The profile's retry policy; without one, nothing is retried. */
@@ -25,24 +27,6 @@ export interface HttpRetryOptions {
   random?: () => number;
   /** Told before each wait (also shown with --verbose through debug). */
   onRetry?: (info: { attempt: number; delayMs: number; status?: number; code?: string }) => void;
-}
-
-/** Network failures worth another try: DNS "not found" is not (nor TLS failures, not listed). */
-const RETRY_NET_CODES = new Set([
-  ...[...NETWORK_ERROR_CODES].filter((c) => c !== 'ENOTFOUND'),
-  'UND_ERR_SOCKET',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-]);
-
-/** The error code of a network failure, looking through wrappers (fetch puts it in `cause`). */
-export function networkErrorCode(e: unknown): string | undefined {
-  for (let c: unknown = e, i = 0; c && i < 5; c = (c as { cause?: unknown }).cause, i++) {
-    const code = (c as { code?: unknown }).code;
-    if (typeof code === 'string' && (NETWORK_ERROR_CODES.has(code) || code.startsWith('UND_ERR')))
-      return code;
-  }
-  return undefined;
 }
 
 /**
@@ -58,41 +42,39 @@ export async function withHttpRetry<R>(
   discard?: (r: R) => Promise<void>,
 ): Promise<R> {
   const policy = opts.retry;
-  const pause = opts.sleep ?? ((ms: number) => sleep(ms));
-  for (let n = 1; ; n++) {
-    let res: R;
-    try {
-      res = await attempt();
-    } catch (e) {
+  return retrying(attempt, {
+    ...(opts.sleep ? { sleep: opts.sleep } : {}),
+    ...(discard ? { discard } : {}),
+    onError: (e, n) => {
       const code = networkErrorCode(e);
       opts.debug?.(`${label} → ${code ?? 'error'}`);
-      if (!policy || code === undefined || !RETRY_NET_CODES.has(code)) throw e;
+      if (!policy || code === undefined || !RETRYABLE_NETWORK_CODES.has(code)) return { retry: false };
       const v = nextRetry(policy, n, undefined, opts.random);
-      if (!v.retry) throw e;
+      if (!v.retry) return v;
       opts.debug?.(
         `retrying in ${(v.delayMs / 1000).toFixed(1)} s (attempt ${n + 1} of ${policy.maxAttempts})`,
       );
       opts.onRetry?.({ attempt: n, delayMs: v.delayMs, code });
-      await pause(v.delayMs);
-      continue;
-    }
-    const { status, retryAfter } = answer(res);
-    opts.debug?.(`${label} → ${status}`);
-    if (!policy || !isRetryableHttpStatus(policy, status)) return res;
-    const after = parseRetryAfter(retryAfter ?? undefined);
-    const v = nextRetry(policy, n, after, opts.random);
-    if (!v.retry) {
-      if (v.reason === 'too-long')
-        opts.debug?.(`the provider asks to wait ${Math.round((after ?? 0) / 1000)} s; not waiting that long`);
-      return res;
-    }
-    opts.debug?.(
-      `retrying in ${(v.delayMs / 1000).toFixed(1)} s (attempt ${n + 1} of ${policy.maxAttempts}${after !== undefined ? `, Retry-After ${Math.round(after / 1000)} s` : ''})`,
-    );
-    opts.onRetry?.({ attempt: n, delayMs: v.delayMs, status });
-    await discard?.(res).catch(() => undefined);
-    await pause(v.delayMs);
-  }
+      return v;
+    },
+    onResult: (res, n) => {
+      const { status, retryAfter } = answer(res);
+      opts.debug?.(`${label} → ${status}`);
+      if (!policy || !isRetryableHttpStatus(policy, status)) return { retry: false };
+      const after = parseRetryAfter(retryAfter ?? undefined);
+      const v = nextRetry(policy, n, after, opts.random);
+      if (!v.retry) {
+        if (v.reason === 'too-long')
+          opts.debug?.(`the provider asks to wait ${Math.round((after ?? 0) / 1000)} s; not waiting that long`);
+        return v;
+      }
+      opts.debug?.(
+        `retrying in ${(v.delayMs / 1000).toFixed(1)} s (attempt ${n + 1} of ${policy.maxAttempts}${after !== undefined ? `, Retry-After ${Math.round(after / 1000)} s` : ''})`,
+      );
+      opts.onRetry?.({ attempt: n, delayMs: v.delayMs, status });
+      return v;
+    },
+  });
 }
 
 /**

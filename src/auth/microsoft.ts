@@ -19,7 +19,7 @@
  * the lock while a person is signing in, and take it only to write the result.
  */
 import { newPkce, type Pkce } from './pkce.js';
-import { NETWORK_ERROR_CODES } from '../util/net-errors.js';
+import { NETWORK_ERROR_CODES } from '../net/errors.js';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import type {
   AuthenticationResult,

@@ -7,7 +7,7 @@
  * base64 JSON such as {"status":"invalid_token","scope":"...","schemes":"bearer"}. We also decode
  * that JSON ourselves when only the base64 is at hand.
  */
-import { NETWORK_ERROR_CODES } from '../util/net-errors.js';
+import { NETWORK_ERROR_CODES } from '../net/errors.js';
 import { ConfigError, MailServerError, TransientError, type OauthmailError } from '../errors/index.js';
 
 export interface ImapErrorLike {

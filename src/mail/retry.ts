@@ -17,12 +17,12 @@ import {
   isOauthmailError,
 } from '../errors/index.js';
 import { backoffDelay } from '../net/backoff.js';
+import { mentionsRetryableNetworkCode } from '../net/errors.js';
+import { retrying } from '../net/retry.js';
 import { adviseSmtpReply, type ReplyContext } from './smtp-replies.js';
 
 /** The 4xx replies retried by default (mode "status" with no list of its own). */
 export const DEFAULT_RETRY_STATUS = [421, 432, 450, 451, 452];
-const NETWORK_CODES =
-  /\b(ECONNRESET|ETIMEDOUT|ECONNREFUSED|EPIPE|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|ECONNABORTED)\b/;
 
 /** The shape of a nodemailer error (only the fields we read). */
 export interface SmtpErrorLike {
@@ -57,7 +57,7 @@ export function classify(err: unknown): { kind: FailureKind; status?: number } {
     return { kind: 'tls' };
   if (e.code === 'EAUTH') return { kind: 'auth' };
   if (
-    NETWORK_CODES.test(text) ||
+    mentionsRetryableNetworkCode(text) ||
     e.code === 'ETIMEDOUT' ||
     e.code === 'ECONNECTION' ||
     e.code === 'ESOCKET' ||
@@ -89,18 +89,16 @@ export async function withRetry<T>(
   fn: (attempt: number) => Promise<T>,
   hooks: RetryHooks = {},
 ): Promise<T> {
-  const sleep = hooks.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const max = policy.mode === 'none' ? 1 : Math.max(1, policy.maxAttempts);
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await fn(attempt);
-    } catch (e) {
-      if (attempt >= max || !isRetryable(policy, e)) throw e;
+  return retrying(fn, {
+    ...(hooks.sleep ? { sleep: hooks.sleep } : {}),
+    onError: (error, attempt) => {
+      if (attempt >= max || !isRetryable(policy, error)) return { retry: false };
       const delayMs = backoffDelay(policy, attempt, hooks.random);
-      hooks.onRetry?.({ attempt, delayMs, error: e });
-      await sleep(delayMs);
-    }
-  }
+      hooks.onRetry?.({ attempt, delayMs, error });
+      return { retry: true, delayMs };
+    },
+  });
 }
 
 /**

@@ -12,6 +12,7 @@ import type { TLSSocket } from 'node:tls';
 import { format } from 'node:util';
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
 import { redact } from '../../util/redact.js';
+import { UNREACHED_CODES } from '../../net/errors.js';
 import { connectionOptions } from '../../mail/smtp.js';
 import { adviseSmtpReply } from '../../mail/smtp-replies.js';
 import {
@@ -24,8 +25,6 @@ import {
 import { Fail, fromError, type CheckResult, type Ctx } from './types.js';
 
 const TLS_VERIFY = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|DEPTH_ZERO|HOSTNAME|ALTNAME|ERR_TLS_CERT/;
-/** Failures to reach the server at all (not a TLS problem, even on an implicit-TLS port). */
-const UNREACHED = /^E(CONNREFUSED|NOTFOUND|HOSTUNREACH|NETUNREACH|AI_AGAIN|TIMEDOUT)$/;
 
 /** The fields of a nodemailer SMTP error that tell what failed. */
 interface SmtpConnectionError {
@@ -138,7 +137,8 @@ function connectionFail(e: SmtpConnectionError, c: Ctx, host: string, d: Dialogu
     );
   }
   const tlsStep = d.lastCommand === 'STARTTLS' ? 'STARTTLS' : security === 'tls' && !d.greeted ? where : '';
-  const unreached = UNREACHED.test(sys) || e.code === 'ETIMEDOUT';
+  // not reached at all: not a TLS problem, even on an implicit-TLS port
+  const unreached = UNREACHED_CODES.has(sys) || e.code === 'ETIMEDOUT';
   if (TLS_VERIFY.test(sys) || /SSL|TLS/.test(sys) || e.code === 'ETLS' || (tlsStep && !unreached))
     return tlsFail(host, { code: sys, message: e.message }, tlsStep || 'STARTTLS');
   if (!d.greeted) {
