@@ -6,19 +6,11 @@ import path from 'node:path';
 import { UsageError } from '../errors/index.js';
 import type { MessageOptions, Priority } from './message.js';
 
-export interface BatchTemplate {
-  from?: string;
-  cc?: string[];
-  bcc?: string[];
-  replyTo?: string;
-  subject?: string;
-  text?: string;
-  html?: string;
-  headers?: string[];
-  attachments?: string[];
-  signature?: boolean;
-  priority?: Priority;
-}
+/** What the command line gives every line: the message fields, attachments as paths only. */
+export type BatchTemplate = Pick<
+  MessageOptions,
+  'from' | 'cc' | 'bcc' | 'replyTo' | 'subject' | 'text' | 'html' | 'headers' | 'signature' | 'priority'
+> & { attachments?: string[] };
 
 const PLACEHOLDER = /\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}/g;
 

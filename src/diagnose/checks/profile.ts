@@ -28,21 +28,18 @@ export async function checkProfile(c: Ctx, r: CheckResult): Promise<string> {
       edit('capabilities=send,read'),
       'no_capabilities',
     );
-  if (p.capabilities.includes('send') && !p.smtp) {
-    throw new Fail(
-      'the profile sends but has no SMTP server',
-      'config',
-      `oauthmail profile edit ${name} --smtp HOST:PORT --smtp-security starttls`,
-      'no_smtp',
-    );
-  }
-  if (p.capabilities.includes('read') && !p.imap) {
-    throw new Fail(
-      'the profile reads but has no IMAP server',
-      'config',
-      `oauthmail profile edit ${name} --imap HOST:PORT --imap-security tls`,
-      'no_imap',
-    );
+  for (const [cap, verb, server, security] of [
+    ['send', 'sends', 'smtp', 'starttls'],
+    ['read', 'reads', 'imap', 'tls'],
+  ] as const) {
+    if (p.capabilities.includes(cap) && !p[server]) {
+      throw new Fail(
+        `the profile ${verb} but has no ${server.toUpperCase()} server`,
+        'config',
+        `oauthmail profile edit ${name} --${server} HOST:PORT --${server}-security ${security}`,
+        `no_${server}`,
+      );
+    }
   }
   if (
     p.flow === 'client-credentials' &&
