@@ -6,7 +6,13 @@
 import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { runChecks, renderReport, type CheckDeps, type TestReport } from '../../src/diagnose/checks.js';
+import {
+  checkFailure,
+  runChecks,
+  renderReport,
+  type CheckDeps,
+  type TestReport,
+} from '../../src/diagnose/checks.js';
 import { validate, type Schema } from '../integration/diagnose-schema.js';
 import type { Profile } from '../../src/config/schema.js';
 import { DEFAULT_RETRY } from '../../src/config/schema.js';
@@ -180,6 +186,13 @@ describe('token and claims checks', () => {
     expect(rep.exitCode).toBe(2);
     expect(renderReport(rep)).toContain('(usage failure, exit 2, invalid_request)');
     expect(renderReport(rep).trim().split('\n').pop()).toBe('1 check failed for profile work (exit 2)');
+    // what `oauthmail test` exits with
+    const err = checkFailure(rep);
+    expect(err).toBeInstanceOf(UsageError);
+    expect(err).toMatchObject({ exitCode: 2, code: 'invalid_request' });
+    expect(err?.message).toBe(
+      'token check failed: the identity provider refused the request as malformed (invalid_request)',
+    );
   });
 
   it('a good token: claims pass with the details; the mail checks then fail as network trouble (exit 6)', async () => {
