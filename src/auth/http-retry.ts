@@ -12,7 +12,7 @@
  */
 import type { RetryPolicy } from '../config/schema.js';
 import { isRetryableHttpStatus, nextRetry, parseRetryAfter } from '../net/backoff.js';
-import { RETRYABLE_NETWORK_CODES, networkErrorCode } from '../net/errors.js';
+import { RETRYABLE_NETWORK_CODES, networkErrorCode, noAnswerError } from '../net/errors.js';
 import { retrying } from '../net/retry.js';
 import { noteProviderAnswer } from '../util/critical.js';
 
@@ -100,10 +100,7 @@ export function retryingFetch(
         return res;
       } catch (e) {
         if (limit.aborted && !init?.signal?.aborted)
-          throw Object.assign(new Error(`no answer from ${url.host} in ${timeoutMs} ms`), {
-            code: 'ETIMEDOUT',
-            cause: e,
-          });
+          throw noAnswerError(url.host, timeoutMs, e);
         throw e;
       }
     };

@@ -8,13 +8,14 @@
  * and hand MSAL an `authorization_pending` so that it keeps going; (3) unreadable error bodies
  * (an HTML 502 from a proxy) become an OAuth-shaped error that MSAL can report; (4) 429/503
  * answers and network errors are retried per the profile's retry policy (./http-retry.ts, the
- * loop every provider shares).
+ * rules every provider shares, on the one loop of src/net/retry.ts).
  */
 import https from 'node:https';
 import http from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from '@azure/msal-node';
 import { withHttpRetry, type HttpRetryOptions } from './http-retry.js';
+import { noAnswerError } from '../net/errors.js';
 import { noteProviderAnswer } from '../util/critical.js';
 
 export interface NetworkOptions extends HttpRetryOptions {
@@ -117,11 +118,7 @@ function request(
       });
       res.on('error', reject);
     });
-    req.on('timeout', () =>
-      req.destroy(
-        Object.assign(new Error(`no answer from ${u.host} in ${timeoutMs} ms`), { code: 'ETIMEDOUT' }),
-      ),
-    );
+    req.on('timeout', () => req.destroy(noAnswerError(u.host, timeoutMs)));
     req.on('error', reject);
     req.end(body);
   });

@@ -42,6 +42,14 @@ export function mentionsRetryableNetworkCode(text: string): boolean {
   return RETRYABLE_IN_TEXT.test(text);
 }
 
+/** A request that got no answer in time, reported as ETIMEDOUT so that it is retried like one. */
+export function noAnswerError(host: string, timeoutMs: number, cause?: unknown): Error {
+  return Object.assign(new Error(`no answer from ${host} in ${timeoutMs} ms`), {
+    code: 'ETIMEDOUT',
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
 /**
  * The error code of a network failure, looking through wrappers (fetch puts it in `cause`;
  * nodemailer keeps the system code in `originalCode`).
