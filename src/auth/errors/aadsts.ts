@@ -9,15 +9,8 @@
  * Codes: https://learn.microsoft.com/entra/identity-platform/reference-error-codes
  */
 import { createHash, randomBytes } from 'node:crypto';
-import {
-  AuthError,
-  ConfigError,
-  OauthmailError,
-  TransientError,
-  ExitCode,
-  providerCode,
-  type ErrorCode,
-} from '../../errors/index.js';
+import { AuthError, ConfigError, OauthmailError, TransientError, ExitCode } from '../../errors/index.js';
+import { providerCode, type ErrorCode } from '../../errors/index.js';
 
 /** What the catalogue needs to write a fix that can be pasted. */
 export interface EntraErrorContext {
@@ -375,9 +368,8 @@ function firstLine(description: string | undefined): string | undefined {
  */
 export function entraError(input: EntraErrorInput, c: EntraErrorContext, cause?: unknown): OauthmailError {
   const { code, entry } = lookup(input);
-  const stable: ErrorCode = code
-    ? `AADSTS${Number(code)}`
-    : providerCode(input.suberror ?? input.error ?? 'entra_error');
+  const other = providerCode(input.suberror ?? input.error ?? 'entra_error');
+  const stable: ErrorCode = code ? (`AADSTS${code}` as `AADSTS${number}`) : other;
   const tag = code ? ` (AADSTS${code})` : '';
   if (entry) {
     const msg = `${entry.message(c)}${tag}`;
