@@ -24,6 +24,8 @@ import {
 } from '../../mail/sasl.js';
 import { Fail, fromError, type CheckResult, type Ctx } from './types.js';
 
+/** Our SASL handler's name for nodemailer (it sends AUTH XOAUTH2 or AUTH OAUTHBEARER itself). */
+const SASL_HANDLER = 'OAUTHMAIL-SASL';
 const TLS_VERIFY = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|DEPTH_ZERO|HOSTNAME|ALTNAME|ERR_TLS_CERT/;
 
 /** The fields of a nodemailer SMTP error that tell what failed. */
@@ -179,8 +181,9 @@ export async function checkSmtp(c: Ctx, r: CheckResult): Promise<string> {
   let mech: OauthMechanism = 'XOAUTH2';
   let serverReason = '';
   let authReply = '';
-  // both mechanisms through our own handler: the check reports the error challenge's reason and
-  // does not ask for a second token (the token check did that)
+  // both mechanisms through our own handler, under a name of its own (nodemailer would replace a
+  // "XOAUTH2" without its OAuth2 token generator by the first mechanism offered, PLAIN): the check
+  // reports the error challenge's reason and does not ask for a second token (the token check did)
   const sasl = async (ctx: {
     sendCommand(cmd: string): Promise<{ status: number; text: string; response: string }>;
   }) => {
@@ -199,7 +202,7 @@ export async function checkSmtp(c: Ctx, r: CheckResult): Promise<string> {
     name: 'oauthmail.localhost',
     logger: d.logger(),
     transactionLog: true,
-    customAuth: { XOAUTH2: sasl, OAUTHBEARER: sasl },
+    customAuth: { [SASL_HANDLER]: sasl },
   } as ConstructorParameters<typeof SMTPConnection>[0]);
   let failed: unknown;
   conn.on('error', (e: unknown) => (failed ??= e));
@@ -233,7 +236,7 @@ export async function checkSmtp(c: Ctx, r: CheckResult): Promise<string> {
     }
     steps.push(`${mech} offered`);
     await new Promise<void>((resolve, reject) =>
-      conn.login({ method: mech, user, pass: 'unused' } as never, (e) => (e ? reject(e) : resolve())),
+      conn.login({ method: SASL_HANDLER, user, pass: 'unused' } as never, (e) => (e ? reject(e) : resolve())),
     ).catch((e: unknown) => {
       if (!authReply) throw connectionFail(e as SmtpConnectionError, c, host, d);
     });
