@@ -11,7 +11,7 @@ import { DEFAULT_RETRY, type Profile } from '../../src/config/schema.js';
 const TOKEN = 'opaque-test-token-0123456789';
 const USER = 'alice@contoso.test';
 
-/** A plain SMTP server offering PLAIN first; AUTH answers with `auth` (lines). */
+/** A plain SMTP server offering PLAIN first; AUTH answers with `auth` (lines; CLOSE hangs up). */
 function server(auth: string[]): Promise<{ port: number; lines: string[]; close(): void }> {
   const lines: string[] = [];
   const srv = net.createServer((s) => {
@@ -28,6 +28,7 @@ function server(auth: string[]): Promise<{ port: number; lines: string[]; close(
         const cmd = line.split(' ')[0]!.toUpperCase();
         if (cmd === 'EHLO') s.write('250-fake\r\n250 AUTH PLAIN LOGIN XOAUTH2 OAUTHBEARER\r\n');
         else if (cmd === 'QUIT') s.end('221 bye\r\n');
+        else if (auth[step] === 'CLOSE') s.destroy();
         else if (cmd === 'AUTH' || step > 0) s.write(`${auth[step++] ?? '503 5.5.1 no'}\r\n`);
         else s.write('250 ok\r\n');
       }
@@ -101,5 +102,12 @@ describe('oauthmail test: the SMTP check', () => {
     ]);
     expect(b.lines).toContain('AQ==');
     expect(b.smtp.summary).toMatch(/^SMTP AUTH refused .*server's reason: the token is invalid/);
+  });
+
+  it('the server hangs up during AUTH: a network failure (exit 6) at once, not a wait', async () => {
+    const { smtp } = await check(['CLOSE']);
+    expect(smtp).toMatchObject({ status: 'fail', code: 'smtp_network', exitCode: 6 });
+    expect(smtp.summary).toMatch(/^the SMTP connection failed during AUTH: /);
+    expect(smtp.durationMs).toBeLessThan(4000);
   });
 });

@@ -204,13 +204,16 @@ export async function checkSmtp(c: Ctx, r: CheckResult): Promise<string> {
     transactionLog: true,
     customAuth: { [SASL_HANDLER]: sasl },
   } as ConstructorParameters<typeof SMTPConnection>[0]);
-  let failed: unknown;
-  conn.on('error', (e: unknown) => (failed ??= e));
+  // a connection that fails or closes ends the check: a SASL exchange in flight would wait forever
+  const ended = new Promise<never>((_resolve, reject) => {
+    conn.on('error', reject);
+    conn.once('end', () =>
+      reject(Object.assign(new Error('the server closed the connection'), { code: 'ECONNRESET' })),
+    );
+  });
+  ended.catch(() => undefined);
   try {
-    await new Promise<void>((resolve, reject) => {
-      conn.once('error', reject);
-      conn.connect(() => resolve());
-    }).catch((e: unknown) => {
+    await Promise.race([new Promise<void>((resolve) => conn.connect(() => resolve())), ended]).catch((e: unknown) => {
       throw connectionFail(e as SmtpConnectionError, c, host, d);
     });
     const steps = ['connect', ...(smtp.security === 'tls' ? ['TLS'] : []), 'EHLO'];
@@ -235,9 +238,12 @@ export async function checkSmtp(c: Ctx, r: CheckResult): Promise<string> {
       );
     }
     steps.push(`${mech} offered`);
-    await new Promise<void>((resolve, reject) =>
-      conn.login({ method: SASL_HANDLER, user, pass: 'unused' } as never, (e) => (e ? reject(e) : resolve())),
-    ).catch((e: unknown) => {
+    await Promise.race([
+      new Promise<void>((resolve, reject) =>
+        conn.login({ method: SASL_HANDLER, user, pass: 'unused' } as never, (e) => (e ? reject(e) : resolve())),
+      ),
+      ended,
+    ]).catch((e: unknown) => {
       if (!authReply) throw connectionFail(e as SmtpConnectionError, c, host, d);
     });
     r.details.authReply = authReply;
