@@ -5,6 +5,7 @@
  */
 import { describe, it, expect, afterEach } from 'vitest';
 import net from 'node:net';
+import { createInterface } from 'node:readline';
 import { runChecks } from '../../src/diagnose/checks.js';
 import { DEFAULT_RETRY, type Profile } from '../../src/config/schema.js';
 
@@ -16,24 +17,17 @@ function server(auth: string[]): Promise<{ port: number; lines: string[]; close(
   const lines: string[] = [];
   const srv = net.createServer((s) => {
     s.write('220 fake ESMTP\r\n');
-    let buf = '';
     let step = 0;
-    s.on('data', (d: Buffer) => {
-      buf += d.toString('latin1');
-      let i: number;
-      while ((i = buf.indexOf('\r\n')) >= 0) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        lines.push(line);
-        const cmd = line.split(' ')[0]!.toUpperCase();
-        if (cmd === 'EHLO') s.write('250-fake\r\n250 AUTH PLAIN LOGIN XOAUTH2 OAUTHBEARER\r\n');
-        else if (cmd === 'QUIT') s.end('221 bye\r\n');
-        else if (auth[step] === 'CLOSE') s.destroy();
-        else if (cmd === 'AUTH' || step > 0) s.write(`${auth[step++] ?? '503 5.5.1 no'}\r\n`);
-        else s.write('250 ok\r\n');
-      }
-    });
     s.on('error', () => undefined);
+    createInterface({ input: s, crlfDelay: Infinity }).on('line', (line) => {
+      lines.push(line);
+      const cmd = line.split(' ')[0]!.toUpperCase();
+      if (cmd === 'EHLO') s.write('250-fake\r\n250 AUTH PLAIN LOGIN XOAUTH2 OAUTHBEARER\r\n');
+      else if (cmd === 'QUIT') s.end('221 bye\r\n');
+      else if (auth[step] === 'CLOSE') s.destroy();
+      else if (cmd === 'AUTH' || step > 0) s.write(`${auth[step++] ?? '503 5.5.1 no'}\r\n`);
+      else s.write('250 ok\r\n');
+    });
   });
   return new Promise((resolve) =>
     srv.listen(0, '127.0.0.1', () =>
