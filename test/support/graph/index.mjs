@@ -1,0 +1,392 @@
+// The local Microsoft Graph endpoint (tests only): HTTPS on loopback with the stack's PKI, the
+// mail part of Graph v1.0 over the stack's real Postfix and Dovecot. See README.md here for the
+// routes and the admin API, and the header of each file for the documentation pages it copies.
+//   import { startGraph } from './index.mjs';
+//   const g = await startGraph({ pkiDir, idpUrl, smtpPort, imapsPort });   // g.url = https://localhost:PORT
+//
+// What this file copies:
+// - "Microsoft Graph REST API v1.0": paths under /v1.0, `/me` or `/users/{id | userPrincipalName}`.
+// - "Microsoft Graph error responses and resource types": error body, `request-id` and
+//   `client-request-id` headers (the client's `client-request-id` is echoed).
+// - "Microsoft Graph throttling guidance": 429 Too Many Requests with `Retry-After` (seconds); also
+//   503 Service Unavailable and 504 Gateway Timeout, which may carry Retry-After too. Here they come
+//   from faults the admin API queues (POST /_admin/faults).
+// - "Outlook service limits" / "Microsoft Graph service-specific throttling limits": 4 MB request
+//   size; 413 ErrorRequestEntityTooLarge.
+// - "Get MIME content of a message": GET .../messages/{id}/$value answers the MIME bytes as text/plain.
+// - "List mailFolders", "Get mailFolder", "List messages" (default page 10, `$top` up to 1000,
+//   `@odata.nextLink`; default order receivedDateTime desc), "Get message", "Delete message" (204),
+//   "message: move" (201 with the moved message).
+// - "message: delta" and "Use delta query to track changes in Microsoft Graph data": the first
+//   round lists every message; pages of `Prefer: odata.maxpagesize` (default 10, answered in
+//   `Preference-Applied`) linked by `@odata.nextLink` ($skiptoken); the last page has
+//   `@odata.deltaLink` ($deltatoken); a later round with that link returns new messages and
+//   `@removed: {reason: "deleted"}` rows for those gone; a token the service no longer knows is
+//   410 Gone with code SyncStateNotFound (the client must start over without a token).
+// - "user: sendMail" and friends: see send.mjs. "Get user": GET /me, /users/{id} (User.Read,
+//   User.ReadBasic.All or User.Read.All).
+// - MailboxNotEnabledForRESTAPI (404, "The mailbox is either inactive, soft-deleted, or is hosted
+//   on-premise.") for a mailbox the admin API marks disabled.
+import https from 'node:https';
+import { readFileSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomUUID } from 'node:crypto';
+import { GraphError, errorBody, newRequestId, MESSAGES } from './errors.mjs';
+import { createAuth } from './auth.mjs';
+import { createStore, folderId, messageId } from './store.mjs';
+import { createSender } from './send.mjs';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
+
+const DEFAULT_CONFIG = () => ({
+  refuseSendAs: false,
+  disabledMailboxes: [],
+  quotaExceeded: [],
+  maxSendSize: 35 * 1024 * 1024,
+  appAccessPolicy: {},
+});
+
+function isLoopback(a) {
+  return a === '127.0.0.1' || a === '::1' || a === '::ffff:127.0.0.1';
+}
+
+/** Read the body; more than `limit` bytes is 413 (the rest is not buffered). */
+function readBody(req, limit) {
+  return new Promise((resolve, reject) => {
+    const len = Number(req.headers['content-length']);
+    if (Number.isFinite(len) && len > limit) {
+      req.resume();
+      return reject(new GraphError(413, 'ErrorRequestEntityTooLarge', MESSAGES.tooLarge));
+    }
+    const chunks = [];
+    let n = 0;
+    req.on('data', (c) => {
+      n += c.length;
+      if (n > limit) {
+        req.removeAllListeners('data');
+        req.resume();
+        reject(new GraphError(413, 'ErrorRequestEntityTooLarge', MESSAGES.tooLarge));
+      } else chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+/**
+ * @param {{pkiDir: string, idpUrl: string, smtpPort: number, imapsPort: number, port?: number, host?: string, fixtures?: string, log?: boolean}} o
+ */
+export async function startGraph(o) {
+  const read = (f) => readFileSync(join(o.pkiDir, f), 'utf8');
+  const fixtures = JSON.parse(readFileSync(o.fixtures || join(HERE, '..', 'fixtures.json'), 'utf8'));
+  const tenantId = fixtures.microsoft.tenantId;
+  const ca = read('ca.pem');
+  const auth = createAuth({ idpUrl: o.idpUrl, tenantId, ca, fixtures });
+  await auth.loadKeys();
+  const store = createStore({
+    pki: { ca, jwtKey: read('jwt-key.pem'), kid: read('jwt-kid').trim() },
+    issuer: auth.issuer,
+    tenantId,
+    smtpPort: o.smtpPort,
+    imapsPort: o.imapsPort,
+  });
+  const state = { config: DEFAULT_CONFIG(), faults: [], log: [], sent: [], deltaTokens: new Map(), rounds: new Map() };
+  let baseUrl = '';
+  const sender = createSender({ store, state, baseUrl: () => baseUrl });
+
+  const send = (res, status, body, headers = {}) => {
+    if (body === null || body === undefined) {
+      res.writeHead(status, headers).end();
+    } else if (Buffer.isBuffer(body)) {
+      res.writeHead(status, { 'Content-Type': 'text/plain', 'Content-Length': body.length, ...headers }).end(body);
+    } else {
+      const data = JSON.stringify(body);
+      res.writeHead(status, { 'Content-Type': 'application/json; odata.metadata=minimal; charset=utf-8', 'Content-Length': Buffer.byteLength(data), ...headers }).end(data);
+    }
+  };
+
+  /** The mailbox of /me or /users/{id}, checked for `op`. */
+  function mailboxFor(principal, seg, op) {
+    let mailbox;
+    if (seg === 'me') {
+      if (principal.kind === 'app') throw new GraphError(400, 'BadRequest', '/me request is only valid with delegated authentication flow.');
+      mailbox = principal.upn;
+    } else {
+      mailbox = auth.resolveUser(seg);
+      if (!mailbox) throw new GraphError(404, 'ErrorInvalidUser', `The requested user '${decodeURIComponent(seg)}' is invalid.`);
+    }
+    if (state.config.disabledMailboxes.includes(mailbox))
+      throw new GraphError(404, 'MailboxNotEnabledForRESTAPI', MESSAGES.mailboxNotEnabled);
+    if (op) auth.authorize(principal, mailbox, op, state.config);
+    return mailbox;
+  }
+
+  // ---- delta ("message: delta") ----------------------------------------------------------------
+  async function delta(res, url, mailbox, fid, prefer, base) {
+    const pageSize = Math.max(1, Math.min(1000, Number(/odata\.maxpagesize=(\d+)/.exec(prefer || '')?.[1] || 10)));
+    const skip = url.searchParams.get('$skiptoken');
+    const dt = url.searchParams.get('$deltatoken');
+    let round;
+    if (skip) {
+      round = state.rounds.get(skip);
+      if (!round || round.mailbox !== mailbox) throw new GraphError(410, 'SyncStateNotFound', MESSAGES.syncStateNotFound);
+      state.rounds.delete(skip);
+    } else {
+      let known = [];
+      const now = await store.uids(mailbox, fid);
+      if (dt) {
+        const st = state.deltaTokens.get(dt);
+        if (!st || st.mailbox !== mailbox || st.path !== now.path || st.uidValidity !== now.uidValidity)
+          throw new GraphError(410, 'SyncStateNotFound', MESSAGES.syncStateNotFound);
+        known = st.known;
+      }
+      const knownSet = new Set(known);
+      const nowSet = new Set(now.uids);
+      round = {
+        mailbox,
+        path: now.path,
+        uidValidity: now.uidValidity,
+        removed: known.filter((u) => !nowSet.has(u)),
+        added: now.uids.filter((u) => !knownSet.has(u)),
+        final: now.uids,
+      };
+    }
+    const removedPage = round.removed.splice(0, pageSize);
+    const addedPage = round.added.splice(0, pageSize - removedPage.length);
+    const value = [
+      ...removedPage.map((u) => ({ '@odata.type': '#microsoft.graph.message', id: messageId(round.path, round.uidValidity, u), '@removed': { reason: 'deleted' } })),
+      ...(await store.resources(mailbox, round.path, addedPage)).map((m) => ({ '@odata.type': '#microsoft.graph.message', ...m })),
+    ];
+    const body = { '@odata.context': `${baseUrl}/v1.0/$metadata#Collection(message)`, value };
+    if (round.removed.length || round.added.length) {
+      const t = randomUUID();
+      state.rounds.set(t, round);
+      body['@odata.nextLink'] = `${base}?$skiptoken=${t}`;
+    } else {
+      const t = randomUUID();
+      state.deltaTokens.set(t, { mailbox, path: round.path, uidValidity: round.uidValidity, known: round.final });
+      body['@odata.deltaLink'] = `${base}?$deltatoken=${t}`;
+    }
+    send(res, 200, body, { 'Preference-Applied': `odata.maxpagesize=${pageSize}` });
+  }
+
+  // ---- routes ------------------------------------------------------------------------------------
+  async function route(req, res, url, body) {
+    const p = url.pathname;
+    const m = req.method;
+    const upload = /^\/_upload\/([0-9a-f-]+)$/.exec(p);
+    if (upload && m === 'PUT') {
+      const [status, out, headers] = sender.uploadRange(req, body, upload[1]);
+      return send(res, status, out, headers);
+    }
+    const r = /^\/v1\.0\/(me|users\/([^/]+))(\/.*)?$/.exec(p);
+    if (!r) throw new GraphError(400, 'BadRequest', `Resource not found for the segment '${p.split('/')[2] || ''}'.`);
+    const principal = await auth.authenticate(req.headers.authorization);
+    const seg = r[1] === 'me' ? 'me' : r[2];
+    const rest = r[3] || '';
+    const base = `${baseUrl}${p}`;
+    const ctxUrl = `${baseUrl}/v1.0/$metadata`;
+
+    if (rest === '' && m === 'GET') {
+      const mailbox = mailboxFor(principal, seg, null);
+      const ok = principal.kind === 'app' ? principal.roles.has('User.Read.All') : ['User.Read', 'User.ReadBasic.All', 'User.Read.All'].some((s) => principal.scopes.has(s)) || (seg === 'me' && principal.scopes.size > 0);
+      if (!ok) throw new GraphError(403, 'Authorization_RequestDenied', 'Insufficient privileges to complete the operation.');
+      const u = fixtures.microsoft.users.find((x) => x.upn.toLowerCase() === mailbox);
+      return send(res, 200, { '@odata.context': `${ctxUrl}#users/$entity`, id: u?.oid ?? folderId(mailbox).slice(4, 40), displayName: u?.name ?? mailbox, mail: mailbox, userPrincipalName: mailbox });
+    }
+    if (rest === '/sendMail' && m === 'POST') {
+      await sender.sendMail(req, body, mailboxFor(principal, seg, 'send'));
+      return send(res, 202, null);
+    }
+    if ((rest === '/messages' || /^\/mailFolders\/drafts\/messages$/i.test(rest)) && m === 'POST') {
+      return send(res, 201, await sender.createDraft(req, body, mailboxFor(principal, seg, 'write')));
+    }
+    if (rest === '/mailFolders' && m === 'GET') {
+      const value = await store.listFolders(mailboxFor(principal, seg, 'read'));
+      return send(res, 200, { '@odata.context': `${ctxUrl}#users('${seg}')/mailFolders`, value });
+    }
+    let x;
+    if ((x = /^\/mailFolders\/([^/]+)$/.exec(rest)) && m === 'GET') {
+      return send(res, 200, await store.getFolder(mailboxFor(principal, seg, 'read'), decodeURIComponent(x[1])));
+    }
+    if ((x = /^\/mailFolders\/([^/]+)\/messages\/(?:microsoft\.graph\.)?delta$/.exec(rest)) && m === 'GET') {
+      return delta(res, url, mailboxFor(principal, seg, 'read'), decodeURIComponent(x[1]), req.headers.prefer, base);
+    }
+    if ((x = /^\/mailFolders\/([^/]+)\/messages$/.exec(rest)) && m === 'GET') {
+      const mailbox = mailboxFor(principal, seg, 'read');
+      const top = Math.max(1, Math.min(1000, Number(url.searchParams.get('$top') || 10)));
+      const skip = Math.max(0, Number(url.searchParams.get('$skip') || 0));
+      const all = await store.uids(mailbox, decodeURIComponent(x[1]));
+      const desc = all.uids.slice().reverse();
+      const value = await store.resources(mailbox, all.path, desc.slice(skip, skip + top));
+      const out = { '@odata.context': `${ctxUrl}#users('${seg}')/mailFolders('${x[1]}')/messages`, value };
+      if (skip + top < desc.length) out['@odata.nextLink'] = `${base}?$top=${top}&$skip=${skip + top}`;
+      return send(res, 200, out);
+    }
+    // message routes: /messages/{id}... or /mailFolders/{fid}/messages/{id}...
+    if ((x = /^(?:\/mailFolders\/[^/]+)?\/messages\/([^/]+)(\/.*)?$/.exec(rest))) {
+      const id = decodeURIComponent(x[1]);
+      const tail = x[2] || '';
+      if (sender.isDraft(id)) {
+        if (tail === '/send' && m === 'POST') {
+          await sender.sendDraft(mailboxFor(principal, seg, 'send'), id);
+          return send(res, 202, null);
+        }
+        if (tail === '/attachments' && m === 'POST')
+          return send(res, 201, sender.addAttachment(body, mailboxFor(principal, seg, 'write'), id));
+        if (tail === '/attachments/createUploadSession' && m === 'POST')
+          return send(res, 201, sender.createUploadSession(body, mailboxFor(principal, seg, 'write'), id));
+        if (tail === '' && m === 'DELETE') {
+          sender.deleteDraft(mailboxFor(principal, seg, 'write'), id);
+          return send(res, 204, null);
+        }
+      }
+      if (tail === '' && m === 'GET') return send(res, 200, await store.getMessage(mailboxFor(principal, seg, 'read'), id));
+      if (tail === '/$value' && m === 'GET') return send(res, 200, await store.getMime(mailboxFor(principal, seg, 'read'), id));
+      if (tail === '' && m === 'DELETE') {
+        await store.deleteMessage(mailboxFor(principal, seg, 'write'), id);
+        return send(res, 204, null);
+      }
+      if (tail === '/move' && m === 'POST') {
+        const mailbox = mailboxFor(principal, seg, 'write');
+        let dest;
+        try {
+          dest = JSON.parse(body.toString('utf8')).destinationId;
+        } catch {
+          /* below */
+        }
+        if (!dest) throw new GraphError(400, 'ErrorInvalidParameter', "The value of the parameter 'DestinationId' is empty.");
+        return send(res, 201, await store.moveMessage(mailbox, id, dest));
+      }
+      if (tail.startsWith('/attachments') || tail === '/send') throw new GraphError(404, 'ErrorItemNotFound', MESSAGES.itemNotFound);
+    }
+    throw new GraphError(400, 'BadRequest', `Unsupported request ${m} ${p}.`);
+  }
+
+  // ---- admin API (loopback only) ---------------------------------------------------------------
+  async function admin(req, res, url, body) {
+    const p = url.pathname;
+    const json = body.length ? JSON.parse(body.toString('utf8')) : {};
+    if (p === '/_admin/health') return send(res, 200, { ok: true });
+    if (p === '/_admin/reset' && req.method === 'POST') {
+      state.config = DEFAULT_CONFIG();
+      state.faults = [];
+      state.log = [];
+      state.sent = [];
+      return send(res, 200, { ok: true });
+    }
+    if (p === '/_admin/config') {
+      if (req.method === 'POST') {
+        for (const k of Object.keys(json)) {
+          if (!(k in state.config)) return send(res, 400, { error: `unknown config key '${k}'` });
+          state.config[k] = Array.isArray(state.config[k]) ? json[k].map((v) => String(v).toLowerCase()) : json[k];
+        }
+      }
+      return send(res, 200, state.config);
+    }
+    if (p === '/_admin/faults') {
+      if (req.method === 'POST') {
+        const f = { status: Number(json.status), times: json.times ?? 1, ...json };
+        if (![429, 500, 502, 503, 504].includes(f.status)) return send(res, 400, { error: 'status must be 429, 500, 502, 503 or 504' });
+        state.faults.push(f);
+      } else if (req.method === 'DELETE') state.faults = [];
+      return send(res, 200, { faults: state.faults });
+    }
+    if (p === '/_admin/delta/expire' && req.method === 'POST') {
+      const n = state.deltaTokens.size + state.rounds.size;
+      state.deltaTokens.clear();
+      state.rounds.clear();
+      return send(res, 200, { expired: n });
+    }
+    if (p === '/_admin/log') return send(res, 200, { requests: state.log });
+    if (p === '/_admin/sent') return send(res, 200, { sent: state.sent });
+    return send(res, 404, { error: `no admin route ${req.method} ${p}` });
+  }
+
+  /** The first queued fault matching this request, used up once per match. */
+  function takeFault(req, url) {
+    const i = state.faults.findIndex((f) => (!f.method || f.method === req.method) && (!f.path || url.pathname.includes(f.path)));
+    if (i < 0) return null;
+    const f = state.faults[i];
+    if (f.times !== 'always' && --f.times <= 0) state.faults.splice(i, 1);
+    return f;
+  }
+  const FAULT_CODES = { 429: ['ApplicationThrottled', MESSAGES.throttled], 503: ['ServiceUnavailable', MESSAGES.unavailable], 504: ['GatewayTimeout', MESSAGES.gatewayTimeout], 500: ['InternalServerError', 'Internal server error.'], 502: ['BadGateway', 'Bad gateway.'] };
+
+  const handler = async (req, res) => {
+    const requestId = newRequestId();
+    const clientRequestId = String(req.headers['client-request-id'] || requestId);
+    res.setHeader('request-id', requestId);
+    res.setHeader('client-request-id', clientRequestId);
+    let url;
+    try {
+      url = new URL(req.url || '/', 'https://localhost');
+    } catch {
+      return res.writeHead(400).end();
+    }
+    const entry = { method: req.method, path: url.pathname, status: 0, at: Date.now() };
+    res.on('finish', () => {
+      entry.status = res.statusCode;
+      if (o.log) process.stderr.write(`[graph] ${req.method} ${url.pathname} -> ${res.statusCode}\n`);
+    });
+    try {
+      if (url.pathname.startsWith('/_admin/')) {
+        if (!isLoopback(req.socket.remoteAddress)) return send(res, 403, { error: 'admin API is loopback only' });
+        return await admin(req, res, url, await readBody(req, 1024 * 1024));
+      }
+      state.log.push(entry);
+      const f = takeFault(req, url);
+      if (f) {
+        req.resume();
+        const [code, message] = FAULT_CODES[f.status];
+        const headers = f.retryAfter !== undefined ? { 'Retry-After': String(f.retryAfter) } : {};
+        return send(res, f.status, errorBody(f.code || code, f.message || message, requestId, clientRequestId), headers);
+      }
+      const body = await readBody(req, MAX_REQUEST_BYTES);
+      await route(req, res, url, body);
+    } catch (e) {
+      if (res.headersSent) return res.destroy();
+      if (e instanceof GraphError) {
+        const headers = { ...e.headers };
+        if (e.status === 413) headers.Connection = 'close';
+        return send(res, e.status, errorBody(e.code, e.message, requestId, clientRequestId), headers);
+      }
+      process.stderr.write(`[graph] internal error: ${e?.stack || e}\n`);
+      send(res, 500, errorBody('InternalServerError', String(e?.message || e), requestId, clientRequestId));
+    }
+  };
+
+  const tls = { key: read('server-key.pem'), cert: read('server.pem') };
+  const host = o.host || '127.0.0.1';
+  const servers = [https.createServer(tls, handler)];
+  const listen = (srv, port, h) =>
+    new Promise((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(port, h, () => {
+        srv.off('error', reject);
+        resolve(srv.address().port);
+      });
+    });
+  const port = await listen(servers[0], o.port || 0, host);
+  if (host === '127.0.0.1') {
+    const v6 = https.createServer(tls, handler);
+    try {
+      await listen(v6, port, '::1');
+      servers.push(v6);
+    } catch {
+      /* no IPv6 loopback */
+    }
+  }
+  for (const s of servers) s.keepAliveTimeout = 1000;
+  baseUrl = `https://localhost:${port}`;
+  return {
+    url: baseUrl,
+    port,
+    async close() {
+      await store.close();
+      await Promise.all(servers.map((s) => new Promise((r) => { s.close(() => r(undefined)); s.closeAllConnections?.(); })));
+    },
+  };
+}
