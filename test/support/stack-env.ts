@@ -279,7 +279,9 @@ function jsonRequest<T>(
             resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) as T });
           } catch {
             reject(
-              new Error(`${what} ${pathname} answered ${res.statusCode} with non-JSON: ${text.slice(0, 200)}`),
+              new Error(
+                `${what} ${pathname} answered ${res.statusCode} with non-JSON: ${text.slice(0, 200)}`,
+              ),
             );
           }
         });

@@ -25,11 +25,15 @@ import https from 'node:https';
 import { createPublicKey, verify } from 'node:crypto';
 import { GraphError, MESSAGES } from './errors.mjs';
 
-export const GRAPH_AUDIENCES = new Set(['https://graph.microsoft.com', '00000003-0000-0000-c000-000000000000']);
+export const GRAPH_AUDIENCES = new Set([
+  'https://graph.microsoft.com',
+  '00000003-0000-0000-c000-000000000000',
+]);
 
 const unauthorized = (message) =>
   new GraphError(401, 'InvalidAuthenticationToken', message, {
-    'WWW-Authenticate': 'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000"',
+    'WWW-Authenticate':
+      'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", client_id="00000003-0000-0000-c000-000000000000"',
   });
 
 function getJson(url, ca) {
@@ -81,14 +85,20 @@ export function createAuth({ idpUrl, tenantId, ca, fixtures }) {
     if (!keys.has(head.kid) && Date.now() - lastFetch > 1000) await loadKeys();
     const key = keys.get(head.kid);
     if (!key) throw unauthorized('Invalid signature: unknown signing key.');
-    const ok = verify('RSA-SHA256', Buffer.from(`${parts[0]}.${parts[1]}`), key, Buffer.from(parts[2], 'base64url'));
+    const ok = verify(
+      'RSA-SHA256',
+      Buffer.from(`${parts[0]}.${parts[1]}`),
+      key,
+      Buffer.from(parts[2], 'base64url'),
+    );
     if (!ok) throw unauthorized('Invalid signature.');
     if (claims.iss !== issuer) throw unauthorized('Invalid issuer.');
     if (!GRAPH_AUDIENCES.has(claims.aud)) throw unauthorized('Invalid audience.');
     const now = Math.floor(Date.now() / 1000);
     if (typeof claims.exp !== 'number' || claims.exp <= now)
       throw unauthorized('Lifetime validation failed, the token is expired.');
-    if (typeof claims.nbf === 'number' && claims.nbf > now) throw unauthorized('Lifetime validation failed, the token is not yet valid.');
+    if (typeof claims.nbf === 'number' && claims.nbf > now)
+      throw unauthorized('Lifetime validation failed, the token is not yet valid.');
     if (claims.roles !== undefined || claims.idtyp === 'app' || !claims.scp) {
       return { kind: 'app', appid: claims.appid, roles: new Set(claims.roles || []) };
     }
@@ -132,7 +142,8 @@ export function createAuth({ idpUrl, tenantId, ca, fixtures }) {
    */
   function authorize(principal, mailbox, op, config) {
     if (principal.kind === 'app') {
-      if (!ANY[op].app.some((r) => principal.roles.has(r))) throw new GraphError(403, 'ErrorAccessDenied', MESSAGES.accessDenied);
+      if (!ANY[op].app.some((r) => principal.roles.has(r)))
+        throw new GraphError(403, 'ErrorAccessDenied', MESSAGES.accessDenied);
       const policy = config.appAccessPolicy?.[principal.appid];
       if (policy && !policy.map((x) => x.toLowerCase()).includes(mailbox))
         throw new GraphError(
@@ -143,7 +154,8 @@ export function createAuth({ idpUrl, tenantId, ca, fixtures }) {
       return;
     }
     if (mailbox === principal.upn) {
-      if (!ANY[op].own.some((s) => principal.scopes.has(s))) throw new GraphError(403, 'ErrorAccessDenied', MESSAGES.accessDenied);
+      if (!ANY[op].own.some((s) => principal.scopes.has(s)))
+        throw new GraphError(403, 'ErrorAccessDenied', MESSAGES.accessDenied);
       return;
     }
     const shared = ms.sharedMailboxes?.find((s) => s.address.toLowerCase() === mailbox);

@@ -92,7 +92,14 @@ export async function startGraph(o) {
     smtpPort: o.smtpPort,
     imapsPort: o.imapsPort,
   });
-  const state = { config: DEFAULT_CONFIG(), faults: [], log: [], sent: [], deltaTokens: new Map(), rounds: new Map() };
+  const state = {
+    config: DEFAULT_CONFIG(),
+    faults: [],
+    log: [],
+    sent: [],
+    deltaTokens: new Map(),
+    rounds: new Map(),
+  };
   let baseUrl = '';
   const sender = createSender({ store, state, baseUrl: () => baseUrl });
 
@@ -100,10 +107,18 @@ export async function startGraph(o) {
     if (body === null || body === undefined) {
       res.writeHead(status, headers).end();
     } else if (Buffer.isBuffer(body)) {
-      res.writeHead(status, { 'Content-Type': 'text/plain', 'Content-Length': body.length, ...headers }).end(body);
+      res
+        .writeHead(status, { 'Content-Type': 'text/plain', 'Content-Length': body.length, ...headers })
+        .end(body);
     } else {
       const data = JSON.stringify(body);
-      res.writeHead(status, { 'Content-Type': 'application/json; odata.metadata=minimal; charset=utf-8', 'Content-Length': Buffer.byteLength(data), ...headers }).end(data);
+      res
+        .writeHead(status, {
+          'Content-Type': 'application/json; odata.metadata=minimal; charset=utf-8',
+          'Content-Length': Buffer.byteLength(data),
+          ...headers,
+        })
+        .end(data);
     }
   };
 
@@ -111,11 +126,21 @@ export async function startGraph(o) {
   function mailboxFor(principal, seg, op) {
     let mailbox;
     if (seg === 'me') {
-      if (principal.kind === 'app') throw new GraphError(400, 'BadRequest', '/me request is only valid with delegated authentication flow.');
+      if (principal.kind === 'app')
+        throw new GraphError(
+          400,
+          'BadRequest',
+          '/me request is only valid with delegated authentication flow.',
+        );
       mailbox = principal.upn;
     } else {
       mailbox = auth.resolveUser(seg);
-      if (!mailbox) throw new GraphError(404, 'ErrorInvalidUser', `The requested user '${decodeURIComponent(seg)}' is invalid.`);
+      if (!mailbox)
+        throw new GraphError(
+          404,
+          'ErrorInvalidUser',
+          `The requested user '${decodeURIComponent(seg)}' is invalid.`,
+        );
     }
     if (state.config.disabledMailboxes.includes(mailbox))
       throw new GraphError(404, 'MailboxNotEnabledForRESTAPI', MESSAGES.mailboxNotEnabled);
@@ -125,13 +150,17 @@ export async function startGraph(o) {
 
   // ---- delta ("message: delta") ----------------------------------------------------------------
   async function delta(res, url, mailbox, fid, prefer, base) {
-    const pageSize = Math.max(1, Math.min(1000, Number(/odata\.maxpagesize=(\d+)/.exec(prefer || '')?.[1] || 10)));
+    const pageSize = Math.max(
+      1,
+      Math.min(1000, Number(/odata\.maxpagesize=(\d+)/.exec(prefer || '')?.[1] || 10)),
+    );
     const skip = url.searchParams.get('$skiptoken');
     const dt = url.searchParams.get('$deltatoken');
     let round;
     if (skip) {
       round = state.rounds.get(skip);
-      if (!round || round.mailbox !== mailbox) throw new GraphError(410, 'SyncStateNotFound', MESSAGES.syncStateNotFound);
+      if (!round || round.mailbox !== mailbox)
+        throw new GraphError(410, 'SyncStateNotFound', MESSAGES.syncStateNotFound);
       state.rounds.delete(skip);
     } else {
       let known = [];
@@ -156,8 +185,15 @@ export async function startGraph(o) {
     const removedPage = round.removed.splice(0, pageSize);
     const addedPage = round.added.splice(0, pageSize - removedPage.length);
     const value = [
-      ...removedPage.map((u) => ({ '@odata.type': '#microsoft.graph.message', id: messageId(round.path, round.uidValidity, u), '@removed': { reason: 'deleted' } })),
-      ...(await store.resources(mailbox, round.path, addedPage)).map((m) => ({ '@odata.type': '#microsoft.graph.message', ...m })),
+      ...removedPage.map((u) => ({
+        '@odata.type': '#microsoft.graph.message',
+        id: messageId(round.path, round.uidValidity, u),
+        '@removed': { reason: 'deleted' },
+      })),
+      ...(await store.resources(mailbox, round.path, addedPage)).map((m) => ({
+        '@odata.type': '#microsoft.graph.message',
+        ...m,
+      })),
     ];
     const body = { '@odata.context': `${baseUrl}/v1.0/$metadata#Collection(message)`, value };
     if (round.removed.length || round.added.length) {
@@ -166,7 +202,12 @@ export async function startGraph(o) {
       body['@odata.nextLink'] = `${base}?$skiptoken=${t}`;
     } else {
       const t = randomUUID();
-      state.deltaTokens.set(t, { mailbox, path: round.path, uidValidity: round.uidValidity, known: round.final });
+      state.deltaTokens.set(t, {
+        mailbox,
+        path: round.path,
+        uidValidity: round.uidValidity,
+        known: round.final,
+      });
       body['@odata.deltaLink'] = `${base}?$deltatoken=${t}`;
     }
     send(res, 200, body, { 'Preference-Applied': `odata.maxpagesize=${pageSize}` });
@@ -182,7 +223,12 @@ export async function startGraph(o) {
       return send(res, status, out, headers);
     }
     const r = /^\/v1\.0\/(me|users\/([^/]+))(\/.*)?$/.exec(p);
-    if (!r) throw new GraphError(400, 'BadRequest', `Resource not found for the segment '${p.split('/')[2] || ''}'.`);
+    if (!r)
+      throw new GraphError(
+        400,
+        'BadRequest',
+        `Resource not found for the segment '${p.split('/')[2] || ''}'.`,
+      );
     const principal = await auth.authenticate(req.headers.authorization);
     const seg = r[1] === 'me' ? 'me' : r[2];
     const rest = r[3] || '';
@@ -191,10 +237,25 @@ export async function startGraph(o) {
 
     if (rest === '' && m === 'GET') {
       const mailbox = mailboxFor(principal, seg, null);
-      const ok = principal.kind === 'app' ? principal.roles.has('User.Read.All') : ['User.Read', 'User.ReadBasic.All', 'User.Read.All'].some((s) => principal.scopes.has(s)) || (seg === 'me' && principal.scopes.size > 0);
-      if (!ok) throw new GraphError(403, 'Authorization_RequestDenied', 'Insufficient privileges to complete the operation.');
+      const ok =
+        principal.kind === 'app'
+          ? principal.roles.has('User.Read.All')
+          : ['User.Read', 'User.ReadBasic.All', 'User.Read.All'].some((s) => principal.scopes.has(s)) ||
+            (seg === 'me' && principal.scopes.size > 0);
+      if (!ok)
+        throw new GraphError(
+          403,
+          'Authorization_RequestDenied',
+          'Insufficient privileges to complete the operation.',
+        );
       const u = fixtures.microsoft.users.find((x) => x.upn.toLowerCase() === mailbox);
-      return send(res, 200, { '@odata.context': `${ctxUrl}#users/$entity`, id: u?.oid ?? folderId(mailbox).slice(4, 40), displayName: u?.name ?? mailbox, mail: mailbox, userPrincipalName: mailbox });
+      return send(res, 200, {
+        '@odata.context': `${ctxUrl}#users/$entity`,
+        id: u?.oid ?? folderId(mailbox).slice(4, 40),
+        displayName: u?.name ?? mailbox,
+        mail: mailbox,
+        userPrincipalName: mailbox,
+      });
     }
     if (rest === '/sendMail' && m === 'POST') {
       await sender.sendMail(req, body, mailboxFor(principal, seg, 'send'));
@@ -209,10 +270,21 @@ export async function startGraph(o) {
     }
     let x;
     if ((x = /^\/mailFolders\/([^/]+)$/.exec(rest)) && m === 'GET') {
-      return send(res, 200, await store.getFolder(mailboxFor(principal, seg, 'read'), decodeURIComponent(x[1])));
+      return send(
+        res,
+        200,
+        await store.getFolder(mailboxFor(principal, seg, 'read'), decodeURIComponent(x[1])),
+      );
     }
     if ((x = /^\/mailFolders\/([^/]+)\/messages\/(?:microsoft\.graph\.)?delta$/.exec(rest)) && m === 'GET') {
-      return delta(res, url, mailboxFor(principal, seg, 'read'), decodeURIComponent(x[1]), req.headers.prefer, base);
+      return delta(
+        res,
+        url,
+        mailboxFor(principal, seg, 'read'),
+        decodeURIComponent(x[1]),
+        req.headers.prefer,
+        base,
+      );
     }
     if ((x = /^\/mailFolders\/([^/]+)\/messages$/.exec(rest)) && m === 'GET') {
       const mailbox = mailboxFor(principal, seg, 'read');
@@ -243,8 +315,10 @@ export async function startGraph(o) {
           return send(res, 204, null);
         }
       }
-      if (tail === '' && m === 'GET') return send(res, 200, await store.getMessage(mailboxFor(principal, seg, 'read'), id));
-      if (tail === '/$value' && m === 'GET') return send(res, 200, await store.getMime(mailboxFor(principal, seg, 'read'), id));
+      if (tail === '' && m === 'GET')
+        return send(res, 200, await store.getMessage(mailboxFor(principal, seg, 'read'), id));
+      if (tail === '/$value' && m === 'GET')
+        return send(res, 200, await store.getMime(mailboxFor(principal, seg, 'read'), id));
       if (tail === '' && m === 'DELETE') {
         await store.deleteMessage(mailboxFor(principal, seg, 'write'), id);
         return send(res, 204, null);
@@ -257,10 +331,16 @@ export async function startGraph(o) {
         } catch {
           /* below */
         }
-        if (!dest) throw new GraphError(400, 'ErrorInvalidParameter', "The value of the parameter 'DestinationId' is empty.");
+        if (!dest)
+          throw new GraphError(
+            400,
+            'ErrorInvalidParameter',
+            "The value of the parameter 'DestinationId' is empty.",
+          );
         return send(res, 201, await store.moveMessage(mailbox, id, dest));
       }
-      if (tail.startsWith('/attachments') || tail === '/send') throw new GraphError(404, 'ErrorItemNotFound', MESSAGES.itemNotFound);
+      if (tail.startsWith('/attachments') || tail === '/send')
+        throw new GraphError(404, 'ErrorItemNotFound', MESSAGES.itemNotFound);
     }
     throw new GraphError(400, 'BadRequest', `Unsupported request ${m} ${p}.`);
   }
@@ -281,7 +361,9 @@ export async function startGraph(o) {
       if (req.method === 'POST') {
         for (const k of Object.keys(json)) {
           if (!(k in state.config)) return send(res, 400, { error: `unknown config key '${k}'` });
-          state.config[k] = Array.isArray(state.config[k]) ? json[k].map((v) => String(v).toLowerCase()) : json[k];
+          state.config[k] = Array.isArray(state.config[k])
+            ? json[k].map((v) => String(v).toLowerCase())
+            : json[k];
         }
       }
       return send(res, 200, state.config);
@@ -289,7 +371,8 @@ export async function startGraph(o) {
     if (p === '/_admin/faults') {
       if (req.method === 'POST') {
         const f = { status: Number(json.status), times: json.times ?? 1, ...json };
-        if (![429, 500, 502, 503, 504].includes(f.status)) return send(res, 400, { error: 'status must be 429, 500, 502, 503 or 504' });
+        if (![429, 500, 502, 503, 504].includes(f.status))
+          return send(res, 400, { error: 'status must be 429, 500, 502, 503 or 504' });
         state.faults.push(f);
       } else if (req.method === 'DELETE') state.faults = [];
       return send(res, 200, { faults: state.faults });
@@ -307,13 +390,21 @@ export async function startGraph(o) {
 
   /** The first queued fault matching this request, used up once per match. */
   function takeFault(req, url) {
-    const i = state.faults.findIndex((f) => (!f.method || f.method === req.method) && (!f.path || url.pathname.includes(f.path)));
+    const i = state.faults.findIndex(
+      (f) => (!f.method || f.method === req.method) && (!f.path || url.pathname.includes(f.path)),
+    );
     if (i < 0) return null;
     const f = state.faults[i];
     if (f.times !== 'always' && --f.times <= 0) state.faults.splice(i, 1);
     return f;
   }
-  const FAULT_CODES = { 429: ['ApplicationThrottled', MESSAGES.throttled], 503: ['ServiceUnavailable', MESSAGES.unavailable], 504: ['GatewayTimeout', MESSAGES.gatewayTimeout], 500: ['InternalServerError', 'Internal server error.'], 502: ['BadGateway', 'Bad gateway.'] };
+  const FAULT_CODES = {
+    429: ['ApplicationThrottled', MESSAGES.throttled],
+    503: ['ServiceUnavailable', MESSAGES.unavailable],
+    504: ['GatewayTimeout', MESSAGES.gatewayTimeout],
+    500: ['InternalServerError', 'Internal server error.'],
+    502: ['BadGateway', 'Bad gateway.'],
+  };
 
   const handler = async (req, res) => {
     const requestId = newRequestId();
@@ -333,7 +424,8 @@ export async function startGraph(o) {
     });
     try {
       if (url.pathname.startsWith('/_admin/')) {
-        if (!isLoopback(req.socket.remoteAddress)) return send(res, 403, { error: 'admin API is loopback only' });
+        if (!isLoopback(req.socket.remoteAddress))
+          return send(res, 403, { error: 'admin API is loopback only' });
         return await admin(req, res, url, await readBody(req, 1024 * 1024));
       }
       state.log.push(entry);
@@ -342,7 +434,12 @@ export async function startGraph(o) {
         req.resume();
         const [code, message] = FAULT_CODES[f.status];
         const headers = f.retryAfter !== undefined ? { 'Retry-After': String(f.retryAfter) } : {};
-        return send(res, f.status, errorBody(f.code || code, f.message || message, requestId, clientRequestId), headers);
+        return send(
+          res,
+          f.status,
+          errorBody(f.code || code, f.message || message, requestId, clientRequestId),
+          headers,
+        );
       }
       const body = await readBody(req, MAX_REQUEST_BYTES);
       await route(req, res, url, body);
@@ -386,7 +483,15 @@ export async function startGraph(o) {
     port,
     async close() {
       await store.close();
-      await Promise.all(servers.map((s) => new Promise((r) => { s.close(() => r(undefined)); s.closeAllConnections?.(); })));
+      await Promise.all(
+        servers.map(
+          (s) =>
+            new Promise((r) => {
+              s.close(() => r(undefined));
+              s.closeAllConnections?.();
+            }),
+        ),
+      );
     },
   };
 }

@@ -25,7 +25,12 @@ export function splitMessage(buf) {
     sepLen = 2;
   }
   if (i < 0) return { head: s, body: '', eol: s.includes('\r\n') ? '\r\n' : '\n', sep: '' };
-  return { head: s.slice(0, i), body: s.slice(i + sepLen), eol: sepLen === 4 ? '\r\n' : '\n', sep: s.slice(i, i + sepLen) };
+  return {
+    head: s.slice(0, i),
+    body: s.slice(i + sepLen),
+    eol: sepLen === 4 ? '\r\n' : '\n',
+    sep: s.slice(i, i + sepLen),
+  };
 }
 
 /** Header fields with their folded continuation lines: [{name, value, raw}]. */
@@ -42,12 +47,19 @@ export function fields(head) {
       return {
         raw: f.raw,
         name: k > 0 ? f.raw.slice(0, k).trim().toLowerCase() : '',
-        value: k > 0 ? f.raw.slice(k + 1).replace(/\r?\n[ \t]/g, ' ').trim() : '',
+        value:
+          k > 0
+            ? f.raw
+                .slice(k + 1)
+                .replace(/\r?\n[ \t]/g, ' ')
+                .trim()
+            : '',
       };
     });
 }
 
-const flatten = (list) => list.flatMap((a) => (a.group ? flatten(a.group) : a.address ? [a.address.toLowerCase()] : []));
+const flatten = (list) =>
+  list.flatMap((a) => (a.group ? flatten(a.group) : a.address ? [a.address.toLowerCase()] : []));
 export const addressesOf = (value) => flatten(addressparser(Buffer.from(value, 'latin1').toString('utf8')));
 
 /**
@@ -58,7 +70,10 @@ export function analyse(mime) {
   const { head, body, sep } = splitMessage(mime);
   const fs = fields(head);
   const list = (name) => fs.filter((f) => f.name === name).flatMap((f) => addressesOf(f.value));
-  const kept = fs.filter((f) => f.name !== 'bcc').map((f) => f.raw).join('');
+  const kept = fs
+    .filter((f) => f.name !== 'bcc')
+    .map((f) => f.raw)
+    .join('');
   // the last kept field may have lost its line end if Bcc was the last field
   const keptHead = kept.replace(/\r?\n$/, '');
   const delivered = Buffer.from(keptHead + sep + body, 'latin1');
@@ -88,7 +103,10 @@ function contentType(value) {
 }
 
 function attachmentPart(a, eol) {
-  const b64 = Buffer.from(a.bytes).toString('base64').replace(/.{76}/g, `$&${eol}`).replace(new RegExp(`${eol}$`), '');
+  const b64 = Buffer.from(a.bytes)
+    .toString('base64')
+    .replace(/.{76}/g, `$&${eol}`)
+    .replace(new RegExp(`${eol}$`), '');
   const name = String(a.name || 'attachment').replace(/["\\\r\n]/g, '_');
   const lines = [
     `Content-Type: ${a.contentType || 'application/octet-stream'}; name="${name}"`,
@@ -120,8 +138,15 @@ export function addAttachments(mime, attachments) {
   }
   const boundary = `----=_graph_${randomBytes(12).toString('hex')}`;
   const isContent = (f) => f.name.startsWith('content-');
-  const outer = fs.filter((f) => !isContent(f)).map((f) => f.raw.replace(/\r?\n$/, '')).join(eol);
-  const inner = fs.filter(isContent).map((f) => f.raw.replace(/\r?\n$/, '')).join(eol) || 'Content-Type: text/plain';
+  const outer = fs
+    .filter((f) => !isContent(f))
+    .map((f) => f.raw.replace(/\r?\n$/, ''))
+    .join(eol);
+  const inner =
+    fs
+      .filter(isContent)
+      .map((f) => f.raw.replace(/\r?\n$/, ''))
+      .join(eol) || 'Content-Type: text/plain';
   const text = [
     outer,
     `Content-Type: multipart/mixed; boundary="${boundary}"`,
@@ -137,7 +162,10 @@ export function addAttachments(mime, attachments) {
   return Buffer.from(text, 'latin1');
 }
 
-const addr = (r) => (r?.emailAddress?.name ? { name: r.emailAddress.name, address: r.emailAddress.address } : r?.emailAddress?.address);
+const addr = (r) =>
+  r?.emailAddress?.name
+    ? { name: r.emailAddress.name, address: r.emailAddress.address }
+    : r?.emailAddress?.address;
 
 /**
  * A JSON message resource (user: sendMail JSON form, Create message) as MIME, Bcc kept (it is
@@ -164,5 +192,7 @@ export async function mimeFromJson(message, defaultFrom) {
   else mail.text = message.body?.content || '';
   const compiled = new MailComposer(mail).compile();
   compiled.keepBcc = true;
-  return await new Promise((resolve, reject) => compiled.build((err, buf) => (err ? reject(err) : resolve(buf))));
+  return await new Promise((resolve, reject) =>
+    compiled.build((err, buf) => (err ? reject(err) : resolve(buf))),
+  );
 }

@@ -52,14 +52,22 @@ export function createSender({ store, state, baseUrl }) {
     if (type.startsWith('text/plain')) {
       const text = body.toString('latin1').replace(/\s+/g, '');
       if (!text || !/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 === 1)
-        throw new GraphError(400, 'ErrorMimeContentInvalidBase64String', 'Invalid base64 string for MIME content.');
+        throw new GraphError(
+          400,
+          'ErrorMimeContentInvalidBase64String',
+          'Invalid base64 string for MIME content.',
+        );
       return { mime: Buffer.from(text, 'base64'), save: true };
     }
     let json;
     try {
       json = JSON.parse(body.toString('utf8'));
     } catch {
-      throw new GraphError(400, 'BadRequest', 'Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.');
+      throw new GraphError(
+        400,
+        'BadRequest',
+        'Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.',
+      );
     }
     const message = wrapped ? json.message : json;
     if (!message || typeof message !== 'object')
@@ -79,8 +87,22 @@ export function createSender({ store, state, baseUrl }) {
       throw new GraphError(400, 'ErrorMessageSizeExceeded', MESSAGES.messageSizeExceeded);
     const rcpts = [...new Set([...a.to, ...a.cc, ...a.bcc])];
     if (!rcpts.length)
-      throw new GraphError(400, 'ErrorInvalidRecipients', 'At least one recipient is not valid., A message can\'t be sent because it contains no recipients.');
-    const record = { mailbox, from: a.from || mailbox, to: a.to, cc: a.cc, bcc: a.bcc, size: mime.length, messageId: a.messageId, accepted: [], rejected: [] };
+      throw new GraphError(
+        400,
+        'ErrorInvalidRecipients',
+        "At least one recipient is not valid., A message can't be sent because it contains no recipients.",
+      );
+    const record = {
+      mailbox,
+      from: a.from || mailbox,
+      to: a.to,
+      cc: a.cc,
+      bcc: a.bcc,
+      size: mime.length,
+      messageId: a.messageId,
+      accepted: [],
+      rejected: [],
+    };
     try {
       const info = await store.deliver(mailbox, rcpts, a.delivered);
       record.accepted = info.accepted || [];
@@ -137,22 +159,52 @@ export function createSender({ store, state, baseUrl }) {
       const d = draftOf(mailbox, id);
       const a = JSON.parse(body.toString('utf8'));
       if (a['@odata.type'] !== '#microsoft.graph.fileAttachment')
-        throw new GraphError(400, 'ErrorInvalidParameter', 'Only #microsoft.graph.fileAttachment is supported here.');
+        throw new GraphError(
+          400,
+          'ErrorInvalidParameter',
+          'Only #microsoft.graph.fileAttachment is supported here.',
+        );
       const bytes = Buffer.from(a.contentBytes || '', 'base64');
-      const att = { id: randomUUID(), name: a.name, contentType: a.contentType, bytes, isInline: !!a.isInline, contentId: a.contentId };
+      const att = {
+        id: randomUUID(),
+        name: a.name,
+        contentType: a.contentType,
+        bytes,
+        isInline: !!a.isInline,
+        contentId: a.contentId,
+      };
       d.attachments.push(att);
-      return { '@odata.type': '#microsoft.graph.fileAttachment', id: att.id, name: att.name, contentType: att.contentType || 'application/octet-stream', size: bytes.length, isInline: att.isInline };
+      return {
+        '@odata.type': '#microsoft.graph.fileAttachment',
+        id: att.id,
+        name: att.name,
+        contentType: att.contentType || 'application/octet-stream',
+        size: bytes.length,
+        isInline: att.isInline,
+      };
     },
 
     createUploadSession(body, mailbox, id) {
       draftOf(mailbox, id);
       const item = JSON.parse(body.toString('utf8')).AttachmentItem;
       if (!item || item.attachmentType !== 'file' || !item.name || !Number.isInteger(item.size))
-        throw new GraphError(400, 'ErrorInvalidParameter', 'AttachmentItem needs attachmentType "file", name and size.');
+        throw new GraphError(
+          400,
+          'ErrorInvalidParameter',
+          'AttachmentItem needs attachmentType "file", name and size.',
+        );
       if (item.size < UPLOAD_MIN)
-        throw new GraphError(400, 'ErrorAttachmentSizeShouldNotBeLessThanMinimumSize', 'Attachment size must be greater than the minimum size.');
+        throw new GraphError(
+          400,
+          'ErrorAttachmentSizeShouldNotBeLessThanMinimumSize',
+          'Attachment size must be greater than the minimum size.',
+        );
       if (item.size > UPLOAD_MAX)
-        throw new GraphError(413, 'ErrorRequestEntityTooLarge', 'The attachment is larger than 150 MB, the limit of an upload session.');
+        throw new GraphError(
+          413,
+          'ErrorRequestEntityTooLarge',
+          'The attachment is larger than 150 MB, the limit of an upload session.',
+        );
       const sid = randomUUID();
       const expires = new Date(Date.now() + 6 * 3600_000).toISOString();
       sessions.set(sid, { mailbox, draftId: id, item, chunks: [], next: 0, expires });
@@ -169,21 +221,47 @@ export function createSender({ store, state, baseUrl }) {
       const s = sessions.get(sid);
       if (!s) throw new GraphError(404, 'ErrorItemNotFound', 'The upload session was not found.');
       const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(String(req.headers['content-range'] || ''));
-      if (!m) throw new GraphError(400, 'ErrorInvalidRequest', 'The Content-Range header is missing or malformed.');
+      if (!m)
+        throw new GraphError(400, 'ErrorInvalidRequest', 'The Content-Range header is missing or malformed.');
       const [from, to, total] = [Number(m[1]), Number(m[2]), Number(m[3])];
       if (total !== s.item.size || to < from || to >= total || to - from + 1 !== body.length)
-        throw new GraphError(400, 'ErrorInvalidRequest', 'The Content-Range header does not match the session or the body.');
+        throw new GraphError(
+          400,
+          'ErrorInvalidRequest',
+          'The Content-Range header does not match the session or the body.',
+        );
       if (from !== s.next)
         throw new GraphError(416, 'ErrorInvalidRange', `The next expected range starts at ${s.next}.`);
       s.chunks.push(body);
       s.next = to + 1;
       if (s.next < total)
-        return [200, { '@odata.context': `${baseUrl()}/v1.0/$metadata#microsoft.graph.uploadSession`, expirationDateTime: s.expires, nextExpectedRanges: [`${s.next}-`] }, {}];
+        return [
+          200,
+          {
+            '@odata.context': `${baseUrl()}/v1.0/$metadata#microsoft.graph.uploadSession`,
+            expirationDateTime: s.expires,
+            nextExpectedRanges: [`${s.next}-`],
+          },
+          {},
+        ];
       sessions.delete(sid);
       const d = drafts.get(s.draftId);
       const attId = randomUUID();
-      d?.attachments.push({ id: attId, name: s.item.name, contentType: s.item.contentType, bytes: Buffer.concat(s.chunks), isInline: !!s.item.isInline, contentId: s.item.contentId });
-      return [201, null, { Location: `${baseUrl()}/v1.0/users('${s.mailbox}')/messages('${s.draftId}')/attachments('${attId}')` }];
+      d?.attachments.push({
+        id: attId,
+        name: s.item.name,
+        contentType: s.item.contentType,
+        bytes: Buffer.concat(s.chunks),
+        isInline: !!s.item.isInline,
+        contentId: s.item.contentId,
+      });
+      return [
+        201,
+        null,
+        {
+          Location: `${baseUrl()}/v1.0/users('${s.mailbox}')/messages('${s.draftId}')/attachments('${attId}')`,
+        },
+      ];
     },
 
     async sendDraft(mailbox, id) {

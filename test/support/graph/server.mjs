@@ -18,7 +18,9 @@ const { values: a } = parseArgs({
   },
 });
 if (!a.pki || !a.idp || !a['smtp-port'] || !a['imaps-port']) {
-  process.stderr.write('usage: node test/support/graph/server.mjs --pki DIR --idp URL --smtp-port N --imaps-port N [--port 0] [--ready-file FILE] [--quiet]\n');
+  process.stderr.write(
+    'usage: node test/support/graph/server.mjs --pki DIR --idp URL --smtp-port N --imaps-port N [--port 0] [--ready-file FILE] [--quiet]\n',
+  );
   process.exit(2);
 }
 const g = await startGraph({

@@ -29,7 +29,8 @@ export const WELL_KNOWN = {
 
 const b64u = (s) => Buffer.from(s, 'utf8').toString('base64url');
 export const folderId = (path) => `AQMk${b64u(path)}`;
-export const messageId = (path, uidValidity, uid) => `AAMk${b64u(JSON.stringify([path, String(uidValidity), uid]))}`;
+export const messageId = (path, uidValidity, uid) =>
+  `AAMk${b64u(JSON.stringify([path, String(uidValidity), uid]))}`;
 
 export function parseMessageId(id) {
   try {
@@ -46,7 +47,8 @@ export function parseMessageId(id) {
 export function parseFolderId(id) {
   const wk = WELL_KNOWN[String(id).toLowerCase()];
   if (wk) return { path: wk, wellKnown: true };
-  if (!String(id).startsWith('AQMk')) throw new GraphError(400, 'ErrorInvalidIdMalformed', 'Id is malformed.');
+  if (!String(id).startsWith('AQMk'))
+    throw new GraphError(400, 'ErrorInvalidIdMalformed', 'Id is malformed.');
   return { path: Buffer.from(id.slice(4), 'base64url').toString('utf8'), wellKnown: false };
 }
 
@@ -219,7 +221,8 @@ export function createStore(o) {
         await c.mailboxOpen(path);
         const uv = String(c.mailbox.uidValidity);
         const byUid = new Map();
-        for await (const m of c.fetch(uids.join(','), FETCH, { uid: true })) byUid.set(m.uid, resource(path, uv, m));
+        for await (const m of c.fetch(uids.join(','), FETCH, { uid: true }))
+          byUid.set(m.uid, resource(path, uv, m));
         return uids.map((u) => byUid.get(u)).filter(Boolean);
       });
     },
