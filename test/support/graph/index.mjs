@@ -361,9 +361,7 @@ export async function startGraph(o) {
       if (req.method === 'POST') {
         for (const k of Object.keys(json)) {
           if (!(k in state.config)) return send(res, 400, { error: `unknown config key '${k}'` });
-          state.config[k] = Array.isArray(state.config[k])
-            ? json[k].map((v) => String(v).toLowerCase())
-            : json[k];
+          state.config[k] = Array.isArray(json[k]) ? json[k].map((v) => String(v).toLowerCase()) : json[k];
         }
       }
       return send(res, 200, state.config);
@@ -389,9 +387,9 @@ export async function startGraph(o) {
   }
 
   /** The first queued fault matching this request, used up once per match. */
-  function takeFault(req, url) {
+  function takeFault(req, path) {
     const i = state.faults.findIndex(
-      (f) => (!f.method || f.method === req.method) && (!f.path || url.pathname.includes(f.path)),
+      (f) => (!f.method || f.method === req.method) && (!f.path || path.includes(f.path)),
     );
     if (i < 0) return null;
     const f = state.faults[i];
@@ -417,7 +415,14 @@ export async function startGraph(o) {
     } catch {
       return res.writeHead(400).end();
     }
-    const entry = { method: req.method, path: url.pathname, status: 0, at: Date.now() };
+    let decoded = url.pathname;
+    try {
+      decoded = decodeURIComponent(url.pathname);
+    } catch {
+      /* keep it encoded */
+    }
+    // the log and the faults' `path` match see the decoded path (/users/alice@contoso.test/...)
+    const entry = { method: req.method, path: decoded, status: 0, at: Date.now() };
     res.on('finish', () => {
       entry.status = res.statusCode;
       if (o.log) process.stderr.write(`[graph] ${req.method} ${url.pathname} -> ${res.statusCode}\n`);
@@ -429,7 +434,7 @@ export async function startGraph(o) {
         return await admin(req, res, url, await readBody(req, 1024 * 1024));
       }
       state.log.push(entry);
-      const f = takeFault(req, url);
+      const f = takeFault(req, decoded);
       if (f) {
         req.resume();
         const [code, message] = FAULT_CODES[f.status];
