@@ -52,25 +52,24 @@ function isLoopback(a) {
   return a === '127.0.0.1' || a === '::1' || a === '::ffff:127.0.0.1';
 }
 
-/** Read the body; more than `limit` bytes is 413 (the rest is not buffered). */
+/**
+ * Read the body; more than `limit` bytes is 413. The rest is read and dropped (not buffered), so
+ * that the client gets the answer rather than a broken pipe.
+ */
 function readBody(req, limit) {
   return new Promise((resolve, reject) => {
-    const len = Number(req.headers['content-length']);
-    if (Number.isFinite(len) && len > limit) {
-      req.resume();
-      return reject(new GraphError(413, 'ErrorRequestEntityTooLarge', MESSAGES.tooLarge));
-    }
     const chunks = [];
     let n = 0;
     req.on('data', (c) => {
       n += c.length;
-      if (n > limit) {
-        req.removeAllListeners('data');
-        req.resume();
-        reject(new GraphError(413, 'ErrorRequestEntityTooLarge', MESSAGES.tooLarge));
-      } else chunks.push(c);
+      if (n <= limit) chunks.push(c);
+      else chunks.length = 0;
     });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('end', () =>
+      n > limit
+        ? reject(new GraphError(413, 'ErrorRequestEntityTooLarge', MESSAGES.tooLarge))
+        : resolve(Buffer.concat(chunks)),
+    );
     req.on('error', reject);
   });
 }
@@ -452,7 +451,6 @@ export async function startGraph(o) {
       if (res.headersSent) return res.destroy();
       if (e instanceof GraphError) {
         const headers = { ...e.headers };
-        if (e.status === 413) headers.Connection = 'close';
         return send(res, e.status, errorBody(e.code, e.message, requestId, clientRequestId), headers);
       }
       process.stderr.write(`[graph] internal error: ${e?.stack || e}\n`);

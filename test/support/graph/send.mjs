@@ -81,7 +81,8 @@ export function createSender({ store, state, baseUrl }) {
     const cfg = state.config;
     if (cfg.quotaExceeded.includes(mailbox))
       throw new GraphError(403, 'ErrorQuotaExceeded', MESSAGES.quotaExceeded);
-    const refused = cfg.refuseSendAs === true || (Array.isArray(cfg.refuseSendAs) && cfg.refuseSendAs.includes(mailbox));
+    const refused =
+      cfg.refuseSendAs === true || (Array.isArray(cfg.refuseSendAs) && cfg.refuseSendAs.includes(mailbox));
     if (refused || (a.from && a.from !== mailbox))
       throw new GraphError(403, 'ErrorSendAsDenied', MESSAGES.sendAsDenied);
     if (mime.length > cfg.maxSendSize)
