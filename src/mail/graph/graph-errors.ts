@@ -118,7 +118,7 @@ export function graphError(
           ...opts,
           code: GRAPH_ERROR_CODES.ErrorRequestEntityTooLarge,
           serverCode: code,
-          hint: 'Attachments over 150 MB cannot be sent through Graph; send a link instead.',
+          hint: 'Graph takes at most 4 MB per request: the text and small attachments together must stay under about 3 MB, each file under 150 MB.',
         },
       );
     case 'ErrorInvalidUser':

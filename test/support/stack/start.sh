@@ -286,15 +286,23 @@ wait_for 'SMTP submission' "$smtp_port" '220'
 wait_for 'SMTPS' "$smtps_port" ''
 dovecot_pid=$(<"$base_dir/master.pid")
 postfix_pid=$(tr -d ' \n' <"$rt/postfix/queue/pid/master.pid")
-if [[ -n $idp_pid ]]; then
-  until [[ -s $stack_dir/idp-ready.json ]]; do
-    alive "$idp_pid" || die "the fake identity provider exited (see $log_dir/idp.log)"
-    ((SECONDS < deadline)) || die "the fake identity provider did not become ready"
+# ready NAME PID FILE LOG: wait (in this shell, so that die stops the start) until the node server
+# PID has written its ready FILE; then ready_url FILE prints "URL PORT".
+ready() {
+  until [[ -s $3 ]]; do
+    alive "$2" || die "$1 exited (see $log_dir/$4)"
+    ((SECONDS < deadline)) || die "$1 did not become ready"
     sleep 0.05
   done
-  read -r idp_url idp_port < <(node -e '
+}
+ready_url() {
+  node -e '
     const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-    console.log(r.url, r.port);' "$stack_dir/idp-ready.json")
+    console.log(r.url, r.port);' "$1"
+}
+if [[ -n $idp_pid ]]; then
+  ready 'the fake identity provider' "$idp_pid" "$stack_dir/idp-ready.json" idp.log
+  read -r idp_url idp_port < <(ready_url "$stack_dir/idp-ready.json")
 fi
 
 # --- local Microsoft Graph endpoint ----------------------------------------------------------------
@@ -308,14 +316,8 @@ if [[ -n $idp_url && -f $graph_script ]]; then
     </dev/null >>"$log_dir/graph.log" 2>&1 &
   graph_pid=$!
   echo "GRAPH_PID=$graph_pid" >>"$state"
-  until [[ -s $stack_dir/graph-ready.json ]]; do
-    alive "$graph_pid" || die "the local Graph endpoint exited (see $log_dir/graph.log)"
-    ((SECONDS < deadline)) || die "the local Graph endpoint did not become ready"
-    sleep 0.05
-  done
-  read -r graph_url graph_port < <(node -e '
-    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-    console.log(r.url, r.port);' "$stack_dir/graph-ready.json")
+  ready 'the local Graph endpoint' "$graph_pid" "$stack_dir/graph-ready.json" graph.log
+  read -r graph_url graph_port < <(ready_url "$stack_dir/graph-ready.json")
 fi
 
 # --- env -----------------------------------------------------------------------------------------
