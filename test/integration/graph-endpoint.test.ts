@@ -7,7 +7,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { idpMint, mintJwt, tamperSignature } from '../support/stack-env.js';
-import { ALICE, BOB, CAROL, DELEGATED, G, delivered, graphBase } from './graph-support.js';
+import { BOB, CAROL, DELEGATED, G, SHARED, delivered, graphBase } from './graph-support.js';
 
 interface Answer {
   status: number;
@@ -109,15 +109,15 @@ describe('local Graph endpoint: sending', () => {
           subject: jtag,
           body: { contentType: 'HTML', content: '<p>hi ✓</p>' },
           toRecipients: [{ emailAddress: { address: CAROL } }],
-          bccRecipients: [{ emailAddress: { address: ALICE } }],
+          bccRecipients: [{ emailAddress: { address: SHARED } }],
         },
         saveToSentItems: false,
       }),
     });
     expect(j.status).toBe(202);
     const [toCarol] = await delivered(CAROL, jtag);
-    const [toAlice] = await delivered(ALICE, jtag);
-    for (const f of [toCarol!, toAlice!]) {
+    const [toShared] = await delivered(SHARED, jtag);
+    for (const f of [toCarol!, toShared!]) {
       expect(f.toString('utf8')).toMatch(/^From: bob@contoso\.test$/m);
       expect(f.toString('utf8')).not.toMatch(/^Bcc:/im);
     }
