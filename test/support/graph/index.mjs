@@ -31,11 +31,12 @@ import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { randomUUID } from 'node:crypto';
 import { GraphError, errorBody, newRequestId, MESSAGES } from './errors.mjs';
 import { createAuth } from './auth.mjs';
-import { createStore, folderId, messageId } from './store.mjs';
+import { createStore, folderId } from './store.mjs';
 import { createSender } from './send.mjs';
+import { createAdmin } from './admin.mjs';
+import { createDelta } from './delta.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
@@ -147,70 +148,7 @@ export async function startGraph(o) {
     return mailbox;
   }
 
-  // ---- delta ("message: delta") ----------------------------------------------------------------
-  async function delta(res, url, mailbox, fid, prefer, base) {
-    const pageSize = Math.max(
-      1,
-      Math.min(1000, Number(/odata\.maxpagesize=(\d+)/.exec(prefer || '')?.[1] || 10)),
-    );
-    const skip = url.searchParams.get('$skiptoken');
-    const dt = url.searchParams.get('$deltatoken');
-    let round;
-    if (skip) {
-      round = state.rounds.get(skip);
-      if (!round || round.mailbox !== mailbox)
-        throw new GraphError(410, 'SyncStateNotFound', MESSAGES.syncStateNotFound);
-      state.rounds.delete(skip);
-    } else {
-      let known = [];
-      const now = await store.uids(mailbox, fid);
-      if (dt) {
-        const st = state.deltaTokens.get(dt);
-        if (!st || st.mailbox !== mailbox || st.path !== now.path || st.uidValidity !== now.uidValidity)
-          throw new GraphError(410, 'SyncStateNotFound', MESSAGES.syncStateNotFound);
-        known = st.known;
-      }
-      const knownSet = new Set(known);
-      const nowSet = new Set(now.uids);
-      round = {
-        mailbox,
-        path: now.path,
-        uidValidity: now.uidValidity,
-        removed: known.filter((u) => !nowSet.has(u)),
-        added: now.uids.filter((u) => !knownSet.has(u)),
-        final: now.uids,
-      };
-    }
-    const removedPage = round.removed.splice(0, pageSize);
-    const addedPage = round.added.splice(0, pageSize - removedPage.length);
-    const value = [
-      ...removedPage.map((u) => ({
-        '@odata.type': '#microsoft.graph.message',
-        id: messageId(round.path, round.uidValidity, u),
-        '@removed': { reason: 'deleted' },
-      })),
-      ...(await store.resources(mailbox, round.path, addedPage)).map((m) => ({
-        '@odata.type': '#microsoft.graph.message',
-        ...m,
-      })),
-    ];
-    const body = { '@odata.context': `${baseUrl}/v1.0/$metadata#Collection(message)`, value };
-    if (round.removed.length || round.added.length) {
-      const t = randomUUID();
-      state.rounds.set(t, round);
-      body['@odata.nextLink'] = `${base}?$skiptoken=${t}`;
-    } else {
-      const t = randomUUID();
-      state.deltaTokens.set(t, {
-        mailbox,
-        path: round.path,
-        uidValidity: round.uidValidity,
-        known: round.final,
-      });
-      body['@odata.deltaLink'] = `${base}?$deltatoken=${t}`;
-    }
-    send(res, 200, body, { 'Preference-Applied': `odata.maxpagesize=${pageSize}` });
-  }
+  const delta = createDelta({ store, state, send, baseUrl: () => baseUrl });
 
   // ---- routes ------------------------------------------------------------------------------------
   async function route(req, res, url, body) {
@@ -344,64 +282,7 @@ export async function startGraph(o) {
     throw new GraphError(400, 'BadRequest', `Unsupported request ${m} ${p}.`);
   }
 
-  // ---- admin API (loopback only) ---------------------------------------------------------------
-  async function admin(req, res, url, body) {
-    const p = url.pathname;
-    const json = body.length ? JSON.parse(body.toString('utf8')) : {};
-    if (p === '/_admin/health') return send(res, 200, { ok: true });
-    if (p === '/_admin/reset' && req.method === 'POST') {
-      state.config = DEFAULT_CONFIG();
-      state.faults = [];
-      state.log = [];
-      state.sent = [];
-      return send(res, 200, { ok: true });
-    }
-    if (p === '/_admin/config') {
-      if (req.method === 'POST') {
-        for (const k of Object.keys(json)) {
-          if (!(k in state.config)) return send(res, 400, { error: `unknown config key '${k}'` });
-          state.config[k] = Array.isArray(json[k]) ? json[k].map((v) => String(v).toLowerCase()) : json[k];
-        }
-      }
-      return send(res, 200, state.config);
-    }
-    if (p === '/_admin/faults') {
-      if (req.method === 'POST') {
-        const f = { status: Number(json.status), times: json.times ?? 1, ...json };
-        if (![429, 500, 502, 503, 504].includes(f.status))
-          return send(res, 400, { error: 'status must be 429, 500, 502, 503 or 504' });
-        state.faults.push(f);
-      } else if (req.method === 'DELETE') state.faults = [];
-      return send(res, 200, { faults: state.faults });
-    }
-    if (p === '/_admin/delta/expire' && req.method === 'POST') {
-      const n = state.deltaTokens.size + state.rounds.size;
-      state.deltaTokens.clear();
-      state.rounds.clear();
-      return send(res, 200, { expired: n });
-    }
-    if (p === '/_admin/log') return send(res, 200, { requests: state.log });
-    if (p === '/_admin/sent') return send(res, 200, { sent: state.sent });
-    return send(res, 404, { error: `no admin route ${req.method} ${p}` });
-  }
-
-  /** The first queued fault matching this request, used up once per match. */
-  function takeFault(req, path) {
-    const i = state.faults.findIndex(
-      (f) => (!f.method || f.method === req.method) && (!f.path || path.includes(f.path)),
-    );
-    if (i < 0) return null;
-    const f = state.faults[i];
-    if (f.times !== 'always' && --f.times <= 0) state.faults.splice(i, 1);
-    return f;
-  }
-  const FAULT_CODES = {
-    429: ['ApplicationThrottled', MESSAGES.throttled],
-    503: ['ServiceUnavailable', MESSAGES.unavailable],
-    504: ['GatewayTimeout', MESSAGES.gatewayTimeout],
-    500: ['InternalServerError', 'Internal server error.'],
-    502: ['BadGateway', 'Bad gateway.'],
-  };
+  const { admin, takeFault, FAULT_CODES } = createAdmin(state, send, DEFAULT_CONFIG);
 
   const handler = async (req, res) => {
     const requestId = newRequestId();
@@ -422,6 +303,8 @@ export async function startGraph(o) {
     }
     // the log and the faults' `path` match see the decoded path (/users/alice@contoso.test/...)
     const entry = { method: req.method, path: decoded, status: 0, at: Date.now() };
+    // the client's own correlation id, when it sent one: tests find their requests by it
+    if (req.headers['client-request-id']) entry.clientRequestId = clientRequestId;
     res.on('finish', () => {
       entry.status = res.statusCode;
       if (o.log) process.stderr.write(`[graph] ${req.method} ${url.pathname} -> ${res.statusCode}\n`);
