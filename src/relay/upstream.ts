@@ -1,0 +1,158 @@
+/**
+ * Handing a device's message on: to the profile's mail server (SMTP XOAUTH2, src/mail/smtp.ts, one
+ * attempt while the device waits), else to the queue `sendmail` uses (src/mail/queue/: one file
+ * per message, fsynced before we answer). The device gets 250 only after one of the two; a
+ * permanent refusal upstream is its 5xx; a queue that cannot be written is its 451 (it keeps the
+ * message and tries again). The relay delivers its queue itself, with the profile's retry policy
+ * (the runner's backoff), every `everyMs` and soon after a message was queued.
+ */
+import { MailServerError } from '../errors/index.js';
+import { smtpDelivery, type SmtpDelivery } from '../mail/queue/deliver.js';
+import { errorLine, queueDecision } from '../mail/queue/policy.js';
+import { runQueue, type RunEvent } from '../mail/queue/runner.js';
+import { Spool } from '../mail/queue/spool.js';
+import type { Profile } from '../config/schema.js';
+import type { TokenSource } from '../mail/token-source.js';
+
+export type Outcome =
+  | { kind: 'sent'; response: string }
+  | { kind: 'queued'; id: string; why: string; error: string }
+  | { kind: 'refused'; code: number; message: string };
+
+export interface UpstreamDeps {
+  dataDir: string;
+  locksDir: string;
+  sourceFor: (profile: string) => Promise<{ profile: Profile; source: TokenSource }>;
+  everyMs: number;
+  onQueueEvent?: (ev: RunEvent) => void;
+  debug?: (line: string) => void;
+}
+
+/** The 5xx for the device: the server's own code when it gave one, its first line as the text. */
+function refusal(e: unknown): { code: number; message: string } {
+  const server = e instanceof MailServerError ? Number(e.serverCode) : NaN;
+  const code = server >= 500 && server < 600 ? server : 554;
+  const line = errorLine(e).replace(/[\r\n]+/g, ' ');
+  return { code, message: `5.7.0 upstream refused: ${line}` };
+}
+
+export class Upstream {
+  readonly spool: Spool;
+  private live: SmtpDelivery;
+  private later: SmtpDelivery;
+  private readonly opts: Parameters<typeof smtpDelivery>[1];
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+
+  constructor(private readonly deps: UpstreamDeps) {
+    this.spool = new Spool(deps.dataDir);
+    this.opts = {
+      singleAttempt: true,
+      pool: true,
+      maxConnections: 4,
+      ...(deps.debug ? { debug: deps.debug } : {}),
+    };
+    this.live = smtpDelivery(deps.sourceFor, this.opts);
+    this.later = smtpDelivery(deps.sourceFor, this.opts);
+  }
+
+  /** After a reload: new connections with the profiles as they are now (server, sign-in). */
+  reset(): void {
+    const old = [this.live, this.later];
+    this.live = smtpDelivery(this.deps.sourceFor, this.opts);
+    this.later = smtpDelivery(this.deps.sourceFor, this.opts);
+    // a send in flight keeps its client; the pools close once idle
+    setTimeout(() => old.forEach((d) => d.close()), 30_000).unref();
+  }
+
+  async deliver(profile: string, envelope: { from: string; to: string[] }, raw: Buffer): Promise<Outcome> {
+    try {
+      const r = await this.live.deliver({
+        meta: { version: 1, id: 'live', profile, envelope, queuedAt: '', reason: '', attempts: 0 },
+        raw,
+        file: '',
+      });
+      return { kind: 'sent', response: r.response };
+    } catch (e) {
+      const d = queueDecision(e);
+      if (!d.queue) return { kind: 'refused', ...refusal(e) };
+      // the device waits for this answer: 250 only once the file is on disk
+      const meta = await this.spool.add({ profile, envelope, raw, reason: d.why, lastError: errorLine(e) });
+      this.soon();
+      return { kind: 'queued', id: meta.id, why: d.why, error: errorLine(e) };
+    }
+  }
+
+  /** Try the queue every everyMs, and now. */
+  start(): void {
+    this.soon(0);
+  }
+
+  /** A run in a moment (a queued message's first retry is not in the same breath as its failure). */
+  soon(ms = 1000): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.runOnce(), ms);
+    this.timer.unref();
+  }
+
+  /** Run the queue now (also after SIGHUP); resolves when this run is over. */
+  async runOnce(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.running = (async () => {
+      try {
+        await runQueue({
+          spool: this.spool,
+          locksDir: this.deps.locksDir,
+          deliver: (entry) => this.later.deliver(entry),
+          policyFor: (p) => this.later.policyFor(p),
+          ...(this.deps.onQueueEvent ? { onEvent: this.deps.onQueueEvent } : {}),
+        });
+      } catch (e) {
+        this.deps.debug?.(`queue run failed: ${(e as Error).message}`);
+      }
+    })();
+    await this.running;
+    this.running = undefined;
+    if (this.stopped) return;
+    const next = this.again ? 1000 : this.deps.everyMs;
+    this.again = false;
+    this.timer = setTimeout(() => void this.runOnce(), await this.nextDelay(next));
+    this.timer.unref();
+  }
+
+  /** The earlier of `ms` and the next message's backoff time (so a 50 ms backoff is not 30 s). */
+  private async nextDelay(ms: number): Promise<number> {
+    const metas = await this.spool.list().catch(() => []);
+    let best = ms;
+    for (const m of metas) {
+      const at = m.nextAttemptAt ? Date.parse(m.nextAttemptAt) - Date.now() : 0;
+      best = Math.min(best, Math.max(200, at + 20));
+    }
+    return best;
+  }
+
+  async waiting(): Promise<number> {
+    return (await this.spool.ids()).length;
+  }
+
+  /** Stop the loop (waiting for a run in progress) and close the upstream connections. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running;
+    this.live.close();
+    this.later.close();
+  }
+}
