@@ -33,7 +33,9 @@ function refusal(e: unknown): { code: number; message: string } {
   const server = e instanceof MailServerError ? Number(e.serverCode) : NaN;
   const code = server >= 500 && server < 600 ? server : 554;
   const line = errorLine(e).replace(/[\r\n]+/g, ' ');
-  return { code, message: `5.7.0 upstream refused: ${line}` };
+  // the server's enhanced status code (RFC 3463) when its reply had one
+  const enhanced = /\b5\.\d{1,3}\.\d{1,3}\b/.exec(line)?.[0] ?? '5.0.0';
+  return { code, message: `${enhanced} upstream refused: ${line}` };
 }
 
 export class Upstream {
