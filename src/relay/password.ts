@@ -3,7 +3,7 @@
  * printer's settings page), shown once, and stored only as a scrypt hash (RFC 7914) in the form
  * `scrypt$N$r$p$salt$hash` (base64url), checked in constant time.
  */
-import { randomBytes, randomInt, scrypt as scryptCb, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, randomInt, scrypt as scryptCb, timingSafeEqual } from 'node:crypto';
 
 const ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789';
 const N = 16384;
@@ -54,4 +54,26 @@ export async function verifyPassword(password: string, stored: string): Promise<
   if (want.length < 16) return false;
   const got = await scrypt(password, salt, n, r, p, want.length);
   return timingSafeEqual(got, want);
+}
+
+/**
+ * A device logs in on every connection; scrypt costs ~50 ms quiet (far more on a busy machine).
+ * A password that passed once is remembered for this process as an HMAC under a random key (never
+ * written anywhere), tied to the stored hash: a new password (passwd + SIGHUP) drops it.
+ */
+export class VerifiedPasswords {
+  private readonly key = randomBytes(32);
+  private readonly seen = new Map<string, { hash: string; mac: Buffer }>();
+
+  private mac(user: string, password: string): Buffer {
+    return createHmac('sha256', this.key).update(`${user}\0${password}`).digest();
+  }
+
+  async verify(user: string, password: string, stored: string): Promise<boolean> {
+    const hit = this.seen.get(user);
+    if (hit && hit.hash === stored && timingSafeEqual(hit.mac, this.mac(user, password))) return true;
+    const ok = await verifyPassword(password, stored);
+    if (ok) this.seen.set(user, { hash: stored, mac: this.mac(user, password) });
+    return ok;
+  }
 }

@@ -18,6 +18,7 @@ import { Devices } from './devices.js';
 import { AuthGuard, RateLimit } from './guard.js';
 import { relayLog } from './log.js';
 import { Metrics, serveMetrics } from './metrics.js';
+import { VerifiedPasswords } from './password.js';
 import { createRelayServer } from './server.js';
 import { Upstream } from './upstream.js';
 
@@ -56,6 +57,7 @@ export async function runRelayServer(d: RelayRunDeps): Promise<void> {
   let devices = new Devices(relay, d.defaultProfile);
   const guard = new AuthGuard(throttleOf(relay));
   const rate = new RateLimit();
+  const passwords = new VerifiedPasswords();
   const tls: RelayTls = d.tlsFiles
     ? tlsFromFiles(d.tlsFiles.cert, d.tlsFiles.key)
     : await selfSignedTls(
@@ -97,6 +99,7 @@ export async function runRelayServer(d: RelayRunDeps): Promise<void> {
       log,
       metrics,
       tls,
+      passwords,
     }),
   );
   const bound: string[] = [];

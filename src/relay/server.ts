@@ -13,7 +13,7 @@ import type { Device, Devices } from './devices.js';
 import type { AuthGuard, RateLimit } from './guard.js';
 import type { RelayLog } from './log.js';
 import type { Metrics, Refusal } from './metrics.js';
-import { verifyPassword } from './password.js';
+import { VerifiedPasswords } from './password.js';
 import { applySenderPolicy, envelopeSender, SenderRefused } from './sender.js';
 import type { Outcome } from './upstream.js';
 
@@ -28,6 +28,8 @@ export interface RelayServerDeps {
   metrics: Metrics;
   tls: { key: string; cert: string };
   hostname?: string;
+  /** Shared by the listeners: a password checked on one is known on the others. */
+  passwords?: VerifiedPasswords;
 }
 
 /** A hash to check against when the user is unknown, so that the answer takes as long. */
@@ -39,6 +41,7 @@ function smtpError(code: number, message: string): Error {
 
 export function createRelayServer(listener: Listener, deps: RelayServerDeps): SMTPServer {
   const sessionDevice = new Map<string, Device | undefined>();
+  const passwords = deps.passwords ?? new VerifiedPasswords();
   const refuse = (r: Refusal, code: number, message: string, fields: Record<string, unknown>) => {
     deps.metrics.refuse(r);
     deps.log.event('refused', { reason: r, reply: `${code} ${message}`, ...fields });
@@ -83,7 +86,8 @@ export function createRelayServer(listener: Listener, deps: RelayServerDeps): SM
         return;
       }
       const device = deps.devices().byUser(auth.username ?? '');
-      void verifyPassword(auth.password ?? '', device?.user.hash ?? DUMMY_HASH).then(
+      const user = device?.user.name ?? '';
+      void passwords.verify(user, auth.password ?? '', device?.user.hash ?? DUMMY_HASH).then(
         (ok) => {
           if (ok && device) {
             deps.guard.succeeded(ip);

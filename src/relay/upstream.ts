@@ -43,6 +43,8 @@ export class Upstream {
   private live: SmtpDelivery;
   private later: SmtpDelivery;
   private readonly opts: Parameters<typeof smtpDelivery>[1];
+  /** Replaced by reset(), closed a while later (a send in flight keeps its client) or at stop. */
+  private readonly retired = new Set<SmtpDelivery>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private again = false;
@@ -66,7 +68,13 @@ export class Upstream {
     this.live = smtpDelivery(this.deps.sourceFor, this.opts);
     this.later = smtpDelivery(this.deps.sourceFor, this.opts);
     // a send in flight keeps its client; the pools close once idle
-    setTimeout(() => old.forEach((d) => d.close()), 30_000).unref();
+    for (const d of old) this.retired.add(d);
+    setTimeout(() => {
+      for (const d of old) {
+        d.close();
+        this.retired.delete(d);
+      }
+    }, 30_000).unref();
   }
 
   async deliver(profile: string, envelope: { from: string; to: string[] }, raw: Buffer): Promise<Outcome> {
@@ -154,7 +162,7 @@ export class Upstream {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     await this.running;
-    this.live.close();
-    this.later.close();
+    for (const d of [this.live, this.later, ...this.retired]) d.close();
+    this.retired.clear();
   }
 }
