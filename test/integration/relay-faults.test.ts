@@ -8,12 +8,14 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { cliHome, type CliHome } from '../support/cli.js';
+import type { CliHome } from '../support/cli.js';
 import { ALICE, type TestIdp } from '../support/signin.js';
-import { mailbox, stack, waitForMail, type Stack } from './send-support.js';
-import { bodyOf, queueProfile, signInWork, smtpDown, smtpUp } from './queue-support.js';
+import { mailbox, waitForMail, type Stack } from './send-support.js';
+import { bodyOf, signInWork, smtpDown, smtpUp } from './queue-support.js';
 import {
   addDevice,
+  auth,
+  relayLab,
   message,
   REFUSED,
   startRelay,
@@ -74,28 +76,13 @@ async function hup(): Promise<void> {
 const send = (t: string, extra: string[] = [], user = 'scanner', pass = () => pw) =>
   swaks(
     relay.ports[0]!,
-    [
-      '-tls',
-      '-a',
-      'LOGIN',
-      '-au',
-      user,
-      '-ap',
-      pass(),
-      '--from',
-      'dev@printers.invalid',
-      '--to',
-      BOB,
-      ...extra,
-    ],
+    [...auth('LOGIN', user, pass(), 'dev@printers.invalid', BOB), ...extra],
     message(t),
     h.dir,
   );
 
 beforeAll(async () => {
-  s = stack();
-  h = cliHome({ DISPLAY: '', WAYLAND_DISPLAY: '', BROWSER: '', DBUS_SESSION_BUS_ADDRESS: '' });
-  idp = await queueProfile(h, s);
+  ({ s, h, idp } = await relayLab());
   pw = await addDevice(h, 'scanner');
   await addDevice(h, 'burst', ['--rate', '2', '--allow-from', '127.0.0.5']);
   // bad passwords: slowed from the 3rd, refused from the 4th (for 10 minutes)
@@ -214,16 +201,7 @@ describe('who may send', () => {
     const lan = ['--server', LAN, '--port', String(relay.ports[1]), '--timeout', '30'];
     const plain = await tool('swaks', [
       ...lan,
-      '-a',
-      'PLAIN',
-      '-au',
-      'scanner',
-      '-ap',
-      pw,
-      '--from',
-      'a@printers.invalid',
-      '--to',
-      BOB,
+      ...auth('PLAIN', 'scanner', pw, 'a@printers.invalid', BOB, 'none'),
     ]);
     expect(plain.code).not.toBe(0);
     expect(plain.out).toMatch(
@@ -235,17 +213,7 @@ describe('who may send', () => {
     writeFileSync(f, message(t));
     const tls = await tool('swaks', [
       ...lan,
-      '-tls',
-      '-a',
-      'PLAIN',
-      '-au',
-      'scanner',
-      '-ap',
-      pw,
-      '--from',
-      'a@printers.invalid',
-      '--to',
-      BOB,
+      ...auth('PLAIN', 'scanner', pw, 'a@printers.invalid', BOB),
       '--data',
       `@${f}`,
     ]);

@@ -7,12 +7,14 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { cliHome, type CliHome } from '../support/cli.js';
+import type { CliHome } from '../support/cli.js';
 import { ALICE, type TestIdp } from '../support/signin.js';
-import { mailbox, stack, waitForMail, type Stack } from './send-support.js';
-import { bodyOf, queueProfile } from './queue-support.js';
+import { mailbox, waitForMail, type Stack } from './send-support.js';
+import { bodyOf } from './queue-support.js';
 import {
   addDevice,
+  auth,
+  relayLab,
   message,
   REFUSED,
   startRelay,
@@ -46,9 +48,7 @@ function headerOf(text: string, name: string): string | undefined {
 }
 
 beforeAll(async () => {
-  s = stack();
-  h = cliHome({ DISPLAY: '', WAYLAND_DISPLAY: '', BROWSER: '', DBUS_SESSION_BUS_ADDRESS: '' });
-  idp = await queueProfile(h, s);
+  ({ s, h, idp } = await relayLab());
   scannerPw = await addDevice(h, 'scanner');
   appPw = await addDevice(h, 'erp', ['--send-as', `${ALICE.upn},shared@contoso.test`, '--max-size', '4000']);
   await addDevice(h, 'printer', ['--allow-from', '127.0.0.2,10.9.8.0/24']);
@@ -110,19 +110,7 @@ describe('real clients through the relay arrive in Dovecot, body byte-identical,
     const msg = message(t);
     const r = await swaks(
       starttls(),
-      [
-        '-tls',
-        '--auth',
-        'LOGIN',
-        '--auth-user',
-        'scanner',
-        '--auth-password',
-        scannerPw,
-        '--from',
-        'scanner@printers.invalid',
-        '--to',
-        BOB,
-      ],
+      auth('LOGIN', 'scanner', scannerPw, 'scanner@printers.invalid', BOB),
       msg,
       h.dir,
     );
@@ -145,19 +133,7 @@ describe('real clients through the relay arrive in Dovecot, body byte-identical,
     const msg = message(t, { bcc: CAROL });
     const r = await swaks(
       implicit(),
-      [
-        '--tls-on-connect',
-        '--auth',
-        'PLAIN',
-        '--auth-user',
-        'scanner',
-        '--auth-password',
-        scannerPw,
-        '--from',
-        'x@printers.invalid',
-        '--to',
-        `${BOB},${CAROL}`,
-      ],
+      auth('PLAIN', 'scanner', scannerPw, 'x@printers.invalid', `${BOB},${CAROL}`, 'implicit'),
       msg,
       h.dir,
     );
@@ -254,19 +230,14 @@ describe('real clients through the relay arrive in Dovecot, body byte-identical,
   it('a device with a Send-As list keeps its From; the envelope and From outside the list are refused (550)', async () => {
     const t = tag();
     const msg = message(t, { from: 'Shared <shared@contoso.test>', body: `send-as ${t}` });
-    const ok = await swaks(
-      starttls(),
-      ['-tls', '-a', 'PLAIN', '-au', 'erp', '-ap', appPw, '--from', 'shared@contoso.test', '--to', BOB],
-      msg,
-      h.dir,
-    );
+    const ok = await swaks(starttls(), auth('PLAIN', 'erp', appPw, 'shared@contoso.test', BOB), msg, h.dir);
     expect(ok.code, ok.out).toBe(0);
     const got = await waitForMail(s, BOB, `relay ${t}`, 1);
     expect(headerOf(got[0]!.text, 'From')).toBe('Shared <shared@contoso.test>');
 
     const env = await swaks(
       starttls(),
-      ['-tls', '-a', 'PLAIN', '-au', 'erp', '-ap', appPw, '--from', 'ceo@contoso.test', '--to', BOB],
+      auth('PLAIN', 'erp', appPw, 'ceo@contoso.test', BOB),
       message(tag()),
       h.dir,
     );
@@ -278,7 +249,7 @@ describe('real clients through the relay arrive in Dovecot, body byte-identical,
     const t3 = tag();
     const hdr = await swaks(
       starttls(),
-      ['-tls', '-a', 'PLAIN', '-au', 'erp', '-ap', appPw, '--from', ALICE.upn, '--to', BOB],
+      auth('PLAIN', 'erp', appPw, ALICE.upn, BOB),
       message(t3, { from: 'ceo@contoso.test' }),
       h.dir,
     );
@@ -296,19 +267,7 @@ describe('refusals', () => {
   it('a wrong password gets 535, and nothing is sent', async () => {
     const r = await swaks(
       starttls(),
-      [
-        '-tls',
-        '-a',
-        'LOGIN',
-        '-au',
-        'scanner',
-        '-ap',
-        'not-the-password',
-        '--from',
-        'a@b.invalid',
-        '--to',
-        BOB,
-      ],
+      auth('LOGIN', 'scanner', 'not-the-password', 'a@b.invalid', BOB),
       message(tag()),
       h.dir,
     );
@@ -333,12 +292,7 @@ describe('refusals', () => {
     ].join('\n');
     const r = await tool('python3', ['-c', py], appPw + '\n');
     expect(r.out).toMatch(/^552 5\.3\.4 message size \d+ exceeds this device's limit of 4000/);
-    const sw = await swaks(
-      starttls(),
-      ['-tls', '-a', 'PLAIN', '-au', 'erp', '-ap', appPw, '--from', ALICE.upn, '--to', BOB],
-      big,
-      h.dir,
-    );
+    const sw = await swaks(starttls(), auth('PLAIN', 'erp', appPw, ALICE.upn, BOB), big, h.dir);
     expect(sw.out).toMatch(
       new RegExp(String.raw`${REFUSED}552 5\.3\.4 message size \d+ exceeds this device's limit of 4000`),
     );
@@ -347,19 +301,7 @@ describe('refusals', () => {
   it("a permanent refusal upstream (unknown recipient) is the device's 5xx, not a 250", async () => {
     const r = await swaks(
       starttls(),
-      [
-        '-tls',
-        '-a',
-        'LOGIN',
-        '-au',
-        'scanner',
-        '-ap',
-        scannerPw,
-        '--from',
-        'a@printers.invalid',
-        '--to',
-        'nobody-here@contoso.test',
-      ],
+      auth('LOGIN', 'scanner', scannerPw, 'a@printers.invalid', 'nobody-here@contoso.test'),
       message(tag()),
       h.dir,
     );

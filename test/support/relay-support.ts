@@ -5,7 +5,10 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { backgroundCli, type CliHome, type CliResult } from './cli.js';
+import { backgroundCli, cliHome, type CliHome, type CliResult } from './cli.js';
+import type { TestIdp } from './signin.js';
+import { stack, type Stack } from '../integration/send-support.js';
+import { queueProfile } from '../integration/queue-support.js';
 
 export interface RunningRelay {
   /** ports of the --listen flags, in order */
@@ -90,6 +93,30 @@ export function tool(cmd: string, args: string[], input = '', timeoutMs = 60_000
     });
     child.stdin.end(input);
   });
+}
+
+/** swaks flags: AUTH MECH as USER, over STARTTLS (-tls), implicit TLS (--tls-on-connect) or none. */
+export function auth(
+  mech: 'LOGIN' | 'PLAIN',
+  user: string,
+  pass: string,
+  from: string,
+  to: string,
+  tls: 'starttls' | 'implicit' | 'none' = 'starttls',
+): string[] {
+  const t = { starttls: ['-tls'], implicit: ['--tls-on-connect'], none: [] }[tls];
+  return [...t, '-a', mech, '-au', user, '-ap', pass, '--from', from, '--to', to];
+}
+
+/**
+ * The relay tests' set-up: the stack, a CLI home without a desktop session, and the profile `work`
+ * (ALICE through the stack's Postfix, signed in at a private IdP: queue-support's queueProfile).
+ */
+export async function relayLab(): Promise<{ s: Stack; h: CliHome; idp: TestIdp }> {
+  const s = stack();
+  const h = cliHome({ DISPLAY: '', WAYLAND_DISPLAY: '', BROWSER: '', DBUS_SESSION_BUS_ADDRESS: '' });
+  const idp = await queueProfile(h, s);
+  return { s, h, idp };
 }
 
 /** swaks against the relay on 127.0.0.1:port, a message from a file (`--data`), quiet but for errors. */
