@@ -13,6 +13,9 @@ export interface MessageRecord {
   upstream: string;
   ms: number;
   queueId?: string;
+  /** Recipients the upstream refused while it took the message for the others (a dead letter). */
+  rejected?: string[];
+  deadId?: string;
 }
 
 export interface RelayLog {

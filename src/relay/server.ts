@@ -249,7 +249,12 @@ export function createRelayServer(listener: Listener, deps: RelayServerDeps): SM
     deps.metrics.messagesSent++;
     deps.metrics.latencySum += ms / 1000;
     deps.metrics.latencyCount++;
-    deps.log.message({ ...rec, result: 'sent', upstream: outcome.response });
+    deps.log.message({
+      ...rec,
+      result: 'sent',
+      upstream: outcome.response,
+      ...(outcome.rejected ? { rejected: outcome.rejected, deadId: outcome.deadId } : {}),
+    });
     return `2.0.0 sent: ${outcome.response}`;
   }
 

@@ -15,7 +15,7 @@ import type { Profile } from '../config/schema.js';
 import type { TokenSource } from '../mail/token-source.js';
 
 export type Outcome =
-  | { kind: 'sent'; response: string }
+  | { kind: 'sent'; response: string; rejected?: string[]; deadId?: string }
   | { kind: 'queued'; id: string; why: string; error: string }
   | { kind: 'refused'; code: number; message: string };
 
@@ -84,7 +84,11 @@ export class Upstream {
         raw,
         file: '',
       });
-      return { kind: 'sent', response: r.response };
+      if (!r.rejected?.length) return { kind: 'sent', response: r.response };
+      // taken for some recipients, refused for others: one DATA reply cannot say both, so the
+      // device gets 250 and the refused recipients a dead letter (`queue list`, `status` exit 5)
+      const deadId = await this.deadLetter(profile, { from: envelope.from, to: r.rejected }, raw, r.response);
+      return { kind: 'sent', response: r.response, rejected: r.rejected, deadId };
     } catch (e) {
       const d = queueDecision(e);
       if (!d.queue) return { kind: 'refused', ...refusal(e) };
@@ -93,6 +97,19 @@ export class Upstream {
       this.soon();
       return { kind: 'queued', id: meta.id, why: d.why, error: errorLine(e) };
     }
+  }
+
+  private async deadLetter(
+    profile: string,
+    envelope: { from: string; to: string[] },
+    raw: Buffer,
+    response: string,
+  ): Promise<string> {
+    const reason = `refused: the mail server refused ${envelope.to.join(', ')} (it took the message for the other recipients: ${response})`;
+    const meta = await this.spool.add({ profile, envelope, raw, reason, lastError: reason });
+    const entry = await this.spool.read(meta.id);
+    if (entry) await this.spool.bury(entry, reason);
+    return meta.id;
   }
 
   /** Try the queue every everyMs, and now. */

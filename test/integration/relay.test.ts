@@ -5,7 +5,7 @@
  * From is the profile's mailbox (rewritten) unless the device has a Send-As list.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { CliHome } from '../support/cli.js';
 import { ALICE, type TestIdp } from '../support/signin.js';
@@ -264,6 +264,31 @@ describe('real clients through the relay arrive in Dovecot, body byte-identical,
 });
 
 describe('refusals', () => {
+  it('a recipient refused upstream while others are taken: 250, the others get it, a dead letter for the refused one', async () => {
+    const t = tag();
+    const msg = message(t);
+    const r = await swaks(
+      starttls(),
+      auth('LOGIN', 'scanner', scannerPw, 'a@printers.invalid', `${BOB},nobody-else@contoso.test`),
+      msg,
+      h.dir,
+    );
+    expect(r.code, r.out).toBe(0);
+    expect(await waitForMail(s, BOB, `relay ${t}`, 1)).toHaveLength(1);
+    const dead = path.join(h.env.OAUTHMAIL_DATA_DIR!, 'queue', 'dead');
+    const files = readdirSync(dead).map((f) => readFileSync(path.join(dead, f)));
+    const mine = files.find((b) => b.includes(`relay ${t}`))!;
+    expect(mine, 'a dead letter').toBeDefined();
+    const meta = JSON.parse(mine.subarray(0, mine.indexOf(0x0a)).toString());
+    expect(meta.envelope.to).toEqual(['nobody-else@contoso.test']);
+    expect(meta.deadReason).toMatch(/refused nobody-else@contoso\.test/);
+    expect(relay.stderr()).toMatch(
+      new RegExp(`result=sent upstream="250 [^"]*" rejected=nobody-else@contoso\\.test deadId=${meta.id}`),
+    );
+    const st = await h.run(['status', 'work']);
+    expect(st.code).toBe(5);
+  });
+
   it('a wrong password gets 535, and nothing is sent', async () => {
     const r = await swaks(
       starttls(),
