@@ -9,6 +9,7 @@
  */
 import addressparser from 'nodemailer/lib/addressparser';
 import type { Config, Profile } from '../config/schema.js';
+import { ConfigError } from '../errors/index.js';
 import type { TokenSource } from '../mail/token-source.js';
 import type { RunEvent } from '../mail/queue/runner.js';
 import { listenText, type Listener } from './addresses.js';
@@ -47,6 +48,27 @@ export function mailboxOfProfile(p: Profile | undefined): string | undefined {
   if (!p) return undefined;
   const from = p.from ? addressparser(p.from, { flatten: true })[0]?.address : undefined;
   return from || p.user;
+}
+
+/** A listener that cannot bind: exit 3, naming the address and the fix. */
+function listenError(l: Listener, e: NodeJS.ErrnoException): Error {
+  const where = listenText(l);
+  const why =
+    e.code === 'EADDRINUSE'
+      ? ['something else listens there', 'stop it, or give another port with --listen']
+      : e.code === 'EACCES'
+        ? [
+            'ports below 1024 need privileges',
+            'use a port above 1024, or give the service CAP_NET_BIND_SERVICE (systemd: AmbientCapabilities=CAP_NET_BIND_SERVICE)',
+          ]
+        : e.code === 'EADDRNOTAVAIL'
+          ? ['this machine has no such address', 'give one of its addresses (ip -brief address)']
+          : [e.message, 'check the address given with --listen'];
+  return new ConfigError(`cannot listen on ${where}: ${why[0]} (${e.code ?? 'error'})`, {
+    code: 'relay_listen',
+    hint: why[1]!,
+    cause: e,
+  });
 }
 
 export async function runRelayServer(d: RelayRunDeps): Promise<void> {
@@ -107,7 +129,7 @@ export async function runRelayServer(d: RelayRunDeps): Promise<void> {
     for (const [i, s] of servers.entries()) {
       const l = d.listeners[i]!;
       await new Promise<void>((resolve, reject) => {
-        s.once('error', reject);
+        s.once('error', (e: NodeJS.ErrnoException) => reject(listenError(l, e)));
         s.listen(l.port, l.host, () => resolve());
       });
       s.on('error', (e: Error) => d.err(`relay: listener ${listenText(l)}: ${e.message}`));

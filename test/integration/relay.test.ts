@@ -97,6 +97,17 @@ describe('oauthmail relay user', () => {
     expect((await h.run(['relay', 'user', 'remove', 'once'])).code).toBe(2);
   });
 
+  it('a port already taken: exit 3 naming the address and the fix', async () => {
+    const r = await h.run(['relay', '--listen', `127.0.0.1:${starttls()}`]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `cannot listen on 127\\.0\\.0\\.1:${starttls()}: something else listens there \\(EADDRINUSE\\)`,
+      ),
+    );
+    expect(r.stderr).toMatch(/hint: stop it, or give another port with --listen/);
+  });
+
   it('refuses a bad allowlist entry, naming it', async () => {
     const r = await h.run(['relay', 'user', 'add', 'bad', '--allow-from', '10.0.0.0/33']);
     expect(r.code).toBe(2);
