@@ -274,6 +274,47 @@ describe('real clients through the relay arrive in Dovecot, body byte-identical,
   });
 });
 
+describe('the certificate', () => {
+  it('--tls-cert/--tls-key: clients that verify (swaks with the CA) connect; a key that does not fit is exit 3', async () => {
+    const cert = path.join(s.pkiDir, 'server.pem');
+    const key = path.join(s.pkiDir, 'server-key.pem');
+    const own = await startRelay(h, ['--listen', '127.0.0.1:0', '--tls-cert', cert, '--tls-key', key]);
+    try {
+      expect(own.stderr()).not.toMatch(/self-signed/);
+      const t = tag();
+      const msg = message(t);
+      const r = await swaks(
+        own.ports[0]!,
+        [
+          ...auth('PLAIN', 'scanner', scannerPw, 'a@printers.invalid', BOB),
+          '--tls-verify',
+          '--tls-ca-path',
+          path.join(s.pkiDir, 'ca.pem'),
+          '--tls-sni',
+          'localhost',
+        ],
+        msg,
+        h.dir,
+      );
+      expect(r.code, r.out).toBe(0);
+      expect(await waitForMail(s, BOB, `relay ${t}`, 1)).toHaveLength(1);
+    } finally {
+      expect((await own.stop()).code).toBe(0);
+    }
+    const bad = await h.run([
+      'relay',
+      '--listen',
+      '127.0.0.1:0',
+      '--tls-cert',
+      cert,
+      '--tls-key',
+      path.join(s.pkiDir, 'jwt-key.pem'),
+    ]);
+    expect(bad.code).toBe(3);
+    expect(bad.stderr).toMatch(/TLS key .*jwt-key\.pem does not fit the certificate .*server\.pem/);
+  });
+});
+
 describe('refusals', () => {
   it('a recipient refused upstream while others are taken: 250, the others get it, a dead letter for the refused one', async () => {
     const t = tag();
