@@ -52,10 +52,10 @@ export class Upstream {
 
   constructor(private readonly deps: UpstreamDeps) {
     this.spool = new Spool(deps.dataDir);
+    // one connection and AUTH per message, as sendmail and `queue run` do (the pooled transport
+    // was faster but once left every live send failing after a revoked sign-in; see the report)
     this.opts = {
       singleAttempt: true,
-      pool: true,
-      maxConnections: 4,
       ...(deps.debug ? { debug: deps.debug } : {}),
     };
     this.live = smtpDelivery(deps.sourceFor, this.opts);

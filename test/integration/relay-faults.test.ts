@@ -12,22 +12,10 @@ import type { CliHome } from '../support/cli.js';
 import { ALICE, type TestIdp } from '../support/signin.js';
 import { mailbox, waitForMail, type Stack } from './send-support.js';
 import { bodyOf, signInWork, smtpDown, smtpUp } from './queue-support.js';
-import {
-  addDevice,
-  auth,
-  relayLab,
-  message,
-  REFUSED,
-  startRelay,
-  swaks,
-  tool,
-  type RunningRelay,
-} from '../support/relay-support.js';
+import * as R from '../support/relay-support.js';
 
-let s: Stack;
-let h: CliHome;
-let idp: TestIdp;
-let relay: RunningRelay;
+const { addDevice, auth, message, REFUSED, startRelay, swaks, tool } = R;
+let s: Stack, h: CliHome, idp: TestIdp, relay: R.RunningRelay;
 let pw: string;
 let metricsUrl: string;
 const BOB = 'bob@contoso.test';
@@ -82,7 +70,7 @@ const send = (t: string, extra: string[] = [], user = 'scanner', pass = () => pw
   );
 
 beforeAll(async () => {
-  ({ s, h, idp } = await relayLab());
+  ({ s, h, idp } = await R.relayLab());
   pw = await addDevice(h, 'scanner');
   await addDevice(h, 'burst', ['--rate', '2', '--allow-from', '127.0.0.5']);
   // bad passwords: slowed from the 3rd, refused from the 4th (for 10 minutes)
@@ -100,6 +88,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await idp?.close();
+  // for a failure's diagnosis: what the relay logged
+  writeFileSync(path.join(h.dir, 'relay-log.txt'), relay.stdout() + relay.stderr());
+  console.log(`relay log: ${path.join(h.dir, 'relay-log.txt')}`);
 });
 
 describe('no message lost', () => {
@@ -138,7 +129,7 @@ describe('no message lost', () => {
     expect(mailbox(s, BOB).filter((x) => x.text.includes(`relay ${t}`))).toHaveLength(1);
   }, 90_000);
 
-  it('sign-in revoked: queued (status says why), delivered by the relay after `login`, once', async () => {
+  it('sign-in revoked: queued (status says why), delivered by the relay, once', async () => {
     const t = tag();
     expect((await idp.admin('revoke-refresh-tokens', { user: ALICE.upn })).status).toBe(200);
     const r = await send(t);
@@ -149,10 +140,11 @@ describe('no message lost', () => {
       result: 'queued',
       device: 'scanner',
     });
+    // status names the cause and the fix (the queue line is checked in the test above: here the
+    // relay's queue may already have sent it with an access token that is still valid)
     const st = await h.run(['status', 'work']);
     expect(st.code).toBe(4);
     expect(st.stdout).toMatch(/run oauthmail login work/);
-    expect(st.stdout).toMatch(/queue\s+1 waiting/);
     await signInWork(h, idp);
     const got = await waitForMail(s, BOB, `relay ${t}`, 1, 30_000);
     expect(got).toHaveLength(1);
