@@ -27,7 +27,7 @@ import {
 } from '../errors/index.js';
 import { oauthError, type OAuthErrorContext } from './errors/google-errors.js';
 import { registerSecret } from '../util/redact.js';
-import { critical, debugStoredAfterAnswer } from '../util/critical.js';
+import { armStoreRescue, critical, debugStoredAfterAnswer } from '../util/critical.js';
 import type { AuthorizationResponse } from './loopback.js';
 import type {
   AuthDeps,
@@ -272,6 +272,9 @@ export abstract class StoredTokenProvider implements TokenProvider {
       // SIGINT/SIGTERM wait for the write (critical), so that neither loses the sign-in.
       await this.deps.store.prepare?.(this.profileName, 'token-cache');
       this.lastStored = undefined;
+      // SIGKILL cannot be held off: the rotated token also goes to the rescue file the moment
+      // the answer arrives (src/secrets/rescue.ts), and the store's next read puts it in place
+      const disarm = armStoreRescue(this.deps.store, this.profileName, prev.refresh_token);
       const next = await critical(async () => {
         let r: TokenResponse;
         try {
@@ -287,7 +290,7 @@ export abstract class StoredTokenProvider implements TokenProvider {
         const merged = this.merge(latest, r);
         await this.writeStored(merged);
         return merged;
-      });
+      }).finally(disarm);
       await this.health({ kind: 'refresh', rotated: next.refresh_token !== prev.refresh_token });
       return this.result(next, false);
     });

@@ -14,7 +14,7 @@ import type { RetryPolicy } from '../config/schema.js';
 import { isRetryableHttpStatus, nextRetry, parseRetryAfter } from '../net/backoff.js';
 import { RETRYABLE_NETWORK_CODES, networkErrorCode, noAnswerError } from '../net/errors.js';
 import { retrying } from '../net/retry.js';
-import { noteProviderAnswer } from '../util/critical.js';
+import { noteProviderAnswer, rescueArmed } from '../util/critical.js';
 
 export { networkErrorCode } from '../net/errors.js';
 
@@ -96,8 +96,18 @@ export function retryingFetch(
       try {
         // a Request's body can be read once; the libraries here pass a URL and a string or form body
         const res = await base(input instanceof Request ? input.clone() : input, { ...init, signal });
-        noteProviderAnswer();
-        return res;
+        const sent = init?.body;
+        const form =
+          typeof sent === 'string' ? sent : sent instanceof URLSearchParams ? sent.toString() : undefined;
+        if (!rescueArmed() || method !== 'POST' || !form || res.status !== 200) {
+          noteProviderAnswer();
+          return res;
+        }
+        // a refresh is armed (src/util/critical.ts armRescue): read the answer here, so that a
+        // rotated refresh token reaches the rescue file before the library parses it
+        const text = await res.text();
+        noteProviderAnswer(form, text);
+        return new Response(text, { status: res.status, statusText: res.statusText, headers: res.headers });
       } catch (e) {
         if (limit.aborted && !init?.signal?.aborted)
           throw noAnswerError(url.host, timeoutMs, e);

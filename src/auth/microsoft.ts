@@ -42,7 +42,7 @@ import {
 } from '../errors/index.js';
 import { entraError, type EntraErrorContext, lookup } from './errors/aadsts.js';
 import { registerSecret } from '../util/redact.js';
-import { critical, debugStoredAfterAnswer } from '../util/critical.js';
+import { armStoreRescue, critical, debugStoredAfterAnswer } from '../util/critical.js';
 import {
   findAccessToken,
   latestAccessToken,
@@ -601,9 +601,17 @@ export class MicrosoftProvider implements TokenProvider {
         // cache is written: the store is made ready first (key derived, keychain module loaded),
         // and SIGINT/SIGTERM wait for the write (critical), so that neither loses the sign-in.
         await this.deps.store.prepare?.(this.profileName, 'token-cache');
-        const result = this.toResult(
-          await critical(() => app.acquireTokenSilent({ account, scopes: this.scopes, forceRefresh: true })),
-        );
+        // SIGKILL cannot be held off: the rotated token also goes to the rescue file the moment
+        // the answer arrives (src/secrets/rescue.ts), and the store's next read puts it in place
+        const disarm = armStoreRescue(this.deps.store, this.profileName, oldRt);
+        let result: TokenResult;
+        try {
+          result = this.toResult(
+            await critical(() => app.acquireTokenSilent({ account, scopes: this.scopes, forceRefresh: true })),
+          );
+        } finally {
+          disarm();
+        }
         const newRt = refreshTokenOf(await this.readCache(), this.profile.clientId, cached.homeAccountId);
         await this.health({ kind: 'refresh', rotated: !!newRt && newRt !== oldRt });
         return result;

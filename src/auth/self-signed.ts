@@ -66,16 +66,26 @@ function time(d: Date): Buffer {
 
 const ECDSA_SHA256 = seq(oid('1.2.840.10045.4.3.2'));
 
-function buildCertificate(privateKeyPem: string, now: Date): string {
+const LOOPBACK_NAMES = {
+  cn: 'oauthmail loopback (localhost)',
+  dns: ['localhost'],
+  ips: [Buffer.from([127, 0, 0, 1]), Buffer.concat([Buffer.alloc(15), Buffer.from([1])])],
+};
+
+/** A self-signed certificate (PEM) for `names` (also the relay's, src/relay/certificate.ts). */
+export function buildCertificate(
+  privateKeyPem: string,
+  now: Date,
+  names: { cn: string; dns: string[]; ips: Buffer[] } = LOOPBACK_NAMES,
+): string {
   const key = createPrivateKey(privateKeyPem);
   const spki = createPublicKey(key).export({ type: 'spki', format: 'der' });
-  const name = seq(set(seq(oid('2.5.4.3'), utf8('oauthmail loopback (localhost)'))));
+  const name = seq(set(seq(oid('2.5.4.3'), utf8(names.cn))));
   const notBefore = new Date(now.getTime() - 60_000);
   const notAfter = new Date(now.getTime() + 10 * 365 * 86_400_000);
   const san = seq(
-    ctx(2, Buffer.from('localhost'), false), // dNSName
-    ctx(7, Buffer.from([127, 0, 0, 1]), false), // iPAddress
-    ctx(7, Buffer.concat([Buffer.alloc(15), Buffer.from([1])]), false), // ::1
+    ...names.dns.map((d) => ctx(2, Buffer.from(d), false)), // dNSName
+    ...names.ips.map((ip) => ctx(7, ip, false)), // iPAddress (4 or 16 bytes)
   );
   const extensions = ctx(
     3,

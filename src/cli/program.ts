@@ -26,6 +26,7 @@ import { registerGuide } from './commands/guide.js';
 import { registerRefresh } from './commands/refresh.js';
 import { registerExec } from './commands/exec.js';
 import { registerQueue } from './commands/queue.js';
+import { registerRelay } from './commands/relay.js';
 
 import { VERSION } from '../util/version.js';
 export { VERSION };
@@ -117,6 +118,7 @@ Help topics: oauthmail help exit-codes | oauthmail help environment`,
   registerRefresh(program, ctx);
   registerExec(program, ctx);
   registerQueue(program, ctx);
+  registerRelay(program, ctx);
 
   program
     .command('help [topic...]')

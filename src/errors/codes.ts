@@ -55,6 +55,15 @@ export const ERROR_CODES = [
   'smtp_auth_refused', 'smtp_connect', 'smtp_ehlo', 'smtp_failed', 'smtp_greeting', 'smtp_network',
   'smtp_no_oauth', 'smtp_no_starttls', 'smtp_partial_delivery', 'smtp_refused',
   'smtp_starttls_refused', 'smtp_temporary', 'smtp_wrong_user',
+  // Microsoft Graph (src/mail/graph)
+  'graph_access_denied', 'graph_bad_answer', 'graph_envelope_mismatch', 'graph_foreign_link',
+  'graph_invalid_user', 'graph_item_not_found', 'graph_mailbox_not_enabled', 'graph_message_too_large',
+  'graph_network', 'graph_quota_exceeded', 'graph_refused', 'graph_request_too_large',
+  'graph_send_as_denied', 'graph_server_error', 'graph_sync_state_not_found', 'graph_throttled',
+  'graph_timeout', 'graph_token_refused', 'graph_unavailable',
+  // `oauthmail relay` (src/relay)
+  'bad_listen', 'relay_config_invalid', 'relay_listen', 'relay_tls_file', 'relay_tls_mismatch',
+  'relay_user_exists', 'relay_user_not_found',
   // IMAP
   'imap_auth_refused', 'imap_disabled', 'imap_failed', 'imap_idle_timeout', 'imap_mailbox_not_found',
   'imap_network', 'imap_no_mechanism', 'imap_not_connected', 'imap_refused', 'imap_response_too_large',

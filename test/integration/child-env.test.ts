@@ -108,7 +108,10 @@ describe('environment of child programs', () => {
       await admin.append(folder, rawMessage(1, 500, { subject: 'child env' }));
       await until('the command to run', () => readdirSync(out).length === 1);
       const file = path.join(out, readdirSync(out)[0]!);
-      await until('the command to finish', () => existsSync(file) && readFileSync(file, 'utf8').includes('\0'));
+      await until(
+        'the command to finish',
+        () => existsSync(file) && readFileSync(file, 'utf8').includes('\0'),
+      );
       w.kill('SIGTERM');
       expect(await exited).toBe(0);
       const text = readFileSync(file, 'utf8');

@@ -322,7 +322,10 @@ describe('config file that cannot be read', () => {
 
 describe('help', () => {
   it('sendmail --help and help sendmail list its options and exit codes (was "unknown option --", exit 64)', async () => {
-    for (const args of [['sendmail', '--help'], ['help', 'sendmail']]) {
+    for (const args of [
+      ['sendmail', '--help'],
+      ['help', 'sendmail'],
+    ]) {
       const r = await cliHome().run(args);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toMatch(/^\s+-t\s+take the recipients from To:/m);

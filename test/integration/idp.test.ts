@@ -603,6 +603,45 @@ describe('Entra client credentials and access token shape', () => {
     expect(c.idtyp).toBe('app');
   });
 
+  it('app-only roles are per resource: Exchange roles for Outlook, Graph application permissions for Graph', async () => {
+    const graph = await cc({
+      client_id: DAEMON.clientId,
+      client_secret: DAEMON.secret,
+      scope: 'https://graph.microsoft.com/.default',
+    });
+    expect(graph.status).toBe(200);
+    const g = claims(graph.json.access_token);
+    expect(g.aud).toBe('https://graph.microsoft.com');
+    expect(g.roles).toEqual(DAEMON.graphAppRoles);
+    expect(g.roles).toEqual(expect.arrayContaining(['Mail.Send', 'Mail.ReadWrite']));
+    expect(g.scp).toBeUndefined();
+    expect(g.idtyp).toBe('app');
+    const outlook = claims(
+      (await cc({ client_id: DAEMON.clientId, client_secret: DAEMON.secret, scope })).json.access_token,
+    );
+    expect(outlook.roles).toEqual(DAEMON.appRoles);
+    expect(outlook.roles).not.toContain('Mail.Send');
+    // the same through the admin API
+    const minted = await admin('mint', {
+      clientId: DAEMON.clientId,
+      app: true,
+      scopes: ['https://graph.microsoft.com/.default'],
+    });
+    expect(claims(minted.json.access_token).roles).toEqual(DAEMON.graphAppRoles);
+  });
+
+  it('delegated Graph scopes give a Graph-audience token with scp (what the local Graph endpoint reads)', async () => {
+    const graph = await admin('mint', {
+      user: 'alice@contoso.test',
+      clientId: PUBLIC,
+      scopes: ['https://graph.microsoft.com/Mail.Send', 'https://graph.microsoft.com/Mail.ReadWrite'],
+    });
+    const c = claims(graph.json.access_token);
+    expect(c.aud).toBe('https://graph.microsoft.com');
+    expect(c.scp).toBe('Mail.Send Mail.ReadWrite');
+    expect(c.roles).toBeUndefined();
+  });
+
   it('accepts a client assertion signed with a registered certificate key (RS256, x5t)', async () => {
     const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
     const thumb = createHash('sha1').update(randomBytes(20)).digest();

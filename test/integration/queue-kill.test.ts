@@ -9,7 +9,14 @@ import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { BIN, cliHome, type CliHome } from '../support/cli.js';
-import { installSenderFaults, mailbox, postfixLog, stack, type Stack } from './send-support.js';
+import {
+  installSenderFaults,
+  mailbox,
+  postfixLog,
+  postfixSettled,
+  stack,
+  type Stack,
+} from './send-support.js';
 import { signInStackProfile } from '../support/signin.js';
 import { slowSender } from './queue-support.js';
 import { Spool } from '../../src/mail/queue/spool.js';
@@ -29,12 +36,12 @@ beforeAll(async () => {
   await signInStackProfile(h, s.idpUrl, `${s.smtpHost}:${s.smtpPort}`);
   // a slow server: Postfix pauses 1 s at RCPT for every message from SLOW (only this file's mail:
   // the other files share the stack's Postfix)
-  installSenderFaults(s);
-  slowSender(s, SLOW, 1);
+  await installSenderFaults(s);
+  await slowSender(s, SLOW, 1);
 }, 60_000);
 
-afterAll(() => {
-  slowSender(s, SLOW, undefined);
+afterAll(async () => {
+  await slowSender(s, SLOW, undefined);
 });
 
 const queueDir = () => path.join(h.env.OAUTHMAIL_DATA_DIR!, 'queue');
@@ -109,8 +116,8 @@ describe('queue run under SIGKILL', () => {
       await r.done;
       kills++;
       const waiting = new Set(queuedIds().map(midOfFile));
-      // Postfix logs asynchronously; whatever it accepted before the kill is logged by now
-      await new Promise((res) => setTimeout(res, 300));
+      // Postfix logs asynchronously: wait until the killed session is logged as ended
+      await postfixSettled(s);
       const accepted = acceptedByPostfix();
       if ([...waiting].some((m) => m && accepted.has(m))) windowHits++;
     }
@@ -181,7 +188,8 @@ describe('queue run under SIGKILL', () => {
       if (got.length >= 4) break;
       await new Promise((res) => setTimeout(res, 200));
     }
-    await new Promise((res) => setTimeout(res, 500));
+    // a duplicate would still be on its way: wait until Postfix has delivered all it accepted
+    await postfixSettled(s);
     got = mailbox(s, BOB)
       .filter((m) => m.text.includes(`two ${t}`))
       .map((m) => /^Message-ID: (<[^>]+>)/im.exec(m.text)![1]!);

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { BIN, type CliHome, type CliResult } from '../support/cli.js';
 import { idpRequest, stackEnv } from '../support/stack-env.js';
 import { addMicrosoftProfile, signInDevice, startTestIdp, type TestIdp } from '../support/signin.js';
-import type { Stack } from './send-support.js';
+import { reloadPostfix, type Stack } from './send-support.js';
 
 /**
  * cron's environment: HOME, LOGNAME, PATH=/usr/bin:/bin, SHELL=/bin/sh, plus what the crontab
@@ -65,20 +65,14 @@ export { idpRequest };
  * Postfix answers `reply` (e.g. "451 4.3.0 ...") at RCPT for mail from `sender`, until removed.
  * Uses the sender map installSenderFaults set up (smtpd_sender_restrictions); reloads Postfix.
  */
-export function setSenderFault(s: Stack, sender: string, reply: string | undefined): void {
+export async function setSenderFault(s: Stack, sender: string, reply: string | undefined): Promise<void> {
   const map = path.join(s.postfixConf, 'oauthmail-sender-faults');
   const lines = readFileSync(map, 'utf8')
     .split('\n')
     .filter((l) => l && !l.startsWith(`${sender} `));
   if (reply) lines.push(`${sender} ${reply}`);
   writeFileSync(map, lines.join('\n') + '\n');
-  postfix(s, 'reload');
-}
-
-export function postfix(s: Stack, action: 'start' | 'stop' | 'reload'): void {
-  execFileSync('postfix', ['-c', s.postfixConf, action], { stdio: 'ignore' });
-  // reload/start: the master re-forks smtpd; give it a moment to listen again
-  execFileSync('sleep', [action === 'stop' ? '0.2' : '0.7']);
+  await reloadPostfix(s);
 }
 
 /** A postconf setting (returns the old value so a test can put it back). */
@@ -125,13 +119,13 @@ export async function smtpUp(h: CliHome, profile: string, s: Stack): Promise<voi
  * Mail from `sender` waits `seconds` at RCPT (a Postfix restriction class), so that one test can
  * have a slow server without slowing the other files that share the stack's Postfix.
  */
-export function slowSender(s: Stack, sender: string, seconds: number | undefined): void {
+export async function slowSender(s: Stack, sender: string, seconds: number | undefined): Promise<void> {
   const cls = 'oauthmail_test_slow';
   if (seconds !== undefined) {
     postconf(s, 'smtpd_restriction_classes', cls);
     postconf(s, cls, `sleep ${seconds}`);
   }
-  setSenderFault(s, sender, seconds === undefined ? undefined : cls);
+  await setSenderFault(s, sender, seconds === undefined ? undefined : cls);
 }
 
 /** `oauthmail login work --device` at the queue tests' private IdP, approved at once. */

@@ -12,7 +12,14 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { chmodSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { cliHome, type CliHome, type CliResult } from '../support/cli.js';
-import { mailbox, installSenderFaults, stack, waitForMail, type Stack } from './send-support.js';
+import {
+  mailbox,
+  installSenderFaults,
+  postfixSettled,
+  stack,
+  waitForMail,
+  type Stack,
+} from './send-support.js';
 import { ALICE, type TestIdp } from '../support/signin.js';
 import {
   bodyOf,
@@ -94,13 +101,13 @@ async function expectDeliveredOnce(t: string, id: string): Promise<void> {
   // a second run sends nothing more
   const again = await cron(['queue', 'run']);
   expect(again.code, again.stderr).toBe(0);
-  await new Promise((r2) => setTimeout(r2, 500));
+  await postfixSettled(s);
   expect(mailbox(s, BOB).filter((m) => m.text.includes(`backup ${t}`))).toHaveLength(1);
 }
 
 beforeAll(async () => {
   s = stack();
-  installSenderFaults(s);
+  await installSenderFaults(s);
   h = cliHome({ DISPLAY: '', WAYLAND_DISPLAY: '', BROWSER: '', DBUS_SESSION_BUS_ADDRESS: '' });
   // the passphrase in a file, not in the crontab (OAUTHMAIL_PASSPHRASE_FILE)
   const pass = path.join(h.dir, 'passphrase');
@@ -200,12 +207,12 @@ describe('sendmail from cron: queued on every failure that is not the message, d
 
   it('Postfix answering 451: queued, exit 0; delivered once after the 451 is gone', async () => {
     const t = tag();
-    setSenderFault(s, Q451, '451 4.3.0 oauthmail test: try again later');
+    await setSenderFault(s, Q451, '451 4.3.0 oauthmail test: try again later');
     let id: string;
     try {
       id = await expectQueued(t, /the mail server is not available now: .*451/, ['-f', Q451]);
     } finally {
-      setSenderFault(s, Q451, undefined);
+      await setSenderFault(s, Q451, undefined);
     }
     await expectDeliveredOnce(t, id);
   }, 60_000);
@@ -310,7 +317,7 @@ describe('the queue from the outside: send --queue, flushes, dead letters, statu
   it('the profile key queue=off keeps the old contract: exit 75 and nothing queued', async () => {
     expect((await h.run(['profile', 'edit', 'work', '--set', 'queue=off'])).code).toBe(0);
     try {
-      setSenderFault(s, Q451, '451 4.3.0 oauthmail test: try again later');
+      await setSenderFault(s, Q451, '451 4.3.0 oauthmail test: try again later');
       const r = await cron(['sendmail', '-f', Q451, '-t', '-i'], cronMessage(tag()));
       expect(r.code, r.stderr).toBe(75);
       expect(r.stderr).not.toMatch(/queued/);
@@ -320,7 +327,7 @@ describe('the queue from the outside: send --queue, flushes, dead letters, statu
       expect(q.code, q.stderr).toBe(0);
       expect(queueFiles()).toHaveLength(1);
     } finally {
-      setSenderFault(s, Q451, undefined);
+      await setSenderFault(s, Q451, undefined);
       expect((await h.run(['profile', 'edit', 'work', '--unset', 'queue'])).code).toBe(0);
     }
     const run = await cron(['queue', 'run']);

@@ -30,7 +30,7 @@ async function cli(
 
 beforeAll(async () => {
   s = stack();
-  installSenderFaults(s);
+  await installSenderFaults(s);
   h = cliHome({ DISPLAY: '', WAYLAND_DISPLAY: '', BROWSER: '' });
   secrets.add(await signInStackProfile(h, s.idpUrl, `${s.smtpHost}:${s.smtpPort}`, { run: cli }));
 }, 60_000);

@@ -22,14 +22,15 @@ import {
   stack,
   waitForMail,
   type Stack,
+  postfixSettled,
 } from './send-support.js';
 
 let s: Stack;
 const tag = () => `t${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
 
-beforeAll(() => {
+beforeAll(async () => {
   s = stack();
-  installSenderFaults(s);
+  await installSenderFaults(s);
 });
 
 /** A TokenSource that counts what the mail code asked for; `tokens` are handed out in order. */
@@ -145,8 +146,8 @@ describe('a refused access token', () => {
     expect(calls).toEqual([false, true]);
     expect(client.stats.refreshes).toBe(1);
     expect(await waitForMail(s, 'bob@contoso.test', `refresh ${t}`, 1)).toHaveLength(1);
-    // Postfix counts AUTH commands per session: one refused + one accepted
-    await new Promise((r) => setTimeout(r, 300));
+    // Postfix counts AUTH commands per session: one refused + one accepted (logged at its end)
+    await postfixSettled(s);
     const sessions =
       postfixLog(s)
         .slice(before)

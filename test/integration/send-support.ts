@@ -108,19 +108,24 @@ export async function waitForMail(s: Stack, address: string, tag: string, count:
  * A Postfix sender restriction for one address: mail from tempfail@ gets 451 at RCPT time,
  * permfail@ gets 554. Idempotent; other senders are untouched.
  */
-export function installSenderFaults(s: Stack): void {
+export async function installSenderFaults(s: Stack): Promise<void> {
   const map = path.join(s.postfixConf, 'oauthmail-sender-faults');
-  writeFileSync(
-    map,
-    'tempfail@contoso.test 451 4.3.0 oauthmail test: try again later\npermfail@contoso.test 554 5.7.1 oauthmail test: not allowed\n',
-  );
+  // merge: other files (queue-support.ts setSenderFault) keep their own senders in this map, and
+  // a file that starts while another one's fault is on must not wipe it
+  const mine = [
+    'tempfail@contoso.test 451 4.3.0 oauthmail test: try again later',
+    'permfail@contoso.test 554 5.7.1 oauthmail test: not allowed',
+  ];
+  const lines = existsSync(map) ? readFileSync(map, 'utf8').split('\n').filter(Boolean) : [];
+  const missing = mine.filter((l) => !lines.includes(l));
+  let changed = missing.length > 0;
+  if (changed) writeFileSync(map, [...lines, ...missing].join('\n') + '\n');
   const want: Record<string, string> = {
     smtpd_sender_restrictions: `check_sender_access texthash:${map}`,
     // An XOAUTH2 initial response with a real Entra-sized token is over 2 KB of base64; Postfix's
     // default line_length_limit (2048) cuts it ("Invalid base64 data in initial response").
     line_length_limit: '16384',
   };
-  let changed = false;
   for (const [k, v] of Object.entries(want)) {
     const cur = execFileSync('postconf', ['-c', s.postfixConf, '-h', k], { encoding: 'utf8' }).trim();
     if (cur !== v) {
@@ -128,9 +133,61 @@ export function installSenderFaults(s: Stack): void {
       changed = true;
     }
   }
-  if (changed) {
-    execFileSync('postfix', ['-c', s.postfixConf, 'reload'], { stdio: 'ignore' });
-    execFileSync('sleep', ['0.5']);
+  if (changed) await reloadPostfix(s);
+}
+
+/**
+ * `postfix reload`, and wait until every smtpd that ran before it has exited (an idle one read the
+ * old maps and could still take the next connection). A wait for a condition (the
+ * processes, found in /proc as children of this Postfix's master), not for a fixed time.
+ */
+export async function reloadPostfix(s: Stack): Promise<void> {
+  const old = smtpdPids(s);
+  execFileSync('postfix', ['-c', s.postfixConf, 'reload'], { stdio: 'ignore' });
+  // one still serving a session (another file's) finishes it first and takes no new connection
+  // meanwhile; the idle ones exit at once: give those up to 5 s
+  const end = Date.now() + 5_000;
+  while (old.some((pid) => existsSync(`/proc/${pid}`)) && Date.now() < end)
+    await new Promise((r) => setTimeout(r, 20));
+}
+
+/** The smtpd processes of the stack's Postfix (children of its master). */
+function smtpdPids(s: Stack): number[] {
+  const queueDir = execFileSync('postconf', ['-c', s.postfixConf, '-h', 'queue_directory'], {
+    encoding: 'utf8',
+  }).trim();
+  const master = Number(readFileSync(path.join(queueDir, 'pid', 'master.pid'), 'utf8').trim());
+  const pids: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      // /proc/PID/stat: "pid (comm) state ppid ..."
+      const m = /^\d+ \((.*)\) \S+ (\d+)/.exec(readFileSync(`/proc/${d}/stat`, 'utf8'));
+      if (m && m[1] === 'smtpd' && Number(m[2]) === master) pids.push(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+/**
+ * Wait until Postfix has settled: nothing in its queue (all it accepted is delivered or bounced)
+ * and every SMTP session it began logged as ended. Waits for a condition, never for a fixed time.
+ */
+export async function postfixSettled(s: Stack, timeoutMs = 30_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const queue = execFileSync('postqueue', ['-c', s.postfixConf, '-j'], { encoding: 'utf8' }).trim();
+    const log = postfixLog(s);
+    const opened = log.match(/smtpd\[\d+\]: connect from /g)?.length ?? 0;
+    const closed = log.match(/smtpd\[\d+\]: disconnect from /g)?.length ?? 0;
+    if (queue === '' && opened === closed) return;
+    if (Date.now() > end)
+      throw new Error(
+        `Postfix did not settle in ${timeoutMs} ms (queue: ${queue || 'empty'}; sessions ${opened}/${closed})`,
+      );
+    await new Promise((r) => setTimeout(r, 50));
   }
 }
 

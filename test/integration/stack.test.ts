@@ -5,6 +5,20 @@
  * Runs only inside test/support/with-stack.sh (npm test); without the stack it fails.
  */
 import { randomUUID } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  openSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+} from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import nodemailer from 'nodemailer';
 import { describe, expect, it } from 'vitest';
 import {
@@ -25,6 +39,19 @@ const bob = 'bob@contoso.test';
 const carol = 'carol@fabrikam.test';
 
 type Security = 'starttls' | 'tls';
+/** Is PID a live process (a zombie counts as gone)? */
+function alivePid(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    return !/^\S+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
 /** Dovecot's tagged reply to a refused AUTHENTICATE (RFC 5530 response code). */
 const AUTH_FAILED = /^A1 NO \[AUTHENTICATIONFAILED\]/;
 const claimsOf = (jwt: string) =>
@@ -103,6 +130,59 @@ describe('local mail stack', () => {
   it('has the fake identity provider running', () => {
     expect(env.idpUrl).toMatch(/^https:\/\/localhost:\d+$/);
   });
+
+  it('has the local Graph endpoint running, checking tokens against the IdP', async () => {
+    expect(env.graphUrl).toMatch(/^https:\/\/localhost:\d+$/);
+    const health = await fetch(`${env.graphUrl}/_admin/health`);
+    expect(health.status).toBe(200);
+    const pid = Number(process.env.GRAPH_PID);
+    expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8')).toContain('graph/server.mjs');
+    const token = await idpMint({ user: alice, scopes: ['https://graph.microsoft.com/User.Read'] });
+    const me = await fetch(`${env.graphUrl}/v1.0/me`, { headers: { Authorization: `Bearer ${token}` } });
+    expect(me.status).toBe(200);
+    expect(((await me.json()) as { userPrincipalName: string }).userPrincipalName).toBe(alice);
+  });
+
+  it('start.sh starts the Graph endpoint in a private stack and stop.sh stops it', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'oauthmail-graph-stack-'));
+    const sh = path.join(import.meta.dirname, '..', 'support', 'stack');
+    try {
+      mkdirSync(path.join(dir, 'pki'));
+      for (const f of readdirSync(env.pkiDir))
+        copyFileSync(path.join(env.pkiDir, f), path.join(dir, 'pki', f));
+      // the daemons start.sh leaves running inherit its output: a pipe would never close
+      const logFile = path.join(dir, 'start.log');
+      const fd = openSync(logFile, 'w');
+      const started = spawnSync('bash', [path.join(sh, 'start.sh'), dir], {
+        stdio: ['ignore', fd, fd],
+        timeout: 90_000,
+      });
+      closeSync(fd);
+      expect(started.status, readFileSync(logFile, 'utf8')).toBe(0);
+      const vars = Object.fromEntries(
+        readFileSync(path.join(dir, 'env'), 'utf8')
+          .split('\n')
+          .map((l) => /^export (\w+)=(.*)$/.exec(l))
+          .filter((m): m is RegExpExecArray => m !== null)
+          .map((m) => [m[1]!, m[2]!.replace(/^'|'$/g, '')]),
+      );
+      const pid = Number(vars.GRAPH_PID);
+      expect(vars.GRAPH_URL).toMatch(/^https:\/\/localhost:\d+$/);
+      expect(vars.GRAPH_URL).not.toBe(env.graphUrl);
+      expect(alivePid(pid)).toBe(true);
+      expect((await fetch(`${vars.GRAPH_URL}/_admin/health`)).status).toBe(200);
+      const stopped = spawnSync('bash', [path.join(sh, 'stop.sh'), dir], {
+        stdio: 'ignore',
+        timeout: 60_000,
+      });
+      expect(stopped.status).toBe(0);
+      expect(alivePid(pid)).toBe(false);
+      expect(existsSync(path.join(dir, 'graph-ready.json'))).toBe(false);
+    } finally {
+      spawnSync('bash', [path.join(sh, 'stop.sh'), dir], { stdio: 'ignore', timeout: 60_000 });
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   it('sends through Postfix submission (STARTTLS + XOAUTH2) with an IdP token and reads the message back over IMAP', async () => {
     const token = await idpMint({ provider: 'microsoft', user: alice });

@@ -50,6 +50,8 @@ export interface StackEnv {
   issuers: Record<Provider, string>;
   /** https://localhost:PORT of the fake identity provider; empty when it was not started */
   idpUrl: string;
+  /** https://localhost:PORT of the local Microsoft Graph endpoint (test/support/graph); its API is under /v1.0 */
+  graphUrl: string;
   smtp: { host: string; port: number; smtpsPort: number };
   imap: { host: string; port: number; imapsPort: number };
   lmtpPort: number;
@@ -93,6 +95,7 @@ export function stackEnv(): StackEnv {
       google: process.env.STACK_GOOGLE_ISSUER || 'https://accounts.google.com',
     },
     idpUrl: process.env.IDP_URL ?? '',
+    graphUrl: process.env.GRAPH_URL ?? '',
     smtp: {
       host: process.env.SMTP_HOST || 'localhost',
       port: port('SMTP_PORT'),
@@ -227,13 +230,43 @@ export function idpRequest<T = unknown>(
 ): Promise<{ status: number; json: T }> {
   const env = stackEnv();
   if (!env.idpUrl) throw new Error('the fake identity provider is not running (IDP_URL is empty)');
-  const url = new URL(pathname, env.idpUrl);
-  const data = JSON.stringify(body);
+  return jsonRequest<T>(new URL(pathname, env.idpUrl), 'POST', body, 'IdP');
+}
+
+/**
+ * Call the local Graph endpoint's admin API (test/support/graph/README.md): `graphAdmin('faults',
+ * {status: 429, retryAfter: 1})`, `graphAdmin('config', {refuseSendAs: true})`, `graphAdmin('sent')`.
+ * Without a body it is a GET.
+ */
+export function graphAdmin<T = Record<string, unknown>>(
+  name: string,
+  body?: unknown,
+  method?: string,
+): Promise<{ status: number; json: T }> {
+  const env = stackEnv();
+  if (!env.graphUrl) throw new Error('the local Graph endpoint is not running (GRAPH_URL is empty)');
+  return jsonRequest<T>(
+    new URL(`/_admin/${name}`, env.graphUrl),
+    method ?? (body === undefined ? 'GET' : 'POST'),
+    body,
+    'Graph',
+  );
+}
+
+function jsonRequest<T>(
+  url: URL,
+  method: string,
+  body: unknown,
+  what: string,
+): Promise<{ status: number; json: T }> {
+  const env = stackEnv();
+  const pathname = url.pathname;
+  const data = body === undefined ? '' : JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = https.request(
       url,
       {
-        method: 'POST',
+        method,
         ca: env.ca,
         headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
       },
@@ -246,13 +279,15 @@ export function idpRequest<T = unknown>(
             resolve({ status: res.statusCode ?? 0, json: JSON.parse(text) as T });
           } catch {
             reject(
-              new Error(`IdP ${pathname} answered ${res.statusCode} with non-JSON: ${text.slice(0, 200)}`),
+              new Error(
+                `${what} ${pathname} answered ${res.statusCode} with non-JSON: ${text.slice(0, 200)}`,
+              ),
             );
           }
         });
       },
     );
-    req.setTimeout(10_000, () => req.destroy(new Error(`IdP ${pathname} timed out`)));
+    req.setTimeout(10_000, () => req.destroy(new Error(`${what} ${pathname} timed out`)));
     req.on('error', reject);
     req.end(data);
   });

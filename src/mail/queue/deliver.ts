@@ -9,7 +9,8 @@ import type { TokenSource } from '../token-source.js';
 import type { QueueEntry } from './spool.js';
 
 export interface SmtpDelivery {
-  deliver(entry: QueueEntry): Promise<{ response: string }>;
+  /** rejected: recipients the server refused while it took the message for the others. */
+  deliver(entry: QueueEntry): Promise<{ response: string; rejected?: string[] }>;
   policyFor(profile: string): RetryPolicy;
   close(): void;
 }
@@ -51,7 +52,7 @@ export function smtpDelivery(
         envelope: entry.meta.envelope,
         bcc: [],
       });
-      return { response: r.response };
+      return { response: r.response, ...(r.rejected.length ? { rejected: r.rejected } : {}) };
     },
     policyFor: (name) => policies.get(name) ?? DEFAULT_RETRY,
     close() {

@@ -258,7 +258,15 @@ export function mintEntraAppToken(ctx, { client, resource, lifetime, appidacr })
   const tid = state.registry.tenantId;
   const now = nowSec();
   const life = Number(lifetime ?? state.config.accessTokenLifetime);
-  const roles = canonicalResource(resource) === 'https://outlook.office.com' ? client.appRoles || [] : [];
+  // An app's application permissions are per resource: Exchange's (appRoles: SMTP.SendAsApp,
+  // IMAP.AccessAsApp) for outlook.office.com, Microsoft Graph's (graphAppRoles: Mail.Send,
+  // Mail.ReadWrite, ...) for graph.microsoft.com.
+  const roles =
+    canonicalResource(resource) === 'https://outlook.office.com'
+      ? client.appRoles || []
+      : canonicalResource(resource) === GRAPH
+        ? client.graphAppRoles || []
+        : [];
   const claims = {
     aud: resource,
     iss: `https://sts.windows.net/${tid}/`,

@@ -5,10 +5,11 @@
 #   msmtp, mutt, neomutt, isync (+ the XOAUTH2 SASL plugin) and git-email for the README recipe tests;
 #   git-email only *recommends* libmailtools-perl (Mail::Address), which git send-email needs, and
 #   we install with --no-install-recommends, so it is named here.
+#   swaks and python3 (smtplib) are the relay's clients in test/integration/relay*.test.ts.
 # A fast no-op when everything is there. Needs root when something is missing.
 set -euo pipefail
 
-packages=(postfix dovecot-imapd dovecot-lmtpd gnome-keyring dbus libsecret-1-dev chromium openssl procps msmtp mutt isync libsasl2-modules-kdexoauth2 git-email libmailtools-perl neomutt)
+packages=(postfix dovecot-imapd dovecot-lmtpd gnome-keyring dbus libsecret-1-dev chromium openssl procps msmtp mutt isync libsasl2-modules-kdexoauth2 git-email libmailtools-perl neomutt swaks python3)
 
 missing=()
 for p in "${packages[@]}"; do

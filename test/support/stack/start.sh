@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start the local mail stack for the oauthmail tests: Dovecot (IMAP, IMAPS, LMTP, SASL auth with a
 # local-JWT oauth2 passdb), Postfix (submission with STARTTLS, SMTPS) delivering into Dovecot, and
-# the fake identity provider when test/support/idp/server.mjs exists.
+# the fake identity provider when test/support/idp/server.mjs exists, and the local Microsoft Graph
+# endpoint (test/support/graph/server.mjs) once the identity provider runs.
 #
 #   test/support/stack/start.sh [STACK_DIR]      (default: <repo>/.stack)
 #
@@ -28,9 +29,9 @@ done
 alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
 if [[ -f $stack_dir/env ]]; then
   # shellcheck disable=SC1091
-  prev=$(set +u; . "$stack_dir/env"; echo "${DOVECOT_PID:-} ${POSTFIX_PID:-} ${IDP_PID:--}")
-  read -r d p i <<<"$prev"
-  if alive "$d" && alive "$p" && { [[ $i == - ]] || alive "$i"; }; then
+  prev=$(set +u; . "$stack_dir/env"; echo "${DOVECOT_PID:-} ${POSTFIX_PID:-} ${IDP_PID:--} ${GRAPH_PID:--}")
+  read -r d p i g <<<"$prev"
+  if alive "$d" && alive "$p" && { [[ $i == - ]] || alive "$i"; } && { [[ $g == - ]] || alive "$g"; }; then
     log "already running in $stack_dir (reusing it; stop it with test/support/stack/stop.sh)"
     exit 0
   fi
@@ -285,15 +286,38 @@ wait_for 'SMTP submission' "$smtp_port" '220'
 wait_for 'SMTPS' "$smtps_port" ''
 dovecot_pid=$(<"$base_dir/master.pid")
 postfix_pid=$(tr -d ' \n' <"$rt/postfix/queue/pid/master.pid")
-if [[ -n $idp_pid ]]; then
-  until [[ -s $stack_dir/idp-ready.json ]]; do
-    alive "$idp_pid" || die "the fake identity provider exited (see $log_dir/idp.log)"
-    ((SECONDS < deadline)) || die "the fake identity provider did not become ready"
+# ready NAME PID FILE LOG: wait (in this shell, so that die stops the start) until the node server
+# PID has written its ready FILE; then ready_url FILE prints "URL PORT".
+ready() {
+  until [[ -s $3 ]]; do
+    alive "$2" || die "$1 exited (see $log_dir/$4)"
+    ((SECONDS < deadline)) || die "$1 did not become ready"
     sleep 0.05
   done
-  read -r idp_url idp_port < <(node -e '
+}
+ready_url() {
+  node -e '
     const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-    console.log(r.url, r.port);' "$stack_dir/idp-ready.json")
+    console.log(r.url, r.port);' "$1"
+}
+if [[ -n $idp_pid ]]; then
+  ready 'the fake identity provider' "$idp_pid" "$stack_dir/idp-ready.json" idp.log
+  read -r idp_url idp_port < <(ready_url "$stack_dir/idp-ready.json")
+fi
+
+# --- local Microsoft Graph endpoint ----------------------------------------------------------------
+# Needs the IdP (it checks tokens against the IdP's JWKS), Postfix (delivery) and Dovecot (reads).
+graph_url='' graph_port='' graph_pid=''
+graph_script=$repo/test/support/graph/server.mjs
+if [[ -n $idp_url && -f $graph_script ]]; then
+  rm -f "$stack_dir/graph-ready.json"
+  node "$graph_script" --pki "$stack_dir/pki" --idp "$idp_url" --smtp-port "$smtp_port" \
+    --imaps-port "$imaps_port" --ready-file "$stack_dir/graph-ready.json" \
+    </dev/null >>"$log_dir/graph.log" 2>&1 &
+  graph_pid=$!
+  echo "GRAPH_PID=$graph_pid" >>"$state"
+  ready 'the local Graph endpoint' "$graph_pid" "$stack_dir/graph-ready.json" graph.log
+  read -r graph_url graph_port < <(ready_url "$stack_dir/graph-ready.json")
 fi
 
 # --- env -----------------------------------------------------------------------------------------
@@ -324,7 +348,10 @@ q() { printf '%q' "$1"; }
   echo "export DOVECOT_PID=$dovecot_pid"
   echo "export POSTFIX_PID=$postfix_pid"
   echo "export IDP_PID=$(q "$idp_pid")"
+  echo "export GRAPH_URL=$(q "$graph_url")"
+  echo "export GRAPH_PORT=$(q "$graph_port")"
+  echo "export GRAPH_PID=$(q "$graph_pid")"
 } >"$stack_dir/env.tmp"
 mv "$stack_dir/env.tmp" "$stack_dir/env"
 started_ok=1
-log "ready in $stack_dir (submission $smtp_port, smtps $smtps_port, imap $imap_port, imaps $imaps_port${idp_url:+, idp $idp_url}); source $stack_dir/env"
+log "ready in $stack_dir (submission $smtp_port, smtps $smtps_port, imap $imap_port, imaps $imaps_port${idp_url:+, idp $idp_url}${graph_url:+, graph $graph_url}); source $stack_dir/env"

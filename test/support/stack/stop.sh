@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stop everything start.sh started for STACK_DIR (default <repo>/.stack): the fake identity
-# provider, Postfix and Dovecot, and wait until their processes are really gone.
+# provider, the local Graph endpoint, Postfix and Dovecot, and wait until their processes are really gone.
 # Safe to call twice, and when nothing runs. Mail and PKI stay; runtime folders are removed.
 set -uo pipefail
 
@@ -10,7 +10,7 @@ stack_dir=${1:-${OAUTHMAIL_STACK_DIR:-$repo/.stack}}
 [[ -d $stack_dir ]] || exit 0
 stack_dir=$(cd "$stack_dir" && pwd)
 
-STACK_RT_DIR='' STACK_RT_IS_TMP=0 DOVECOT_BASE_DIR='' DOVECOT_CONF='' POSTFIX_CONF='' IDP_PID=''
+STACK_RT_DIR='' STACK_RT_IS_TMP=0 DOVECOT_BASE_DIR='' DOVECOT_CONF='' POSTFIX_CONF='' IDP_PID='' GRAPH_PID=''
 # shellcheck disable=SC1091
 [[ -f $stack_dir/state ]] && . "$stack_dir/state"
 
@@ -41,6 +41,12 @@ wait_gone() {
   sleep 0.1
   return 0
 }
+
+# --- local Graph endpoint ------------------------------------------------------------------------
+if [[ -n $GRAPH_PID ]] && runs "$GRAPH_PID" 'graph/server.mjs'; then
+  kill -TERM "$GRAPH_PID" 2>/dev/null
+  wait_gone 3 "$GRAPH_PID"
+fi
 
 # --- fake identity provider ----------------------------------------------------------------------
 if [[ -n $IDP_PID ]] && runs "$IDP_PID" 'server.mjs'; then
@@ -75,5 +81,5 @@ fi
 # --- runtime folders -----------------------------------------------------------------------------
 [[ $DOVECOT_BASE_DIR == /tmp/oauthmail-dovecot.* ]] && rm -rf "$DOVECOT_BASE_DIR"
 [[ $STACK_RT_IS_TMP == 1 && $STACK_RT_DIR == /tmp/oauthmail-stack.* ]] && rm -rf "$STACK_RT_DIR"
-rm -f "$stack_dir/env" "$stack_dir/state" "$stack_dir/idp-ready.json"
+rm -f "$stack_dir/env" "$stack_dir/state" "$stack_dir/idp-ready.json" "$stack_dir/graph-ready.json"
 exit 0
