@@ -60,7 +60,7 @@ Order of fallbacks when a step is impossible: browser (with a display) → devic
         throw new UsageError('--device and --browser/--no-browser exclude each other', { code: 'bad_usage' });
       }
       const { resolveProvider } = await import('../../auth/index.js');
-      const { hasDisplay } = await import('../../auth/browser.js');
+      const { hasDisplay } = await import('../signin/browser.js');
       const { name, profile, provider } = await resolveProvider(
         ctx,
         nameArg ?? (program.opts().profile as string | undefined),
