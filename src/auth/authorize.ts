@@ -33,8 +33,8 @@ export async function authorizeWithCode(
   ctx: AuthorizeContext,
 ): Promise<TokenResult> {
   await grant.prepare?.(ui);
-  const pkce = newPkce();
-  return o.paste ? pasted(grant, o, ui, ctx, pkce) : loopback(grant, o, ui, ctx, pkce);
+  const flow: Flow = { grant, o, ui, ctx, pkce: newPkce() };
+  return o.paste ? pasted(flow) : loopback(flow);
 }
 
 /** Redeem a code the provider sent back, and store the result. */
@@ -53,13 +53,16 @@ async function redeem(
   return ctx.store(await grant.redeemCode(a));
 }
 
-async function pasted(
-  grant: AuthorizationCodeGrant,
-  o: LoginOptions,
-  ui: SignInUi,
-  ctx: AuthorizeContext,
-  pkce: Pkce,
-): Promise<TokenResult> {
+/** One sign-in under way. */
+interface Flow {
+  grant: AuthorizationCodeGrant;
+  o: LoginOptions;
+  ui: SignInUi;
+  ctx: AuthorizeContext;
+  pkce: Pkce;
+}
+
+async function pasted({ grant, o, ui, ctx, pkce }: Flow): Promise<TokenResult> {
   const n = ctx.profileName;
   const redirectUri = grant.pasteRedirectUri;
   const url = await grant.authorizationUrl({ redirectUri, responseMode: 'query', pkce, options: o });
@@ -90,13 +93,7 @@ async function pasted(
   return redeem(grant, ctx, { code: r.code!, response: r, redirectUri, pkce, options: o });
 }
 
-async function loopback(
-  grant: AuthorizationCodeGrant,
-  o: LoginOptions,
-  ui: SignInUi,
-  ctx: AuthorizeContext,
-  pkce: Pkce,
-): Promise<TokenResult> {
+async function loopback({ grant, o, ui, ctx, pkce }: Flow): Promise<TokenResult> {
   const { LoopbackServer, successPage, errorPage } = await import('./loopback.js');
   const { profile, profileName } = ctx;
   // An https://localhost redirect (for registrations that allow only https): our own

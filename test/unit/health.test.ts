@@ -12,7 +12,7 @@ import {
   type HealthInput,
 } from '../../src/auth/health.js';
 import { parsePasted } from '../../src/auth/pasted.js';
-import { sshGuidance } from '../../src/auth/remote.js';
+import { sshGuidance } from '../../src/cli/signin/remote.js';
 import { entraError } from '../../src/auth/errors/aadsts.js';
 import { adviseSmtpReply } from '../../src/mail/smtp-replies.js';
 import type { Profile } from '../../src/config/schema.js';
