@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { RetryPolicy } from '../config/schema.js';
 import { isRetryableHttpStatus, nextRetry, parseRetryAfter } from '../net/backoff.js';
 import { NETWORK_ERROR_CODES } from '../util/net-errors.js';
-import { noteProviderAnswer } from '../util/critical.js';
+import { noteProviderAnswer, rescueArmed } from '../util/critical.js';
 
 export interface HttpRetryOptions {
   /** The profile's retry policy; without one, nothing is retried. */
@@ -114,8 +114,18 @@ export function retryingFetch(
       try {
         // a Request's body can be read once; the libraries here pass a URL and a string or form body
         const res = await base(input instanceof Request ? input.clone() : input, { ...init, signal });
-        noteProviderAnswer();
-        return res;
+        const sent = init?.body;
+        const form =
+          typeof sent === 'string' ? sent : sent instanceof URLSearchParams ? sent.toString() : undefined;
+        if (!rescueArmed() || method !== 'POST' || !form || res.status !== 200) {
+          noteProviderAnswer();
+          return res;
+        }
+        // a refresh is armed (src/util/critical.ts armRescue): read the answer here, so that a
+        // rotated refresh token reaches the rescue file before the library parses it
+        const text = await res.text();
+        noteProviderAnswer(form, text);
+        return new Response(text, { status: res.status, statusText: res.statusText, headers: res.headers });
       } catch (e) {
         if (limit.aborted && !init?.signal?.aborted)
           throw Object.assign(new Error(`no answer from ${url.host} in ${timeoutMs} ms`), {

@@ -109,11 +109,12 @@ function request(
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
-        noteProviderAnswer();
+        const text = Buffer.concat(chunks).toString('utf8');
+        noteProviderAnswer(body, text);
         const out: Record<string, string> = {};
         for (const [k, v] of Object.entries(res.headers))
           if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
-        resolve({ status: res.statusCode ?? 0, headers: out, text: Buffer.concat(chunks).toString('utf8') });
+        resolve({ status: res.statusCode ?? 0, headers: out, text });
       });
       res.on('error', reject);
     });

@@ -19,7 +19,7 @@
  * own cache format and redeem grants, and never write the store themselves.
  */
 import { AuthError, InternalError, UsageError } from '../errors/index.js';
-import { critical, debugStoredAfterAnswer } from '../util/critical.js';
+import { armStoreRescue, critical, debugStoredAfterAnswer } from '../util/critical.js';
 import { registerSecret } from '../util/redact.js';
 import type { Profile } from '../config/schema.js';
 import { authorizeWithCode } from './authorize.js';
@@ -117,13 +117,17 @@ export class TokenService implements TokenProvider {
   private async refresh(text: string | undefined, refreshToken: string): Promise<TokenResult> {
     this.deps.io.debug(`refreshing the access token of ${this.profileName}`);
     await this.deps.store.prepare?.(this.profileName, 'token-cache');
+    // SIGKILL cannot be held off: the rotated token also goes to the rescue file the moment the
+    // answer arrives (src/secrets/rescue.ts; http-retry.ts and network.ts hand it the answer), and
+    // the store's next read puts it in place, its next write removes it
+    const disarm = armStoreRescue(this.deps.store, this.profileName, refreshToken);
     let issued: Issued;
     try {
       issued = await critical(async () => {
         const i = await this.adapter.refresh(text, refreshToken);
         await this.write(i.text);
         return i;
-      });
+      }).finally(disarm);
     } catch (e) {
       if (e instanceof AuthError && e.code !== 'not_signed_in')
         await this.health({ kind: 'refresh-refused', code: e.code });

@@ -19,6 +19,7 @@ import { atomicWriteFile, readFileIfExists } from '../util/fs.js';
 import { FileSecretStore } from './file.js';
 import { KeychainStore, type KeychainStoreOptions, type ProbeResult } from './keychain.js';
 import type { SecretKind, SecretStore, StoreKind, StorePaths } from './types.js';
+import { withRescue, type RescuingStore } from './rescue.js';
 
 export type StorageMode = 'auto' | 'keychain' | 'file';
 
@@ -125,7 +126,11 @@ export function passphraseFrom(env: NodeJS.ProcessEnv): string | undefined {
   return pass;
 }
 
-export async function openSecretStore(options: OpenSecretStoreOptions): Promise<SecretStore> {
+export async function openSecretStore(options: OpenSecretStoreOptions): Promise<RescuingStore> {
+  return withRescue(await openStore(options), options.paths);
+}
+
+async function openStore(options: OpenSecretStoreOptions): Promise<SecretStore> {
   const env = options.env ?? process.env;
   const { paths } = options;
   if (options.storage === 'file') return fileStore(paths, env);

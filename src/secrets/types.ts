@@ -44,4 +44,10 @@ export interface SecretStore {
    * secret's writes (`token-<profile>`), held until the set: what it checked must still hold.
    */
   prepare?(profile: string, kind: SecretKind): Promise<void>;
+  /**
+   * Optional: a synchronous keeper for the refresh token that will replace `old` in the profile's
+   * token cache (src/secrets/rescue.ts, the rescue file; src/util/critical.ts armRescue). Call it
+   * before the refresh request.
+   */
+  rescuer?(profile: string, old: string): (next: string) => void;
 }

@@ -56,15 +56,80 @@ export function interruptPending(): boolean {
 }
 
 let answeredAt: number | undefined;
+let rescuedAfter: number | undefined;
 
-/** The identity provider's token endpoint just answered (network.ts, http-retry.ts). */
-export function noteProviderAnswer(): void {
+/** Keepers of rotated refresh tokens, by the refresh token the request redeems (see armRescue). */
+const rescuers = new Map<string, (next: string) => void>();
+
+/**
+ * Until the returned disarm function is called, an answer of the token endpoint to a request that
+ * redeems `oldRefreshToken` hands its new refresh token to `keep` at once, synchronously, before
+ * the OAuth library sees it (src/secrets/rescue.ts: the rescue file). Arm it right before the
+ * refresh request, disarm it once the store has the answer.
+ */
+export function armRescue(oldRefreshToken: string, keep: (next: string) => void): () => void {
+  rescuers.set(oldRefreshToken, keep);
+  return () => {
+    if (rescuers.get(oldRefreshToken) === keep) rescuers.delete(oldRefreshToken);
+  };
+}
+
+/** armRescue with the keeper `store` gives for `profile` (a no-op for a store without rescue files). */
+export function armStoreRescue(
+  store: { rescuer?(profile: string, old: string): (next: string) => void },
+  profile: string,
+  oldRefreshToken: string | undefined,
+): () => void {
+  const keep = oldRefreshToken ? store.rescuer?.(profile, oldRefreshToken) : undefined;
+  return keep && oldRefreshToken ? armRescue(oldRefreshToken, keep) : () => undefined;
+}
+
+/** Whether an answer's body is wanted by noteProviderAnswer (a refresh is armed). */
+export function rescueArmed(): boolean {
+  return rescuers.size > 0;
+}
+
+/** The refresh token a form or JSON request body redeems. */
+function redeemed(body: string): string | undefined {
+  if (body.startsWith('{')) {
+    try {
+      const j = JSON.parse(body) as { refresh_token?: unknown };
+      return typeof j.refresh_token === 'string' ? j.refresh_token : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  return new URLSearchParams(body).get('refresh_token') ?? undefined;
+}
+
+/**
+ * The identity provider's token endpoint just answered (network.ts, http-retry.ts); with the
+ * request and answer bodies, a rotated refresh token goes to the armed keeper at once.
+ */
+export function noteProviderAnswer(requestBody?: string, answerBody?: string): void {
   answeredAt = performance.now();
+  if (!rescuers.size || !requestBody || !answerBody) return;
+  const old = redeemed(requestBody);
+  const keep = old === undefined ? undefined : rescuers.get(old);
+  if (!keep) return;
+  let next: unknown;
+  try {
+    next = (JSON.parse(answerBody) as { refresh_token?: unknown }).refresh_token;
+  } catch {
+    return;
+  }
+  if (typeof next !== 'string' || !next || next === old) return;
+  keep(next);
+  rescuedAfter = performance.now() - answeredAt;
 }
 
 /** --verbose: how long the provider's answer existed only in memory (the window a SIGKILL can hit). */
 export function debugStoredAfterAnswer(debug: (line: string) => void): void {
   const ms = sinceProviderAnswer();
+  if (rescuedAfter !== undefined)
+    debug(
+      `rotated refresh token kept in the rescue file ${rescuedAfter.toFixed(2)} ms after the provider's answer`,
+    );
   if (ms !== undefined) debug(`token cache stored ${ms.toFixed(1)} ms after the provider's answer`);
 }
 

@@ -2,7 +2,8 @@
  * Issue 12 item 6: a refresh stopped at a random moment, against a provider that rotates refresh
  * tokens and burns the old one at once (the fake Entra ID's default; custom providers always).
  * SIGTERM and SIGINT must never lose the sign-in (they wait for the write, then exit 130/143);
- * SIGKILL may only hit the few milliseconds from the provider's answer to the durable write.
+ * SIGKILL may only hit the moment from the provider's answer to the rescue file (a fraction of a
+ * millisecond, src/secrets/rescue.ts): at most 1 loss in 50.
  *
  * For each store, RUNS kills per signal, spread over LANES signed-in config folders that are
  * killed in parallel, each at a random moment of a `token --force-refresh` run (seeded:
@@ -26,6 +27,7 @@ import {
 } from '../support/signin.js';
 import { decryptSecret, isEncryptedContent } from '../../src/secrets/file.js';
 import { KeychainStore } from '../../src/secrets/keychain.js';
+import { applyRescue } from '../../src/secrets/rescue.js';
 
 const SEED = Number(process.env.OAUTHMAIL_KILL_SEED || 12);
 const RUNS = Number(process.env.OAUTHMAIL_KILL_RUNS || 50);
@@ -161,6 +163,15 @@ async function storedRefreshToken(c: StoreCase, lane: Lane): Promise<string | un
     text = await new KeychainStore({ namespace: config.id }).get(lane.profile, 'token-cache');
   }
   if (!text) return undefined;
+  // what a kill left in the rescue file (src/secrets/rescue.ts) the store's read puts in place
+  try {
+    text = applyRescue(
+      text,
+      readFileSync(join(lane.h.dir, 'data', 'rescue', `${lane.profile}.token-cache`), 'utf8'),
+    );
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
   const j = JSON.parse(text) as {
     refresh_token?: string;
     RefreshToken?: Record<string, { secret?: string }>;
@@ -219,16 +230,22 @@ function refresh(lane: Lane, sig: Sig | undefined, afterMs: number): Promise<Run
   });
 }
 
-/** The window from the provider's answer to the durable write, as --verbose reports it. */
+/** The window from the provider's answer to the store's write, as --verbose reports it. */
 function windowMs(stderr: string): number | undefined {
   const m = /token cache stored ([\d.]+) ms after the provider's answer/.exec(stderr);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** The window from the provider's answer to the rescue file (src/secrets/rescue.ts), as --verbose reports it. */
+function rescueMs(stderr: string): number | undefined {
+  const m = /kept in the rescue file ([\d.]+) ms after the provider's answer/.exec(stderr);
   return m ? Number(m[1]) : undefined;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
 describe.each(CASES)('a refresh stopped at random moments: $name', (c) => {
-  it(`SIGTERM, SIGINT and SIGKILL, ${RUNS} each: no sign-in lost to SIGTERM/SIGINT; SIGKILL losses printed, at most 1 in 5`, async () => {
+  it(`SIGTERM, SIGINT and SIGKILL, ${RUNS} each: no sign-in lost to SIGTERM/SIGINT; at most 1 in 50 to SIGKILL`, async () => {
     const wall0 = performance.now();
     const random = rng(SEED + CASES.indexOf(c) * 1000);
     const lanes = await Promise.all(Array.from({ length: LANES }, (_, i) => makeLane(c, i)));
@@ -239,6 +256,9 @@ describe.each(CASES)('a refresh stopped at random moments: $name', (c) => {
     for (const r of quiet) expect(r.code, r.stderr).toBe(0);
     const windows = quiet.map((r) => windowMs(r.stderr)).filter((x): x is number => x !== undefined);
     expect(windows.length).toBe(quiet.length);
+    // every rotated token went to the rescue file first, within a fraction of the store's window
+    const rescues = quiet.map((r) => rescueMs(r.stderr)).filter((x): x is number => x !== undefined);
+    expect(rescues.length, quiet.map((r) => r.stderr).join('\n')).toBe(quiet.length);
     // how long a refresh takes with all lanes at once and the token endpoint slowed, to spread
     // the signals over it
     const endpoint = c.provider === 'custom' ? 'custom.token' : 'token';
@@ -316,7 +336,8 @@ describe.each(CASES)('a refresh stopped at random moments: $name', (c) => {
     const inFlight = lost.filter((l) => l.inFlight).length;
     console.log(
       `[refresh-kill] ${c.name} (seed ${SEED}, ${RUNS} per signal, ${LANES} lanes): ` +
-        `window from answer to write: median ${median(windows).toFixed(1)} ms, max ${Math.max(...windows).toFixed(1)} ms ` +
+        `window from answer to rescue file: median ${median(rescues).toFixed(2)} ms, max ${Math.max(...rescues).toFixed(2)} ms; ` +
+        `to the store's write: median ${median(windows).toFixed(1)} ms, max ${Math.max(...windows).toFixed(1)} ms ` +
         `(${windows.length} runs one at a time); a refresh takes ${span.toFixed(0)} ms with ${LANES} at once; ` +
         `stopped by the signal: ${SIGNALS.map((s) => `${s} ${stopped[s]}`).join(', ')}; ` +
         `lost: ${SIGNALS.map((s) => `${s} ${count(s)}`).join(', ')}` +
@@ -328,12 +349,11 @@ describe.each(CASES)('a refresh stopped at random moments: $name', (c) => {
     expect(exits).toEqual([]);
     expect(count('SIGTERM')).toBe(0);
     expect(count('SIGINT')).toBe(0);
-    // SIGKILL: the issue's target is at most 1 loss in 50. It is printed above for every store and
-    // NOT asserted: on a loaded 2-core CI machine the keychain (a gnome-keyring round trip) and the
-    // custom provider lose 2 to 4 of 50 in some runs (issue 12 stays open for it). What is asserted
-    // is the regression bound: the store prepared before the request keeps losses far under what the
-    // old code lost (11 of 25 with a passphrase, 44%): at most 10 of 50.
-    expect(count('SIGKILL')).toBeLessThanOrEqual(Math.max(10, Math.floor(RUNS / 5)));
+    // SIGKILL: the issue's target, at most 1 loss in 50. The rotated token is in the rescue file
+    // a fraction of a millisecond after the answer has been read (the store's own write takes
+    // 10-90 ms with a keychain on a loaded machine); a kill before the answer left the provider is
+    // counted apart (no client can keep a token the provider burns and never delivers).
+    expect(count('SIGKILL')).toBeLessThanOrEqual(Math.max(1, Math.floor(RUNS / 50)));
     // the signals did land in the middle of refreshes, not only before or after them
     expect(stopped.SIGTERM + stopped.SIGINT + stopped.SIGKILL).toBeGreaterThan(RUNS);
   }, 900_000);
