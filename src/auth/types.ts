@@ -1,11 +1,12 @@
 /**
  * The provider-neutral contract between the commands (login, token, status, logout, import,
- * export), the mail code, and each identity provider (Microsoft via MSAL now; Google and
- * standards-based providers later behind the same interface).
+ * export), the mail code, and the token service (token-service.ts), which serves every provider
+ * (Microsoft through MSAL, Google, standards-based providers through openid-client).
  */
 import type { Readable } from 'node:stream';
 import type { LockFn } from '../config/store.js';
 import type { SecretStore } from '../secrets/types.js';
+import type { SignInUi } from './grant.js';
 
 /**
  * The terminal as auth sees it: where sign-in prompts and progress go (stderr, redacted), debug
@@ -29,6 +30,8 @@ export interface AuthDeps {
   lock: LockFn;
   /** The profile's secret store (token cache, client secret, certificate). */
   store: SecretStore;
+  /** What a sign-in shows a person (src/cli/signin/); needed by `login` only. */
+  ui?: SignInUi;
 }
 
 export type LoginMethod = 'browser' | 'device' | 'client-credentials';

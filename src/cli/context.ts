@@ -11,6 +11,7 @@ import type { SecretStore } from '../secrets/types.js';
 import type { TokenSource } from '../mail/token-source.js';
 import { ConfigError } from '../errors/index.js';
 import type { Io } from './io.js';
+import { TerminalSignIn } from './signin/index.js';
 
 export interface GlobalOptions {
   profile?: string;
@@ -23,12 +24,15 @@ export class Context {
   readonly paths: Paths;
   readonly config: ConfigStore;
   readonly profiles: Profiles;
+  /** What a sign-in shows on the terminal (auth's SignInUi). */
+  readonly signIn: TerminalSignIn;
   private stores = new Map<string, Promise<SecretStore>>();
 
   constructor(
     readonly io: Io,
     readonly env: NodeJS.ProcessEnv,
   ) {
+    this.signIn = new TerminalSignIn(io, env);
     this.paths = resolvePaths(env);
     this.config = new ConfigStore(this.paths, this.lock);
     this.profiles = new Profiles(this.config, (p) => this.secretsFor(p));

@@ -61,8 +61,8 @@ export async function fastPath(argv: readonly string[], deps: FastDeps): Promise
     // a config without its ID yet, or a keychain item still under its older name: the full CLI
     // makes the ID and moves the item
     if (store.kind === 'keychain' && !config.id) return undefined;
-    const { MicrosoftProvider } = await import('../auth/microsoft.js');
-    const provider = new MicrosoftProvider(profileName, profile, {
+    const { providerFor } = await import('../auth/index.js');
+    const provider = await providerFor(profileName, profile, {
       io,
       env: deps.env,
       store,

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { waitText } from '../../src/auth/browser.js';
+import { waitText } from '../../src/cli/signin/browser.js';
 
 describe('the sign-in wait as printed', () => {
   it('--timeout 15 reads "15 s", not "1 min"; long waits in minutes', () => {

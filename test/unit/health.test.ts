@@ -11,8 +11,8 @@ import {
   thresholdsFrom,
   type HealthInput,
 } from '../../src/auth/health.js';
-import { parsePasted } from '../../src/auth/microsoft.js';
-import { sshGuidance } from '../../src/auth/remote.js';
+import { parsePasted } from '../../src/auth/pasted.js';
+import { sshGuidance } from '../../src/cli/signin/remote.js';
 import { entraError } from '../../src/auth/errors/aadsts.js';
 import { adviseSmtpReply } from '../../src/mail/smtp-replies.js';
 import type { Profile } from '../../src/config/schema.js';

@@ -60,7 +60,7 @@ Order of fallbacks when a step is impossible: browser (with a display) → devic
         throw new UsageError('--device and --browser/--no-browser exclude each other', { code: 'bad_usage' });
       }
       const { resolveProvider } = await import('../../auth/index.js');
-      const { hasDisplay } = await import('../../auth/browser.js');
+      const { hasDisplay } = await import('../signin/browser.js');
       const { name, profile, provider } = await resolveProvider(
         ctx,
         nameArg ?? (program.opts().profile as string | undefined),
@@ -112,7 +112,7 @@ Order of fallbacks when a step is impossible: browser (with a display) → devic
       if (method === 'browser' && !hasDisplay(ctx.env)) openBrowser = false;
       if (method === 'browser' && !opts.paste && ctx.env.SSH_CONNECTION && !hasDisplay(ctx.env)) {
         // remote session: the loopback redirect lands on the person's computer, not here
-        const { sshGuidance } = await import('../../auth/remote.js');
+        const { sshGuidance } = await import('../signin/remote.js');
         for (const l of sshGuidance(name, profile, ctx.env)) io.err(l);
       }
 

@@ -51,7 +51,7 @@ export function openBrowser(
 
 /**
  * Show the sign-in URL on stderr, opening the system browser first when asked; then say how long
- * we wait. Used by every provider's browser sign-in.
+ * we wait. Used by the sign-in UI (index.ts) for every provider.
  */
 export async function presentSignInUrl(
   io: { err(text: string): void },

@@ -3,12 +3,12 @@
  * MSAL. `oauthmail token` on a valid cached token then costs a secret-store read and a JSON
  * parse, not MSAL's module graph (DESIGN: keep `token` close to bare `node` start-up).
  *
- * Only reads. Every write goes through MSAL (the ICachePlugin in microsoft.ts), so the format
+ * Only reads. Every write goes through MSAL (the ICachePlugin in microsoft/app.ts), so the format
  * stays MSAL's. The schema is MSAL's "unified cache" shared by all MSAL libraries:
  * AccessToken entries carry `secret`, `target` (space-separated scopes), `expires_on`
  * (epoch seconds as a string), `client_id`, `home_account_id` ("" for app-only tokens).
  */
-import { registerSecret } from '../util/redact.js';
+import { registerSecret } from '../../util/redact.js';
 
 interface Entry {
   home_account_id?: string;

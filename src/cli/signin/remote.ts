@@ -4,7 +4,7 @@
  * forward the loopback port with `ssh -L` (RFC 8252 loopback redirect, fixed port), or use
  * `--paste`, or a device code where the provider allows it.
  */
-import type { Profile } from '../config/schema.js';
+import type { Profile } from '../../config/schema.js';
 
 export function isRemoteSession(env: NodeJS.ProcessEnv): boolean {
   return !!(env.SSH_CONNECTION || env.SSH_TTY) && !env.DISPLAY && !env.WAYLAND_DISPLAY;
