@@ -358,3 +358,41 @@ describe.each(CASES)('a refresh stopped at random moments: $name', (c) => {
     expect(stopped.SIGTERM + stopped.SIGINT + stopped.SIGKILL).toBeGreaterThan(RUNS);
   }, 900_000);
 });
+
+describe('a stop asked for during the refresh request', () => {
+  it.each(['SIGTERM', 'SIGINT'] as const)(
+    '%s while the token request is at the provider: the answer is stored, then exit 130/143 (not 0, and not a lost sign-in)',
+    async (sig) => {
+      const c = CASES[1]!; // plain file store
+      const lane = await makeLane(c, 0);
+      expect(
+        (await t.admin('faults', { endpoint: 'token', grantType: 'refresh_token', delayMs: 1500, times: 1 }))
+          .status,
+      ).toBe(200);
+      const before = await storedRefreshToken(c, lane);
+      const child = spawn(process.execPath, [BIN, 'token', lane.profile, '--force-refresh', '--verbose'], {
+        env: lane.h.env,
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      child.stdin.end();
+      let stderr = '';
+      let stdout = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+      // the IdP holds the request 1.5 s: signal once it is there
+      for (let i = 0; !(await t.admin('refresh-token', { token: before })).json.pending; i++) {
+        expect(i, `the refresh request did not reach the IdP\n${stderr}`).toBeLessThan(1000);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      child.kill(sig);
+      const code = await exited;
+      expect(code, stderr).toBe(sig === 'SIGTERM' ? 143 : 130);
+      expect(stdout).toBe(''); // stopped: no token printed
+      const after = await storedRefreshToken(c, lane);
+      expect(after).not.toBe(before); // the rotated token was stored
+      expect((await live(after)).live).toBe(true);
+    },
+    120_000,
+  );
+});
