@@ -5,7 +5,7 @@
 import { ConfigError, UsageError } from '../errors/index.js';
 import type { SecretKind, SecretStore } from '../secrets/types.js';
 import { SECRET_KINDS } from '../secrets/types.js';
-import { applySetting } from './fields.js';
+import { applySetting } from './derive.js';
 import { defaultsFor, scopesFor } from './presets.js';
 import {
   type Config,
@@ -185,10 +185,10 @@ export class Profiles {
     for (const kind of moved) await secrets.delete(from, kind);
   }
 
-  /** Remove a profile and its secrets. Returns the secret kinds deleted. */
   /**
-   * Remove a profile and its secrets. A keychain this session cannot reach does not stop it: the
-   * profile goes, and `notRemoved` says why its keychain items stay.
+   * Remove a profile and its secrets; `deleted` names the secret kinds removed. A keychain this
+   * session cannot reach does not stop it: the profile goes, and `notRemoved` says why its
+   * keychain items stay.
    */
   async remove(name: string): Promise<{ deleted: SecretKind[]; notRemoved?: string }> {
     checkName(name);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applySetting } from '../../src/config/fields.js';
+import { applySetting } from '../../src/config/derive.js';
 import { buildProfile, editProfile } from '../../src/config/profiles.js';
 import { microsoftAuthority, scopesFor } from '../../src/config/presets.js';
 import { isEmail, isMailbox, validateProfile } from '../../src/config/schema.js';
