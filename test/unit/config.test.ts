@@ -128,6 +128,14 @@ describe('validation names the field and the fix', () => {
     expect(isMailbox('Alice <alice@contoso.test>\r\nBcc: x@y.z')).toBe(false);
   });
 
+  it('an unknown capability is named as such, not as a broken scope list', () => {
+    // before the field table, scopes were checked first and the recomputed list held `undefined`
+    const p = buildProfile([['clientId', MS_ID]]);
+    expect(() => editProfile(p, [['capabilities', 'send,write']])).toThrow(
+      /^capabilities must be one of: send, read \(got "write"\)$/,
+    );
+  });
+
   it('refuses unknown fields in a stored profile', () => {
     const p = buildProfile([['clientId', MS_ID]]);
     expect(() => validateProfile({ ...p, colour: 'red' })).toThrow(/unknown field "colour"/);
