@@ -83,6 +83,13 @@ export const FLAGS: readonly FlagSpec[] = (() => {
 
 const norm = (k: string) => k.toLowerCase().replace(/[-_.]/g, '');
 
+/** True when two spellings name one key (`client-id`, `clientId`). */
+export const sameKey = (a: string, b: string) => norm(a) === norm(b);
+
+/** True when the settings give `key`, however it is spelled. */
+export const givesKey = (settings: ReadonlyArray<readonly [string, unknown]>, key: string) =>
+  settings.some(([k]) => sameKey(k, key));
+
 export function findKey(key: string): KeySpec | undefined {
   const n = norm(key);
   return KEYS.find((f) => norm(f.key) === n);

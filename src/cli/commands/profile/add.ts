@@ -3,7 +3,8 @@ import type { Command } from 'commander';
 import type { Setting } from '../../../config/profiles.js';
 import { UsageError } from '../../../errors/index.js';
 import type { Context } from '../../context.js';
-import { addKeyFlags, type Flags, gives, needName, settingsFrom } from './flags.js';
+import { givesKey } from '../../../config/derive.js';
+import { addKeyFlags, type Flags, needName, settingsFrom } from './flags.js';
 import { needsSecret, readClientSecret, readSecretFile, storeSecret } from './secrets.js';
 
 export interface AddOptions {
@@ -30,7 +31,7 @@ export function addOptions([name]: string[], flags: Flags): AddOptions {
 export async function runAdd(o: AddOptions, ctx: Context): Promise<void> {
   const { name } = o;
   const settings = [...o.settings];
-  if (ctx.io.interactive && !gives(settings, 'clientid')) {
+  if (ctx.io.interactive && !givesKey(settings, 'clientId')) {
     const { runWizard } = await import('../../wizard.js');
     settings.unshift(...(await runWizard(ctx.io, settings, name)));
   }

@@ -63,10 +63,6 @@ export function settingsFrom(flags: Flags): Setting[] {
   return out;
 }
 
-/** True when the settings give `key` (matched as --set matches keys). */
-export const gives = (settings: readonly Setting[], key: string) =>
-  settings.some(([k]) => k.toLowerCase().replace(/[-_]/g, '') === key.toLowerCase());
-
 /** A NAME argument (commander requires it; the options functions are also called directly). */
 export function needName(name: string | undefined, sub: string): string {
   if (!name) throw new UsageError(`profile ${sub} needs a profile NAME`, { code: 'bad_usage' });
