@@ -202,6 +202,31 @@ export function num(min: number, max: number): Codec<number> {
   };
 }
 
+/** true or false; given as true/false, yes/no, on/off or 1/0. */
+export function bool(): Codec<boolean> {
+  const words: Record<string, boolean> = {
+    true: true,
+    yes: true,
+    on: true,
+    1: true,
+    false: false,
+    no: false,
+    off: false,
+    0: false,
+  };
+  return {
+    kind: 'boolean',
+    check(v, path) {
+      if (typeof v !== 'boolean') throw new Invalid(path, `${path} must be true or false`);
+    },
+    parse(raw, key) {
+      const b = words[raw.trim().toLowerCase()];
+      if (b === undefined) throw badValue(`${key} must be true or false (got ${JSON.stringify(raw)})`);
+      return b;
+    },
+  };
+}
+
 /** A list of strings, each checked (the complaint names the item); given as "a,b c". */
 export function list<T extends string = string>(
   each: (s: string, path: string) => string | undefined,

@@ -20,6 +20,7 @@ import { keysOptions, runKeys } from '../../src/cli/commands/profile/keys.js';
 import { removeOptions, renameOptions, useOptions } from '../../src/cli/commands/profile/manage.js';
 import { secretOptions } from '../../src/cli/commands/profile/secret.js';
 import { showOptions } from '../../src/cli/commands/profile/show.js';
+import { bool } from '../../src/config/codecs.js';
 import { applySetting, FLAGS, KEYS, showRows, validateProfile } from '../../src/config/derive.js';
 import { PROFILE_FIELDS } from '../../src/config/fields.js';
 import { buildProfile } from '../../src/config/profiles.js';
@@ -303,6 +304,7 @@ describe('the field table reaches every place', () => {
       intlist: '500 503',
       hostport: 'mail.example.com:2525',
       map: 'a=1',
+      boolean: 'yes',
     };
     for (const k of KEYS) {
       const d = structuredClone(base) as unknown as Record<string, unknown>;
@@ -319,6 +321,15 @@ describe('the field table reaches every place', () => {
         new RegExp(`^${key}`),
       );
     }
+  });
+
+  it('has a boolean value ready for keys such as saveToSentItems', () => {
+    const c = bool();
+    expect(c.parse!('Yes', 'k', undefined)).toBe(true);
+    expect(c.parse!('off', 'k', undefined)).toBe(false);
+    expect(() => c.parse!('maybe', 'k', undefined)).toThrow(/^k must be true or false \(got "maybe"\)$/);
+    expect(() => c.check('true', 'k')).toThrow(/^k must be true or false$/);
+    expect(() => c.check(false, 'k')).not.toThrow();
   });
 
   it('show hides only the keys the table hides', () => {
