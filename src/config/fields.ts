@@ -1,11 +1,11 @@
 /**
  * THE profile field table. Each key of a profile is one entry: its value (codec), whether it is
  * required, its help, the providers it applies to, its `profile add`/`edit` flag and how
- * `profile show` prints it. From this table come the Profile type (inferred), the validation of
- * a profile read from the file (validate.ts), `--set`/`--unset` and `profile keys` (keys.ts), and
- * the flags of `profile add`/`edit` and the rows of `profile show` (src/cli/commands/profile/).
- * Entries are checked, listed and shown in this order. A rule that ties keys together (a
- * Microsoft clientId is a GUID) is in RULES below the table.
+ * `profile show` prints it. The Profile type is inferred from it; derive.ts turns it into the
+ * validation of a profile, the keys `--set`/`--unset` take (and `profile keys` lists), the
+ * flags of `profile add`/`edit` and the rows of `profile show`. Entries are checked, listed and
+ * shown in this order. A rule that ties keys together (a Microsoft clientId is a GUID) is in
+ * RULES below the table.
  */
 import {
   type Codec,
