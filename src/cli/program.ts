@@ -6,7 +6,7 @@
 import { Command, Option } from 'commander';
 import { EXIT_CODE_TABLE, UsageError } from '../errors/index.js';
 import type { Context } from './context.js';
-import { registerProfile } from './commands/profile.js';
+import { registerProfile } from './commands/profile/index.js';
 import { registerMailboxes } from './commands/mailboxes.js';
 import { registerList } from './commands/list.js';
 import { registerFetch } from './commands/fetch.js';

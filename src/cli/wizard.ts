@@ -2,17 +2,15 @@
  * The `profile add` wizard: asks, on a terminal, for what the flags did not give.
  * Returns settings; validation happens afterwards exactly as for flags.
  */
+import { givesKey as has, sameKey } from '../config/derive.js';
 import type { Setting } from '../config/profiles.js';
 import { UsageError } from '../errors/index.js';
 import type { Io } from './io.js';
 
-const has = (settings: readonly Setting[], key: string) =>
-  settings.some(([k]) => k.toLowerCase().replace(/[-_]/g, '') === key.toLowerCase());
-
 export async function runWizard(io: Io, given: readonly Setting[], name = 'NAME'): Promise<Setting[]> {
   const out: Setting[] = [];
   io.err('Creating a profile. Press Enter to accept the [default].');
-  let provider = given.find(([k]) => k === 'provider')?.[1];
+  let provider = given.find(([k]) => sameKey(k, 'provider'))?.[1];
   if (!provider) {
     provider = await io.prompt('Provider (microsoft, google, custom)', 'microsoft');
     out.push(['provider', provider]);
@@ -35,7 +33,7 @@ export async function runWizard(io: Io, given: readonly Setting[], name = 'NAME'
     !(await io.confirm('Is the app already registered (do you have its client ID)?', true))
   ) {
     const { renderGuide } = await import('../diagnose/guide.js');
-    const tenant = [...given, ...out].find(([k]) => k === 'tenant')?.[1];
+    const tenant = [...given, ...out].find(([k]) => sameKey(k, 'tenant'))?.[1];
     io.err('\n' + renderGuide({ name, profile: { provider, ...(tenant ? { tenant } : {}) } }));
     io.err(
       `Register the app as above (later: oauthmail guide ${name} shows it with all of the profile's values), then enter its ID.`,

@@ -1,229 +1,306 @@
 /**
- * Settable profile keys: `profile add --set key=value`, `profile edit NAME --set key=value`,
- * `--unset key`, and the flags that are sugar for them. A key is matched case-insensitively
- * with dashes and underscores ignored, so `client-id`, `client_id` and `clientId` are one key.
- * Values are coerced here (numbers, lists, host:port); the whole profile is validated by the
- * schema afterwards, so a value is checked both on its own and in context.
+ * THE profile field table. Each key of a profile is one entry: its value (codec), whether it is
+ * required, its help, the providers it applies to, its `profile add`/`edit` flag and how
+ * `profile show` prints it. The Profile type is inferred from it; derive.ts turns it into the
+ * validation of a profile, the keys `--set`/`--unset` take (and `profile keys` lists), the
+ * flags of `profile add`/`edit` and the rows of `profile show`. Entries are checked, listed and
+ * shown in this order. A rule that ties keys together (a Microsoft clientId is a GUID) is in
+ * RULES below the table.
  */
-import { UsageError } from '../errors/index.js';
-import type { Profile } from './schema.js';
+import {
+  type Codec,
+  type Field,
+  group,
+  httpsUrl,
+  int,
+  intList,
+  Invalid,
+  list,
+  listOf,
+  num,
+  oneOf,
+  opt,
+  req,
+  server,
+  type Shape,
+  stringMap,
+  text,
+} from './codecs.js';
+import {
+  CAPABILITIES,
+  CLIENT_TYPES,
+  FLOWS,
+  GUID_RE,
+  HAS_CRLF,
+  IMAP_SECURITY,
+  isEmail,
+  isIsoDate,
+  isMailbox,
+  isTenant,
+  PROMPTS,
+  PROVIDERS,
+  type Provider,
+  QUEUE_MODES,
+  RESERVED_AUTH_PARAMS,
+  RETRY_MODES,
+  SASL,
+  SMTP_SECURITY,
+  STORAGE,
+  TOKEN_ENDPOINT_AUTH,
+} from './values.js';
 
-type Draft = Record<string, unknown>;
+const MS = ['microsoft'] as const;
+const CUSTOM = ['custom'] as const;
+const OAUTH = ['google', 'custom'] as const;
 
-type Kind = 'string' | 'int' | 'number' | 'list' | 'intlist' | 'hostport' | 'map';
+/** An https:// endpoint of the identity provider. */
+const url = (providers: readonly Provider[], help: string, spec: Omit<Field<string>, 'type' | 'required'>) =>
+  opt(httpsUrl(), { help, providers, ...spec });
 
-interface FieldSpec {
-  key: string;
-  kind: Kind;
-  help: string;
-}
+const mailbox = (path: string, s: string) =>
+  isMailbox(s) ? undefined : `${path} must be an address like name@example.com or "Name <name@example.com>"`;
 
-export const FIELDS: readonly FieldSpec[] = [
-  { key: 'provider', kind: 'string', help: 'microsoft, google or custom' },
-  { key: 'tenant', kind: 'string', help: 'Microsoft tenant: ID, domain, common, organizations, consumers' },
-  { key: 'authority', kind: 'string', help: 'Microsoft authority URL (sovereign clouds, test providers)' },
-  { key: 'issuer', kind: 'string', help: 'custom provider issuer URL (discovery)' },
-  { key: 'authorizationEndpoint', kind: 'string', help: 'authorization endpoint URL' },
-  { key: 'tokenEndpoint', kind: 'string', help: 'token endpoint URL' },
-  { key: 'deviceEndpoint', kind: 'string', help: 'device authorization endpoint URL (RFC 8628)' },
-  { key: 'revocationEndpoint', kind: 'string', help: 'token revocation endpoint URL (RFC 7009)' },
-  { key: 'clientId', kind: 'string', help: 'application (client) ID' },
-  { key: 'clientType', kind: 'string', help: 'public, secret or certificate' },
-  { key: 'certificateThumbprint', kind: 'string', help: 'thumbprint of the app certificate (hex)' },
-  { key: 'tokenEndpointAuth', kind: 'string', help: 'client_secret_basic or client_secret_post (custom)' },
-  { key: 'flow', kind: 'string', help: 'browser, device, client-credentials or service-account' },
-  { key: 'redirectUri', kind: 'string', help: 'fixed redirect URI registered for the app' },
-  { key: 'redirectPort', kind: 'int', help: 'fixed loopback port for the redirect' },
+const redirectUri: Codec<string> = text((s) => {
+  try {
+    const u = new URL(s);
+    if (u.protocol === 'http:' || u.protocol === 'https:') return undefined;
+  } catch {
+    // fall through
+  }
+  return 'redirectUri must be a URL like http://localhost:53682/';
+});
+
+const authParams = stringMap((k, v, path) => {
+  if (!/^[A-Za-z][A-Za-z0-9_.-]{0,63}$/.test(k)) {
+    throw new Invalid(
+      path,
+      `authorization parameter name ${JSON.stringify(k.slice(0, 70))} is invalid: use letters, digits, _ . - (up to 64)`,
+    );
+  }
+  if (RESERVED_AUTH_PARAMS.has(k)) {
+    throw new Invalid(
+      `${path}.${k}`,
+      `authorization parameter ${k} is set by oauthmail itself (${k === 'scope' ? 'use the profile key scopes' : 'it carries the sign-in protection or the app identity'})`,
+    );
+  }
+  if (typeof v !== 'string' || HAS_CRLF.test(v)) {
+    throw new Invalid(`${path}.${k}`, `${path}.${k} must be a one-line string`);
+  }
+});
+
+const retry = group(
   {
-    key: 'timeout',
-    kind: 'int',
+    mode: req(oneOf(RETRY_MODES)),
+    statusCodes: opt(intList(100, 599, 'status codes'), { help: 'status codes to retry with mode status' }),
+    maxAttempts: req(int(1, 20), { help: 'attempts in all, 1-20' }),
+    initialDelayMs: req(int(0, 600_000), { help: 'first wait in milliseconds' }),
+    multiplier: req(num(1, 10), { help: 'factor applied to the wait after each try' }),
+    maxDelayMs: req(int(0, 3_600_000), { help: 'longest wait in milliseconds' }),
+  },
+  (path) => `${path} must be an object (mode, maxAttempts, initialDelayMs, multiplier, maxDelayMs)`,
+);
+
+export const PROFILE_FIELDS = {
+  provider: req(oneOf(PROVIDERS), {
+    flag: 'microsoft, google or custom (default: microsoft)',
+  }),
+  tenant: opt(
+    text((s) =>
+      isTenant(s)
+        ? undefined
+        : 'tenant must be a tenant ID (GUID), a domain like contoso.com, common, organizations or consumers',
+    ),
+    {
+      help: 'Microsoft tenant: ID, domain, common, organizations, consumers',
+      providers: MS,
+      flag: 'Microsoft tenant: ID, domain, common, organizations (default), consumers',
+    },
+  ),
+  authority: url(MS, 'Microsoft authority URL (sovereign clouds, test providers)', {
+    flag: 'authority URL (sovereign clouds, test identity providers)',
+  }),
+  issuer: url(CUSTOM, 'custom provider issuer URL (discovery)', {
+    flag: 'custom provider: issuer URL with discovery',
+  }),
+  authorizationEndpoint: url(OAUTH, 'authorization endpoint URL', {
+    flag: 'custom provider: authorization endpoint URL',
+  }),
+  tokenEndpoint: url(OAUTH, 'token endpoint URL', { flag: 'custom provider: token endpoint URL' }),
+  deviceEndpoint: url(CUSTOM, 'device authorization endpoint URL (RFC 8628)', {
+    flag: 'custom provider: device authorization endpoint URL',
+  }),
+  revocationEndpoint: url(OAUTH, 'token revocation endpoint URL (RFC 7009)', { show: false }),
+  clientId: req(
+    text((s) => (s.trim() ? undefined : 'clientId must not be empty')),
+    {
+      help: 'application (client) ID',
+      flag: 'application (client) ID of the app registration',
+    },
+  ),
+  clientType: req(oneOf(CLIENT_TYPES), {
+    flag: 'public (default), secret or certificate',
+  }),
+  certificateThumbprint: opt(
+    text((s) =>
+      /^[0-9A-Fa-f]{40}$|^[0-9A-Fa-f]{64}$/.test(s)
+        ? undefined
+        : "certificateThumbprint must be the certificate's SHA-1 (40 hex digits) or SHA-256 (64) thumbprint",
+    ),
+    {
+      help: 'thumbprint of the app certificate (hex)',
+      providers: MS,
+      flag: { name: 'thumbprint', help: 'certificate thumbprint (clientType certificate)' },
+    },
+  ),
+  tokenEndpointAuth: opt(oneOf(TOKEN_ENDPOINT_AUTH), {
+    help: 'client_secret_basic or client_secret_post (custom)',
+    providers: CUSTOM,
+    show: false,
+  }),
+  flow: req(oneOf(FLOWS), {
+    flag: 'browser (default), device, client-credentials or service-account',
+  }),
+  redirectUri: opt(redirectUri, {
+    help: 'fixed redirect URI registered for the app',
+    flag: true,
+  }),
+  redirectPort: opt(int(1, 65535), {
+    help: 'fixed loopback port for the redirect',
+    flag: true,
+  }),
+  timeout: opt(int(1, 3600), {
     help: 'seconds an SMTP attempt waits on a silent server (default 30); send --timeout overrides',
-  },
-  { key: 'scopes', kind: 'list', help: 'scopes, separated by commas or spaces' },
-  { key: 'capabilities', kind: 'list', help: 'send, read (picks the scopes)' },
-  { key: 'prompt', kind: 'string', help: 'select_account, login, consent or none' },
-  { key: 'loginHint', kind: 'string', help: 'account to pre-fill at sign-in' },
-  { key: 'domainHint', kind: 'string', help: 'domain hint for the sign-in page' },
-  { key: 'authParams', kind: 'map', help: 'extra authorization parameters, authParams.NAME=VALUE' },
-  { key: 'user', kind: 'string', help: 'mailbox user (SASL user); may differ from the signed-in user' },
-  { key: 'from', kind: 'string', help: 'default From address' },
-  { key: 'replyTo', kind: 'string', help: 'default Reply-To address' },
-  { key: 'signature', kind: 'string', help: 'text appended to plain-text bodies' },
-  { key: 'smtp', kind: 'hostport', help: 'SMTP server as host:port' },
-  { key: 'smtp.host', kind: 'string', help: 'SMTP host' },
-  { key: 'smtp.port', kind: 'int', help: 'SMTP port' },
-  { key: 'smtp.security', kind: 'string', help: 'starttls, tls or none' },
-  { key: 'imap', kind: 'hostport', help: 'IMAP server as host:port' },
-  { key: 'imap.host', kind: 'string', help: 'IMAP host' },
-  { key: 'imap.port', kind: 'int', help: 'IMAP port' },
-  { key: 'imap.security', kind: 'string', help: 'tls, starttls or none' },
-  {
-    key: 'sasl',
-    kind: 'string',
+    show: false,
+  }),
+  capabilities: req(listOf(CAPABILITIES), {
+    help: 'send, read (picks the scopes)',
+    flag: 'send,read (default both): picks the scopes',
+  }),
+  scopes: req(
+    list((s) => (/^\S+$/.test(s) ? undefined : `scope ${JSON.stringify(s)} must not contain spaces`)),
+    {
+      help: 'scopes, separated by commas or spaces',
+      flag: 'explicit scopes, separated by commas or spaces',
+    },
+  ),
+  prompt: opt(oneOf(PROMPTS), { flag: true }),
+  loginHint: opt(text(), {
+    help: 'account to pre-fill at sign-in',
+    flag: true,
+  }),
+  domainHint: opt(text(), { help: 'domain hint for the sign-in page', providers: MS, show: false }),
+  authParams: opt(authParams, {
+    help: 'extra authorization parameters, authParams.NAME=VALUE',
+    show: false,
+    flag: {
+      name: 'auth-param',
+      help: 'extra authorization-request parameter, e.g. access_type=offline (repeatable; custom providers)',
+      repeat: { example: 'access_type=offline' },
+    },
+  }),
+  user: opt(
+    text((s) => (isEmail(s) ? undefined : 'user must be an email address like name@example.com')),
+    {
+      help: 'mailbox user (SASL user); may differ from the signed-in user',
+      flag: 'mailbox address (SASL user); may be a shared mailbox',
+    },
+  ),
+  from: opt(
+    text((s, path) => mailbox(path, s)),
+    { help: 'default From address', flag: 'default From: address' },
+  ),
+  replyTo: opt(
+    text((s, path) => mailbox(path, s)),
+    { help: 'default Reply-To address', flag: 'default Reply-To: address' },
+  ),
+  signature: opt(
+    text((s) => (s.length <= 10_000 ? undefined : 'signature must be at most 10,000 characters'), true),
+    {
+      help: 'text appended to plain-text bodies',
+      format: (s) => (s ? `${s.split('\n')[0]}${s.includes('\n') ? ' …' : ''}` : undefined),
+    },
+  ),
+  smtp: opt(
+    server('SMTP', SMTP_SECURITY, 'smtp.example.com:587', (port) => (port === 465 ? 'tls' : 'starttls')),
+    {
+      help: 'SMTP server as host:port',
+      flag: 'SMTP server host:port (default from the provider)',
+    },
+  ),
+  imap: opt(
+    server('IMAP', IMAP_SECURITY, 'imap.example.com:993', (port) => (port === 143 ? 'starttls' : 'tls')),
+    {
+      help: 'IMAP server as host:port',
+      flag: 'IMAP server host:port (default from the provider)',
+    },
+  ),
+  sasl: req(oneOf(SASL), {
     help: 'auto (IMAP: OAUTHBEARER when offered, else XOAUTH2; SMTP: XOAUTH2), xoauth2 or oauthbearer',
-  },
-  { key: 'retry.mode', kind: 'string', help: 'none, any or status' },
-  { key: 'retry.statusCodes', kind: 'intlist', help: 'status codes to retry with mode status' },
-  { key: 'retry.maxAttempts', kind: 'int', help: 'attempts in all, 1-20' },
-  { key: 'retry.initialDelayMs', kind: 'int', help: 'first wait in milliseconds' },
-  { key: 'retry.multiplier', kind: 'number', help: 'factor applied to the wait after each try' },
-  { key: 'retry.maxDelayMs', kind: 'int', help: 'longest wait in milliseconds' },
-  { key: 'storage', kind: 'string', help: 'auto, keychain or file' },
-  { key: 'clientSecretExpires', kind: 'string', help: 'client secret expiry date, YYYY-MM-DD' },
-  {
-    key: 'queue',
-    kind: 'string',
+    flag: 'auto (default; IMAP prefers OAUTHBEARER when offered, SMTP uses XOAUTH2), xoauth2 or oauthbearer',
+  }),
+  retry: req(retry, {
+    format: (r) =>
+      r.mode === 'none'
+        ? 'none'
+        : `${r.mode}, ${r.maxAttempts} attempts, ${r.initialDelayMs} ms ×${r.multiplier} (max ${r.maxDelayMs} ms)`,
+  }),
+  storage: req(oneOf(STORAGE), {
+    flag: 'where secrets live: auto (default), keychain or file',
+  }),
+  clientSecretExpires: opt(
+    text((s) => (isIsoDate(s) ? undefined : 'clientSecretExpires must be a real date like 2027-06-30')),
+    {
+      help: 'client secret expiry date, YYYY-MM-DD',
+      flag: 'client secret expiry date, YYYY-MM-DD (warned 30 days ahead)',
+    },
+  ),
+  queue: opt(oneOf(QUEUE_MODES), {
     help: 'on (default) or off: sendmail keeps a message it cannot send now in the local queue',
-  },
+    show: false,
+  }),
+} as const;
+
+/** A profile as stored in config.json, inferred from the table. */
+export type Profile = Shape<typeof PROFILE_FIELDS>;
+export type RetryPolicy = Profile['retry'];
+
+export const DEFAULT_RETRY: RetryPolicy = {
+  mode: 'any',
+  maxAttempts: 4,
+  initialDelayMs: 1000,
+  multiplier: 2,
+  maxDelayMs: 30_000,
+};
+
+/** Rules between keys, checked in order once every key is valid on its own. */
+export const RULES: ReadonlyArray<(p: Profile) => Invalid | undefined> = [
+  (p) =>
+    p.provider === 'microsoft' && !GUID_RE.test(p.clientId)
+      ? new Invalid(
+          'clientId',
+          'clientId must be the Application (client) ID GUID from the app registration, like 00000000-0000-0000-0000-000000000000',
+        )
+      : undefined,
+  (p) =>
+    p.provider === 'custom' && !p.tokenEndpoint && !p.issuer
+      ? new Invalid(
+          'tokenEndpoint',
+          'a custom provider needs tokenEndpoint (and authorizationEndpoint) or an issuer with discovery',
+        )
+      : undefined,
+  (p) =>
+    p.flow === 'service-account' && p.provider !== 'google'
+      ? new Invalid('flow', 'flow service-account is for Google profiles only')
+      : undefined,
+  (p) =>
+    p.flow === 'client-credentials' && p.clientType === 'public'
+      ? new Invalid(
+          'clientType',
+          'flow client-credentials needs a confidential app: set clientType to secret or certificate',
+        )
+      : undefined,
+  (p) =>
+    p.clientType === 'certificate' && p.provider === 'microsoft' && !p.certificateThumbprint
+      ? new Invalid('certificateThumbprint', 'clientType certificate needs certificateThumbprint')
+      : undefined,
 ];
-
-const norm = (k: string) => k.toLowerCase().replace(/[-_.]/g, '');
-
-export function findField(key: string): FieldSpec | undefined {
-  const n = norm(key);
-  return FIELDS.find((f) => norm(f.key) === n);
-}
-
-function parseInt10(key: string, raw: string): number {
-  if (!/^\d{1,10}$/.test(raw.trim())) {
-    throw new UsageError(`${key} must be a whole number (got ${JSON.stringify(raw)})`, { code: 'bad_value' });
-  }
-  return Number(raw.trim());
-}
-
-function splitList(raw: string): string[] {
-  return raw
-    .split(/[,\s]+/)
-    .map((s) => s.trim())
-    .filter(Boolean);
-}
-
-function setPath(draft: Draft, path: string, value: unknown): void {
-  const parts = path.split('.');
-  let obj: Draft = draft;
-  for (const p of parts.slice(0, -1)) {
-    const next = obj[p];
-    if (typeof next !== 'object' || next === null) obj[p] = {};
-    obj = obj[p] as Draft;
-  }
-  const last = parts[parts.length - 1]!;
-  if (value === undefined) delete obj[last];
-  else obj[last] = value;
-}
-
-/** A copy of the authParams map without a prototype: `__proto__` or `constructor` are names like any other. */
-function paramMap(v: unknown): Record<string, string> {
-  return Object.assign(Object.create(null) as Record<string, string>, v ?? {});
-}
-
-/** Apply one `key=value` (value undefined: unset) to a draft profile. */
-export function applySetting(draft: Draft, key: string, value: string | undefined): void {
-  let field = findField(key);
-  let mapKey: string | undefined;
-  if (!field) {
-    const m = /^authparams?\.(.+)$/i.exec(key);
-    if (m) {
-      field = FIELDS.find((f) => f.key === 'authParams');
-      mapKey = m[1];
-    }
-  }
-  if (!field) {
-    throw new UsageError(`unknown profile key ${JSON.stringify(key)}`, {
-      code: 'unknown_key',
-      hint: 'run `oauthmail profile keys` to list the keys you can set',
-    });
-  }
-  if (value === undefined) {
-    if (field.kind === 'map' && mapKey) {
-      const map = paramMap(draft.authParams);
-      delete map[mapKey];
-      draft.authParams = map;
-    } else if (field.kind === 'hostport') {
-      setPath(draft, field.key, undefined);
-    } else {
-      setPath(draft, field.key, undefined);
-    }
-    return;
-  }
-  switch (field.kind) {
-    case 'string':
-      setPath(draft, field.key, value);
-      return;
-    case 'int':
-      setPath(draft, field.key, parseInt10(field.key, value));
-      return;
-    case 'number': {
-      const n = Number(value);
-      if (!Number.isFinite(n)) {
-        throw new UsageError(`${field.key} must be a number (got ${JSON.stringify(value)})`, {
-          code: 'bad_value',
-        });
-      }
-      setPath(draft, field.key, n);
-      return;
-    }
-    case 'list':
-      setPath(draft, field.key, splitList(value));
-      return;
-    case 'intlist':
-      setPath(
-        draft,
-        field.key,
-        splitList(value).map((v) => parseInt10(field.key, v)),
-      );
-      return;
-    case 'map': {
-      if (!mapKey) {
-        // authParams=k=v,k2=v2
-        const map = paramMap(undefined);
-        for (const pair of splitList(value)) {
-          const i = pair.indexOf('=');
-          if (i <= 0) {
-            throw new UsageError(`authParams must be NAME=VALUE pairs (got ${JSON.stringify(pair)})`, {
-              code: 'bad_value',
-            });
-          }
-          map[pair.slice(0, i)] = pair.slice(i + 1);
-        }
-        draft.authParams = map;
-      } else {
-        const map = paramMap(draft.authParams);
-        map[mapKey] = value;
-        draft.authParams = map;
-      }
-      return;
-    }
-    case 'hostport': {
-      const m = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(value.trim());
-      if (!m) {
-        throw new UsageError(
-          `${field.key} must be host:port, like smtp.example.com:587 (got ${JSON.stringify(value)})`,
-          {
-            code: 'bad_value',
-          },
-        );
-      }
-      const existing = (draft[field.key] as Record<string, unknown> | undefined) ?? {};
-      const port = Number(m[2]);
-      const security =
-        existing.security ??
-        (field.key === 'smtp' ? (port === 465 ? 'tls' : 'starttls') : port === 143 ? 'starttls' : 'tls');
-      draft[field.key] = { ...existing, host: m[1]!.replace(/^\[|\]$/g, ''), port, security };
-      return;
-    }
-  }
-}
-
-/** Parse "key=value" from argv. */
-export function parseAssignment(s: string): [string, string] {
-  const i = s.indexOf('=');
-  if (i <= 0) {
-    throw new UsageError(`--set takes key=value (got ${JSON.stringify(s)})`, {
-      code: 'bad_usage',
-      hint: 'example: oauthmail profile edit work --set smtp.port=587',
-    });
-  }
-  return [s.slice(0, i).trim(), s.slice(i + 1)];
-}
-
-export type { Profile };

@@ -5,7 +5,7 @@
 import { ConfigError, UsageError } from '../errors/index.js';
 import type { SecretKind, SecretStore } from '../secrets/types.js';
 import { SECRET_KINDS } from '../secrets/types.js';
-import { applySetting } from './fields.js';
+import { applySetting, givesKey, sameKey } from './derive.js';
 import { defaultsFor, scopesFor } from './presets.js';
 import {
   type Config,
@@ -41,7 +41,7 @@ const sameList = (a: readonly string[] | undefined, b: readonly string[]) =>
 
 /** Build a complete profile from settings over the provider's defaults. */
 export function buildProfile(settings: readonly Setting[]): Profile {
-  const providerSetting = [...settings].reverse().find(([k]) => k.toLowerCase() === 'provider');
+  const providerSetting = [...settings].reverse().find(([k]) => sameKey(k, 'provider'));
   const provider = providerSetting?.[1] ?? 'microsoft';
   if (!(PROVIDERS as readonly string[]).includes(provider)) {
     throw new UsageError(
@@ -54,8 +54,11 @@ export function buildProfile(settings: readonly Setting[]): Profile {
   const draft: Record<string, unknown> = { ...defaultsFor(provider as Profile['provider']) };
   for (const [k, v] of settings) applySetting(draft, k, v);
   // app-only flows always need a credential; default to a secret unless the user chose a type
-  const typeGiven = settings.some(([k]) => k.toLowerCase().replace(/[-_]/g, '') === 'clienttype');
-  if (!typeGiven && draft.clientType === 'public' && draft.flow === 'client-credentials')
+  if (
+    !givesKey(settings, 'clientType') &&
+    draft.clientType === 'public' &&
+    draft.flow === 'client-credentials'
+  )
     draft.clientType = 'secret';
   if (!Array.isArray(draft.scopes)) {
     draft.scopes = scopesFor(
@@ -94,8 +97,7 @@ export function editProfile(existing: Profile, settings: readonly Setting[]): Pr
   const draft = structuredClone(existing) as unknown as Record<string, unknown>;
   const before = scopesFor(existing.provider, existing.capabilities, existing.flow);
   for (const [k, v] of settings) applySetting(draft, k, v);
-  const setScopes = settings.some(([k]) => k.toLowerCase() === 'scopes');
-  if (!setScopes && sameList(existing.scopes, before)) {
+  if (!givesKey(settings, 'scopes') && sameList(existing.scopes, before)) {
     draft.scopes = scopesFor(
       draft.provider as Profile['provider'],
       (draft.capabilities as Profile['capabilities']) ?? [],
@@ -185,10 +187,10 @@ export class Profiles {
     for (const kind of moved) await secrets.delete(from, kind);
   }
 
-  /** Remove a profile and its secrets. Returns the secret kinds deleted. */
   /**
-   * Remove a profile and its secrets. A keychain this session cannot reach does not stop it: the
-   * profile goes, and `notRemoved` says why its keychain items stay.
+   * Remove a profile and its secrets; `deleted` names the secret kinds removed. A keychain this
+   * session cannot reach does not stop it: the profile goes, and `notRemoved` says why its
+   * keychain items stay.
    */
   async remove(name: string): Promise<{ deleted: SecretKind[]; notRemoved?: string }> {
     checkName(name);

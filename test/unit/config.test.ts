@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applySetting } from '../../src/config/fields.js';
+import { applySetting } from '../../src/config/derive.js';
 import { buildProfile, editProfile } from '../../src/config/profiles.js';
 import { microsoftAuthority, scopesFor } from '../../src/config/presets.js';
 import { isEmail, isMailbox, validateProfile } from '../../src/config/schema.js';
@@ -126,6 +126,14 @@ describe('validation names the field and the fix', () => {
     expect(isMailbox('Alice Example <alice@contoso.test>')).toBe(true);
     expect(isMailbox('"Ops, Team" <ops@contoso.test>')).toBe(true);
     expect(isMailbox('Alice <alice@contoso.test>\r\nBcc: x@y.z')).toBe(false);
+  });
+
+  it('an unknown capability is named as such, not as a broken scope list', () => {
+    // before the field table, scopes were checked first and the recomputed list held `undefined`
+    const p = buildProfile([['clientId', MS_ID]]);
+    expect(() => editProfile(p, [['capabilities', 'send,write']])).toThrow(
+      /^capabilities must be one of: send, read \(got "write"\)$/,
+    );
   });
 
   it('refuses unknown fields in a stored profile', () => {
