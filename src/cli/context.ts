@@ -1,6 +1,7 @@
 /**
- * The dependencies a command gets: I/O, paths, the config store, profile operations, secret
- * stores and the cross-process lock. Built once per run by main(); tests build their own.
+ * The dependencies a command gets: I/O, the environment, a clock, the run's interrupt (and its
+ * AbortSignal), paths, the config store, profile operations, secret stores and the
+ * cross-process lock. Built once per run by main(); tests build their own (Context.forTest).
  * Heavy or optional modules (the keychain, MSAL...) are imported only when first used.
  */
 import { resolvePaths, type Paths } from '../config/paths.js';
@@ -10,7 +11,8 @@ import { ConfigStore, type LockFn } from '../config/store.js';
 import type { SecretStore } from '../secrets/types.js';
 import type { TokenSource } from '../mail/token-source.js';
 import { ConfigError } from '../errors/index.js';
-import type { Io } from './io.js';
+import { Io } from './io.js';
+import { Interrupt } from '../util/interrupt.js';
 
 export interface GlobalOptions {
   profile?: string;
@@ -18,6 +20,12 @@ export interface GlobalOptions {
   verbose?: boolean;
   input?: boolean;
 }
+
+/** Time, for commands (tests pass their own). */
+export interface Clock {
+  now(): number;
+}
+export const systemClock: Clock = { now: () => Date.now() };
 
 export class Context {
   readonly paths: Paths;
@@ -28,10 +36,32 @@ export class Context {
   constructor(
     readonly io: Io,
     readonly env: NodeJS.ProcessEnv,
+    /** The run's SIGINT/SIGTERM rule (util/interrupt.ts); commands claim it to stop in order. */
+    readonly interrupt: Interrupt = new Interrupt({
+      exitNow: () => undefined,
+      unclaimed: () => undefined,
+    }),
+    readonly clock: Clock = systemClock,
   ) {
     this.paths = resolvePaths(env);
     this.config = new ConfigStore(this.paths, this.lock);
     this.profiles = new Profiles(this.config, (p) => this.secretsFor(p));
+  }
+
+  /** Aborted when the user asked the run to stop (a SIGINT/SIGTERM a command claimed). */
+  get signal(): AbortSignal {
+    return this.interrupt.signal;
+  }
+
+  /** A context on memory streams (Io.Test) for in-process tests; `interrupt.deliver` plays a signal. */
+  static forTest(env: NodeJS.ProcessEnv, o: { stdin?: string; tty?: boolean; clock?: Clock } = {}) {
+    const t = Io.Test({ env, ...(o.stdin !== undefined ? { stdin: o.stdin } : {}), tty: !!o.tty });
+    const did: string[] = [];
+    const interrupt = new Interrupt(
+      { exitNow: (c) => did.push(`exit ${c}`), unclaimed: (s) => did.push(`default ${s}`) },
+      (l) => t.io.err(l),
+    );
+    return { ctx: new Context(t.io, env, interrupt, o.clock ?? systemClock), ...t, interruptActions: did };
   }
 
   /** Cross-process lock on `name` (e.g. "config", "token-work"). */

@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { InterruptedError } from '../../src/errors/index.js';
 import { critical, interruptPending } from '../../src/util/critical.js';
+import { Interrupt, setActiveInterrupt } from '../../src/util/interrupt.js';
 
 const later = <T>(v: T, ms = 20) => new Promise<T>((r) => setTimeout(() => r(v), ms));
 
@@ -48,20 +49,24 @@ describe('critical', () => {
     expect(innerDone).toBe(true);
   });
 
-  it('a command that handles the signal itself keeps it: the section returns normally', async () => {
-    let seen = 0;
-    const own = () => seen++;
-    process.on('SIGTERM', own);
+  it('a command that claimed the signal keeps it: the section returns normally', async () => {
+    const it_ = Interrupt.forProcess();
+    setActiveInterrupt(it_);
+    const claim = it_.claim('stopping');
     try {
       const v = await critical(async () => {
         process.kill(process.pid, 'SIGTERM');
         return later('written', 50);
       });
       expect(v).toBe('written');
-      expect(seen).toBe(1);
+      expect(claim.by).toBe('SIGTERM');
+      expect(claim.signal.aborted).toBe(true);
     } finally {
-      process.off('SIGTERM', own);
+      claim.release();
+      setActiveInterrupt(undefined);
+      it_.dispose();
     }
+    expect(process.listenerCount('SIGTERM')).toBe(0);
   });
 
   it('without a signal: the value, and no listener left behind', async () => {

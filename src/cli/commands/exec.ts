@@ -75,15 +75,9 @@ Examples:
       ctx.io.debug(`running ${cmd} for profile ${name}`);
       const code = await new Promise<number>((resolve, reject) => {
         const child = spawn(cmd, args, { env, stdio: 'inherit' });
-        const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-        const forward = (s: NodeJS.Signals) => () => {
-          child.kill(s);
-        };
-        const handlers = signals.map((s) => [s, forward(s)] as const);
-        for (const [s, h] of handlers) process.on(s, h);
-        const cleanup = () => {
-          for (const [s, h] of handlers) process.off(s, h);
-        };
+        // SIGINT, SIGTERM, SIGHUP go to the child; we end when it does, with its code
+        const claim = ctx.interrupt.claim('', { forward: (s) => child.kill(s) });
+        const cleanup = () => claim.release();
         child.on('error', (e: NodeJS.ErrnoException) => {
           cleanup();
           if (e.code === 'ENOENT') {

@@ -89,20 +89,9 @@ Examples:
       // Ctrl-C / SIGTERM: stop reading, commit what is on disk, exit 130 / 143 (the shell's codes,
       // as for every interrupted command); a second one quits at once (nothing is lost either way:
       // what was not committed is downloaded again)
-      const abort = new AbortController();
-      let stoppedBy: 'SIGINT' | 'SIGTERM' | undefined;
-      const onSignal = (sig: 'SIGINT' | 'SIGTERM') => {
-        if (stoppedBy) process.exit(sig === 'SIGINT' ? 130 : 143);
-        stoppedBy = sig;
-        io.err(
-          'stopping: saving what has arrived (interrupt again to quit at once; nothing is lost either way)',
-        );
-        abort.abort();
-      };
-      const onInt = () => onSignal('SIGINT');
-      const onTerm = () => onSignal('SIGTERM');
-      process.on('SIGINT', onInt);
-      process.on('SIGTERM', onTerm);
+      const stop = ctx.interrupt.claim(
+        'stopping: saving what has arrived (interrupt again to quit at once; nothing is lost either way)',
+      );
       const tty = io.stderrIsTTY;
       let lastDraw = 0;
       try {
@@ -117,7 +106,7 @@ Examples:
           ...(flags.moveTo ? { moveTo: flags.moveTo } : {}),
           ...(flags.delete ? { delete: true } : {}),
           ...(batchSize ? { batchSize } : {}),
-          signal: abort.signal,
+          signal: stop.signal,
           warn: (m) => io.warn(m),
           debug: (m) => io.debug(m),
           onSaved: (m) => {
@@ -147,18 +136,17 @@ Examples:
           `fetch: ${summary.fetched} saved to ${flags.out} (${(summary.bytes / 1024 / 1024).toFixed(1)} MB, ${(summary.elapsedMs / 1000).toFixed(1)} s)` +
             `${summary.alreadySaved ? `, ${summary.alreadySaved} saved earlier` : ''}${acted.length ? `; ${acted.join(', ')}` : ''}`,
         );
-        if (stoppedBy) {
+        if (stop.by) {
           throw new InterruptedError(
-            stoppedBy,
-            `fetch stopped by ${stoppedBy}: ${summary.fetched} message(s) saved and recorded`,
+            stop.by,
+            `fetch stopped by ${stop.by}: ${summary.fetched} message(s) saved and recorded`,
             'run the same command again to continue (it also applies --mark-seen/--move-to/--delete to what was saved)',
           );
         }
       } finally {
-        process.off('SIGINT', onInt);
-        process.off('SIGTERM', onTerm);
+        stop.release();
         // interrupted: the connection may still be busy with the FETCH we stopped reading
-        if (stoppedBy) client.close();
+        if (stop.by) client.close();
         else await closeImap(client);
         if (ctx.env.OAUTHMAIL_DEBUG_RSS) {
           // for memory tests: the peak resident set size of this process, in KB. VmHWM, not

@@ -200,20 +200,10 @@ Batch lines: {"to": "...", "cc": [...], "subject": "...", "text": "...", "html":
           pool: true,
           maxConnections: conns,
         });
-        const stop = { stopped: false };
         // Ctrl-C / SIGTERM: finish the messages in flight, record them, exit 130 / 143 (as fetch)
-        let stoppedBy: 'SIGINT' | 'SIGTERM' | undefined;
-        const onSignal = (sig: 'SIGINT' | 'SIGTERM') => {
-          if (!stop.stopped)
-            io.err('stopping: finishing the messages in flight (interrupt again to quit at once)');
-          else process.exit(sig === 'SIGINT' ? 130 : 143);
-          stop.stopped = true;
-          stoppedBy = sig;
-        };
-        const onInt = () => onSignal('SIGINT');
-        const onTerm = () => onSignal('SIGTERM');
-        process.on('SIGINT', onInt);
-        process.on('SIGTERM', onTerm);
+        const stop = ctx.interrupt.claim(
+          'stopping: finishing the messages in flight (interrupt again to quit at once)',
+        );
         const failures: Array<{ exitCode: number }> = [];
         let lastDraw = 0;
         const tty = io.stderrIsTTY;
@@ -226,7 +216,7 @@ Batch lines: {"to": "...", "cc": [...], "subject": "...", "text": "...", "html":
               ...(msg.subject !== undefined ? { subject: msg.subject } : {}),
             },
             concurrency: conns * 2,
-            stopSignal: stop,
+            signal: stop.signal,
             onResult: (r) => {
               if (r.error) {
                 failures.push({ exitCode: r.error.exitCode });
@@ -256,11 +246,10 @@ Batch lines: {"to": "...", "cc": [...], "subject": "...", "text": "...", "html":
             `batch: ${summary.sent} sent, ${summary.failed} failed, ${summary.skipped} already sent, ` +
               `${summary.notAttempted} not attempted, of ${summary.total} (${(summary.elapsedMs / 1000).toFixed(1)} s, ${rate}/s)`,
           );
-          const err = batchOutcome(summary, failures, stoppedBy);
+          const err = batchOutcome(summary, failures, stop.by);
           if (err) throw err;
         } finally {
-          process.off('SIGINT', onInt);
-          process.off('SIGTERM', onTerm);
+          stop.release();
           client.close();
         }
         return;

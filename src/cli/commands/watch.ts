@@ -77,15 +77,8 @@ Examples:
       const { connectImap } = await import('../../mail/imap.js');
       const { watchMailbox } = await import('../../mail/watch.js');
       const opts = { ...imapOpts(ctx, flags), disableAutoIdle: true, socketTimeoutMs: 31 * 60_000 };
-      const stop: { stopped: boolean; wake?: () => void } = { stopped: false };
-      const onSignal = () => {
-        if (stop.stopped) process.exit(130);
-        stop.stopped = true;
-        io.err('stopping');
-        stop.wake?.();
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
+      // Ctrl-C / SIGTERM: finish the message in hand and end (exit 0); a second one quits at once
+      const stop = ctx.interrupt.claim('stopping');
       try {
         await watchMailbox((s) => connectImap(profile, s, opts), source, {
           mailbox: flags.mailbox,
@@ -101,7 +94,7 @@ Examples:
               }
             : {}),
           ...(flags.failedFolder ? { failedFolder: flags.failedFolder } : {}),
-          stop,
+          signal: stop.signal,
           env: ctx.env,
           warn: (m) => io.warn(m),
           info: (m) => io.err(m),
@@ -112,8 +105,7 @@ Examples:
           },
         });
       } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
+        stop.release();
       }
     });
 }
