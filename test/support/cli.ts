@@ -5,7 +5,8 @@
  * `node bin/oauthmail.js` child (for start-up, signals, kills, crashes and the child's own
  * environment). A call whose environment differs from this process's in a variable that Node,
  * OpenSSL or libsecret read from the real process (HOME, DBUS_SESSION_BUS_ADDRESS, TZ,
- * NODE_*...) spawns too, as does a call of another script (`bin`).
+ * NODE_*...) spawns too, as does a call of another script (`bin`). OAUTHMAIL_TEST_SPAWN=1 spawns
+ * every call (to compare, or to rule the in-process run out).
  */
 import { spawn } from 'node:child_process';
 import { Readable, Writable } from 'node:stream';
@@ -69,7 +70,12 @@ export function runCli(
   opts: RunOptions & { bin?: string } = {},
 ): Promise<CliResult> {
   const env = opts.env ?? process.env;
-  if (opts.spawn || (opts.bin !== undefined && opts.bin !== BIN) || needsOwnProcess(env))
+  if (
+    opts.spawn ||
+    process.env.OAUTHMAIL_TEST_SPAWN === '1' ||
+    (opts.bin !== undefined && opts.bin !== BIN) ||
+    needsOwnProcess(env)
+  )
     return spawnCli(args, opts);
   return runInProcess(args, env, opts);
 }
