@@ -74,10 +74,18 @@ export class Context {
    * Resolve a profile (explicit name, OAUTHMAIL_PROFILE, default) and the token source the mail
    * code uses for it: SASL user = the profile's mailbox user, tokens from its TokenProvider.
    */
-  async tokenSource(explicitName?: string): Promise<{ name: string; profile: Profile; source: TokenSource }> {
-    const { resolveProfileName } = await import('../config/store.js');
-    const config = await this.config.load();
-    const { name, profile } = resolveProfileName(config, explicitName, this.env);
+  async tokenSource(
+    explicitName?: string,
+    /** The profile already resolved from the config this run read (the config is not read again). */
+    resolved?: { name: string; profile: Profile },
+  ): Promise<{ name: string; profile: Profile; source: TokenSource }> {
+    const { name, profile } =
+      resolved ??
+      (await import('../config/store.js')).resolveProfileName(
+        await this.config.load(),
+        explicitName,
+        this.env,
+      );
     if (!profile.user) {
       throw new ConfigError(`profile ${name} has no mailbox user`, {
         code: 'no_user',

@@ -57,21 +57,14 @@ export function home(extra: NodeJS.ProcessEnv = {}): Home {
 
 /** `profile add NAME` for Microsoft with file storage (no network). */
 export async function addMicrosoft(h: Home, name: string, extra: string[] = []): Promise<void> {
-  const r = await h.run([
-    'profile',
-    'add',
-    name,
-    '--provider',
-    'microsoft',
-    '--client-id',
-    CLIENT_ID,
-    '--tenant',
-    'contoso.test',
-    '--user',
-    'alice@contoso.test',
-    '--storage',
-    'file',
-    ...extra,
-  ]);
+  const flags: Record<string, string> = {
+    provider: 'microsoft',
+    'client-id': CLIENT_ID,
+    tenant: 'contoso.test',
+    user: 'alice@contoso.test',
+    storage: 'file',
+  };
+  const args = Object.entries(flags).flatMap(([k, v]) => [`--${k}`, v]);
+  const r = await h.run(['profile', 'add', name, ...args, ...extra]);
   if (r.code !== 0) throw new Error(`profile add ${name}: exit ${r.code}\n${r.stderr}`);
 }
