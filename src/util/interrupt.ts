@@ -75,7 +75,10 @@ export class Interrupt {
       say,
     );
     for (const s of HANDLED_SIGNALS) {
-      const l = () => it.deliver(s);
+      // a handler of another module's own (not yet on claim()) keeps the signal, as before
+      const l = () => {
+        if (foreignListeners(s) === 0) it.deliver(s);
+      };
       listeners.set(s, l);
       process.on(s, l);
     }
@@ -171,6 +174,17 @@ export class Interrupt {
     this.uninstall?.();
     this.uninstall = undefined;
   }
+}
+
+/**
+ * Listeners on `sig` besides ours (one) and signal-exit's (proper-lockfile loads it to release
+ * locks; it stands aside while any other listener is there, and ends the process by the signal
+ * once it is alone: process.__signal_exit_emitter__.count is its own count of them).
+ */
+function foreignListeners(sig: HandledSignal): number {
+  const signalExit =
+    (process as { __signal_exit_emitter__?: { count?: number } }).__signal_exit_emitter__?.count ?? 0;
+  return Math.max(0, process.listenerCount(sig) - 1 - signalExit);
 }
 
 let active: Interrupt | undefined;

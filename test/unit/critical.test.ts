@@ -75,3 +75,21 @@ describe('critical', () => {
     expect(process.listenerCount('SIGTERM')).toBe(0);
   });
 });
+
+describe('critical beside a handler of its own', () => {
+  it('a listener installed by other code keeps the signal: the section returns normally', async () => {
+    let seen = 0;
+    const own = () => seen++;
+    process.on('SIGTERM', own);
+    try {
+      const v = await critical(async () => {
+        process.kill(process.pid, 'SIGTERM');
+        return later('written', 50);
+      });
+      expect(v).toBe('written');
+      expect(seen).toBe(1);
+    } finally {
+      process.off('SIGTERM', own);
+    }
+  });
+});
