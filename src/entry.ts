@@ -14,6 +14,7 @@ export async function run(argv: string[], deps: MainDeps = {}): Promise<number> 
     });
   }
   const full = {
+    ...deps,
     stdin: deps.stdin ?? process.stdin,
     stdout: deps.stdout ?? process.stdout,
     stderr: deps.stderr ?? process.stderr,

@@ -1,20 +1,33 @@
 /**
- * main(): builds the dependencies, runs the command line, and turns every error into a message
- * and an exit code. This is the only place that decides exit codes.
+ * main(): builds the dependencies (Context: io, env, clock, the run's interrupt), runs the
+ * command line, and turns every error that reaches it into a message and an exit code. Exit
+ * codes come from the error classes (src/errors/); the two that do not pass through here are a
+ * second SIGINT/SIGTERM while a command stops (util/interrupt.ts quits at once with 130/143)
+ * and a signal nobody claimed (the process ends by it, as by default).
+ *
+ * main() can run many times in one process (the in-process tests): state that lives in modules
+ * (registered secrets, warnings shown once) is reset when no other run is in flight.
  */
 import { CommanderError } from 'commander';
-import { Context } from './cli/context.js';
+import { Context, type Clock } from './cli/context.js';
 import { Io, type InStream, type OutStream } from './cli/io.js';
 import { buildProgram } from './cli/program.js';
 import { ExitCode, isOauthmailError } from './errors/index.js';
-import { redact } from './util/redact.js';
+import { clearRegisteredSecrets, redact } from './util/redact.js';
+import { activeInterrupt, Interrupt, setActiveInterrupt } from './util/interrupt.js';
 
 export interface MainDeps {
   stdin?: InStream;
   stdout?: OutStream;
   stderr?: OutStream;
   env?: NodeJS.ProcessEnv;
+  /** Default: this process's SIGINT/SIGTERM (Interrupt.forProcess) for the run. */
+  interrupt?: Interrupt;
+  clock?: Clock;
 }
+
+let inFlight = 0;
+let runs = 0;
 
 export async function main(argv: string[], deps: MainDeps = {}): Promise<number> {
   const env = deps.env ?? process.env;
@@ -25,14 +38,30 @@ export async function main(argv: string[], deps: MainDeps = {}): Promise<number>
     env,
     verbose: argv.includes('--verbose') || argv.includes('-v'),
   });
-  const ctx = new Context(io, env);
+  // a later run in the same process (tests) starts as a fresh process would
+  if (inFlight++ === 0 && runs++ > 0) await resetModuleState();
+  const interrupt = deps.interrupt ?? Interrupt.forProcess((l) => io.err(l));
+  const previous = activeInterrupt();
+  setActiveInterrupt(interrupt);
+  const ctx = new Context(io, env, interrupt, deps.clock);
   const program = buildProgram(ctx);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return ExitCode.OK;
   } catch (e) {
     return report(io, e);
+  } finally {
+    inFlight--;
+    setActiveInterrupt(previous);
+    if (!deps.interrupt) interrupt.dispose();
   }
+}
+
+/** What a fresh process starts with: no registered secrets, no warning shown yet. */
+async function resetModuleState(): Promise<void> {
+  clearRegisteredSecrets();
+  const { resetFallbackWarnings } = await import('./secrets/open.js');
+  resetFallbackWarnings();
 }
 
 function report(io: Io, e: unknown): number {

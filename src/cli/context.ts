@@ -1,6 +1,7 @@
 /**
- * The dependencies a command gets: I/O, paths, the config store, profile operations, secret
- * stores and the cross-process lock. Built once per run by main(); tests build their own.
+ * The dependencies a command gets: I/O, the environment, a clock, the run's interrupt (and its
+ * AbortSignal), paths, the config store, profile operations, secret stores and the
+ * cross-process lock. Built once per run by main(); tests build their own (Context.forTest).
  * Heavy or optional modules (the keychain, MSAL...) are imported only when first used.
  */
 import { resolvePaths, type Paths } from '../config/paths.js';
@@ -10,8 +11,9 @@ import { ConfigStore, type LockFn } from '../config/store.js';
 import type { SecretStore } from '../secrets/types.js';
 import type { TokenSource } from '../mail/token-source.js';
 import { ConfigError } from '../errors/index.js';
-import type { Io } from './io.js';
+import { Io } from './io.js';
 import { TerminalSignIn } from './signin/index.js';
+import { Interrupt } from '../util/interrupt.js';
 
 export interface GlobalOptions {
   profile?: string;
@@ -19,6 +21,12 @@ export interface GlobalOptions {
   verbose?: boolean;
   input?: boolean;
 }
+
+/** Time, for commands (tests pass their own). */
+export interface Clock {
+  now(): number;
+}
+export const systemClock: Clock = { now: () => Date.now() };
 
 export class Context {
   readonly paths: Paths;
@@ -31,11 +39,33 @@ export class Context {
   constructor(
     readonly io: Io,
     readonly env: NodeJS.ProcessEnv,
+    /** The run's SIGINT/SIGTERM rule (util/interrupt.ts); commands claim it to stop in order. */
+    readonly interrupt: Interrupt = new Interrupt({
+      exitNow: () => undefined,
+      unclaimed: () => undefined,
+    }),
+    readonly clock: Clock = systemClock,
   ) {
     this.signIn = new TerminalSignIn(io, env);
     this.paths = resolvePaths(env);
     this.config = new ConfigStore(this.paths, this.lock);
     this.profiles = new Profiles(this.config, (p) => this.secretsFor(p));
+  }
+
+  /** Aborted when the user asked the run to stop (a SIGINT/SIGTERM a command claimed). */
+  get signal(): AbortSignal {
+    return this.interrupt.signal;
+  }
+
+  /** A context on memory streams (Io.Test) for in-process tests; `interrupt.deliver` plays a signal. */
+  static forTest(env: NodeJS.ProcessEnv, o: { stdin?: string; tty?: boolean; clock?: Clock } = {}) {
+    const t = Io.Test({ env, ...(o.stdin !== undefined ? { stdin: o.stdin } : {}), tty: !!o.tty });
+    const did: string[] = [];
+    const interrupt = new Interrupt(
+      { exitNow: (c) => did.push(`exit ${c}`), unclaimed: (s) => did.push(`default ${s}`) },
+      (l) => t.io.err(l),
+    );
+    return { ctx: new Context(t.io, env, interrupt, o.clock ?? systemClock), ...t, interruptActions: did };
   }
 
   /** Cross-process lock on `name` (e.g. "config", "token-work"). */
@@ -48,10 +78,18 @@ export class Context {
    * Resolve a profile (explicit name, OAUTHMAIL_PROFILE, default) and the token source the mail
    * code uses for it: SASL user = the profile's mailbox user, tokens from its TokenProvider.
    */
-  async tokenSource(explicitName?: string): Promise<{ name: string; profile: Profile; source: TokenSource }> {
-    const { resolveProfileName } = await import('../config/store.js');
-    const config = await this.config.load();
-    const { name, profile } = resolveProfileName(config, explicitName, this.env);
+  async tokenSource(
+    explicitName?: string,
+    /** The profile already resolved from the config this run read (the config is not read again). */
+    resolved?: { name: string; profile: Profile },
+  ): Promise<{ name: string; profile: Profile; source: TokenSource }> {
+    const { name, profile } =
+      resolved ??
+      (await import('../config/store.js')).resolveProfileName(
+        await this.config.load(),
+        explicitName,
+        this.env,
+      );
     if (!profile.user) {
       throw new ConfigError(`profile ${name} has no mailbox user`, {
         code: 'no_user',

@@ -5,7 +5,7 @@
  * written to stderr goes through redact(), so a secret that slipped into a message is masked.
  */
 import { createInterface } from 'node:readline';
-import type { Readable, Writable } from 'node:stream';
+import { PassThrough, Readable, Writable } from 'node:stream';
 import { AuthError, UsageError } from '../errors/index.js';
 import { redact } from '../util/redact.js';
 
@@ -22,7 +22,66 @@ export interface IoOptions {
   json?: boolean;
 }
 
+/** Memory streams of Io.Test(): what a command wrote, as text. */
+export interface TestStreams {
+  io: Io;
+  stdin: InStream;
+  stdout: OutStream;
+  stderr: OutStream;
+  out(): string;
+  err(): string;
+}
+
+function memoryOut(tty: boolean): OutStream & { text(): string } {
+  const chunks: Buffer[] = [];
+  const w = new Writable({
+    write(chunk: Buffer | string, _enc, cb) {
+      chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+      cb();
+    },
+  }) as OutStream & { text(): string };
+  if (tty) {
+    w.isTTY = true;
+    w.columns = 80;
+  }
+  w.text = () => Buffer.concat(chunks).toString('utf8');
+  return w;
+}
+
 export class Io {
+  /** The process's own streams and environment (what bin/oauthmail.js runs with). */
+  static System(o: Partial<IoOptions> = {}): Io {
+    return new Io({
+      stdin: process.stdin,
+      stdout: process.stdout,
+      stderr: process.stderr,
+      env: process.env,
+      ...o,
+    });
+  }
+
+  /**
+   * Memory streams for in-process tests (as gh's iostreams.Test()): stdin holds `stdin` (or stays
+   * open and empty with `stdinOpen`), stdout and stderr collect text; `tty` makes all three TTYs.
+   */
+  static Test(
+    o: { env?: NodeJS.ProcessEnv; stdin?: string; stdinOpen?: boolean; tty?: boolean } = {},
+  ): TestStreams {
+    const tty = !!o.tty;
+    let stdin: InStream;
+    if (o.stdinOpen) stdin = new PassThrough();
+    else stdin = Readable.from(o.stdin !== undefined && o.stdin !== '' ? [Buffer.from(o.stdin)] : []);
+    if (tty) {
+      stdin.isTTY = true;
+      stdin.setRawMode = () => stdin;
+    }
+    const stdout = memoryOut(tty);
+    const stderr = memoryOut(tty);
+    const io = new Io({ stdin, stdout, stderr, env: o.env ?? {} });
+    return { io, stdin, stdout, stderr, out: () => stdout.text(), err: () => stderr.text() };
+  }
+
+
   readonly stdin: InStream;
   readonly stdout: OutStream;
   readonly stderr: OutStream;

@@ -69,8 +69,8 @@ export interface BatchOptions {
   concurrency?: number;
   onResult?: (r: LineResult) => void;
   onProgress?: (p: { done: number; total: number; failed: number }) => void;
-  /** Resolve to stop early (SIGINT/SIGTERM). */
-  stopSignal?: { stopped: boolean };
+  /** Aborted: stop early (SIGINT/SIGTERM); lines in flight finish and are recorded. */
+  signal?: AbortSignal;
 }
 
 export function resultsFileFor(file: string): string {
@@ -182,9 +182,9 @@ async function sendLines(
 
   let next = 0;
   let fatal: unknown;
-  const stop = opts.stopSignal ?? { stopped: false };
+  const stopped = () => !!opts.signal?.aborted;
   const worker = async () => {
-    while (!fatal && !stop.stopped && next < todo.length) {
+    while (!fatal && !stopped() && next < todo.length) {
       if (log.lost()) {
         // another run took the lock over (we stalled past its stale time): stop sending
         fatal = new BatchLockedError(opts.file, log.lost());
@@ -240,7 +240,7 @@ async function sendLines(
   };
   await Promise.all(Array.from({ length: Math.max(1, opts.concurrency ?? 1) }, worker));
   summary.notAttempted = todo.length - next;
-  summary.interrupted = stop.stopped;
+  summary.interrupted = stopped();
   summary.elapsedMs = Date.now() - started;
   if (fatal) (summary as BatchSummary & { fatal?: unknown }).fatal = fatal;
   return summary;

@@ -47,7 +47,8 @@ export interface WatchOptions {
   /** Restart IDLE this often. */
   idleRestartMs?: number;
   backoff?: { initialMs: number; maxMs: number };
-  stop: { stopped: boolean; wake?: () => void };
+  /** Aborted: stop (SIGINT/SIGTERM); waits end at once, a message being handled is finished. */
+  signal: AbortSignal;
   onHandled?: (e: { uid: number; ok: boolean; file?: string; exitCode?: number | null }) => void;
   warn?: (line: string) => void;
   info?: (line: string) => void;
@@ -81,15 +82,16 @@ export function tokenRenewAt(token: string | undefined, now: number, marginMs: n
   return now + 50 * 60_000;
 }
 
-const sleep = (ms: number, stop: { stopped: boolean; wake?: () => void }) =>
+const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
     const t = setTimeout(done, ms);
     function done() {
       clearTimeout(t);
-      if (stop.wake === done) delete stop.wake;
+      signal.removeEventListener('abort', done);
       resolve();
     }
-    stop.wake = done;
+    signal.addEventListener('abort', done, { once: true });
   });
 
 /** Run `sh -c CMD` with `message` on stdin; resolves with the exit code. */
@@ -145,7 +147,7 @@ export async function watchMailbox(
   let uidValidity: string | undefined;
   let failures = 0;
 
-  while (!o.stop.stopped) {
+  while (!o.signal.aborted) {
     let client: ImapFlow | undefined;
     try {
       ({ client } = await connect(tracking));
@@ -232,7 +234,7 @@ export async function watchMailbox(
         const attempts = Math.max(1, o.execAttempts ?? 3);
         const delays = o.execRetryDelaysMs ?? [5_000, 30_000];
         for (const uid of uids) {
-          if (o.stop.stopped) return;
+          if (o.signal.aborted) return;
           // a handler that reads untrusted mail must not get what unlocks the stored tokens
           const env = childEnv(o.env ?? process.env, {
             OAUTHMAIL_UID: String(uid),
@@ -248,16 +250,16 @@ export async function watchMailbox(
               break;
             }
             code = await runCommand(o.exec!, dl.content as AsyncIterable<Buffer>, env);
-            if (code === 0 || o.stop.stopped) break;
+            if (code === 0 || o.signal.aborted) break;
             if (attempt < attempts) {
               const wait = delays[Math.min(attempt - 1, delays.length - 1)] ?? 0;
               warn(
                 `the command exited with ${code} for UID ${uid}; trying again in ${(wait / 1000).toFixed(1)} s (${attempt + 1}/${attempts})`,
               );
-              await sleep(wait, o.stop);
+              await sleep(wait, o.signal);
             }
           }
-          if (o.stop.stopped && code !== 0) return; // not handled: the next watch tries it again
+          if (o.signal.aborted && code !== 0) return; // not handled: the next watch tries it again
           if (!gone && code !== 0) {
             if (o.failedFolder) {
               try {
@@ -282,7 +284,7 @@ export async function watchMailbox(
       // command is running) must wake the next round, not be forgotten before IDLE
       changed = false;
       await handleNew();
-      while (!o.stop.stopped && !closed) {
+      while (!o.signal.aborted && !closed) {
         if (Date.now() >= renewAt) {
           info('reconnecting with a fresh token before the current one expires');
           break;
@@ -291,27 +293,29 @@ export async function watchMailbox(
         const idling = c.idle().catch((e: unknown) => debug(`watch: IDLE ended: ${(e as Error).message}`));
         await new Promise<void>((resolve) => {
           const t = setTimeout(resolve, Math.max(1000, Math.min(idleRestart, renewAt - Date.now())));
+          const onAbort = () => wakeLoop?.();
           wakeLoop = () => {
             clearTimeout(t);
+            o.signal.removeEventListener('abort', onAbort);
             resolve();
           };
-          o.stop.wake = wakeLoop;
-          if (changed || closed || o.stop.stopped) wakeLoop();
+          o.signal.addEventListener('abort', onAbort, { once: true });
+          if (changed || closed || o.signal.aborted) wakeLoop();
         });
         wakeLoop = undefined;
-        if (closed || o.stop.stopped) break;
+        if (closed || o.signal.aborted) break;
         // any command breaks IDLE (imapflow sends DONE first); NOOP also collects EXISTS updates
         await c.noop();
         await idling;
         changed = false;
         await handleNew();
       }
-      if (closed && !o.stop.stopped)
+      if (closed && !o.signal.aborted)
         throw Object.assign(new Error('the server closed the connection'), { code: 'EConnectionClosed' });
     } catch (e) {
       const err = isOauthmailError(e) ? e : imapError(e, { mailbox: o.mailbox, user: source.user });
       if (isFatal(err)) throw err;
-      if (o.stop.stopped) break;
+      if (o.signal.aborted) break;
       failures++;
       const delay =
         Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(failures - 1, 16)) *
@@ -319,7 +323,7 @@ export async function watchMailbox(
       warn(`${err.message}; reconnecting in ${(delay / 1000).toFixed(1)} s (attempt ${failures})`);
       await closeImap(client).catch(() => undefined);
       client = undefined;
-      await sleep(delay, o.stop);
+      await sleep(delay, o.signal);
       continue;
     } finally {
       if (client) await closeImap(client).catch(() => undefined);

@@ -8,51 +8,37 @@
  * acted on, and when fn has finished (the write is done) raises InterruptedError (exit 130 or
  * 143, as a shell reports those signals), which unwinds through the lock's release to main().
  *
- * A command that handles the signal itself (fetch, send, watch and exec stop in their own
- * orderly way) keeps doing so: when another listener is there, the signal is theirs and the
+ * The signal rules (and who else may claim a signal) live in util/interrupt.ts: a command that
+ * stops in an orderly way (fetch, send --batch, watch, exec) claims the signal, and then the
  * critical section does not raise. SIGKILL cannot be deferred; for it the providers keep the
  * window from the provider's answer to the durable write short (the key derived and the store
  * prepared before the request), and `sinceProviderAnswer()` measures that window for --verbose.
  */
-import { InterruptedError } from '../errors/index.js';
+import { activeInterrupt, Interrupt } from './interrupt.js';
 
-const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
-type Sig = (typeof SIGNALS)[number];
-
-let depth = 0;
-let pending: Sig | undefined;
-
-const onSignal = (sig: Sig) => {
-  // another listener (a command's own orderly stop) handles it; we only stand in for the default
-  if (process.listenerCount(sig) > 1) return;
-  pending ??= sig;
-};
-const listeners: Record<Sig, () => void> = {
-  SIGINT: () => onSignal('SIGINT'),
-  SIGTERM: () => onSignal('SIGTERM'),
-};
+// outside main() (a library caller, a unit test): this process's signals, for the section only
+let own: Interrupt | undefined;
+let ownDepth = 0;
 
 /** Run fn with SIGINT/SIGTERM deferred; if one came meanwhile, throw InterruptedError after fn. */
 export async function critical<T>(fn: () => Promise<T>): Promise<T> {
-  if (depth++ === 0) for (const s of SIGNALS) process.on(s, listeners[s]);
-  let result: T;
+  const active = activeInterrupt();
+  if (active) return active.critical(fn);
+  if (ownDepth++ === 0) own = Interrupt.forProcess();
+  const it = own!;
   try {
-    result = await fn();
+    return await it.critical(fn);
   } finally {
-    if (--depth === 0) for (const s of SIGNALS) process.off(s, listeners[s]);
-    if (pending && depth === 0) {
-      const sig = pending;
-      pending = undefined;
-      // eslint-disable-next-line no-unsafe-finally -- the stop the user asked for wins over fn's outcome
-      throw new InterruptedError(sig);
+    if (--ownDepth === 0) {
+      it.dispose();
+      own = undefined;
     }
   }
-  return result;
 }
 
 /** Whether a SIGINT/SIGTERM is waiting for the current critical section to end. */
 export function interruptPending(): boolean {
-  return pending !== undefined;
+  return (activeInterrupt() ?? own)?.interruptPending ?? false;
 }
 
 let answeredAt: number | undefined;

@@ -340,8 +340,8 @@ describe('help', () => {
     expect(r.code).toBe(0);
     for (const n of [0, 1, 2, 3, 4, 5, 6, 130, 143]) expect(r.stdout).toMatch(new RegExp(`^  ${n} `, 'm'));
     // the name and its meaning never run together ("interruptedStopped" before)
-    for (const line of r.stdout.split('\n').filter((l) => /^  \d/.test(l)))
-      expect(line).toMatch(/^  \d+\s+[a-z]+\s{2,}\S/);
+    for (const line of r.stdout.split('\n').filter((l) => /^ {2}\d/.test(l)))
+      expect(line).toMatch(/^ {2}\d+\s+[a-z]+\s{2,}\S/);
   });
   it('lists every profile subcommand', async () => {
     const r = await cliHome().run(['profile', '--help']);

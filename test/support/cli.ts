@@ -1,5 +1,16 @@
-/** Run the real CLI (`node bin/oauthmail.js`) in a child process with its own config and data folders. */
+/**
+ * Run the CLI with its own config and data folders: in this process (main() of the built dist/,
+ * through the same entry as bin/oauthmail.js: the fast path, then the full CLI) with memory
+ * streams, the call's environment and `input` as stdin; or, with `spawn: true`, as a real
+ * `node bin/oauthmail.js` child (for start-up, signals, kills, crashes and the child's own
+ * environment). A call whose environment differs from this process's in a variable that Node,
+ * OpenSSL or libsecret read from the real process (HOME, DBUS_SESSION_BUS_ADDRESS, TZ,
+ * NODE_*...) spawns too, as does a call of another script (`bin`). OAUTHMAIL_TEST_SPAWN=1 spawns
+ * every call (to compare, or to rule the in-process run out).
+ */
 import { spawn } from 'node:child_process';
+import { Readable, Writable } from 'node:stream';
+import { pathToFileURL } from 'node:url';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,16 +25,21 @@ export interface CliResult {
   stderr: string;
 }
 
+export interface RunOptions {
+  input?: string;
+  env?: NodeJS.ProcessEnv;
+  timeoutMs?: number;
+  /** A real child process (signals, kills, start-up, the child's environment). */
+  spawn?: boolean;
+}
+
 export interface CliHome {
   dir: string;
   /** The CLI script run (default: this repo's bin/oauthmail.js). */
   bin: string;
   env: NodeJS.ProcessEnv;
   configFile: string;
-  run(
-    args: string[],
-    opts?: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number },
-  ): Promise<CliResult>;
+  run(args: string[], opts?: RunOptions): Promise<CliResult>;
 }
 
 /** A fresh HOME-like sandbox: config and data folders of its own, no keychain unless asked. */
@@ -51,7 +67,96 @@ export function cliHome(extraEnv: NodeJS.ProcessEnv = {}, opts: { bin?: string }
 
 export function runCli(
   args: string[],
-  opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; bin?: string } = {},
+  opts: RunOptions & { bin?: string } = {},
+): Promise<CliResult> {
+  const env = opts.env ?? process.env;
+  if (
+    opts.spawn ||
+    process.env.OAUTHMAIL_TEST_SPAWN === '1' ||
+    (opts.bin !== undefined && opts.bin !== BIN) ||
+    needsOwnProcess(env)
+  )
+    return spawnCli(args, opts);
+  return runInProcess(args, env, opts);
+}
+
+/** Variables the code reads only through its Context (ctx.env), never from the real process. */
+const CONTEXT_ONLY =
+  /^(OAUTHMAIL_(?!DEBUG_RSS$).*|NO_COLOR|CI|TERM|BROWSER|DISPLAY|WAYLAND_DISPLAY|SSH_CONNECTION|SSH_TTY|XDG_CONFIG_HOME|XDG_DATA_HOME|CREDENTIALS_DIRECTORY|PATH)$/;
+
+/** Whether `env` differs from this process's in a variable something reads from the real process. */
+export function needsOwnProcess(env: NodeJS.ProcessEnv): boolean {
+  for (const k of new Set([...Object.keys(env), ...Object.keys(process.env)])) {
+    if (CONTEXT_ONLY.test(k)) continue;
+    if ((env[k] ?? '') !== (process.env[k] ?? '')) return true;
+  }
+  return false;
+}
+
+type Entry = typeof import('../../src/entry.js');
+let entry: Promise<Entry> | undefined;
+
+type InterruptModule = typeof import('../../src/util/interrupt.js');
+let interruptModule: Promise<InterruptModule> | undefined;
+
+/** dist/entry.js: the same compiled code the child runs (loaded once per test file). */
+function loadEntry(): Promise<Entry> {
+  entry ??= import(/* @vite-ignore */ pathToFileURL(path.join(ROOT, 'dist', 'entry.js')).href) as Promise<Entry>;
+  return entry;
+}
+
+function loadInterrupt(): Promise<InterruptModule> {
+  interruptModule ??= import(
+    /* @vite-ignore */ pathToFileURL(path.join(ROOT, 'dist', 'util', 'interrupt.js')).href
+  ) as Promise<InterruptModule>;
+  return interruptModule;
+}
+
+function memory(): { stream: Writable; text: () => string } {
+  let text = '';
+  const stream = new Writable({
+    write(chunk: Buffer | string, _enc, cb) {
+      text += chunk.toString();
+      cb();
+    },
+  });
+  return { stream, text: () => text };
+}
+
+async function runInProcess(args: string[], env: NodeJS.ProcessEnv, opts: RunOptions): Promise<CliResult> {
+  const { run } = await loadEntry();
+  const { Interrupt } = await loadInterrupt();
+  const stdout = memory();
+  const stderr = memory();
+  const stdin = Readable.from(opts.input ? [Buffer.from(opts.input)] : []);
+  // no process signal reaches an in-process run (tests that signal spawn a child)
+  const interrupt = new Interrupt({ exitNow: () => undefined, unclaimed: () => undefined });
+  const ms = opts.timeoutMs ?? 30_000;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new Error(`oauthmail ${args.join(' ')} did not finish in ${ms} ms\nstderr: ${stderr.text()}`),
+        ),
+      ms,
+    );
+  });
+  try {
+    const code = await Promise.race([
+      run(args, { stdin, stdout: stdout.stream, stderr: stderr.stream, env: { ...env }, interrupt }),
+      timeout,
+    ]);
+    return { code, stdout: stdout.text(), stderr: stderr.text() };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** `node bin/oauthmail.js ARGS` in a child process. */
+export function spawnCli(
+  args: string[],
+  opts: RunOptions & { bin?: string } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [opts.bin ?? BIN, ...args], {

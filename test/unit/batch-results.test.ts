@@ -124,13 +124,13 @@ describe('batch results file', () => {
   it('a torn last record (crash mid-write) does not swallow the next record: no line goes out twice', async () => {
     const file = batchFile(5);
     const first = fakeSender();
-    const stop = { stopped: false };
+    const stop = new AbortController();
     await runBatch(first, profile, {
       file,
       onResult: (r) => {
-        if (r.line === 2) stop.stopped = true;
+        if (r.line === 2) stop.abort();
       },
-      stopSignal: stop,
+      signal: stop.signal,
     });
     expect(first.sent).toEqual(['#1', '#2']);
     // the crash: half of line 3's record, no newline (line 3 itself never got its 250)

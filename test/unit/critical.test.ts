@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { InterruptedError } from '../../src/errors/index.js';
 import { critical, interruptPending } from '../../src/util/critical.js';
+import { Interrupt, setActiveInterrupt } from '../../src/util/interrupt.js';
 
 const later = <T>(v: T, ms = 20) => new Promise<T>((r) => setTimeout(() => r(v), ms));
 
@@ -48,7 +49,35 @@ describe('critical', () => {
     expect(innerDone).toBe(true);
   });
 
-  it('a command that handles the signal itself keeps it: the section returns normally', async () => {
+  it('a command that claimed the signal keeps it: the section returns normally', async () => {
+    const it_ = Interrupt.forProcess();
+    setActiveInterrupt(it_);
+    const claim = it_.claim('stopping');
+    try {
+      const v = await critical(async () => {
+        process.kill(process.pid, 'SIGTERM');
+        return later('written', 50);
+      });
+      expect(v).toBe('written');
+      expect(claim.by).toBe('SIGTERM');
+      expect(claim.signal.aborted).toBe(true);
+    } finally {
+      claim.release();
+      setActiveInterrupt(undefined);
+      it_.dispose();
+    }
+    expect(process.listenerCount('SIGTERM')).toBe(0);
+  });
+
+  it('without a signal: the value, and no listener left behind', async () => {
+    expect(await critical(() => later(42))).toBe(42);
+    expect(process.listenerCount('SIGINT')).toBe(0);
+    expect(process.listenerCount('SIGTERM')).toBe(0);
+  });
+});
+
+describe('critical beside a handler of its own', () => {
+  it('a listener installed by other code keeps the signal: the section returns normally', async () => {
     let seen = 0;
     const own = () => seen++;
     process.on('SIGTERM', own);
@@ -62,11 +91,5 @@ describe('critical', () => {
     } finally {
       process.off('SIGTERM', own);
     }
-  });
-
-  it('without a signal: the value, and no listener left behind', async () => {
-    expect(await critical(() => later(42))).toBe(42);
-    expect(process.listenerCount('SIGINT')).toBe(0);
-    expect(process.listenerCount('SIGTERM')).toBe(0);
   });
 });

@@ -11,7 +11,7 @@
 import type { Command } from 'commander';
 import { constants } from 'node:os';
 import { OauthmailError, UsageError, type ErrorCode } from '../../errors/index.js';
-import type { Context } from '../context.js';
+import type { Context, GlobalOptions } from '../context.js';
 
 /** Carries the child's exit code through main() (the only place that maps errors to exit codes). */
 class ChildExit extends OauthmailError {
@@ -29,7 +29,89 @@ class NotRunnable extends OauthmailError {
   }
 }
 
-export function registerExec(program: Command, ctx: Context): void {
+export interface ExecOptions {
+  profile: string | undefined;
+  /** The program and its arguments (at least the program). */
+  command: string[];
+  minValiditySeconds: number;
+}
+
+export function execOptions(
+  args: { command: string[] },
+  flags: { minValidity: string },
+  globals: GlobalOptions,
+): ExecOptions {
+  const min = Number(flags.minValidity);
+  if (!Number.isInteger(min) || min < 0 || min > 86_400) {
+    throw new UsageError('--min-validity must be a whole number of seconds from 0 to 86400', {
+      code: 'bad_usage',
+    });
+  }
+  if (!args.command.length) throw new UsageError('give a command to run after --', { code: 'bad_usage' });
+  return { profile: globals.profile, command: args.command, minValiditySeconds: min };
+}
+
+export async function runExec(o: ExecOptions, ctx: Context): Promise<void> {
+  const { resolveProvider } = await import('../../auth/index.js');
+  const { name, profile, provider } = await resolveProvider(ctx, o.profile);
+  const t = await provider.getToken({ minValiditySeconds: o.minValiditySeconds });
+  // the user's environment without oauthmail's own secrets (passphrase, client secret)
+  const { childEnv } = await import('../../util/child-env.js');
+  const env = childEnv(ctx.env, { OAUTHMAIL_ACCESS_TOKEN: t.accessToken, OAUTHMAIL_PROFILE: name });
+  const user = profile.user ?? t.account ?? undefined;
+  if (user) env.OAUTHMAIL_USER = user;
+  else delete env.OAUTHMAIL_USER;
+  if (t.expiresOn) env.OAUTHMAIL_TOKEN_EXPIRES = t.expiresOn.toISOString();
+
+  const { spawn } = await import('node:child_process');
+  const [cmd, ...args] = o.command as [string, ...string[]];
+  ctx.io.debug(`running ${cmd} for profile ${name}`);
+  const code = await new Promise<number>((resolve, reject) => {
+    // the process's own streams are handed over as they are (a terminal stays a terminal);
+    // other streams (main() run in-process with memory streams) are piped
+    const io = ctx.io;
+    const own = [io.stdin === process.stdin, io.stdout === process.stdout, io.stderr === process.stderr];
+    const child = spawn(cmd, args, { env, stdio: own.map((o) => (o ? 'inherit' : 'pipe')) });
+    if (!own[0]) child.stdin?.on('error', () => undefined);
+    if (!own[0] && child.stdin) io.stdin.pipe(child.stdin);
+    if (!own[1]) child.stdout?.pipe(io.stdout, { end: false });
+    if (!own[2]) child.stderr?.pipe(io.stderr, { end: false });
+    // SIGINT, SIGTERM, SIGHUP go to the child; we end when it does, with its code
+    const claim = ctx.interrupt.claim('', { forward: (s) => child.kill(s) });
+    const cleanup = () => claim.release();
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      cleanup();
+      if (e.code === 'ENOENT') {
+        reject(
+          new NotRunnable(
+            `command not found: ${cmd}`,
+            'command_not_found',
+            127,
+            'check the name and your PATH',
+          ),
+        );
+      } else if (e.code === 'EACCES' || e.code === 'EISDIR' || e.code === 'ENOEXEC') {
+        reject(
+          new NotRunnable(
+            `cannot run ${cmd}: ${e.code === 'EISDIR' ? 'it is a folder' : 'permission denied'}`,
+            'command_not_executable',
+            126,
+            'make it executable (chmod +x), or run it through its interpreter (sh FILE, python3 FILE)',
+          ),
+        );
+      } else reject(e);
+    });
+    // 'close': after the child's output (when piped) has all been passed on
+    child.on('close', (c, sig) => {
+      cleanup();
+      if (sig) resolve(128 + ((constants.signals as Record<string, number>)[sig] ?? 0));
+      else resolve(c ?? 1);
+    });
+  });
+  if (code !== 0) throw new ChildExit(code);
+}
+
+export function registerExec(program: Command, ctx: Context, runF = runExec): void {
   program
     .command('exec')
     .description('run a command with OAUTHMAIL_ACCESS_TOKEN and OAUTHMAIL_USER in its environment')
@@ -48,70 +130,7 @@ Examples:
   $ oauthmail exec -p work -- sh -c 'printf "Authorization: Bearer %s\\n" "$OAUTHMAIL_ACCESS_TOKEN" | curl -sH @- URL'
   $ oauthmail -p work exec -- python3 fetch.py`,
     )
-    .action(async (command: string[], opts: { minValidity: string }) => {
-      const min = Number(opts.minValidity);
-      if (!Number.isInteger(min) || min < 0 || min > 86_400) {
-        throw new UsageError('--min-validity must be a whole number of seconds from 0 to 86400', {
-          code: 'bad_usage',
-        });
-      }
-      if (!command.length) throw new UsageError('give a command to run after --', { code: 'bad_usage' });
-      const { resolveProvider } = await import('../../auth/index.js');
-      const { name, profile, provider } = await resolveProvider(
-        ctx,
-        program.opts().profile as string | undefined,
-      );
-      const t = await provider.getToken({ minValiditySeconds: min });
-      // the user's environment without oauthmail's own secrets (passphrase, client secret)
-      const { childEnv } = await import('../../util/child-env.js');
-      const env = childEnv(ctx.env, { OAUTHMAIL_ACCESS_TOKEN: t.accessToken, OAUTHMAIL_PROFILE: name });
-      const user = profile.user ?? t.account ?? undefined;
-      if (user) env.OAUTHMAIL_USER = user;
-      else delete env.OAUTHMAIL_USER;
-      if (t.expiresOn) env.OAUTHMAIL_TOKEN_EXPIRES = t.expiresOn.toISOString();
-
-      const { spawn } = await import('node:child_process');
-      const [cmd, ...args] = command as [string, ...string[]];
-      ctx.io.debug(`running ${cmd} for profile ${name}`);
-      const code = await new Promise<number>((resolve, reject) => {
-        const child = spawn(cmd, args, { env, stdio: 'inherit' });
-        const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-        const forward = (s: NodeJS.Signals) => () => {
-          child.kill(s);
-        };
-        const handlers = signals.map((s) => [s, forward(s)] as const);
-        for (const [s, h] of handlers) process.on(s, h);
-        const cleanup = () => {
-          for (const [s, h] of handlers) process.off(s, h);
-        };
-        child.on('error', (e: NodeJS.ErrnoException) => {
-          cleanup();
-          if (e.code === 'ENOENT') {
-            reject(
-              new NotRunnable(
-                `command not found: ${cmd}`,
-                'command_not_found',
-                127,
-                'check the name and your PATH',
-              ),
-            );
-          } else if (e.code === 'EACCES' || e.code === 'EISDIR' || e.code === 'ENOEXEC') {
-            reject(
-              new NotRunnable(
-                `cannot run ${cmd}: ${e.code === 'EISDIR' ? 'it is a folder' : 'permission denied'}`,
-                'command_not_executable',
-                126,
-                'make it executable (chmod +x), or run it through its interpreter (sh FILE, python3 FILE)',
-              ),
-            );
-          } else reject(e);
-        });
-        child.on('exit', (c, sig) => {
-          cleanup();
-          if (sig) resolve(128 + ((constants.signals as Record<string, number>)[sig] ?? 0));
-          else resolve(c ?? 1);
-        });
-      });
-      if (code !== 0) throw new ChildExit(code);
-    });
+    .action((command: string[], flags: { minValidity: string }, cmd: Command) =>
+      runF(execOptions({ command }, flags, cmd.optsWithGlobals<GlobalOptions>()), ctx),
+    );
 }

@@ -5,12 +5,13 @@
  */
 import { Command, Option } from 'commander';
 import { InterruptedError, UsageError } from '../../errors/index.js';
-import type { Context } from '../context.js';
-import type { FetchFormat, FilterFlags } from '../../mail/fetch/index.js';
+import type { Context, GlobalOptions } from '../context.js';
+import type { FetchFormat } from '../../mail/fetch/index.js';
+import { filtersFrom, type FilterFlags, type Filters } from '../../mail/fetch/filters.js';
 import { addFilterOptions } from './list.js';
 import { imapOpts } from './mailboxes.js';
 
-interface FetchFlags extends FilterFlags {
+export interface FetchFlags extends FilterFlags {
   mailbox: string;
   out?: string;
   format: FetchFormat;
@@ -24,7 +25,148 @@ interface FetchFlags extends FilterFlags {
   insecureTls?: boolean;
 }
 
-export function registerFetch(program: Command, ctx: Context): void {
+export interface FetchOptions {
+  profile: string | undefined;
+  json: boolean;
+  mailbox: string;
+  out: string;
+  format: FetchFormat;
+  filters: Filters;
+  attachments: string | undefined;
+  markSeen: boolean;
+  moveTo: string | undefined;
+  delete: boolean;
+  /** Messages per commit (undefined: the default of mail/fetch). */
+  batchSize: number | undefined;
+  /** Give up when the server sends nothing for this long. */
+  idleTimeoutSeconds: number;
+  ca: string | undefined;
+  insecureTls: boolean;
+}
+
+/** Flags to options; throws UsageError (exit 2) before any sign-in or connection. */
+export function fetchOptions(flags: FetchFlags, globals: GlobalOptions): FetchOptions {
+  if (flags.moveTo && flags.delete)
+    throw new UsageError('give --move-to or --delete, not both', { code: 'bad_usage' });
+  if (flags.moveTo && flags.moveTo === flags.mailbox)
+    throw new UsageError('--move-to names the mailbox being fetched', { code: 'bad_usage' });
+  let batchSize: number | undefined;
+  if (flags.batch !== undefined) {
+    batchSize = Number(flags.batch);
+    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 100_000) {
+      throw new UsageError('--batch must be a whole number from 1 to 100000', { code: 'bad_usage' });
+    }
+  }
+  const idle = Number(flags.timeout ?? '60');
+  if (!Number.isFinite(idle) || idle < 1 || idle > 86_400) {
+    throw new UsageError('--timeout must be a number of seconds from 1 to 86400', { code: 'bad_usage' });
+  }
+  if (!flags.out) throw new UsageError('give --out DIR', { code: 'bad_usage' });
+  return {
+    profile: globals.profile,
+    json: !!globals.json,
+    mailbox: flags.mailbox,
+    out: flags.out,
+    format: flags.format,
+    filters: filtersFrom(flags),
+    attachments: flags.attachments,
+    markSeen: !!flags.markSeen,
+    moveTo: flags.moveTo,
+    delete: !!flags.delete,
+    batchSize,
+    idleTimeoutSeconds: idle,
+    ca: flags.ca,
+    insecureTls: !!flags.insecureTls,
+  };
+}
+
+export async function runFetch(o: FetchOptions, ctx: Context): Promise<void> {
+  const io = ctx.io;
+  const { fetchMessages } = await import('../../mail/fetch/index.js');
+  const { profile, source } = await ctx.tokenSource(o.profile);
+  const { connectImap, closeImap } = await import('../../mail/imap.js');
+  const { client } = await connectImap(profile, source, {
+    ...imapOpts(ctx, o),
+    socketTimeoutMs: o.idleTimeoutSeconds * 1000,
+  });
+  // Ctrl-C / SIGTERM: stop reading, commit what is on disk, exit 130 / 143 (the shell's codes,
+  // as for every interrupted command); a second one quits at once (nothing is lost either way:
+  // what was not committed is downloaded again)
+  const stop = ctx.interrupt.claim(
+    'stopping: saving what has arrived (interrupt again to quit at once; nothing is lost either way)',
+  );
+  const tty = io.stderrIsTTY;
+  let lastDraw = 0;
+  try {
+    const summary = await fetchMessages(client, {
+      mailbox: o.mailbox,
+      out: o.out,
+      format: o.format,
+      filters: o.filters,
+      account: source.user,
+      ...(o.attachments ? { attachmentsDir: o.attachments } : {}),
+      ...(o.markSeen ? { markSeen: true } : {}),
+      ...(o.moveTo ? { moveTo: o.moveTo } : {}),
+      ...(o.delete ? { delete: true } : {}),
+      ...(o.batchSize ? { batchSize: o.batchSize } : {}),
+      signal: stop.signal,
+      warn: (m) => io.warn(m),
+      debug: (m) => io.debug(m),
+      onSaved: (m) => {
+        if (o.json) io.stdout.write(JSON.stringify(m) + '\n');
+        else io.out(m.file);
+      },
+      onProgress: ({ done, total, bytes, totalBytes }) => {
+        if (!tty || !total) return;
+        const now = ctx.clock.now();
+        if (now - lastDraw < 100 && done !== total) return;
+        lastDraw = now;
+        const w = 30;
+        const fill = Math.round((done / total) * w);
+        const mb = (n: number) => (n / 1024 / 1024).toFixed(1);
+        io.stderr.write(
+          `\r[${'#'.repeat(fill)}${'.'.repeat(w - fill)}] ${done}/${total} messages, ${mb(bytes)}${totalBytes ? `/${mb(totalBytes)}` : ''} MB`,
+        );
+      },
+    });
+    if (tty && summary.matched) io.stderr.write('\n');
+    const acted = [
+      summary.markedSeen ? `${summary.markedSeen} marked seen` : '',
+      summary.moved ? `${summary.moved} moved to ${o.moveTo}` : '',
+      summary.deleted ? `${summary.deleted} deleted` : '',
+    ].filter(Boolean);
+    io.err(
+      `fetch: ${summary.fetched} saved to ${o.out} (${(summary.bytes / 1024 / 1024).toFixed(1)} MB, ${(summary.elapsedMs / 1000).toFixed(1)} s)` +
+        `${summary.alreadySaved ? `, ${summary.alreadySaved} saved earlier` : ''}${acted.length ? `; ${acted.join(', ')}` : ''}`,
+    );
+    if (stop.by) {
+      throw new InterruptedError(
+        stop.by,
+        `fetch stopped by ${stop.by}: ${summary.fetched} message(s) saved and recorded`,
+        'run the same command again to continue (it also applies --mark-seen/--move-to/--delete to what was saved)',
+      );
+    }
+  } finally {
+    stop.release();
+    // interrupted: the connection may still be busy with the FETCH we stopped reading
+    if (stop.by) client.close();
+    else await closeImap(client);
+    if (ctx.env.OAUTHMAIL_DEBUG_RSS) {
+      // for memory tests: the peak resident set size of this process, in KB. VmHWM, not
+      // getrusage's maxRSS: Linux carries the forking parent's peak over exec into the latter.
+      const { readFileSync } = await import('node:fs');
+      let kb = process.resourceUsage().maxRSS;
+      try {
+        kb = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? kb);
+      } catch {
+        // not Linux: fall back to getrusage
+      }
+      io.err(`debug: max-rss-kb=${kb}`);
+    }
+  }
+}
+
+export function registerFetch(program: Command, ctx: Context, runF = runFetch): void {
   addFilterOptions(
     program
       .command('fetch')
@@ -62,116 +204,7 @@ Examples:
   $ oauthmail fetch --unseen --format maildir --out ~/Maildir --mark-seen
   $ oauthmail fetch -p shared --mailbox Invoices --attachments ./pdfs --out ./invoices --move-to Invoices/Done`,
     )
-    .action(async (flags: FetchFlags, cmd: Command) => {
-      const g = cmd.optsWithGlobals() as { profile?: string; json?: boolean };
-      const io = ctx.io;
-      if (flags.moveTo && flags.delete)
-        throw new UsageError('give --move-to or --delete, not both', { code: 'bad_usage' });
-      let batchSize: number | undefined;
-      if (flags.batch !== undefined) {
-        batchSize = Number(flags.batch);
-        if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 100_000) {
-          throw new UsageError('--batch must be a whole number from 1 to 100000', { code: 'bad_usage' });
-        }
-      }
-      const idle = Number(flags.timeout);
-      if (!Number.isFinite(idle) || idle < 1 || idle > 86_400) {
-        throw new UsageError('--timeout must be a number of seconds from 1 to 86400', { code: 'bad_usage' });
-      }
-      const { filtersFrom, fetchMessages } = await import('../../mail/fetch/index.js');
-      const filters = filtersFrom(flags);
-      const { profile, source } = await ctx.tokenSource(g.profile);
-      const { connectImap, closeImap } = await import('../../mail/imap.js');
-      const { client } = await connectImap(profile, source, {
-        ...imapOpts(ctx, flags),
-        socketTimeoutMs: idle * 1000,
-      });
-      // Ctrl-C / SIGTERM: stop reading, commit what is on disk, exit 130 / 143 (the shell's codes,
-      // as for every interrupted command); a second one quits at once (nothing is lost either way:
-      // what was not committed is downloaded again)
-      const abort = new AbortController();
-      let stoppedBy: 'SIGINT' | 'SIGTERM' | undefined;
-      const onSignal = (sig: 'SIGINT' | 'SIGTERM') => {
-        if (stoppedBy) process.exit(sig === 'SIGINT' ? 130 : 143);
-        stoppedBy = sig;
-        io.err(
-          'stopping: saving what has arrived (interrupt again to quit at once; nothing is lost either way)',
-        );
-        abort.abort();
-      };
-      const onInt = () => onSignal('SIGINT');
-      const onTerm = () => onSignal('SIGTERM');
-      process.on('SIGINT', onInt);
-      process.on('SIGTERM', onTerm);
-      const tty = io.stderrIsTTY;
-      let lastDraw = 0;
-      try {
-        const summary = await fetchMessages(client, {
-          mailbox: flags.mailbox,
-          out: flags.out!,
-          format: flags.format,
-          filters,
-          account: source.user,
-          ...(flags.attachments ? { attachmentsDir: flags.attachments } : {}),
-          ...(flags.markSeen ? { markSeen: true } : {}),
-          ...(flags.moveTo ? { moveTo: flags.moveTo } : {}),
-          ...(flags.delete ? { delete: true } : {}),
-          ...(batchSize ? { batchSize } : {}),
-          signal: abort.signal,
-          warn: (m) => io.warn(m),
-          debug: (m) => io.debug(m),
-          onSaved: (m) => {
-            if (g.json) io.stdout.write(JSON.stringify(m) + '\n');
-            else io.out(m.file);
-          },
-          onProgress: ({ done, total, bytes, totalBytes }) => {
-            if (!tty || !total) return;
-            const now = Date.now();
-            if (now - lastDraw < 100 && done !== total) return;
-            lastDraw = now;
-            const w = 30;
-            const fill = Math.round((done / total) * w);
-            const mb = (n: number) => (n / 1024 / 1024).toFixed(1);
-            io.stderr.write(
-              `\r[${'#'.repeat(fill)}${'.'.repeat(w - fill)}] ${done}/${total} messages, ${mb(bytes)}${totalBytes ? `/${mb(totalBytes)}` : ''} MB`,
-            );
-          },
-        });
-        if (tty && summary.matched) io.stderr.write('\n');
-        const acted = [
-          summary.markedSeen ? `${summary.markedSeen} marked seen` : '',
-          summary.moved ? `${summary.moved} moved to ${flags.moveTo}` : '',
-          summary.deleted ? `${summary.deleted} deleted` : '',
-        ].filter(Boolean);
-        io.err(
-          `fetch: ${summary.fetched} saved to ${flags.out} (${(summary.bytes / 1024 / 1024).toFixed(1)} MB, ${(summary.elapsedMs / 1000).toFixed(1)} s)` +
-            `${summary.alreadySaved ? `, ${summary.alreadySaved} saved earlier` : ''}${acted.length ? `; ${acted.join(', ')}` : ''}`,
-        );
-        if (stoppedBy) {
-          throw new InterruptedError(
-            stoppedBy,
-            `fetch stopped by ${stoppedBy}: ${summary.fetched} message(s) saved and recorded`,
-            'run the same command again to continue (it also applies --mark-seen/--move-to/--delete to what was saved)',
-          );
-        }
-      } finally {
-        process.off('SIGINT', onInt);
-        process.off('SIGTERM', onTerm);
-        // interrupted: the connection may still be busy with the FETCH we stopped reading
-        if (stoppedBy) client.close();
-        else await closeImap(client);
-        if (ctx.env.OAUTHMAIL_DEBUG_RSS) {
-          // for memory tests: the peak resident set size of this process, in KB. VmHWM, not
-          // getrusage's maxRSS: Linux carries the forking parent's peak over exec into the latter.
-          const { readFileSync } = await import('node:fs');
-          let kb = process.resourceUsage().maxRSS;
-          try {
-            kb = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? kb);
-          } catch {
-            // not Linux: fall back to getrusage
-          }
-          io.err(`debug: max-rss-kb=${kb}`);
-        }
-      }
-    });
+    .action((flags: FetchFlags, cmd: Command) =>
+      runF(fetchOptions(flags, cmd.optsWithGlobals<GlobalOptions>()), ctx),
+    );
 }

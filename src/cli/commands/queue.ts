@@ -13,7 +13,7 @@ import {
   TransientError,
   UsageError,
 } from '../../errors/index.js';
-import type { Context } from '../context.js';
+import type { Context, GlobalOptions } from '../context.js';
 import type { QueueMeta, Spool } from '../../mail/queue/spool.js';
 import type { RunEvent, RunReport } from '../../mail/queue/runner.js';
 
@@ -142,6 +142,176 @@ function ageText(iso: string, now = Date.now()): string {
   return `${s}s`;
 }
 
+export interface QueueListOptions {
+  dead: boolean;
+  json: boolean;
+}
+export interface QueueShowOptions extends QueueListOptions {
+  id: string;
+}
+export interface QueueRunOptions {
+  profile: string | undefined;
+  force: boolean;
+  quiet: boolean;
+  /** --max-age (undefined: OAUTHMAIL_QUEUE_MAX_AGE, else the default). */
+  maxAgeMs: number | undefined;
+  json: boolean;
+}
+export interface QueueDropOptions {
+  ids: string[];
+  dead: boolean;
+}
+
+export const queueListOptions = (flags: { dead?: boolean }, g: GlobalOptions): QueueListOptions => ({
+  dead: !!flags.dead,
+  json: !!g.json,
+});
+
+export const queueShowOptions = (
+  id: string,
+  flags: { dead?: boolean },
+  g: GlobalOptions,
+): QueueShowOptions => ({
+  id,
+  ...queueListOptions(flags, g),
+});
+
+export function queueRunOptions(
+  flags: { force?: boolean; maxAge?: string; quiet?: boolean },
+  g: GlobalOptions,
+): QueueRunOptions {
+  return {
+    profile: g.profile,
+    force: !!flags.force,
+    quiet: !!flags.quiet,
+    maxAgeMs: flags.maxAge !== undefined ? parseDuration(flags.maxAge, '--max-age') : undefined,
+    json: !!g.json,
+  };
+}
+
+export const queueDropOptions = (ids: string[], flags: { dead?: boolean }): QueueDropOptions => ({
+  ids,
+  dead: !!flags.dead,
+});
+
+export async function runQueueList(o: QueueListOptions, ctx: Context): Promise<void> {
+  const spool = await spoolFor(ctx);
+  const items = await spool.list(!!o.dead);
+  if (o.json) {
+    ctx.io.outJson(items);
+    return;
+  }
+  if (!items.length) {
+    ctx.io.err(o.dead ? 'No dead letters.' : 'The queue is empty.');
+    return;
+  }
+  for (const m of items) {
+    const tail = o.dead ? (m.deadReason ?? '') : (m.lastError ?? m.reason);
+    ctx.io.out(
+      `${m.id}  ${ageText(m.queuedAt).padStart(4)}  ${m.profile}  ${m.envelope.to.join(',')}  tries ${m.attempts}  ${tail}`,
+    );
+  }
+}
+
+export async function runQueueShow(o: QueueShowOptions, ctx: Context): Promise<void> {
+  const spool = await spoolFor(ctx);
+  const { isQueueId } = await import('../../mail/queue/spool.js');
+  const e = isQueueId(o.id) ? await spool.read(o.id, !!o.dead).catch(() => undefined) : undefined;
+  if (!e) {
+    throw new UsageError(`no ${o.dead ? 'dead letter' : 'queued message'} ${JSON.stringify(o.id)}`, {
+      code: 'queue_not_found',
+      hint: `list them: oauthmail queue list${o.dead ? ' --dead' : ''}`,
+    });
+  }
+  if (o.json) {
+    ctx.io.outJson({ ...e.meta, message: e.raw.toString('utf8') });
+    return;
+  }
+  ctx.io.err(JSON.stringify(e.meta, null, 2));
+  ctx.io.stdout.write(e.raw);
+}
+
+export async function runQueueRun(o: QueueRunOptions, ctx: Context): Promise<void> {
+  const maxAgeMs = o.maxAgeMs ?? maxAgeFrom(ctx);
+  const r = await run(
+    ctx,
+    {
+      singleAttempt: false,
+      ...(o.force ? { force: true } : {}),
+      ...(maxAgeMs !== undefined ? { maxAgeMs } : {}),
+      ...(o.profile ? { profile: o.profile } : {}),
+    },
+    o.json ? undefined : (ev) => (ev.kind !== 'delivered' || !o.quiet) && ctx.io.err(describeEvent(ev)),
+  );
+  if (o.json) ctx.io.outJson(r);
+  else if (r.busy !== undefined) {
+    ctx.io.err(`another queue run (pid ${r.busy}) is delivering the queue; nothing to do`);
+  } else if (!o.quiet || r.deferred || r.dead) {
+    ctx.io.err(
+      `queue: ${r.delivered} delivered, ${r.deferred} deferred, ${r.dead} dead, ${r.skipped} not due yet`,
+    );
+  }
+  if (r.dead) {
+    throw new MailServerError(`${r.dead} queued message(s) could not be delivered and became dead letters`, {
+      code: 'queue_dead',
+      hint: 'see them: oauthmail queue list --dead',
+    });
+  }
+  if (r.deferred) {
+    // a failure a person must fix (sign-in, keychain) gets its own exit code, so that a
+    // systemd OnFailure= or a cron alert fires; a temporary one is 6 (the next run retries)
+    const deferred = r.events.filter((e) => e.kind === 'deferred');
+    const auth = deferred.find((e) => e.exitCode === ExitCode.AUTH);
+    const config = deferred.find((e) => e.exitCode === ExitCode.CONFIG);
+    const msg = `${r.deferred} queued message(s) could not be delivered yet; they stay queued`;
+    if (auth) {
+      throw new AuthError(`${msg}: profile ${auth.profile} needs a sign-in`, {
+        code: 'queue_sign_in_needed',
+        hint: auth.hint ?? `run: oauthmail login ${auth.profile}`,
+      });
+    }
+    if (config) {
+      throw new ConfigError(`${msg}: ${config.error}`, {
+        code: 'queue_config',
+        ...(config.hint ? { hint: config.hint } : {}),
+      });
+    }
+    throw new TransientError(msg, {
+      code: 'queue_deferred',
+      hint: 'they are tried again on the next queue run',
+    });
+  }
+}
+
+export async function runQueueDrop(o: QueueDropOptions, ctx: Context): Promise<void> {
+  const spool = await spoolFor(ctx);
+  const { tryQueueLock } = await import('../../mail/queue/lock.js');
+  const { isQueueId } = await import('../../mail/queue/spool.js');
+  // never while a runner may be sending the same file
+  const lock = await tryQueueLock(ctx.paths.locksDir);
+  if (!lock) {
+    throw new TransientError('a queue run is delivering the queue right now', {
+      code: 'queue_busy',
+      hint: 'try again when it has finished',
+    });
+  }
+  const missing: string[] = [];
+  try {
+    for (const id of o.ids) {
+      if (isQueueId(id) && (await spool.remove(id, !!o.dead))) ctx.io.err(`dropped ${id}`);
+      else missing.push(id);
+    }
+  } finally {
+    await lock.release();
+  }
+  if (missing.length) {
+    throw new UsageError(`no such ${o.dead ? 'dead letter' : 'queued message'}: ${missing.join(', ')}`, {
+      code: 'queue_not_found',
+      hint: `list them: oauthmail queue list${o.dead ? ' --dead' : ''}`,
+    });
+  }
+}
+
 export function registerQueue(program: Command, ctx: Context): void {
   const q = program
     .command('queue')
@@ -160,45 +330,16 @@ Examples:
   q.command('list')
     .description('waiting messages, oldest first (--dead: the dead letters)')
     .option('--dead', 'list the dead letters instead')
-    .action(async (opts: { dead?: boolean }) => {
-      const spool = await spoolFor(ctx);
-      const items = await spool.list(!!opts.dead);
-      if (ctx.io.json) {
-        ctx.io.outJson(items);
-        return;
-      }
-      if (!items.length) {
-        ctx.io.err(opts.dead ? 'No dead letters.' : 'The queue is empty.');
-        return;
-      }
-      for (const m of items) {
-        const tail = opts.dead ? (m.deadReason ?? '') : (m.lastError ?? m.reason);
-        ctx.io.out(
-          `${m.id}  ${ageText(m.queuedAt).padStart(4)}  ${m.profile}  ${m.envelope.to.join(',')}  tries ${m.attempts}  ${tail}`,
-        );
-      }
-    });
+    .action((flags: { dead?: boolean }, cmd: Command) =>
+      runQueueList(queueListOptions(flags, cmd.optsWithGlobals<GlobalOptions>()), ctx),
+    );
 
   q.command('show <id>')
     .description('print a queued message (stdout) and its envelope and state (stderr; --json: both)')
     .option('--dead', 'a dead letter')
-    .action(async (id: string, opts: { dead?: boolean }) => {
-      const spool = await spoolFor(ctx);
-      const { isQueueId } = await import('../../mail/queue/spool.js');
-      const e = isQueueId(id) ? await spool.read(id, !!opts.dead).catch(() => undefined) : undefined;
-      if (!e) {
-        throw new UsageError(`no ${opts.dead ? 'dead letter' : 'queued message'} ${JSON.stringify(id)}`, {
-          code: 'queue_not_found',
-          hint: `list them: oauthmail queue list${opts.dead ? ' --dead' : ''}`,
-        });
-      }
-      if (ctx.io.json) {
-        ctx.io.outJson({ ...e.meta, message: e.raw.toString('utf8') });
-        return;
-      }
-      ctx.io.err(JSON.stringify(e.meta, null, 2));
-      ctx.io.stdout.write(e.raw);
-    });
+    .action((id: string, flags: { dead?: boolean }, cmd: Command) =>
+      runQueueShow(queueShowOptions(id, flags, cmd.optsWithGlobals<GlobalOptions>()), ctx),
+    );
 
   q.command('run')
     .description('deliver the queue now, oldest first (one runner at a time)')
@@ -208,98 +349,14 @@ Examples:
       'older messages become dead letters (default 5d; OAUTHMAIL_QUEUE_MAX_AGE)',
     )
     .option('-q, --quiet', 'report only failures')
-    .action(async (opts: { force?: boolean; maxAge?: string; quiet?: boolean }, cmd: Command) => {
-      const g = cmd.optsWithGlobals() as { profile?: string };
-      const maxAgeMs = maxAgeFrom(ctx, opts.maxAge);
-      const r = await run(
-        ctx,
-        {
-          singleAttempt: false,
-          ...(opts.force ? { force: true } : {}),
-          ...(maxAgeMs !== undefined ? { maxAgeMs } : {}),
-          ...(g.profile ? { profile: g.profile } : {}),
-        },
-        ctx.io.json
-          ? undefined
-          : (ev) => (ev.kind !== 'delivered' || !opts.quiet) && ctx.io.err(describeEvent(ev)),
-      );
-      if (ctx.io.json) ctx.io.outJson(r);
-      else if (r.busy !== undefined) {
-        ctx.io.err(`another queue run (pid ${r.busy}) is delivering the queue; nothing to do`);
-      } else if (!opts.quiet || r.deferred || r.dead) {
-        ctx.io.err(
-          `queue: ${r.delivered} delivered, ${r.deferred} deferred, ${r.dead} dead, ${r.skipped} not due yet`,
-        );
-      }
-      if (r.dead) {
-        throw new MailServerError(
-          `${r.dead} queued message(s) could not be delivered and became dead letters`,
-          {
-            code: 'queue_dead',
-            hint: 'see them: oauthmail queue list --dead',
-          },
-        );
-      }
-      if (r.deferred) {
-        // a failure a person must fix (sign-in, keychain) gets its own exit code, so that a
-        // systemd OnFailure= or a cron alert fires; a temporary one is 6 (the next run retries)
-        const deferred = r.events.filter((e) => e.kind === 'deferred');
-        const auth = deferred.find((e) => e.exitCode === ExitCode.AUTH);
-        const config = deferred.find((e) => e.exitCode === ExitCode.CONFIG);
-        const msg = `${r.deferred} queued message(s) could not be delivered yet; they stay queued`;
-        if (auth) {
-          throw new AuthError(`${msg}: profile ${auth.profile} needs a sign-in`, {
-            code: 'queue_sign_in_needed',
-            hint: auth.hint ?? `run: oauthmail login ${auth.profile}`,
-          });
-        }
-        if (config) {
-          throw new ConfigError(`${msg}: ${config.error}`, {
-            code: 'queue_config',
-            ...(config.hint ? { hint: config.hint } : {}),
-          });
-        }
-        throw new TransientError(msg, {
-          code: 'queue_deferred',
-          hint: 'they are tried again on the next queue run',
-        });
-      }
-    });
+    .action((flags: { force?: boolean; maxAge?: string; quiet?: boolean }, cmd: Command) =>
+      runQueueRun(queueRunOptions(flags, cmd.optsWithGlobals<GlobalOptions>()), ctx),
+    );
 
   q.command('drop <id...>')
     .description('remove queued messages (or dead letters with --dead) without sending them')
     .option('--dead', 'dead letters')
-    .action(async (ids: string[], opts: { dead?: boolean }) => {
-      const spool = await spoolFor(ctx);
-      const { tryQueueLock } = await import('../../mail/queue/lock.js');
-      const { isQueueId } = await import('../../mail/queue/spool.js');
-      // never while a runner may be sending the same file
-      const lock = await tryQueueLock(ctx.paths.locksDir);
-      if (!lock) {
-        throw new TransientError('a queue run is delivering the queue right now', {
-          code: 'queue_busy',
-          hint: 'try again when it has finished',
-        });
-      }
-      const missing: string[] = [];
-      try {
-        for (const id of ids) {
-          if (isQueueId(id) && (await spool.remove(id, !!opts.dead))) ctx.io.err(`dropped ${id}`);
-          else missing.push(id);
-        }
-      } finally {
-        await lock.release();
-      }
-      if (missing.length) {
-        throw new UsageError(
-          `no such ${opts.dead ? 'dead letter' : 'queued message'}: ${missing.join(', ')}`,
-          {
-            code: 'queue_not_found',
-            hint: `list them: oauthmail queue list${opts.dead ? ' --dead' : ''}`,
-          },
-        );
-      }
-    });
+    .action((ids: string[], flags: { dead?: boolean }) => runQueueDrop(queueDropOptions(ids, flags), ctx));
 }
 
 export type { QueueMeta };

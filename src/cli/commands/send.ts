@@ -5,12 +5,12 @@
 import { Command, Option } from 'commander';
 import { promises as fsp } from 'node:fs';
 import { MailServerError, UsageError } from '../../errors/index.js';
-import type { Context } from '../context.js';
+import type { Context, GlobalOptions } from '../context.js';
 import type { Priority } from '../../mail/message.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-interface SendFlags {
+export interface SendFlags {
   to?: string[];
   cc?: string[];
   bcc?: string[];
@@ -50,7 +50,219 @@ async function readText(file: string, flag: string, ctx: Context): Promise<strin
   }
 }
 
-export function registerSend(program: Command, ctx: Context): void {
+export interface SendOptions extends Omit<SendFlags, 'timeout' | 'connections'> {
+  profile: string | undefined;
+  json: boolean;
+  /** --timeout in milliseconds (undefined: the profile's, else 30 s). */
+  timeoutMs: number | undefined;
+  /** --connections (with --batch). */
+  connections: number | undefined;
+}
+
+/** Flags to options; throws UsageError before any file is read or any sign-in. */
+export function sendOptions(flags: SendFlags, globals: GlobalOptions): SendOptions {
+  if (flags.body !== undefined && flags.bodyFile !== undefined) {
+    throw new UsageError('give --body or --body-file, not both', { code: 'bad_usage' });
+  }
+  if (flags.resume && !flags.batch)
+    throw new UsageError('--resume needs --batch FILE', { code: 'bad_usage' });
+  if (flags.batch && (flags.to?.length || flags.dryRun)) {
+    throw new UsageError('--batch takes recipients from the file; do not combine it with --to or --dry-run', {
+      code: 'bad_usage',
+    });
+  }
+  let connections: number | undefined;
+  if (flags.connections !== undefined) {
+    connections = Number(flags.connections);
+    if (!Number.isInteger(connections) || connections < 1 || connections > 50) {
+      throw new UsageError('--connections must be a whole number from 1 to 50', { code: 'bad_usage' });
+    }
+  }
+
+  let timeoutMs: number | undefined;
+  if (flags.timeout !== undefined) {
+    const n = Number(flags.timeout);
+    if (!Number.isFinite(n) || n < 1 || n > 3600)
+      throw new UsageError('--timeout must be a number of seconds from 1 to 3600', { code: 'bad_usage' });
+    timeoutMs = n * 1000;
+  }
+  const { timeout: _t, connections: _c, ...rest } = flags;
+  return { ...rest, profile: globals.profile, json: !!globals.json, timeoutMs, connections };
+}
+
+export async function runSend(o: SendOptions, ctx: Context): Promise<void> {
+  const io = ctx.io;
+  let text: string | undefined = o.body;
+  if (o.bodyFile !== undefined) text = await readText(o.bodyFile, '--body-file', ctx);
+  else if (text === undefined && !o.batch && !io.stdin.isTTY) {
+    const s = await io.readStdin();
+    if (s.length) text = s;
+  }
+  const html = o.html !== undefined ? await readText(o.html, '--html', ctx) : undefined;
+  if (text === undefined && html === undefined && !o.batch && io.stdin.isTTY) {
+    // on a terminal an empty message is almost always a mistake (a forgotten pipe or --body)
+    throw new UsageError(
+      'no message body: give --body TEXT, --body-file FILE or --html FILE, or pipe it in',
+      {
+        code: 'no_body',
+        hint: "to send a message without a body on purpose: --body ''",
+      },
+    );
+  }
+  const msg = {
+    ...(o.from !== undefined ? { from: o.from } : {}),
+    cc: o.cc ?? [],
+    bcc: o.bcc ?? [],
+    ...(o.replyTo !== undefined ? { replyTo: o.replyTo } : {}),
+    ...(o.subject !== undefined ? { subject: o.subject } : {}),
+    ...(text !== undefined ? { text } : {}),
+    ...(html !== undefined ? { html } : {}),
+    headers: o.header ?? [],
+    attachments: o.attach ?? [],
+    ...(o.signature !== undefined ? { signature: o.signature } : {}),
+    ...(o.priority ? { priority: o.priority } : {}),
+  };
+  const smtpOpts = {
+    ...(o.timeoutMs !== undefined ? { connectionTimeoutMs: o.timeoutMs } : {}),
+    ...(o.ca ? { caFile: o.ca } : {}),
+    ...(o.insecureTls ? { insecureTls: true } : {}),
+    warn: (m: string) => io.warn(m),
+    ...(io.verbose ? { debug: (m: string) => io.debug(m) } : {}),
+  };
+
+  // the config is read once: the profile checks the message before any sign-in, then signs in
+  const { resolveProfileName } = await import('../../config/store.js');
+  const resolved = resolveProfileName(await ctx.config.load(), o.profile, ctx.env);
+  const { buildMessage, renderMessage } = await import('../../mail/message.js');
+  if (o.dryRun) {
+    const { profile } = resolved;
+    const built = await buildMessage({ ...msg, to: o.to ?? [] }, profile);
+    const raw = (await renderMessage(built)).toString('utf8');
+    if (o.json) io.outJson({ envelope: built.envelope, message: raw });
+    else {
+      io.err(`dry run: would send from ${built.envelope.from} to ${built.envelope.to.join(', ')}`);
+      io.stdout.write(raw.endsWith('\n') ? raw : raw + '\n');
+    }
+    return;
+  }
+
+  if (o.batch) {
+    const { runBatch, batchOutcome } = await import('../../mail/batch.js');
+    // check the batch file (the profile was checked above) before any sign-in
+    await fsp.access(o.batch).catch((e: unknown) => {
+      throw new UsageError(`--batch ${o.batch}: no such file`, { code: 'bad_batch_file', cause: e });
+    });
+    const { profile, source } = await ctx.tokenSource(o.profile, resolved);
+    const { SmtpClient } = await import('../../mail/smtp.js');
+    const conns = o.connections ?? 5;
+    const client = await SmtpClient.create(profile, source, {
+      ...smtpOpts,
+      pool: true,
+      maxConnections: conns,
+    });
+    // Ctrl-C / SIGTERM: finish the messages in flight, record them, exit 130 / 143 (as fetch)
+    const stop = ctx.interrupt.claim(
+      'stopping: finishing the messages in flight (interrupt again to quit at once)',
+    );
+    const failures: Array<{ exitCode: number }> = [];
+    let lastDraw = 0;
+    const tty = io.stderrIsTTY;
+    try {
+      const summary = await runBatch(client, profile, {
+        file: o.batch,
+        resume: !!o.resume,
+        template: {
+          ...msg,
+          ...(msg.subject !== undefined ? { subject: msg.subject } : {}),
+        },
+        concurrency: conns * 2,
+        signal: stop.signal,
+        onResult: (r) => {
+          if (r.error) {
+            failures.push({ exitCode: r.error.exitCode });
+            // the message of a bad line already starts with "line N:"
+            const msg = r.error.message.startsWith(`line ${r.line}:`)
+              ? r.error.message
+              : `line ${r.line}: ${r.error.message}`;
+            if (!tty) io.err(msg);
+          }
+          io.stdout.write(JSON.stringify(r) + '\n');
+        },
+        onProgress: ({ done, total, failed }) => {
+          if (!tty) return;
+          const now = Date.now();
+          if (now - lastDraw < 100 && done !== total) return;
+          lastDraw = now;
+          const w = 30;
+          const fillN = Math.round((done / Math.max(1, total)) * w);
+          io.stderr.write(
+            `\r[${'#'.repeat(fillN)}${'.'.repeat(w - fillN)}] ${done}/${total}${failed ? ` (${failed} failed)` : ''}`,
+          );
+        },
+      });
+      if (tty) io.stderr.write('\n');
+      const rate = summary.elapsedMs > 0 ? ((summary.sent / summary.elapsedMs) * 1000).toFixed(1) : '-';
+      io.err(
+        `batch: ${summary.sent} sent, ${summary.failed} failed, ${summary.skipped} already sent, ` +
+          `${summary.notAttempted} not attempted, of ${summary.total} (${(summary.elapsedMs / 1000).toFixed(1)} s, ${rate}/s)`,
+      );
+      const err = batchOutcome(summary, failures, stop.by);
+      if (err) throw err;
+    } finally {
+      stop.release();
+      client.close();
+    }
+    return;
+  }
+
+  // validate addresses against the profile before any sign-in or connection
+  const built = await buildMessage({ ...msg, to: o.to ?? [] }, resolved.profile);
+  let r: import('../../mail/smtp.js').SendResult;
+  let client: import('../../mail/smtp.js').SmtpClient | undefined;
+  try {
+    const { profile, source } = await ctx.tokenSource(o.profile, resolved);
+    const { SmtpClient } = await import('../../mail/smtp.js');
+    client = await SmtpClient.create(profile, source, {
+      ...smtpOpts,
+      onRetry: (line: string) => io.err(line),
+    });
+    r = await client.send(built);
+  } catch (e) {
+    client?.close();
+    if (o.queue && (await queueBuilt(ctx, resolved.name, built, e))) return;
+    throw e;
+  }
+  try {
+    if (o.json) {
+      io.outJson({
+        messageId: r.messageId,
+        response: r.response,
+        accepted: r.accepted,
+        rejected: r.rejected,
+        envelope: r.envelope,
+      });
+    } else {
+      io.out(r.messageId);
+      io.err(`sent: ${r.response}`);
+    }
+    if (r.rejected.length) {
+      // delivered to some, not to all: a script must not take that for success
+      const what = `the server refused ${r.rejected.join(', ')}; delivered to ${r.accepted.join(', ') || 'nobody'}`;
+      if (o.allowPartial) io.warn(what);
+      else
+        throw new MailServerError(what, {
+          code: 'smtp_partial_delivery',
+          hint: 'the message went to the accepted recipients only: do not resend it to them; pass --allow-partial to accept this (exit 0)',
+        });
+    }
+  } finally {
+    client?.close();
+  }
+  const { flushAfterSend } = await import('./queue.js');
+  await flushAfterSend(ctx);
+}
+
+export function registerSend(program: Command, ctx: Context, runF = runSend): void {
   program
     .command('send')
     .description("send a message (or a JSONL batch) over SMTP with the profile's OAuth token")
@@ -103,234 +315,20 @@ Prints the Message-ID on stdout (--json: message ID, server reply, accepted and 
 Batch lines: {"to": "...", "cc": [...], "subject": "...", "text": "...", "html": "...",
 "attachments": ["file"], "headers": {"X-K": "v"}, ...fields for {{placeholders}}}.`,
     )
-    .action(async (flags: SendFlags, cmd: Command) => {
-      const g = cmd.optsWithGlobals() as { profile?: string; json?: boolean };
-      const io = ctx.io;
-      if (flags.body !== undefined && flags.bodyFile !== undefined) {
-        throw new UsageError('give --body or --body-file, not both', { code: 'bad_usage' });
-      }
-      if (flags.resume && !flags.batch)
-        throw new UsageError('--resume needs --batch FILE', { code: 'bad_usage' });
-      if (flags.batch && (flags.to?.length || flags.dryRun)) {
-        throw new UsageError(
-          '--batch takes recipients from the file; do not combine it with --to or --dry-run',
-          { code: 'bad_usage' },
-        );
-      }
-      let connections: number | undefined;
-      if (flags.connections !== undefined) {
-        connections = Number(flags.connections);
-        if (!Number.isInteger(connections) || connections < 1 || connections > 50) {
-          throw new UsageError('--connections must be a whole number from 1 to 50', { code: 'bad_usage' });
-        }
-      }
-
-      let text: string | undefined = flags.body;
-      if (flags.bodyFile !== undefined) text = await readText(flags.bodyFile, '--body-file', ctx);
-      else if (text === undefined && !flags.batch && !io.stdin.isTTY) {
-        const s = await io.readStdin();
-        if (s.length) text = s;
-      }
-      const html = flags.html !== undefined ? await readText(flags.html, '--html', ctx) : undefined;
-      if (text === undefined && html === undefined && !flags.batch && io.stdin.isTTY) {
-        // on a terminal an empty message is almost always a mistake (a forgotten pipe or --body)
-        throw new UsageError(
-          'no message body: give --body TEXT, --body-file FILE or --html FILE, or pipe it in',
-          {
-            code: 'no_body',
-            hint: "to send a message without a body on purpose: --body ''",
-          },
-        );
-      }
-      const msg = {
-        ...(flags.from !== undefined ? { from: flags.from } : {}),
-        cc: flags.cc ?? [],
-        bcc: flags.bcc ?? [],
-        ...(flags.replyTo !== undefined ? { replyTo: flags.replyTo } : {}),
-        ...(flags.subject !== undefined ? { subject: flags.subject } : {}),
-        ...(text !== undefined ? { text } : {}),
-        ...(html !== undefined ? { html } : {}),
-        headers: flags.header ?? [],
-        attachments: flags.attach ?? [],
-        ...(flags.signature !== undefined ? { signature: flags.signature } : {}),
-        ...(flags.priority ? { priority: flags.priority } : {}),
-      };
-      let timeoutMs: number | undefined;
-      if (flags.timeout !== undefined) {
-        const n = Number(flags.timeout);
-        if (!Number.isFinite(n) || n < 1 || n > 3600)
-          throw new UsageError('--timeout must be a number of seconds from 1 to 3600', { code: 'bad_usage' });
-        timeoutMs = n * 1000;
-      }
-      const smtpOpts = {
-        ...(timeoutMs !== undefined ? { connectionTimeoutMs: timeoutMs } : {}),
-        ...(flags.ca ? { caFile: flags.ca } : {}),
-        ...(flags.insecureTls ? { insecureTls: true } : {}),
-        warn: (m: string) => io.warn(m),
-        ...(io.verbose ? { debug: (m: string) => io.debug(m) } : {}),
-      };
-
-      const { buildMessage, renderMessage } = await import('../../mail/message.js');
-      if (flags.dryRun) {
-        const { resolveProfileName } = await import('../../config/store.js');
-        const { profile } = resolveProfileName(await ctx.config.load(), g.profile, ctx.env);
-        const built = await buildMessage({ ...msg, to: flags.to ?? [] }, profile);
-        const raw = (await renderMessage(built)).toString('utf8');
-        if (g.json) io.outJson({ envelope: built.envelope, message: raw });
-        else {
-          io.err(`dry run: would send from ${built.envelope.from} to ${built.envelope.to.join(', ')}`);
-          io.stdout.write(raw.endsWith('\n') ? raw : raw + '\n');
-        }
-        return;
-      }
-
-      if (flags.batch) {
-        const { runBatch, batchOutcome } = await import('../../mail/batch.js');
-        const { resolveProfileName } = await import('../../config/store.js');
-        // check the batch file and the profile before any sign-in
-        resolveProfileName(await ctx.config.load(), g.profile, ctx.env);
-        await fsp.access(flags.batch).catch((e: unknown) => {
-          throw new UsageError(`--batch ${flags.batch}: no such file`, { code: 'bad_batch_file', cause: e });
-        });
-        const { profile, source } = await ctx.tokenSource(g.profile);
-        const { SmtpClient } = await import('../../mail/smtp.js');
-        const conns = connections ?? 5;
-        const client = await SmtpClient.create(profile, source, {
-          ...smtpOpts,
-          pool: true,
-          maxConnections: conns,
-        });
-        const stop = { stopped: false };
-        // Ctrl-C / SIGTERM: finish the messages in flight, record them, exit 130 / 143 (as fetch)
-        let stoppedBy: 'SIGINT' | 'SIGTERM' | undefined;
-        const onSignal = (sig: 'SIGINT' | 'SIGTERM') => {
-          if (!stop.stopped)
-            io.err('stopping: finishing the messages in flight (interrupt again to quit at once)');
-          else process.exit(sig === 'SIGINT' ? 130 : 143);
-          stop.stopped = true;
-          stoppedBy = sig;
-        };
-        const onInt = () => onSignal('SIGINT');
-        const onTerm = () => onSignal('SIGTERM');
-        process.on('SIGINT', onInt);
-        process.on('SIGTERM', onTerm);
-        const failures: Array<{ exitCode: number }> = [];
-        let lastDraw = 0;
-        const tty = io.stderrIsTTY;
-        try {
-          const summary = await runBatch(client, profile, {
-            file: flags.batch,
-            resume: !!flags.resume,
-            template: {
-              ...msg,
-              ...(msg.subject !== undefined ? { subject: msg.subject } : {}),
-            },
-            concurrency: conns * 2,
-            stopSignal: stop,
-            onResult: (r) => {
-              if (r.error) {
-                failures.push({ exitCode: r.error.exitCode });
-                // the message of a bad line already starts with "line N:"
-                const msg = r.error.message.startsWith(`line ${r.line}:`)
-                  ? r.error.message
-                  : `line ${r.line}: ${r.error.message}`;
-                if (!tty) io.err(msg);
-              }
-              io.stdout.write(JSON.stringify(r) + '\n');
-            },
-            onProgress: ({ done, total, failed }) => {
-              if (!tty) return;
-              const now = Date.now();
-              if (now - lastDraw < 100 && done !== total) return;
-              lastDraw = now;
-              const w = 30;
-              const fillN = Math.round((done / Math.max(1, total)) * w);
-              io.stderr.write(
-                `\r[${'#'.repeat(fillN)}${'.'.repeat(w - fillN)}] ${done}/${total}${failed ? ` (${failed} failed)` : ''}`,
-              );
-            },
-          });
-          if (tty) io.stderr.write('\n');
-          const rate = summary.elapsedMs > 0 ? ((summary.sent / summary.elapsedMs) * 1000).toFixed(1) : '-';
-          io.err(
-            `batch: ${summary.sent} sent, ${summary.failed} failed, ${summary.skipped} already sent, ` +
-              `${summary.notAttempted} not attempted, of ${summary.total} (${(summary.elapsedMs / 1000).toFixed(1)} s, ${rate}/s)`,
-          );
-          const err = batchOutcome(summary, failures, stoppedBy);
-          if (err) throw err;
-        } finally {
-          process.off('SIGINT', onInt);
-          process.off('SIGTERM', onTerm);
-          client.close();
-        }
-        return;
-      }
-
-      const built = await buildMessage(
-        { ...msg, to: flags.to ?? [] },
-        await (async () => {
-          // validate addresses against the profile before any sign-in or connection
-          const { resolveProfileName } = await import('../../config/store.js');
-          return resolveProfileName(await ctx.config.load(), g.profile, ctx.env).profile;
-        })(),
-      );
-      let r: import('../../mail/smtp.js').SendResult;
-      let client: import('../../mail/smtp.js').SmtpClient | undefined;
-      try {
-        const { profile, source } = await ctx.tokenSource(g.profile);
-        const { SmtpClient } = await import('../../mail/smtp.js');
-        client = await SmtpClient.create(profile, source, {
-          ...smtpOpts,
-          onRetry: (line: string) => io.err(line),
-        });
-        r = await client.send(built);
-      } catch (e) {
-        client?.close();
-        if (flags.queue && (await queueBuilt(ctx, g.profile, built, e))) return;
-        throw e;
-      }
-      try {
-        if (g.json) {
-          io.outJson({
-            messageId: r.messageId,
-            response: r.response,
-            accepted: r.accepted,
-            rejected: r.rejected,
-            envelope: r.envelope,
-          });
-        } else {
-          io.out(r.messageId);
-          io.err(`sent: ${r.response}`);
-        }
-        if (r.rejected.length) {
-          // delivered to some, not to all: a script must not take that for success
-          const what = `the server refused ${r.rejected.join(', ')}; delivered to ${r.accepted.join(', ') || 'nobody'}`;
-          if (flags.allowPartial) io.warn(what);
-          else
-            throw new MailServerError(what, {
-              code: 'smtp_partial_delivery',
-              hint: 'the message went to the accepted recipients only: do not resend it to them; pass --allow-partial to accept this (exit 0)',
-            });
-        }
-      } finally {
-        client?.close();
-      }
-      const { flushAfterSend } = await import('./queue.js');
-      await flushAfterSend(ctx);
-    });
+    .action((flags: SendFlags, cmd: Command) =>
+      runF(sendOptions(flags, cmd.optsWithGlobals<GlobalOptions>()), ctx),
+    );
 }
 
 /** send --queue: keep the rendered message (its Message-ID on stdout) when the failure is worth waiting out. */
 async function queueBuilt(
   ctx: Context,
-  explicit: string | undefined,
+  name: string,
   built: import('../../mail/message.js').BuiltMessage,
   error: unknown,
 ): Promise<boolean> {
   const { renderMessage } = await import('../../mail/message.js');
-  const { resolveProfileName } = await import('../../config/store.js');
   const { queueAfterFailure } = await import('./queue.js');
-  const { name } = resolveProfileName(await ctx.config.load(), explicit, ctx.env);
   const raw = await renderMessage(built);
   if (!(await queueAfterFailure(ctx, { profile: name, envelope: built.envelope, raw }, error))) return false;
   const messageId =

@@ -11,9 +11,88 @@
  * (or the profile key queue=off) restores "exit 75 and keep nothing" for callers that retry.
  */
 import type { Command } from 'commander';
-import type { Context } from '../context.js';
+import type { Context, GlobalOptions } from '../context.js';
+import { parseSendmailArgs, toSendmailError, type SendmailArgs } from '../../mail/sendmail.js';
 
-export function registerSendmail(program: Command, ctx: Context): void {
+export interface SendmailOptions {
+  profile: string | undefined;
+  /** `sendmail --help` (sendmail has none; ours prints the options and exit codes). */
+  help: boolean;
+  /** --queue / --no-queue (ours, not sendmail's); undefined: the profile's `queue` key. */
+  queue: boolean | undefined;
+  sendmail: SendmailArgs;
+}
+
+/** sendmail's argv to options; a bad one throws with sendmail's exit code (64). */
+export function sendmailOptions(args: string[], globals: GlobalOptions): SendmailOptions {
+  let queue: boolean | undefined;
+  const rest = args.filter((a) => {
+    if (a === '--no-queue') queue = false;
+    else if (a === '--queue') queue = true;
+    else return true;
+    return false;
+  });
+  const help = args.includes('--help');
+  let sendmail: SendmailArgs;
+  try {
+    sendmail = help ? parseSendmailArgs([]) : parseSendmailArgs(rest);
+  } catch (e) {
+    throw toSendmailError(e);
+  }
+  return { profile: globals.profile, help, queue, sendmail };
+}
+
+export async function runSendmail(o: SendmailOptions, ctx: Context): Promise<void> {
+  const { prepareSendmail } = await import('../../mail/sendmail.js');
+  let pending: { name: string; envelope: { from: string; to: string[] }; raw: string } | undefined;
+  try {
+    const sa = o.sendmail;
+    if (sa.verbose) ctx.io.verbose = true;
+    const input = await ctx.io.readStdin();
+    // the profile from the config alone (no secrets yet), so that the message is prepared, and
+    // can be queued, even when the sign-in or the keychain fails
+    const { resolveProfileName } = await import('../../config/store.js');
+    const { name, profile } = resolveProfileName(await ctx.config.load(), o.profile, ctx.env);
+    if (!profile.user) await ctx.tokenSource(name); // throws the no-user configuration error
+    const prepared = prepareSendmail(sa, input, {
+      user: profile.user!,
+      ...(profile.from ? { from: profile.from } : {}),
+    });
+    if (o.queue ?? profile.queue !== 'off') {
+      pending = { name, envelope: prepared.envelope, raw: prepared.raw };
+    }
+    const { source } = await ctx.tokenSource(name);
+    const { SmtpClient } = await import('../../mail/smtp.js');
+    const client = await SmtpClient.create(profile, source, {
+      warn: (m) => ctx.io.warn(m),
+      ...(ctx.io.verbose ? { debug: (m: string) => ctx.io.debug(m) } : {}),
+    });
+    try {
+      const r = await client.send({ mail: { raw: prepared.raw }, envelope: prepared.envelope, bcc: [] });
+      ctx.io.debug(`sent to ${r.accepted.join(', ')}: ${r.response}`);
+    } finally {
+      client.close();
+    }
+  } catch (e) {
+    if (pending) {
+      const { queueAfterFailure } = await import('./queue.js');
+      if (
+        await queueAfterFailure(
+          ctx,
+          { profile: pending.name, envelope: pending.envelope, raw: pending.raw },
+          e,
+        )
+      )
+        return; // kept: exit 0, as sendmail(8) does once a message is in its queue
+    }
+    throw toSendmailError(e);
+  }
+  // the server works for us now: deliver what waits
+  const { flushAfterSend } = await import('./queue.js');
+  await flushAfterSend(ctx);
+}
+
+export function registerSendmail(program: Command, ctx: Context, runF = runSendmail): void {
   program
     .command('sendmail')
     .description('sendmail-compatible: read a message on stdin and send it (for cron, mail, PHP mail())')
@@ -46,67 +125,10 @@ Examples:
   $ printf 'To: ops@example.com\nSubject: backup\n\ndone\n' | oauthmail sendmail -t -i
   $ oauthmail -p work sendmail -f alerts@example.com ops@example.com < message.eml`,
     )
-    .action(async (args: string[], _opts: unknown, cmd: Command) => {
-      const g = cmd.optsWithGlobals() as { profile?: string };
-      if (args.includes('--help')) {
-        // sendmail has no --help; ours prints the options and exit codes above
-        cmd.outputHelp();
-        return;
-      }
-      const { parseSendmailArgs, prepareSendmail, toSendmailError } = await import('../../mail/sendmail.js');
-      // our own switches, not sendmail's: --no-queue (fail instead of queueing), --queue
-      let queueFlag: boolean | undefined;
-      const rest = args.filter((a) => {
-        if (a === '--no-queue') queueFlag = false;
-        else if (a === '--queue') queueFlag = true;
-        else return true;
-        return false;
-      });
-      let pending: { name: string; envelope: { from: string; to: string[] }; raw: string } | undefined;
-      try {
-        const sa = parseSendmailArgs(rest);
-        if (sa.verbose) ctx.io.verbose = true;
-        const input = await ctx.io.readStdin();
-        // the profile from the config alone (no secrets yet), so that the message is prepared, and
-        // can be queued, even when the sign-in or the keychain fails
-        const { resolveProfileName } = await import('../../config/store.js');
-        const { name, profile } = resolveProfileName(await ctx.config.load(), g.profile, ctx.env);
-        if (!profile.user) await ctx.tokenSource(name); // throws the no-user configuration error
-        const prepared = prepareSendmail(sa, input, {
-          user: profile.user!,
-          ...(profile.from ? { from: profile.from } : {}),
-        });
-        if (queueFlag ?? profile.queue !== 'off') {
-          pending = { name, envelope: prepared.envelope, raw: prepared.raw };
-        }
-        const { source } = await ctx.tokenSource(name);
-        const { SmtpClient } = await import('../../mail/smtp.js');
-        const client = await SmtpClient.create(profile, source, {
-          warn: (m) => ctx.io.warn(m),
-          ...(ctx.io.verbose ? { debug: (m: string) => ctx.io.debug(m) } : {}),
-        });
-        try {
-          const r = await client.send({ mail: { raw: prepared.raw }, envelope: prepared.envelope, bcc: [] });
-          ctx.io.debug(`sent to ${r.accepted.join(', ')}: ${r.response}`);
-        } finally {
-          client.close();
-        }
-      } catch (e) {
-        if (pending) {
-          const { queueAfterFailure } = await import('./queue.js');
-          if (
-            await queueAfterFailure(
-              ctx,
-              { profile: pending.name, envelope: pending.envelope, raw: pending.raw },
-              e,
-            )
-          )
-            return; // kept: exit 0, as sendmail(8) does once a message is in its queue
-        }
-        throw toSendmailError(e);
-      }
-      // the server works for us now: deliver what waits
-      const { flushAfterSend } = await import('./queue.js');
-      await flushAfterSend(ctx);
+    .action(async (args: string[], _flags: unknown, cmd: Command) => {
+      const o = sendmailOptions(args, cmd.optsWithGlobals<GlobalOptions>());
+      // sendmail has no --help; ours prints the options and exit codes above
+      if (o.help) cmd.outputHelp();
+      else await runF(o, ctx);
     });
 }

@@ -7,9 +7,99 @@
  */
 import type { Command } from 'commander';
 import { UsageError } from '../../errors/index.js';
-import type { Context } from '../context.js';
+import type { Context, GlobalOptions } from '../context.js';
+import { isEmail } from '../../config/schema.js';
 
-export function registerTest(program: Command, ctx: Context): void {
+export interface TestFlags {
+  sendTo?: string;
+  tokenStdin?: boolean;
+  ca?: string;
+  insecureTls?: boolean;
+  timeout: string;
+}
+
+export interface TestOptions {
+  profile: string | undefined;
+  json: boolean;
+  verbose: boolean;
+  sendTo: string | undefined;
+  /** Test the token on stdin instead of the profile's sign-in. */
+  tokenStdin: boolean;
+  ca: string | undefined;
+  insecureTls: boolean;
+  timeoutSeconds: number;
+}
+
+export function testOptions(
+  args: { profile?: string | undefined },
+  flags: TestFlags,
+  globals: GlobalOptions,
+): TestOptions {
+  const timeout = Number(flags.timeout);
+  if (!Number.isFinite(timeout) || timeout <= 0 || timeout > 600) {
+    throw new UsageError('--timeout must be a number of seconds from 1 to 600', { code: 'bad_usage' });
+  }
+  if (flags.sendTo !== undefined && !isEmail(flags.sendTo)) {
+    throw new UsageError(`--send-to ${JSON.stringify(flags.sendTo)} is not an email address`, {
+      code: 'bad_usage',
+    });
+  }
+  return {
+    profile: args.profile ?? globals.profile,
+    json: !!globals.json,
+    verbose: !!globals.verbose,
+    sendTo: flags.sendTo,
+    tokenStdin: !!flags.tokenStdin,
+    ca: flags.ca,
+    insecureTls: !!flags.insecureTls,
+    timeoutSeconds: timeout,
+  };
+}
+
+export async function runTest(o: TestOptions, ctx: Context): Promise<void> {
+  let token: string | undefined;
+  if (o.tokenStdin) {
+    if (ctx.io.stdin.isTTY) {
+      throw new UsageError('--token-stdin reads the token from a pipe, not a terminal', {
+        code: 'bad_usage',
+        hint: 'oauthmail token other-profile | oauthmail test work --token-stdin',
+      });
+    }
+    token = (await ctx.io.readStdin()).trim();
+    if (!token) throw new UsageError('--token-stdin: stdin was empty', { code: 'bad_usage' });
+  }
+  if (o.insecureTls)
+    ctx.io.warn('--insecure-tls: certificates are NOT verified; anyone on the path can read the token');
+  const { resolveProfileName } = await import('../../config/store.js');
+  const { runChecks, renderReport, checkFailure } = await import('../../diagnose/checks.js');
+  const config = await ctx.config.load();
+  const { name, profile } = resolveProfileName(config, o.profile, ctx.env);
+  const report = await runChecks({
+    name,
+    profile,
+    provider: async () => (await import('../../auth/index.js')).tokenProviderFor(ctx, name, profile),
+    hasCredential: async () => {
+      const store = await ctx.secretsFor(profile);
+      const kind = profile.clientType === 'certificate' ? 'certificate' : 'client-secret';
+      return (
+        (await store.get(name, kind)) !== undefined ||
+        (kind === 'client-secret' && !!ctx.env.OAUTHMAIL_CLIENT_SECRET)
+      );
+    },
+    ...(token ? { token } : {}),
+    ...(o.sendTo ? { sendTo: o.sendTo } : {}),
+    ...(o.ca ? { caFile: o.ca } : {}),
+    ...(o.insecureTls ? { insecureTls: true } : {}),
+    timeoutMs: o.timeoutSeconds * 1000,
+    ...(o.verbose ? { transcript: (l: string) => ctx.io.err(`transcript: ${l}`) } : {}),
+  });
+  if (o.json) ctx.io.outJson(report);
+  else ctx.io.out(renderReport(report));
+  const failure = checkFailure(report);
+  if (failure) throw failure;
+}
+
+export function registerTest(program: Command, ctx: Context, runF = runTest): void {
   program
     .command('test [profile]')
     .description('check a profile end to end: settings, token, permissions, SMTP and IMAP sign-in')
@@ -35,65 +125,7 @@ Examples:
   $ oauthmail test work --json > report.json     # attach to a ticket: no token in it
   $ oauthmail test work --verbose                 # with the SMTP/IMAP dialogue, token redacted`,
     )
-    .action(
-      async (
-        nameArg: string | undefined,
-        opts: { sendTo?: string; tokenStdin?: boolean; ca?: string; insecureTls?: boolean; timeout: string },
-      ) => {
-        const timeout = Number(opts.timeout);
-        if (!Number.isFinite(timeout) || timeout <= 0 || timeout > 600) {
-          throw new UsageError('--timeout must be a number of seconds from 1 to 600', { code: 'bad_usage' });
-        }
-        const { isEmail } = await import('../../config/schema.js');
-        if (opts.sendTo !== undefined && !isEmail(opts.sendTo)) {
-          throw new UsageError(`--send-to ${JSON.stringify(opts.sendTo)} is not an email address`, {
-            code: 'bad_usage',
-          });
-        }
-        let token: string | undefined;
-        if (opts.tokenStdin) {
-          if (ctx.io.stdin.isTTY) {
-            throw new UsageError('--token-stdin reads the token from a pipe, not a terminal', {
-              code: 'bad_usage',
-              hint: 'oauthmail token other-profile | oauthmail test work --token-stdin',
-            });
-          }
-          token = (await ctx.io.readStdin()).trim();
-          if (!token) throw new UsageError('--token-stdin: stdin was empty', { code: 'bad_usage' });
-        }
-        if (opts.insecureTls)
-          ctx.io.warn('--insecure-tls: certificates are NOT verified; anyone on the path can read the token');
-        const { resolveProfileName } = await import('../../config/store.js');
-        const { runChecks, renderReport, checkFailure } = await import('../../diagnose/checks.js');
-        const config = await ctx.config.load();
-        const { name, profile } = resolveProfileName(
-          config,
-          nameArg ?? (program.opts().profile as string | undefined),
-          ctx.env,
-        );
-        const report = await runChecks({
-          name,
-          profile,
-          provider: async () => (await import('../../auth/index.js')).tokenProviderFor(ctx, name, profile),
-          hasCredential: async () => {
-            const store = await ctx.secretsFor(profile);
-            const kind = profile.clientType === 'certificate' ? 'certificate' : 'client-secret';
-            return (
-              (await store.get(name, kind)) !== undefined ||
-              (kind === 'client-secret' && !!ctx.env.OAUTHMAIL_CLIENT_SECRET)
-            );
-          },
-          ...(token ? { token } : {}),
-          ...(opts.sendTo ? { sendTo: opts.sendTo } : {}),
-          ...(opts.ca ? { caFile: opts.ca } : {}),
-          ...(opts.insecureTls ? { insecureTls: true } : {}),
-          timeoutMs: timeout * 1000,
-          ...(ctx.io.verbose ? { transcript: (l: string) => ctx.io.err(`transcript: ${l}`) } : {}),
-        });
-        if (ctx.io.json) ctx.io.outJson(report);
-        else ctx.io.out(renderReport(report));
-        const failure = checkFailure(report);
-        if (failure) throw failure;
-      },
+    .action((profile: string | undefined, flags: TestFlags, cmd: Command) =>
+      runF(testOptions({ profile }, flags, cmd.optsWithGlobals<GlobalOptions>()), ctx),
     );
 }

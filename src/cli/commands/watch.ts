@@ -5,11 +5,11 @@
  */
 import { Command, Option } from 'commander';
 import { UsageError } from '../../errors/index.js';
-import type { Context } from '../context.js';
+import type { Context, GlobalOptions } from '../context.js';
 import type { FetchFormat } from '../../mail/fetch/index.js';
 import { imapOpts } from './mailboxes.js';
 
-interface WatchFlags {
+export interface WatchFlags {
   mailbox: string;
   exec?: string;
   out?: string;
@@ -21,7 +21,91 @@ interface WatchFlags {
   insecureTls?: boolean;
 }
 
-export function registerWatch(program: Command, ctx: Context): void {
+export interface WatchOptions {
+  profile: string | undefined;
+  mailbox: string;
+  /** Exactly one of exec and out. */
+  exec: string | undefined;
+  out: string | undefined;
+  format: FetchFormat;
+  execTries: number;
+  execRetryWaitSeconds: number;
+  failedFolder: string | undefined;
+  ca: string | undefined;
+  insecureTls: boolean;
+}
+
+export function watchOptions(flags: WatchFlags, globals: GlobalOptions): WatchOptions {
+  if (!flags.exec && !flags.out) throw new UsageError('give --exec CMD or --out DIR', { code: 'bad_usage' });
+  if (flags.exec && flags.out)
+    throw new UsageError('give --exec CMD or --out DIR, not both', { code: 'bad_usage' });
+  const tries = Number(flags.execTries ?? '3');
+  if (!Number.isInteger(tries) || tries < 1 || tries > 20)
+    throw new UsageError('--exec-tries must be a whole number from 1 to 20', { code: 'bad_usage' });
+  const wait = Number(flags.execRetryWait ?? '5');
+  if (!Number.isFinite(wait) || wait < 0 || wait > 3600)
+    throw new UsageError('--exec-retry-wait must be a number of seconds from 0 to 3600', {
+      code: 'bad_usage',
+    });
+  if (flags.failedFolder && !flags.exec)
+    throw new UsageError('--failed-folder goes with --exec', { code: 'bad_usage' });
+  return {
+    profile: globals.profile,
+    mailbox: flags.mailbox,
+    exec: flags.exec,
+    out: flags.out,
+    format: flags.format,
+    execTries: tries,
+    execRetryWaitSeconds: wait,
+    failedFolder: flags.failedFolder,
+    ca: flags.ca,
+    insecureTls: !!flags.insecureTls,
+  };
+}
+
+export async function runWatch(o: WatchOptions, ctx: Context): Promise<void> {
+  const io = ctx.io;
+  const { profile, source } = await ctx.tokenSource(o.profile);
+  const { watchStateFile } = await import('../../mail/watch-state.js');
+  const { connectImap } = await import('../../mail/imap.js');
+  const { watchMailbox } = await import('../../mail/watch.js');
+  const opts = { ...imapOpts(ctx, o), disableAutoIdle: true, socketTimeoutMs: 31 * 60_000 };
+  // Ctrl-C / SIGTERM: finish the message in hand and end (exit 0); a second one quits at once
+  const stop = ctx.interrupt.claim('stopping');
+  const tries = o.execTries;
+  try {
+    await watchMailbox((s) => connectImap(profile, s, opts), source, {
+      mailbox: o.mailbox,
+      ...(o.exec ? { exec: o.exec } : {}),
+      ...(o.out ? { out: o.out, format: o.format } : {}),
+      account: source.user,
+      ...(o.exec
+        ? {
+            stateFile: (server: string) => watchStateFile(ctx.paths.dataDir, source.user, server, o.mailbox),
+            execAttempts: tries,
+            execRetryDelaysMs: Array.from(
+              { length: tries },
+              (_, i) => o.execRetryWaitSeconds * 1000 * 2 ** i,
+            ),
+          }
+        : {}),
+      ...(o.failedFolder ? { failedFolder: o.failedFolder } : {}),
+      signal: stop.signal,
+      env: ctx.env,
+      warn: (m) => io.warn(m),
+      info: (m) => io.err(m),
+      debug: (m) => io.debug(m),
+      onHandled: (e) => {
+        if (e.file) io.out(e.file);
+        else io.debug(`watch: UID ${e.uid} handled (exit ${e.exitCode})`);
+      },
+    });
+  } finally {
+    stop.release();
+  }
+}
+
+export function registerWatch(program: Command, ctx: Context, runF = runWatch): void {
   program
     .command('watch')
     .description('wait for new messages (IMAP IDLE) and run a command for each, or save it')
@@ -55,65 +139,7 @@ Examples:
   $ oauthmail watch -p support --mailbox Tickets --exec './new-ticket.sh'
   $ oauthmail watch --out ~/Maildir --format maildir`,
     )
-    .action(async (flags: WatchFlags, cmd: Command) => {
-      const g = cmd.optsWithGlobals() as { profile?: string };
-      const io = ctx.io;
-      if (!flags.exec && !flags.out)
-        throw new UsageError('give --exec CMD or --out DIR', { code: 'bad_usage' });
-      if (flags.exec && flags.out)
-        throw new UsageError('give --exec CMD or --out DIR, not both', { code: 'bad_usage' });
-      const tries = Number(flags.execTries ?? '3');
-      if (!Number.isInteger(tries) || tries < 1 || tries > 20)
-        throw new UsageError('--exec-tries must be a whole number from 1 to 20', { code: 'bad_usage' });
-      const wait = Number(flags.execRetryWait ?? '5');
-      if (!Number.isFinite(wait) || wait < 0 || wait > 3600)
-        throw new UsageError('--exec-retry-wait must be a number of seconds from 0 to 3600', {
-          code: 'bad_usage',
-        });
-      if (flags.failedFolder && !flags.exec)
-        throw new UsageError('--failed-folder goes with --exec', { code: 'bad_usage' });
-      const { profile, source } = await ctx.tokenSource(g.profile);
-      const { watchStateFile } = await import('../../mail/watch-state.js');
-      const { connectImap } = await import('../../mail/imap.js');
-      const { watchMailbox } = await import('../../mail/watch.js');
-      const opts = { ...imapOpts(ctx, flags), disableAutoIdle: true, socketTimeoutMs: 31 * 60_000 };
-      const stop: { stopped: boolean; wake?: () => void } = { stopped: false };
-      const onSignal = () => {
-        if (stop.stopped) process.exit(130);
-        stop.stopped = true;
-        io.err('stopping');
-        stop.wake?.();
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-      try {
-        await watchMailbox((s) => connectImap(profile, s, opts), source, {
-          mailbox: flags.mailbox,
-          ...(flags.exec ? { exec: flags.exec } : {}),
-          ...(flags.out ? { out: flags.out, format: flags.format } : {}),
-          account: source.user,
-          ...(flags.exec
-            ? {
-                stateFile: (server: string) =>
-                  watchStateFile(ctx.paths.dataDir, source.user, server, flags.mailbox),
-                execAttempts: tries,
-                execRetryDelaysMs: Array.from({ length: tries }, (_, i) => wait * 1000 * 2 ** i),
-              }
-            : {}),
-          ...(flags.failedFolder ? { failedFolder: flags.failedFolder } : {}),
-          stop,
-          env: ctx.env,
-          warn: (m) => io.warn(m),
-          info: (m) => io.err(m),
-          debug: (m) => io.debug(m),
-          onHandled: (e) => {
-            if (e.file) io.out(e.file);
-            else io.debug(`watch: UID ${e.uid} handled (exit ${e.exitCode})`);
-          },
-        });
-      } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      }
-    });
+    .action((flags: WatchFlags, cmd: Command) =>
+      runF(watchOptions(flags, cmd.optsWithGlobals<GlobalOptions>()), ctx),
+    );
 }

@@ -28,7 +28,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { ImapFlow } from 'imapflow';
-import { MailServerError, UsageError, isOauthmailError } from '../../errors/index.js';
+import { MailServerError, isOauthmailError } from '../../errors/index.js';
 import { ensureDir } from '../../util/fs.js';
 import { imapError, realImapError } from '../imap.js';
 import { saveAttachments } from '../attachments.js';
@@ -115,8 +115,6 @@ export async function fetchMessages(client: ImapFlow, o: FetchOptions): Promise<
   const started = Date.now();
   const warn = o.warn ?? (() => undefined);
   const debug = o.debug ?? (() => undefined);
-  if (o.moveTo && o.moveTo === o.mailbox)
-    throw new UsageError('--move-to names the mailbox being fetched', { code: 'bad_usage' });
   const acting = !!(o.markSeen || o.moveTo || o.delete);
 
   await ensureDir(o.out);
