@@ -123,6 +123,21 @@ Help topics: oauthmail help exit-codes | oauthmail help environment`,
   registerCompletion(program, ctx);
 
   program
+    .command('__man', { hidden: true })
+    .description('print the man page (npm run build writes it to dist/oauthmail.1)')
+    .action(async () => {
+      const { renderManPage } = await import('./man-page.js');
+      const date = new Date(Number(ctx.env.SOURCE_DATE_EPOCH ?? NaN) * 1000 || Date.now());
+      ctx.io.stdout.write(
+        renderManPage(program, {
+          version: VERSION,
+          date: date.toISOString().slice(0, 10),
+          topics: HELP_TOPICS,
+        }),
+      );
+    });
+
+  program
     .command('help [topic...]')
     .description('show help for a command or a topic (exit-codes, environment)')
     .action((topic: string[] = []) => {

@@ -16,6 +16,7 @@ import { stack, waitForMail } from './send-support.js';
 let work: string;
 let tarball: string;
 let h: CliHome;
+let manPage: string;
 const npm = (args: string[], cwd: string) =>
   spawnSync('npm', args, {
     cwd,
@@ -41,6 +42,8 @@ beforeAll(() => {
   const files = info[0]!.files.map((f) => f.path);
   expect(files).toContain('dist/main.js');
   expect(files).toContain('bin/oauthmail.js');
+  // the man page, generated from the help text by `npm run build` (issue 18)
+  expect(files).toContain('dist/oauthmail.1');
   expect(files.filter((f) => f.startsWith('src/') || f.startsWith('test/'))).toEqual([]);
   const prefix = path.join(work, 'prefix');
   const inst = npm(
@@ -60,6 +63,7 @@ beforeAll(() => {
   expect(inst.status, inst.stderr).toBe(0);
   const bin = path.join(prefix, 'lib', 'node_modules', 'oauthmail', 'bin', 'oauthmail.js');
   expect(existsSync(path.join(prefix, 'bin', 'oauthmail'))).toBe(true);
+  manPage = path.join(prefix, 'share', 'man', 'man1', 'oauthmail.1');
   h = cliHome({ DISPLAY: '', WAYLAND_DISPLAY: '', BROWSER: '' }, { bin });
 }, 240_000);
 
@@ -69,6 +73,29 @@ afterAll(() => {
 });
 
 describe('the packed tarball, installed into an empty prefix', () => {
+  it('installs the man page, which renders with man -l and holds every command and the exit codes', () => {
+    expect(existsSync(manPage)).toBe(true);
+    const r = spawnSync('man', ['-l', manPage], {
+      encoding: 'utf8',
+      env: { ...process.env, MANPAGER: 'cat', PAGER: 'cat', MANWIDTH: '100', MAN_KEEP_FORMATTING: '' },
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toBe(''); // no roff warnings
+    const text = r.stdout.replace(/.\x08/g, '');
+    expect(text).toMatch(/^OAUTHMAIL\(1\)/);
+    for (const section of ['NAME', 'SYNOPSIS', 'COMMANDS', 'EXIT STATUS', 'ENVIRONMENT'])
+      expect(text).toContain(`\n${section}\n`);
+    for (const cmd of [
+      'oauthmail token',
+      'oauthmail send',
+      'oauthmail profile add',
+      'oauthmail relay user add',
+    ])
+      expect(text).toContain(`\n   ${cmd}\n`);
+    // the examples that --help prints after the options are there too
+    expect(text).toContain('$ oauthmail token work --sasl oauthbearer --protocol imap');
+  });
+
   it('starts, signs in by device code at the stack and sends a message', async () => {
     const version = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version as string;
     const v = await h.run(['--version']);
