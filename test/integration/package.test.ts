@@ -81,7 +81,7 @@ describe('the packed tarball, installed into an empty prefix', () => {
     });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toBe(''); // no roff warnings
-    const text = r.stdout.replace(/.\x08/g, '');
+    const text = r.stdout; // plain: man-db drops bold/underline when stdout is not a terminal
     expect(text).toMatch(/^OAUTHMAIL\(1\)/);
     for (const section of ['NAME', 'SYNOPSIS', 'COMMANDS', 'EXIT STATUS', 'ENVIRONMENT'])
       expect(text).toContain(`\n${section}\n`);
