@@ -11,6 +11,9 @@ import { readPastedRedirect } from './paste.js';
 export interface SignInTerminal {
   readonly stdin: Readable;
   err(text: string): void;
+  /** stderr is a terminal a person watches (the device code's QR code is drawn then) */
+  readonly stderrIsTTY: boolean;
+  readonly color: boolean;
 }
 
 export class TerminalSignIn implements SignInUi {
