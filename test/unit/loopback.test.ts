@@ -55,6 +55,7 @@ describe('LoopbackServer', () => {
   });
 
   it('a random port that another program holds on [::1] only is given up for another one', async () => {
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- the original, called with .apply(this) below
     const listen = http.Server.prototype.listen;
     const tried: number[] = [];
     // the kernel says "in use" for the first [::1] bind, as when a program squats there

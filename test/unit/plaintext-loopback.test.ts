@@ -178,7 +178,7 @@ function profile(kind: 'smtp' | 'imap', port: number): Profile {
     sasl: 'xoauth2',
     retry: { ...DEFAULT_RETRY, mode: 'none', maxAttempts: 1 },
     storage: 'file',
-  } as Profile;
+  };
 }
 
 async function sendOne(p: Profile) {
