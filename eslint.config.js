@@ -46,10 +46,6 @@ export default tseslint.config(
       '@typescript-eslint/no-unsafe-argument': 'off',
       '@typescript-eslint/no-unsafe-call': 'off',
       '@typescript-eslint/no-unsafe-return': 'off',
-      // Fakes of async interfaces (sleep, deliver, loadKeytar, getAccessToken) are written `async` so
-      // that a throw in them becomes a rejected promise, as it does in the real implementation; without
-      // `async` the same throw would happen synchronously and test a different path. src/ keeps the rule.
-      '@typescript-eslint/require-await': 'off',
     },
   },
   // Plain JavaScript (bin/, bench/, the fake IdP and Graph servers under test/support, this file) is

@@ -59,19 +59,19 @@ const profile = (p: Partial<Profile> = {}): Profile => ({
   ...p,
 });
 
-const providerWith = (token: string | Error) => async () =>
-  ({
-    getToken: async () => {
-      if (token instanceof Error) throw token;
-      return {
-        accessToken: token,
-        expiresOn: null,
-        scopes: [],
-        account: 'alice@contoso.com',
-        fromCache: false,
-      };
-    },
-  }) as unknown as TokenProvider;
+const providerWith = (token: string | Error) => () =>
+  Promise.resolve({
+    getToken: () =>
+      token instanceof Error
+        ? Promise.reject(token)
+        : Promise.resolve({
+            accessToken: token,
+            expiresOn: null,
+            scopes: [],
+            account: 'alice@contoso.com',
+            fromCache: false,
+          }),
+  } as unknown as TokenProvider);
 
 async function check(p: Profile, token: string | Error, extra: Partial<CheckDeps> = {}): Promise<TestReport> {
   const rep = await runChecks({
@@ -124,7 +124,7 @@ describe('profile check', () => {
         scopes: ['https://outlook.office365.com/.default'],
       }),
       exo(),
-      { hasCredential: async () => false },
+      { hasCredential: () => Promise.resolve(false) },
     );
     expect(byId(rep, 'profile')).toMatchObject({
       status: 'fail',
