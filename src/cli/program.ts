@@ -27,6 +27,7 @@ import { registerRefresh } from './commands/refresh.js';
 import { registerExec } from './commands/exec.js';
 import { registerQueue } from './commands/queue.js';
 import { registerRelay } from './commands/relay.js';
+import { registerCompletion } from './commands/completion.js';
 
 import { VERSION } from '../util/version.js';
 export { VERSION };
@@ -119,6 +120,7 @@ Help topics: oauthmail help exit-codes | oauthmail help environment`,
   registerExec(program, ctx);
   registerQueue(program, ctx);
   registerRelay(program, ctx);
+  registerCompletion(program, ctx);
 
   program
     .command('help [topic...]')

@@ -21,6 +21,7 @@ import type { ImapFlow, ImapFlowOptions, Logger } from 'imapflow';
 import type { Profile } from '../config/schema.js';
 import { ConfigError, MailServerError, isOauthmailError, type OauthmailError } from '../errors/index.js';
 import { registerSecret, redact } from '../util/redact.js';
+import { loggerLevels } from '../util/levels.js';
 import type { TokenSource } from './token-source.js';
 import { isLoopbackAddress, plainLoopbackAddress, serverTls } from './tls.js';
 import { VERSION } from '../util/version.js';
@@ -105,14 +106,7 @@ export function redactingLogger(debug: (line: string) => void): Logger {
     }
     debug(redact(`imap ${level}: ${line}`));
   };
-  return {
-    trace: log('trace'),
-    debug: log('debug'),
-    info: log('info'),
-    warn: log('warn'),
-    error: log('error'),
-    fatal: log('fatal'),
-  };
+  return loggerLevels(log);
 }
 
 /** What the server offers, decided right before imapflow authenticates. */

@@ -17,6 +17,7 @@ import type { Transporter } from 'nodemailer';
 import type { Profile, RetryPolicy } from '../config/schema.js';
 import { DEFAULT_RETRY } from '../config/schema.js';
 import { registerSecret, redact } from '../util/redact.js';
+import { loggerLevels } from '../util/levels.js';
 import type { TokenSource } from './token-source.js';
 import type { BuiltMessage } from './message.js';
 import { classify, toSendError, withRetry } from './retry.js';
@@ -104,15 +105,7 @@ function debugLogger(debug: (line: string) => void) {
     (level: string) =>
     (_entry: unknown, message: string, ...args: unknown[]) =>
       debug(redact(`smtp ${level}: ${format(message, ...args)}`));
-  return {
-    level: log('level'),
-    trace: log('trace'),
-    debug: log('debug'),
-    info: log('info'),
-    warn: log('warn'),
-    error: log('error'),
-    fatal: log('fatal'),
-  };
+  return { level: log('level'), ...loggerLevels(log) };
 }
 
 interface SaslCtx {

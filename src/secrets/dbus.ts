@@ -30,17 +30,7 @@ import {
   type DBusValue,
 } from './dbus-wire.js';
 
-export {
-  Variant,
-  DBusError,
-  timeoutError,
-  splitSignature,
-  Writer,
-  marshal,
-  Reader,
-  unmarshal,
-  type DBusValue,
-} from './dbus-wire.js';
+export * from './dbus-wire.js';
 
 // --- addresses --------------------------------------------------------------------------------
 

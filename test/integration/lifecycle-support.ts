@@ -108,7 +108,7 @@ export async function cli(
   lab: Lab,
   h: CliHome,
   args: string[],
-  opts: { timeoutMs?: number; input?: string; env?: NodeJS.ProcessEnv } = {},
+  opts: { timeoutMs?: number; input?: string; env?: NodeJS.ProcessEnv; spawn?: boolean } = {},
 ): Promise<CliResult> {
   const r = await h.run(args, opts);
   lab.transcript.push(`$ ${args.join(' ')}\n${r.stdout}\n${r.stderr}`);

@@ -31,7 +31,7 @@ const DAEMON = MS.clients[2]! as { clientId: string; secret: string };
 let lab: Lab;
 const admin = (path: string, json?: unknown) => labAdmin(lab, path, json);
 const home = (): CliHome => labHome(lab);
-const cli = (h: CliHome, args: string[], opts: { timeoutMs?: number; input?: string } = {}) =>
+const cli = (h: CliHome, args: string[], opts: { timeoutMs?: number; input?: string; spawn?: boolean } = {}) =>
   labCli(lab, h, args, opts);
 const background = (h: CliHome, args: string[], waitFor: RegExp) => labBackground(lab, h, args, waitFor);
 const addProfile = (h: CliHome, name: string, extra: string[] = []) => labAddProfile(lab, h, name, extra);
@@ -160,7 +160,8 @@ describe('device code, token, refresh rotation', () => {
     lab.secrets.add(first.stdout.trim());
 
     const results = await Promise.all(
-      Array.from({ length: 20 }, () => cli(h, ['token', 'work'], { timeoutMs: 60_000 })),
+      // real processes: the cross-process lock is what this is about
+      Array.from({ length: 20 }, () => cli(h, ['token', 'work'], { timeoutMs: 60_000, spawn: true })),
     );
     for (const r of results) {
       expect(r.code, r.stderr).toBe(0);

@@ -6,17 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import {
-  closeSync,
-  copyFileSync,
-  existsSync,
-  openSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-} from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
@@ -31,6 +21,7 @@ import {
   tamperClaims,
   tamperSignature,
   waitForMessage,
+  startPrivateStack,
 } from '../support/stack-env.js';
 
 const env = stackEnv();
@@ -147,25 +138,7 @@ describe('local mail stack', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'oauthmail-graph-stack-'));
     const sh = path.join(import.meta.dirname, '..', 'support', 'stack');
     try {
-      mkdirSync(path.join(dir, 'pki'));
-      for (const f of readdirSync(env.pkiDir))
-        copyFileSync(path.join(env.pkiDir, f), path.join(dir, 'pki', f));
-      // the daemons start.sh leaves running inherit its output: a pipe would never close
-      const logFile = path.join(dir, 'start.log');
-      const fd = openSync(logFile, 'w');
-      const started = spawnSync('bash', [path.join(sh, 'start.sh'), dir], {
-        stdio: ['ignore', fd, fd],
-        timeout: 90_000,
-      });
-      closeSync(fd);
-      expect(started.status, readFileSync(logFile, 'utf8')).toBe(0);
-      const vars = Object.fromEntries(
-        readFileSync(path.join(dir, 'env'), 'utf8')
-          .split('\n')
-          .map((l) => /^export (\w+)=(.*)$/.exec(l))
-          .filter((m): m is RegExpExecArray => m !== null)
-          .map((m) => [m[1]!, m[2]!.replace(/^'|'$/g, '')]),
-      );
+      const vars = startPrivateStack(dir, env.pkiDir);
       const pid = Number(vars.GRAPH_PID);
       expect(vars.GRAPH_URL).toMatch(/^https:\/\/localhost:\d+$/);
       expect(vars.GRAPH_URL).not.toBe(env.graphUrl);

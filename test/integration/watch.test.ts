@@ -10,21 +10,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import {
-  closeSync,
-  copyFileSync,
-  existsSync,
-  openSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { ImapFlow } from 'imapflow';
 import { BIN, cliHome, type CliHome } from '../support/cli.js';
+import { startPrivateStack } from '../support/stack-env.js';
 import { ALICE, addMicrosoftProfile, signInDevice, startTestIdp, type TestIdp } from '../support/signin.js';
 import { ROOT, adminClient, rawMessage, stack, type Stack } from './fetch-support.js';
 
@@ -37,17 +28,6 @@ let h: CliHome | undefined;
 let work: string;
 let watcher: ChildProcess | undefined;
 let token = '';
-
-function readEnvFile(file: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    const m = /^export ([A-Z_0-9]+)=(.*)$/.exec(line);
-    if (!m) continue;
-    // values are written with printf %q: plain paths and numbers here; undo simple quoting
-    env[m[1]!] = m[2]!.replace(/^'(.*)'$/, '$1').replace(/\\(.)/g, '$1');
-  }
-  return env;
-}
 
 const alive = (pid: number) => {
   try {
@@ -114,21 +94,7 @@ beforeAll(async () => {
   const shared = stack();
   work = mkdtempSync(path.join(os.tmpdir(), 'oauthmail-watch-'));
   privDir = mkdtempSync('/tmp/om-watch-stack-');
-  // the same PKI as the shared stack (pki.sh keeps an existing one): its CA and JWT key work here
-  mkdirSync(path.join(privDir, 'pki'));
-  for (const f of readdirSync(shared.pkiDir))
-    copyFileSync(path.join(shared.pkiDir, f), path.join(privDir, 'pki', f));
-  // the daemons start.sh leaves running inherit its stdout/stderr: pipes would never close, so
-  // its output goes to a file
-  const logFile = path.join(privDir, 'start.log');
-  const fd = openSync(logFile, 'w');
-  const started = spawnSync('bash', [path.join(STACK_SH, 'start.sh'), privDir], {
-    stdio: ['ignore', fd, fd],
-    timeout: 90_000,
-  });
-  closeSync(fd);
-  expect(started.status, readFileSync(logFile, 'utf8')).toBe(0);
-  privEnv = readEnvFile(path.join(privDir, 'env'));
+  privEnv = startPrivateStack(privDir, shared.pkiDir);
   priv = stack({ ...privEnv });
   expect(priv.imapsPort).not.toBe(shared.imapsPort);
 

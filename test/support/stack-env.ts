@@ -7,7 +7,8 @@
  * silently skip.
  */
 import { createPrivateKey, randomUUID, sign } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { closeSync, copyFileSync, mkdirSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import https from 'node:https';
 import tls from 'node:tls';
 import path from 'node:path';
@@ -510,3 +511,41 @@ export function imapAuthenticate(
     });
   });
 }
+
+/** The variables a stack's `env` file exports (written with printf %q: undo simple quoting). */
+export function readStackEnvFile(file: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const m = /^export ([A-Z_0-9]+)=(.*)$/.exec(line);
+    if (m) env[m[1]!] = m[2]!.replace(/^'(.*)'$/, '$1').replace(/\\(.)/g, '$1');
+  }
+  return env;
+}
+
+/**
+ * Start a private stack in `dir` (test/support/stack/start.sh) with the same PKI as the shared
+ * one (pki.sh keeps an existing one: its CA and JWT key work there too); returns its variables.
+ * The caller stops it with stop.sh. Throws with start.sh's output when it fails.
+ */
+export function startPrivateStack(dir: string, sharedPkiDir: string): Record<string, string> {
+  mkdirSync(path.join(dir, 'pki'), { recursive: true });
+  for (const f of readdirSync(sharedPkiDir))
+    copyFileSync(path.join(sharedPkiDir, f), path.join(dir, 'pki', f));
+  // the daemons start.sh leaves running inherit its stdout/stderr: a pipe would never close, so
+  // its output goes to a file
+  const logFile = path.join(dir, 'start.log');
+  const fd = openSync(logFile, 'w');
+  const started = spawnSync('bash', [path.join(STACK_SCRIPTS, 'start.sh'), dir], {
+    stdio: ['ignore', fd, fd],
+    timeout: 90_000,
+  });
+  closeSync(fd);
+  if (started.status !== 0)
+    throw new Error(
+      `start.sh ${dir} failed (${started.status ?? started.signal}):\n${readFileSync(logFile, 'utf8')}`,
+    );
+  return readStackEnvFile(path.join(dir, 'env'));
+}
+
+/** test/support/stack/ (start.sh, stop.sh). */
+export const STACK_SCRIPTS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'stack');

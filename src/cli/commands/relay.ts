@@ -71,16 +71,14 @@ export async function runRelay(o: RelayOptions, ctx: Context): Promise<void> {
       .then((c) => resolveProfileName(c, undefined, ctx.env).name)
       .catch(() => undefined);
   }
-  // signals: HUP reloads, TERM/INT stop gracefully (a requested stop of a server is a success)
+  // signals (through the run's one interrupt rule, src/util/interrupt.ts): HUP reloads, TERM/INT
+  // stop gracefully (a requested stop of a server is a success)
   let stop!: (why: string) => void;
   const stopped = new Promise<string>((r) => (stop = r));
   const hup: Array<() => void> = [];
-  const onHup = () => hup.forEach((f) => f());
-  const onTerm = () => stop('SIGTERM');
-  const onInt = () => stop('SIGINT');
-  process.on('SIGHUP', onHup);
-  process.on('SIGTERM', onTerm);
-  process.on('SIGINT', onInt);
+  const claim = ctx.interrupt.claim('', {
+    forward: (sig) => (sig === 'SIGHUP' ? hup.forEach((f) => f()) : stop(sig)),
+  });
   try {
     await runRelayServer({
       listeners,
@@ -100,9 +98,7 @@ export async function runRelay(o: RelayOptions, ctx: Context): Promise<void> {
       signals: { onHup: (f) => hup.push(f), stopped },
     });
   } finally {
-    process.off('SIGHUP', onHup);
-    process.off('SIGTERM', onTerm);
-    process.off('SIGINT', onInt);
+    claim.release();
   }
 }
 

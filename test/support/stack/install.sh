@@ -9,7 +9,7 @@
 # A fast no-op when everything is there. Needs root when something is missing.
 set -euo pipefail
 
-packages=(postfix dovecot-imapd dovecot-lmtpd gnome-keyring dbus libsecret-1-dev chromium openssl procps msmtp mutt isync libsasl2-modules-kdexoauth2 git-email libmailtools-perl neomutt swaks python3)
+packages=(postfix dovecot-imapd dovecot-lmtpd gnome-keyring dbus libsecret-1-dev chromium openssl procps msmtp mutt isync libsasl2-modules-kdexoauth2 git-email libmailtools-perl neomutt swaks python3 zsh fish)
 
 missing=()
 for p in "${packages[@]}"; do
