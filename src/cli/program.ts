@@ -93,7 +93,7 @@ Help topics: oauthmail help exit-codes | oauthmail help environment`,
     );
 
   program.hook('preAction', (_root, action) => {
-    const g = action.optsWithGlobals() as { json?: boolean; verbose?: boolean; input?: boolean };
+    const g = action.optsWithGlobals<{ json?: boolean; verbose?: boolean; input?: boolean }>();
     ctx.io.json = !!g.json;
     ctx.io.verbose = !!g.verbose;
     ctx.io.noInput = g.input === false;

@@ -80,7 +80,7 @@ export interface Field<T = unknown, R extends boolean = boolean> {
 
 export type FieldTable = Readonly<Record<string, Field<unknown>>>;
 
-type Simplify<T> = { [K in keyof T]: T[K] } & unknown;
+type Simplify<T> = { [K in keyof T]: T[K] };
 type TypeOf<F> = F extends { type: Codec<infer T> } ? T : never;
 /** The object type a table describes: required fields as such, the others optional. */
 export type Shape<Tbl> = Simplify<
@@ -237,7 +237,7 @@ export function list<T extends string = string>(
     kind: 'list',
     check(v, path) {
       if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new Invalid(path, message(path));
-      for (const s of v as string[]) {
+      for (const s of v) {
         const bad = each(s, path);
         if (bad) throw new Invalid(path, bad);
       }

@@ -13,6 +13,7 @@ import { UsageError } from '../errors/index.js';
 import { checkTable, type Codec, type Field, type FieldTable, Invalid, isObj, orList } from './codecs.js';
 import { PROFILE_FIELDS, type Profile, RULES } from './fields.js';
 import { PROVIDERS, type Provider } from './values.js';
+import { plainText } from '../util/text.js';
 
 /** Check a profile; throws Invalid naming the first bad field. Returns it typed. */
 export function validateProfile(raw: unknown): Profile {
@@ -157,7 +158,7 @@ export function showRows(p: Profile): Array<[key: string, text: string]> {
   for (const [key, f] of Object.entries(PROFILE_FIELDS) as Array<[string, Field]>) {
     const v = (p as Record<string, unknown>)[key];
     if (f.show === false || v === undefined) continue;
-    const text = f.format ? f.format(v) : f.type.format ? f.type.format(v) : String(v);
+    const text = f.format ? f.format(v) : f.type.format ? f.type.format(v) : plainText(v);
     if (text !== undefined && text !== '') rows.push([key, text]);
   }
   return rows;

@@ -78,7 +78,7 @@ export function buildConsentUrl(
   });
   return {
     kind: 'user',
-    url: `${profile.authorizationEndpoint ?? GOOGLE_AUTH_ENDPOINT}?${q}`,
+    url: `${profile.authorizationEndpoint ?? GOOGLE_AUTH_ENDPOINT}?${q.toString()}`,
     who: `the Google account${profile.user ? ` ${profile.user}` : ''} opens it and allows access`,
     landing: `Google then sends the browser to ${redirectUriFor(profile)}, where only a running \`oauthmail login ${name}\` listens: to consent and sign in at once, run oauthmail login ${name} --prompt consent`,
   };

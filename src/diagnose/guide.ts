@@ -249,7 +249,7 @@ function fillMicrosoft(p: GuideInput['profile'], clientId: string | undefined): 
     retry: { mode: 'none', maxAttempts: 1, initialDelayMs: 0, multiplier: 1, maxDelayMs: 0 },
     ...p,
     clientId: clientId ?? 'CLIENT-ID',
-  } as Profile;
+  };
 }
 
 function googleGuide({ name, profile: p }: GuideInput): string {

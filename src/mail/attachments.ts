@@ -25,7 +25,7 @@ export const MAX_NAME_BYTES = 200;
 // CON, PRN, AUX, NUL, COM0-9, LPT0-9 (and the superscript digits Windows also reserves)
 const DEVICE_RE = /^(con|prn|aux|nul|conin\$|conout\$|clock\$|com[0-9¹²³]|lpt[0-9¹²³])$/i;
 // C0/C1 controls, DEL, bidi overrides and isolates, zero-width characters, BOM
-// eslint-disable-next-line no-control-regex
+// eslint-disable-next-line no-control-regex -- control characters are what this removes from file names
 const BAD_CHARS_RE = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/g;
 const WINDOWS_FORBIDDEN_RE = /[<>:"|?*]/g;
 

@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { UsageError } from '../errors/index.js';
 import type { MessageOptions, Priority } from './message.js';
+import { plainText } from '../util/text.js';
 
 /** What the command line gives every line: the message fields, attachments as paths only. */
 export type BatchTemplate = Pick<
@@ -18,7 +19,7 @@ function fill(tpl: string | undefined, vars: Record<string, unknown>): string | 
   if (tpl === undefined) return undefined;
   return tpl.replace(PLACEHOLDER, (_m, k: string) => {
     const v = vars[k];
-    return v === undefined || v === null ? '' : String(v);
+    return v === undefined || v === null ? '' : plainText(v);
   });
 }
 
@@ -65,7 +66,7 @@ export function missingPlaceholders(
 const list = (v: unknown, what: string, line: number): string[] | undefined => {
   if (v === undefined || v === null) return undefined;
   if (typeof v === 'string') return [v];
-  if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
+  if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v;
   throw new UsageError(`line ${line}: "${what}" must be a string or a list of strings`, {
     code: 'bad_batch_line',
   });

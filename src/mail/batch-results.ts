@@ -38,7 +38,7 @@ export interface ResultsLog {
   /** Lines recorded as sent, with the hash of the line that was sent. */
   done: Map<number, string>;
   /** Append one record; `sync` fsyncs it before resolving. Concurrent calls are group-committed. */
-  record(obj: object, sync: boolean): Promise<void>;
+  record: (obj: object, sync: boolean) => Promise<void>;
   /** Set when the lock was taken over while held (we stalled): stop sending. */
   lost(): Error | undefined;
   close(): Promise<void>;

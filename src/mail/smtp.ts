@@ -95,9 +95,7 @@ export async function connectionOptions(
 ): Promise<{ base: Record<string, unknown>; connectTo: { host?: string } }> {
   const base = transportOptions(profile, opts);
   const connectTo =
-    profile.smtp?.security === 'none'
-      ? { host: await plainLoopbackAddress('smtp', String(base.host)) }
-      : {};
+    profile.smtp?.security === 'none' ? { host: await plainLoopbackAddress('smtp', String(base.host)) } : {};
   return { base, connectTo };
 }
 
@@ -119,7 +117,8 @@ export class SmtpClient {
   readonly stats: SmtpStats = { refreshes: 0, tokenRequests: 0 };
   private refreshed = false;
   private forceNext = false;
-  private tokenError: unknown;
+  /** What the token source threw during the last attempt (boxed: any value may be thrown). */
+  private tokenError: { error: unknown } | undefined;
   private readonly policy: RetryPolicy;
 
   private constructor(
@@ -192,11 +191,17 @@ export class SmtpClient {
       registerSecret(t);
       return t;
     } catch (e) {
-      this.tokenError = e;
+      this.tokenError = { error: e };
       // nodemailer sets `code = 'EAUTH'` on the error it gets from here: hand it a stand-in, so
       // that the original (rethrown by sendOnce) keeps its own code
       throw Object.assign(new Error((e as Error)?.message ?? String(e)), { cause: e });
     }
+  }
+
+  private takeTokenError(): { error: unknown } | undefined {
+    const te = this.tokenError;
+    this.tokenError = undefined;
+    return te;
   }
 
   private async sendOnce(built: BuiltMessage): Promise<SendResult & { attempts: number }> {
@@ -210,18 +215,16 @@ export class SmtpClient {
     try {
       info = await run();
     } catch (e) {
-      const te = this.tokenError;
-      this.tokenError = undefined;
-      if (te) throw te; // the identity provider failed (AuthError → exit 4), not the mail server
+      const te = this.takeTokenError();
+      if (te) throw te.error; // the identity provider failed (AuthError → exit 4), not the mail server
       if (classify(e).kind === 'auth' && !this.refreshed && (e as { code?: string }).code === 'EAUTH') {
         // 535 straight away (no 334 challenge): refresh once and log in once more ourselves
         this.forceNext = true;
         try {
           info = await run();
         } catch (e2) {
-          const te2 = this.tokenError;
-          this.tokenError = undefined;
-          throw te2 ?? e2;
+          const te2 = this.takeTokenError();
+          throw te2 ? te2.error : e2;
         }
       } else {
         throw e;

@@ -20,5 +20,5 @@ export interface TokenSource {
 
 /** A source that always hands out the same token (tests, `--access-token-stdin` style hand-offs). */
 export function staticTokenSource(user: string, token: string): TokenSource {
-  return { user, getAccessToken: async () => token };
+  return { user, getAccessToken: () => Promise.resolve(token) };
 }

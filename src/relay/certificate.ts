@@ -37,7 +37,7 @@ function ipBytes(ip: string): Buffer | undefined {
   const head = a ? a.split(':') : [];
   const tail = ip.includes('::') && b ? b.split(':') : [];
   const groups = ip.includes('::')
-    ? [...head, ...Array(8 - head.length - tail.length).fill('0'), ...tail]
+    ? [...head, ...Array<string>(8 - head.length - tail.length).fill('0'), ...tail]
     : head;
   if (groups.length !== 8 || groups.some((g) => g.includes('.'))) return undefined;
   return Buffer.from(groups.flatMap((g) => [parseInt(g, 16) >> 8, parseInt(g, 16) & 0xff]));

@@ -208,7 +208,13 @@ export class DBusConnection {
       const sig = (fields.get(8) as string | undefined) ?? '';
       const body = unmarshal(sig, msg.subarray(bodyAt), le);
       if (type === 2) p.resolve(body);
-      else p.reject(new DBusError(String(fields.get(4)), typeof body[0] === 'string' ? body[0] : ''));
+      else
+        p.reject(
+          new DBusError(
+            (fields.get(4) as string | undefined) ?? 'undefined',
+            typeof body[0] === 'string' ? body[0] : '',
+          ),
+        );
     } catch (e) {
       p.reject(e as Error);
     }

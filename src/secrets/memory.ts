@@ -11,19 +11,20 @@ export class MemorySecretStore implements SecretStore {
   readonly location = 'memory';
   readonly entries = new Map<string, string>();
 
-  async get(profile: string, kind: SecretKind): Promise<string | undefined> {
+  get(profile: string, kind: SecretKind): Promise<string | undefined> {
     const v = this.entries.get(`${profile}/${kind}`);
     registerSecret(v);
-    return v;
+    return Promise.resolve(v);
   }
 
-  async set(profile: string, kind: SecretKind, value: string): Promise<void> {
+  set(profile: string, kind: SecretKind, value: string): Promise<void> {
     registerSecret(value);
     this.entries.set(`${profile}/${kind}`, value);
+    return Promise.resolve();
   }
 
-  async delete(profile: string, kind: SecretKind): Promise<boolean> {
-    return this.entries.delete(`${profile}/${kind}`);
+  delete(profile: string, kind: SecretKind): Promise<boolean> {
+    return Promise.resolve(this.entries.delete(`${profile}/${kind}`));
   }
 }
 
@@ -33,18 +34,19 @@ export class MemoryBackend implements RawBackend {
   /** @param maxBytes refuse entries larger than this many UTF-8 bytes (as Windows does). */
   constructor(private readonly maxBytes = Infinity) {}
 
-  async get(account: string): Promise<string | undefined> {
-    return this.entries.get(account);
+  get(account: string): Promise<string | undefined> {
+    return Promise.resolve(this.entries.get(account));
   }
 
-  async set(account: string, value: string): Promise<void> {
+  set(account: string, value: string): Promise<void> {
     if (Buffer.byteLength(value, 'utf8') > this.maxBytes) {
-      throw new Error(`entry ${account} is larger than ${this.maxBytes} bytes`);
+      return Promise.reject(new Error(`entry ${account} is larger than ${this.maxBytes} bytes`));
     }
     this.entries.set(account, value);
+    return Promise.resolve();
   }
 
-  async delete(account: string): Promise<boolean> {
-    return this.entries.delete(account);
+  delete(account: string): Promise<boolean> {
+    return Promise.resolve(this.entries.delete(account));
   }
 }

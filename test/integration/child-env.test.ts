@@ -94,7 +94,7 @@ describe('environment of child programs', () => {
       },
     );
     let stderr = '';
-    w.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    w.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((r) => w.on('close', (code) => r(code)));
     try {
       const until = async (what: string, check: () => boolean) => {

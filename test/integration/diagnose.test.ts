@@ -113,7 +113,7 @@ beforeAll(async () => {
       ALICE,
       ...servers(),
     ],
-    DAEMON.secret!,
+    DAEMON.secret,
   );
   await addProfile('gmail', [
     '--provider',

@@ -575,9 +575,9 @@ describe('shared mailbox and refused tokens', () => {
     const wrongScope = mintImapToken(s, ALICE.upn, { scope: 'SMTP.Send' });
     const source: TokenSource = {
       user: ALICE.upn,
-      getAccessToken: async (o) => {
+      getAccessToken: (o) => {
         calls.push(!!o?.forceRefresh);
-        return o?.forceRefresh ? good : wrongScope;
+        return Promise.resolve(o?.forceRefresh ? good : wrongScope);
       },
     };
     const conn = await connectImap(imapProfile(s, ALICE.upn), source, {});
@@ -589,9 +589,9 @@ describe('shared mailbox and refused tokens', () => {
     const refused: boolean[] = [];
     const bad: TokenSource = {
       user: ALICE.upn,
-      getAccessToken: async (o) => {
+      getAccessToken: (o) => {
         refused.push(!!o?.forceRefresh);
-        return wrongScope;
+        return Promise.resolve(wrongScope);
       },
     };
     const e = (await connectImap(imapProfile(s, ALICE.upn), bad, {}).then(

@@ -39,7 +39,7 @@ export function stack(env: NodeJS.ProcessEnv = process.env): Stack {
     imapPort: Number(env.IMAP_PORT),
     imapsPort: Number(env.IMAPS_PORT),
     lmtpPort: Number(env.LMTP_PORT),
-    pkiDir: env.STACK_PKI_DIR!,
+    pkiDir: env.STACK_PKI_DIR,
     kid: env.STACK_JWT_KID!,
     msIssuer: env.STACK_MS_ISSUER!,
     mailDir: env.STACK_MAIL_DIR!,
@@ -75,7 +75,7 @@ export function imapProfile(s: Stack, user: string, extra: Partial<Profile> = {}
     retry: { ...DEFAULT_RETRY },
     storage: 'file',
     ...extra,
-  } as Profile;
+  };
 }
 
 /** A plain imapflow connection for putting test messages in place. */
@@ -202,8 +202,8 @@ export function runDriver(cfg: {
   );
   let stdout = '';
   let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const done = new Promise<{
     code: number | null;
     signal: NodeJS.Signals | null;

@@ -125,7 +125,7 @@ describe('Google browser sign-in', () => {
     const t1 = await token(h, 'gmail');
     expect(await refreshes()).toBe(before + 1); // the expiring cached token was not handed out
     expect(claims(t1).email).toBe(CAROL.email);
-    expect(claims(t1).exp * 1000).toBeGreaterThan(Date.now());
+    expect(Number(claims(t1).exp) * 1000).toBeGreaterThan(Date.now());
     // rotation: the refresh token emitted by google-auth-library was stored
     const rt2 = await refreshTokenOf(h, 'gmail');
     expect(rt2).not.toBe(rt1);

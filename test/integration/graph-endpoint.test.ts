@@ -205,7 +205,7 @@ describe('local Graph endpoint: delta paging', () => {
     let pages = 1;
     while (page.json['@odata.nextLink']) {
       expect((page.json.value as unknown[]).length).toBeLessThanOrEqual(2);
-      page = await call('GET', String(page.json['@odata.nextLink']), {
+      page = await call('GET', page.json['@odata.nextLink'] as string, {
         token,
         headers: { Prefer: 'odata.maxpagesize=2' },
       });

@@ -67,8 +67,9 @@ export function graphClient(
   const client = new GraphClient({
     tokens,
     baseUrl: graphBase(),
-    sleep: async (ms) => {
+    sleep: (ms) => {
       waits.push(ms);
+      return Promise.resolve();
     },
     ...o,
   });

@@ -15,7 +15,7 @@ import type { CliHome } from '../support/cli.js';
 import { fixtures } from '../support/signin.js';
 
 const { url, adminGet, admin, home, cli, transcript } = cliSession();
-const CLIENT = fixtures.google.clients[0]! as { clientId: string; secret: string };
+const CLIENT = fixtures.google.clients[0]!;
 const CAROL = fixtures.google.users[0]! as { email: string };
 
 type Kind = 'google' | 'custom';
@@ -239,7 +239,7 @@ describe.each<Kind>(['google', 'custom'])('%s token health', (kind) => {
 describe.each<Kind>(['google', 'custom'])('%s logout', (kind) => {
   const revokeEndpoint = kind === 'google' ? 'google.revoke' : 'custom.revoke';
   const revokeUrl = () => (kind === 'google' ? `${url()}/revoke` : `${url()}/custom/revoke`);
-  const revokeCalls = async (): Promise<number> => ((await adminGet('stats')) as Json)[revokeEndpoint] ?? 0;
+  const revokeCalls = async (): Promise<number> => (await adminGet('stats'))[revokeEndpoint] ?? 0;
 
   it('revokes the refresh token at the provider, then removes it here', async () => {
     const h = await profile(kind, ['--set', `revocationEndpoint=${revokeUrl()}`]);

@@ -19,7 +19,7 @@ import {
   type TestIdp,
 } from '../support/signin.js';
 
-const DAEMON: { clientId: string; secret: string } = fixtures.microsoft.clients[2];
+const DAEMON = fixtures.microsoft.clients[2]! as { clientId: string; secret: string };
 const PASSPHRASE = `pass-${Math.random().toString(36).slice(2)}-phrase`;
 let t: TestIdp;
 let h: CliHome;

@@ -36,7 +36,7 @@ interface Resp {
   status: number;
   headers: Record<string, string | string[] | undefined>;
   text: string;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- IdP JSON answers, checked by the assertions
   json: any;
 }
 
@@ -112,7 +112,7 @@ function expectEntraError(r: Resp, status: number, error: string, code: number) 
 }
 
 const authorizeUrl = (p: Record<string, string>) =>
-  `/${TID}/oauth2/v2.0/authorize?${new URLSearchParams({ response_type: 'code', client_id: PUBLIC, ...p })}`;
+  `/${TID}/oauth2/v2.0/authorize?${new URLSearchParams({ response_type: 'code', client_id: PUBLIC, ...p }).toString()}`;
 
 /** Browser-less sign-in: authorize -> sign-in form -> consent -> redirect. Returns the final redirect URL. */
 async function signInForCode(opts: {
@@ -800,7 +800,7 @@ describe('Google', () => {
       code_challenge_method: 'S256',
       ...extra,
     });
-    let r = await request('GET', `${G}?${q}`, { cookie });
+    let r = await request('GET', `${G}?${q.toString()}`, { cookie });
     if (r.text.includes('id="signin"')) {
       r = await request('POST', '/_flow/login', {
         form: { txn: txnOf(r.text), username: GOOGLE_USER.email, password: GOOGLE_USER.password },
@@ -925,12 +925,12 @@ describe('Google', () => {
       response_type: 'code',
       scope: 'email',
     });
-    const mm = await request('GET', `${G}?${q}`);
+    const mm = await request('GET', `${G}?${q.toString()}`);
     expect(mm.status).toBe(400);
     expect(mm.text).toContain('redirect_uri_mismatch');
     q.set('redirect_uri', 'http://localhost:5555');
     q.set('state', 'z');
-    const r1 = await request('GET', `${G}?${q}`);
+    const r1 = await request('GET', `${G}?${q.toString()}`);
     const r2 = await request('POST', '/_flow/login', {
       form: { txn: txnOf(r1.text), username: GOOGLE_USER.email, password: GOOGLE_USER.password },
     });

@@ -25,7 +25,7 @@ type Keytar = {
 };
 let keytar: Keytar;
 let t: TestIdp;
-const BOB: string = fixtures.microsoft.users[1].upn;
+const BOB: string = fixtures.microsoft.users[1]!.upn;
 
 beforeAll(async () => {
   if (!process.env.DBUS_SESSION_BUS_ADDRESS || process.env.OAUTHMAIL_STACK !== '1')

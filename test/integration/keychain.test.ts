@@ -109,7 +109,7 @@ function runChild(
     );
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
     let out = '';
-    child.stdout!.on('data', (d: Buffer) => {
+    child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
       const line = out.split('\n').find((l) => l.startsWith('{'));
       if (line && out.includes('\n'))

@@ -38,7 +38,7 @@ async function freePort(): Promise<number> {
 beforeAll(async () => {
   port = await freePort();
   const f = structuredClone(fixtures);
-  f.microsoft.clients[0].redirectUris = [`https://localhost:${port}/`];
+  f.microsoft.clients[0]!.redirectUris = [`https://localhost:${port}/`];
   lab = await startLab(f);
 }, 60_000);
 

@@ -10,17 +10,18 @@ import { join } from 'node:path';
 import { expect } from 'vitest';
 import { startIdp, type IdpHandle } from '../support/idp/index.mjs';
 import { backgroundCli, cliHome, type CliHome, type CliResult } from '../support/cli.js';
+import { fixtures } from '../support/stack-env.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- IdP JSON answers, checked by the assertions
 export type Json = any;
 const run = promisify(execFile);
 export const ROOT = join(import.meta.dirname, '..', '..');
-export const fixtures = JSON.parse(readFileSync(join(ROOT, 'test/support/fixtures.json'), 'utf8'));
+export { fixtures };
 export const MS = fixtures.microsoft;
 export const TID: string = MS.tenantId;
-export const PUBLIC: string = MS.clients[0].clientId;
-export const CONFIDENTIAL = MS.clients[1];
-export const ALICE = MS.users[0];
+export const PUBLIC: string = MS.clients[0]!.clientId;
+export const CONFIDENTIAL = MS.clients[1]! as { clientId: string; secret: string };
+export const ALICE = MS.users[0]!;
 
 export interface Lab {
   pki: string;
@@ -42,7 +43,7 @@ export async function startLab(labFixtures?: object): Promise<Lab> {
     ca,
     idp,
     transcript: [],
-    secrets: new Set<string>([ALICE.password, CONFIDENTIAL.secret, MS.clients[2].secret]),
+    secrets: new Set<string>([ALICE.password, CONFIDENTIAL.secret, MS.clients[2]!.secret!]),
   };
 }
 
@@ -179,8 +180,8 @@ export async function browserSignIn(lab: Lab, authorizeUrl: string): Promise<str
   return String(r.headers.location);
 }
 
-export const claims = (jwt: string) =>
-  JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString('utf8'));
+export const claims = (jwt: string): Record<string, unknown> =>
+  JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString('utf8')) as Record<string, unknown>;
 
 /** No token or secret seen in this file's tests appears in anything the CLI printed. */
 export function expectNoLeaks(lab: Lab, allowed: Set<string> = new Set()): void {

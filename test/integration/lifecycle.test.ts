@@ -185,8 +185,8 @@ describe('Google: a short-lived sign-in is flagged as "Testing" status', () => {
   it('refresh --all records the sign-in that died after seconds, and status warns about Testing status', async () => {
     expect((await admin(lab, 'config', { autoConsent: true })).status).toBe(200);
     const G = fixtures.google;
-    const CAROL = G.users[0];
-    const CLIENT = G.clients[0];
+    const CAROL = G.users[0]!;
+    const CLIENT = G.clients[0]!;
     const idp = lab.idp.url;
     const h = home(lab);
     const add = await cli(

@@ -25,7 +25,7 @@ import {
   type Lab,
 } from './lifecycle-support.js';
 
-const DAEMON = MS.clients[2];
+const DAEMON = MS.clients[2]! as { clientId: string; secret: string };
 
 /** This file's fake Entra ID and CA; its transcript and secrets feed the leak check at the end. */
 let lab: Lab;

@@ -74,7 +74,7 @@ function runner(): { child: ReturnType<typeof spawn>; done: Promise<number | nul
     env: h.env,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  child.stderr!.resume();
+  child.stderr.resume();
   const done = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
   return { child, done };
 }
@@ -170,7 +170,7 @@ describe('queue run under SIGKILL', () => {
         env: h.env,
         stdio: ['ignore', 'ignore', 'pipe'],
       });
-      child.stderr!.on('data', (d: Buffer) => (err[k] += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (err[k] += d.toString()));
       return new Promise<number | null>((r) => child.on('close', (c) => r(c)));
     });
     const codes = await Promise.all(runs);

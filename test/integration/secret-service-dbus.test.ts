@@ -373,7 +373,7 @@ console.log(JSON.stringify(r));`;
       try {
         resolve({ result: JSON.parse(out), printedMs, exitedMs, code });
       } catch (e) {
-        reject(e as Error);
+        reject(e instanceof Error ? e : new Error('the output is not JSON'));
       }
     });
   });

@@ -38,9 +38,9 @@ function countingSource(user: string, first: string, refreshed: string) {
   const calls: boolean[] = [];
   const src: TokenSource = {
     user,
-    getAccessToken: async (o) => {
+    getAccessToken: (o) => {
       calls.push(!!o?.forceRefresh);
-      return o?.forceRefresh ? refreshed : first;
+      return Promise.resolve(o?.forceRefresh ? refreshed : first);
     },
   };
   return { src, calls };

@@ -35,7 +35,7 @@ export function stack(): Stack {
     smtpHost: e.SMTP_HOST ?? 'localhost',
     smtpPort: Number(e.SMTP_PORT),
     smtpsPort: Number(e.SMTPS_PORT),
-    pkiDir: e.STACK_PKI_DIR!,
+    pkiDir: e.STACK_PKI_DIR,
     mailDir: e.STACK_MAIL_DIR!,
     logDir: e.STACK_LOG_DIR!,
     kid: e.STACK_JWT_KID!,

@@ -202,8 +202,8 @@ describe('oauthmail watch --out', () => {
     watcher = w;
     let stdout = '';
     let stderr = '';
-    w.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    w.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    w.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    w.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((r) => w.on('close', (code) => r(code)));
     const log = () => stderr;
     await waitFor('watch to start idling', () => /watching WatchOut/.test(stderr), 30_000, log);

@@ -12,8 +12,8 @@ import { imapConnect, type StackEnv } from './stack-env.js';
 import { type TranscriptEntry } from './cli-session.js';
 
 /** The payload of a JWT. */
-export const claims = (jwt: string) =>
-  JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString('utf8'));
+export const claims = (jwt: string): Record<string, unknown> =>
+  JSON.parse(Buffer.from(jwt.split('.')[1]!, 'base64url').toString('utf8')) as Record<string, unknown>;
 
 /** A page in a fresh headless Chromium (self-signed certificates accepted), closed afterwards. */
 export async function withBrowser<T>(fn: (page: import('playwright-core').Page) => Promise<T>): Promise<T> {
@@ -50,7 +50,7 @@ export async function signInOnPage(
 export function providerChecks(
   session: {
     env: Pick<StackEnv, 'smtp' | 'ca'>;
-    cli(h: CliHome, args: string[], input?: string): Promise<CliResult>;
+    cli: (h: CliHome, args: string[], input?: string) => Promise<CliResult>;
     transcript: TranscriptEntry[];
   },
   secrets: Set<string>,

@@ -13,15 +13,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startIdp, type IdpHandle } from './idp/index.mjs';
 import { BIN, type CliHome, type CliResult } from './cli.js';
-import { idpRequest } from './stack-env.js';
+import { fixtures, idpRequest } from './stack-env.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- IdP JSON answers, checked by the assertions
 export type Json = any;
-const ROOT = join(import.meta.dirname, '..', '..');
-export const fixtures = JSON.parse(readFileSync(join(ROOT, 'test/support/fixtures.json'), 'utf8'));
+export { fixtures };
 export const TID: string = fixtures.microsoft.tenantId;
-export const PUBLIC_CLIENT: string = fixtures.microsoft.clients[0].clientId;
-export const ALICE: { upn: string; password: string } = fixtures.microsoft.users[0];
+export const PUBLIC_CLIENT: string = fixtures.microsoft.clients[0]!.clientId;
+export const ALICE: { upn: string; password: string } = fixtures.microsoft.users[0]!;
 
 export interface TestIdp {
   idp: IdpHandle;

@@ -23,7 +23,7 @@ export interface Fixtures {
     tenantDomain: string;
     users: { upn: string; password: string; name: string; oid: string }[];
     sharedMailboxes: { address: string; delegates: string[] }[];
-    clients: { clientId: string; type: string; secret?: string }[];
+    clients: { clientId: string; type: string; secret?: string; redirectUris?: string[] }[];
   };
   google: {
     users: { email: string; password: string; name: string; sub: string }[];
@@ -32,9 +32,9 @@ export interface Fixtures {
   mail: { domains: string[]; mailboxes: string[] };
 }
 
-export const fixtures: Fixtures = JSON.parse(
+export const fixtures = JSON.parse(
   readFileSync(path.join(ROOT, 'test', 'support', 'fixtures.json'), 'utf8'),
-);
+) as Fixtures;
 
 export type Provider = 'microsoft' | 'google';
 
@@ -220,7 +220,7 @@ export function tamperSignature(token: string): string {
 export function tamperClaims(token: string, claims: Record<string, unknown>): string {
   const [h, p, s] = token.split('.');
   if (!h || !p || !s) throw new Error('not a JWT');
-  const payload = { ...JSON.parse(Buffer.from(p, 'base64url').toString('utf8')), ...claims };
+  const payload = { ...(JSON.parse(Buffer.from(p, 'base64url').toString('utf8')) as object), ...claims };
   return `${h}.${b64url(JSON.stringify(payload))}.${s}`;
 }
 
@@ -353,7 +353,7 @@ export async function imapConnect(opts: ImapOptions): Promise<ImapFlow> {
     connectionTimeout: 10_000,
     greetingTimeout: 10_000,
     socketTimeout: 30_000,
-  } as ConstructorParameters<typeof ImapFlow>[0]);
+  });
   await client.connect();
   return client;
 }
@@ -479,7 +479,7 @@ export function imapAuthenticate(
       reject(new Error(`IMAP AUTHENTICATE ${mechanism} timed out; got: ${buf}`));
     }, 10_000);
     socket.setEncoding('utf8');
-    socket.on('error', (e) => {
+    socket.on('error', (e: Error) => {
       clearTimeout(timer);
       reject(e);
     });

@@ -83,7 +83,10 @@ describe('MSAL network module retries', () => {
     const waits: number[] = [];
     const net = createNetworkModule({
       retry: any,
-      sleep: async (ms) => void waits.push(ms),
+      sleep: (ms) => {
+        waits.push(ms);
+        return Promise.resolve();
+      },
       random: () => 0,
     });
     const r = await net.sendPostRequestAsync<{ access_token?: string }>(s.url, {
@@ -117,14 +120,23 @@ describe('MSAL network module retries', () => {
     const url = s.url;
     await s.close();
     const waits: number[] = [];
-    const net = createNetworkModule({ retry: any, sleep: async (ms) => void waits.push(ms) });
+    const net = createNetworkModule({
+      retry: any,
+      sleep: (ms) => {
+        waits.push(ms);
+        return Promise.resolve();
+      },
+    });
     await expect(net.sendPostRequestAsync(url, { body: 'x=1' })).rejects.toMatchObject({
       code: 'ECONNREFUSED',
     });
     expect(waits).toHaveLength(2);
     const none = createNetworkModule({
       retry: { ...any, mode: 'none' },
-      sleep: async (ms) => void waits.push(ms),
+      sleep: (ms) => {
+        waits.push(ms);
+        return Promise.resolve();
+      },
     });
     await expect(none.sendPostRequestAsync(url, { body: 'x=1' })).rejects.toMatchObject({
       code: 'ECONNREFUSED',
@@ -140,7 +152,10 @@ describe('the fetch used by Google and custom providers', () => {
     const lines: string[] = [];
     const f = retryingFetch({
       retry: any,
-      sleep: async (ms) => void waits.push(ms),
+      sleep: (ms) => {
+        waits.push(ms);
+        return Promise.resolve();
+      },
       random: () => 0,
       debug: (l) => lines.push(l),
     });
@@ -170,7 +185,13 @@ describe('the fetch used by Google and custom providers', () => {
     const url = s.url;
     await s.close();
     const waits: number[] = [];
-    const f = retryingFetch({ retry: any, sleep: async (ms) => void waits.push(ms) });
+    const f = retryingFetch({
+      retry: any,
+      sleep: (ms) => {
+        waits.push(ms);
+        return Promise.resolve();
+      },
+    });
     const e = await f(url, { method: 'POST', body: 'x=1' }).catch((x: unknown) => x);
     expect((e as { cause?: { code?: string } }).cause?.code).toBe('ECONNREFUSED');
     expect(waits).toHaveLength(2);
@@ -180,7 +201,10 @@ describe('the fetch used by Google and custom providers', () => {
     let tries = 0;
     const slow = retryingFetch({
       retry: { ...any, maxAttempts: 2 },
-      sleep: async () => void tries++,
+      sleep: () => {
+        tries++;
+        return Promise.resolve();
+      },
       timeoutMs: 200,
     });
     const port = (silent.address() as AddressInfo).port;

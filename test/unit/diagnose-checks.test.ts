@@ -38,41 +38,40 @@ const exo = (extra: Record<string, unknown> = {}) =>
     ...extra,
   });
 
-const profile = (p: Partial<Profile> = {}): Profile =>
-  ({
-    provider: 'microsoft',
-    clientId: CLIENT,
-    clientType: 'public',
-    flow: 'device',
-    capabilities: ['send', 'read'],
-    scopes: [
-      'https://outlook.office.com/SMTP.Send',
-      'https://outlook.office.com/IMAP.AccessAsUser.All',
-      'offline_access',
-    ],
-    sasl: 'auto',
-    storage: 'file',
-    retry: { ...DEFAULT_RETRY },
-    user: 'alice@contoso.com',
-    // a closed loopback port: the mail checks fail fast with a network error
-    smtp: { host: '127.0.0.1', port: 1, security: 'none' },
-    imap: { host: '127.0.0.1', port: 1, security: 'none' },
-    ...p,
-  }) as Profile;
+const profile = (p: Partial<Profile> = {}): Profile => ({
+  provider: 'microsoft',
+  clientId: CLIENT,
+  clientType: 'public',
+  flow: 'device',
+  capabilities: ['send', 'read'],
+  scopes: [
+    'https://outlook.office.com/SMTP.Send',
+    'https://outlook.office.com/IMAP.AccessAsUser.All',
+    'offline_access',
+  ],
+  sasl: 'auto',
+  storage: 'file',
+  retry: { ...DEFAULT_RETRY },
+  user: 'alice@contoso.com',
+  // a closed loopback port: the mail checks fail fast with a network error
+  smtp: { host: '127.0.0.1', port: 1, security: 'none' },
+  imap: { host: '127.0.0.1', port: 1, security: 'none' },
+  ...p,
+});
 
-const providerWith = (token: string | Error) => async () =>
-  ({
-    getToken: async () => {
-      if (token instanceof Error) throw token;
-      return {
-        accessToken: token,
-        expiresOn: null,
-        scopes: [],
-        account: 'alice@contoso.com',
-        fromCache: false,
-      };
-    },
-  }) as unknown as TokenProvider;
+const providerWith = (token: string | Error) => () =>
+  Promise.resolve({
+    getToken: () =>
+      token instanceof Error
+        ? Promise.reject(token)
+        : Promise.resolve({
+            accessToken: token,
+            expiresOn: null,
+            scopes: [],
+            account: 'alice@contoso.com',
+            fromCache: false,
+          }),
+  } as unknown as TokenProvider);
 
 async function check(p: Profile, token: string | Error, extra: Partial<CheckDeps> = {}): Promise<TestReport> {
   const rep = await runChecks({
@@ -125,7 +124,7 @@ describe('profile check', () => {
         scopes: ['https://outlook.office365.com/.default'],
       }),
       exo(),
-      { hasCredential: async () => false },
+      { hasCredential: () => Promise.resolve(false) },
     );
     expect(byId(rep, 'profile')).toMatchObject({
       status: 'fail',
@@ -258,9 +257,10 @@ describe('token and claims checks', () => {
     });
     const calls: Array<{ url: string; body: string }> = [];
     const fake = (status: number, body: object) =>
-      (async (url: string, init: RequestInit) => {
-        calls.push({ url, body: String(init.body) });
-        return new Response(JSON.stringify(body), { status });
+      ((url: string, init: RequestInit) => {
+        const sent = init.body instanceof URLSearchParams ? init.body.toString() : init.body;
+        calls.push({ url, body: typeof sent === 'string' ? sent : '' });
+        return Promise.resolve(new Response(JSON.stringify(body), { status }));
       }) as unknown as typeof fetch;
     const bad = await check(g, 'ya29.opaque-google-token', {
       fetch: fake(400, { error: 'invalid_token', error_description: 'Invalid Value' }),

@@ -41,7 +41,7 @@ afterEach(() => close?.());
 
 async function check(auth: string[], sasl: Profile['sasl'] = 'auto') {
   const srv = await server(auth);
-  close = srv.close;
+  close = () => srv.close();
   const transcript: string[] = [];
   const rep = await runChecks({
     name: 'work',
@@ -58,7 +58,7 @@ async function check(auth: string[], sasl: Profile['sasl'] = 'auto') {
       retry: { ...DEFAULT_RETRY },
       user: USER,
       smtp: { host: '127.0.0.1', port: srv.port, security: 'none' },
-    } as Profile,
+    },
     provider: () => Promise.reject(new Error('not used: a token is given')),
     transcript: (l) => transcript.push(l),
     timeoutMs: 5000,
@@ -72,7 +72,9 @@ describe('oauthmail test: the SMTP check', () => {
   it('PLAIN offered first: signs in with XOAUTH2 (never PLAIN); the transcript hides the SASL string', async () => {
     const { smtp, lines, transcript } = await check(['235 2.7.0 ok']);
     expect(smtp.status).toBe('pass');
-    expect(smtp.summary).toMatch(/^connect, EHLO, XOAUTH2 offered, AUTH: signed in to 127\.0\.0\.1:\d+ as alice/);
+    expect(smtp.summary).toMatch(
+      /^connect, EHLO, XOAUTH2 offered, AUTH: signed in to 127\.0\.0\.1:\d+ as alice/,
+    );
     const auth = lines.filter((l) => l.startsWith('AUTH '));
     expect(auth).toHaveLength(1);
     expect(auth[0]).toBe(

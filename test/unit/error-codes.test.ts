@@ -32,7 +32,9 @@ describe('error codes', () => {
   it('provider codes pass through as they are; an unknown literal is a type error', () => {
     const aad: ErrorCode = 'AADSTS65001';
     expect(new ConfigError('x', { code: aad }).code).toBe('AADSTS65001');
-    expect(new ConfigError('x', { code: providerCode('invalid_dpop_proof') }).code).toBe('invalid_dpop_proof');
+    expect(new ConfigError('x', { code: providerCode('invalid_dpop_proof') }).code).toBe(
+      'invalid_dpop_proof',
+    );
     // @ts-expect-error: not in the catalogue
     const typo: ErrorCode = 'profile_not_fund';
     expect(isKnownErrorCode(typo)).toBe(false);

@@ -51,10 +51,10 @@ describe('Interrupt', () => {
 
   it('in a critical section: held, then InterruptedError after the section', async () => {
     const { it_, did } = make();
-    const p = it_.critical(async () => {
+    const p = it_.critical(() => {
       it_.deliver('SIGINT');
       expect(it_.interruptPending).toBe(true);
-      return 1;
+      return Promise.resolve(1);
     });
     await expect(p).rejects.toMatchObject({ code: 'interrupted', exitCode: 130 });
     expect(did).toEqual([]);

@@ -55,6 +55,7 @@ describe('LoopbackServer', () => {
   });
 
   it('a random port that another program holds on [::1] only is given up for another one', async () => {
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- the original, called with .apply(this) below
     const listen = http.Server.prototype.listen;
     const tried: number[] = [];
     // the kernel says "in use" for the first [::1] bind, as when a program squats there
@@ -161,7 +162,7 @@ describe('LoopbackServer', () => {
       // the late result no longer has a page to go to, and does not fail because of that
       await expect(
         server.settle(
-          async () => 1,
+          () => Promise.resolve(1),
           () => 'late',
         ),
       ).resolves.toBe(1);
@@ -204,7 +205,7 @@ describe('LoopbackServer', () => {
       await vi.waitFor(() => expect(held()?.res.closed).toBe(true));
       await expect(
         server.settle(
-          async () => 'stored',
+          () => Promise.resolve('stored'),
           () => 'page',
         ),
       ).resolves.toBe('stored');
@@ -224,7 +225,7 @@ describe('LoopbackServer', () => {
       expect(again.status).toBe(409);
       expect(again.body).toContain('already received this sign-in');
       await server.settle(
-        async () => 1,
+        () => Promise.resolve(1),
         () => 'done',
       );
       expect((await first).body).toBe('done');

@@ -31,7 +31,8 @@ describe('buildMessage', () => {
       { to: ['a@x.test'], html: '<p>x</p>' },
       { user: 'me@x.test', signature: 'A <b>' },
     );
-    expect(String(h.mail.html)).toContain('-- <br>A &lt;b&gt;');
+    expect(typeof h.mail.html).toBe('string');
+    expect(h.mail.html).toContain('-- <br>A &lt;b&gt;');
   });
 
   it.each([

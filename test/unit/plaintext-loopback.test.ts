@@ -39,7 +39,7 @@ interface FakeServer {
 
 /** A plain SMTP server that offers XOAUTH2 and accepts any token (so a leak goes all the way). */
 function smtpServer(host: string): Promise<FakeServer> {
-  const st: FakeServer = { port: 0, connections: 0, lines: [], close: async () => undefined };
+  const st: FakeServer = { port: 0, connections: 0, lines: [], close: () => Promise.resolve() };
   const srv = net.createServer((s) => {
     st.connections++;
     let buf = '';
@@ -82,7 +82,7 @@ function smtpServer(host: string): Promise<FakeServer> {
 
 /** A plain IMAP server that offers AUTH=XOAUTH2 and accepts any token. */
 function imapServer(host: string): Promise<FakeServer> {
-  const st: FakeServer = { port: 0, connections: 0, lines: [], close: async () => undefined };
+  const st: FakeServer = { port: 0, connections: 0, lines: [], close: () => Promise.resolve() };
   const caps = 'IMAP4rev1 AUTH=XOAUTH2';
   const srv = net.createServer((s) => {
     st.connections++;
@@ -178,7 +178,7 @@ function profile(kind: 'smtp' | 'imap', port: number): Profile {
     sasl: 'xoauth2',
     retry: { ...DEFAULT_RETRY, mode: 'none', maxAttempts: 1 },
     storage: 'file',
-  } as Profile;
+  };
 }
 
 async function sendOne(p: Profile) {
@@ -283,9 +283,7 @@ describe('oauthmail test (the SMTP AUTH check) with security "none"', () => {
       const rep = await runChecks({
         name: 'work',
         profile: p as Profile,
-        provider: async () => {
-          throw new Error('not used: --token-stdin');
-        },
+        provider: () => Promise.reject(new Error('not used: --token-stdin')),
         token,
         timeoutMs: 5000,
       });

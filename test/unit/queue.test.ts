@@ -117,9 +117,9 @@ describe('runner (injected clock, fake delivery)', () => {
     const m = await spool.add({ profile: 'work', envelope: env, raw: raw(1), reason: 'r' }, c.now());
     const policy = { ...DEFAULT_RETRY, initialDelayMs: 60_000, maxDelayMs: 600_000, multiplier: 2 };
     let calls = 0;
-    const fail = async () => {
+    const fail = () => {
       calls++;
-      throw new TransientError('451 4.3.0 try later', { code: 'smtp_temporary' });
+      return Promise.reject(new TransientError('451 4.3.0 try later', { code: 'smtp_temporary' }));
     };
     const r1 = await runQueue({ spool, locksDir: locks, now: c.now, deliver: fail, policyFor: () => policy });
     expect(r1.deferred).toBe(1);
@@ -162,9 +162,10 @@ describe('runner (injected clock, fake delivery)', () => {
       locksDir: locks,
       now: c.now,
       onEvent: (e) => events.push(e),
-      deliver: async () => {
-        throw new MailServerError('550 5.1.1 no such user', { code: 'smtp_refused', serverCode: 550 });
-      },
+      deliver: () =>
+        Promise.reject(
+          new MailServerError('550 5.1.1 no such user', { code: 'smtp_refused', serverCode: 550 }),
+        ),
     });
     expect(r).toMatchObject({ dead: 2, delivered: 0 });
     expect(events.map((e) => e.kind)).toEqual(['dead', 'dead']);
@@ -190,10 +191,11 @@ describe('runner (injected clock, fake delivery)', () => {
       spool,
       locksDir: locks,
       now: c.now,
-      deliver: async (e) => {
+      deliver: (e) => {
         tried.push(e.meta.profile);
-        if (e.meta.profile === 'dead') throw new AuthError('not signed in', { code: 'not_signed_in' });
-        return { response: '250' };
+        if (e.meta.profile === 'dead')
+          return Promise.reject(new AuthError('not signed in', { code: 'not_signed_in' }));
+        return Promise.resolve({ response: '250' });
       },
     });
     expect(tried).toEqual(['dead', 'ok']);
@@ -219,7 +221,7 @@ describe('runner (injected clock, fake delivery)', () => {
     const second = await runQueue({
       spool,
       locksDir: locks,
-      deliver: async () => ((sends += 100), { response: '250' }),
+      deliver: () => ((sends += 100), Promise.resolve({ response: '250' })),
     });
     expect(second.busy).toBe(process.pid);
     expect(await queueLockHolder(locks)).toBe(process.pid);
@@ -244,7 +246,7 @@ describe('runner (injected clock, fake delivery)', () => {
     writeFileSync(stale, 'x');
     const old = new Date(Date.now() - 2 * 3_600_000);
     utimesSync(stale, old, old);
-    await runQueue({ spool, locksDir: locks, deliver: async () => ({ response: '250' }) });
+    await runQueue({ spool, locksDir: locks, deliver: () => Promise.resolve({ response: '250' }) });
     expect(readdirSync(spool.dirs.tmp)).toEqual(['fresh.tmp']);
   });
 });
@@ -274,7 +276,10 @@ describe('which failures are queued', () => {
     const line = queuedLine(
       'abc',
       'a sign-in is needed',
-      new AuthError('the sign-in has ended (AADSTS50173)', { code: 'AADSTS50173', hint: 'run: oauthmail login work' }),
+      new AuthError('the sign-in has ended (AADSTS50173)', {
+        code: 'AADSTS50173',
+        hint: 'run: oauthmail login work',
+      }),
     );
     expect(line).not.toContain('\n');
     expect(line).toMatch(

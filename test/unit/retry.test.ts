@@ -55,11 +55,17 @@ describe('backoff', () => {
     await expect(
       withRetry(
         any,
-        async () => {
+        () => {
           n++;
-          throw smtpErr(451, '451 4.3.0 later');
+          return Promise.reject(smtpErr(451, '451 4.3.0 later'));
         },
-        { sleep: async (ms) => void waits.push(ms), random: () => 1 },
+        {
+          sleep: (ms) => {
+            waits.push(ms);
+            return Promise.resolve();
+          },
+          random: () => 1,
+        },
       ),
     ).rejects.toThrow();
     expect(n).toBe(4);
@@ -68,22 +74,19 @@ describe('backoff', () => {
     await expect(
       withRetry(
         any,
-        async () => {
+        () => {
           n++;
-          throw smtpErr(550, '550 5.1.1 no');
+          return Promise.reject(smtpErr(550, '550 5.1.1 no'));
         },
-        { sleep: async () => {} },
+        { sleep: () => Promise.resolve() },
       ),
     ).rejects.toThrow();
     expect(n).toBe(1);
     n = 0;
     const ok = await withRetry(
       any,
-      async () => {
-        if (++n < 3) throw net('ECONNRESET');
-        return 'sent';
-      },
-      { sleep: async () => {} },
+      () => (++n < 3 ? Promise.reject(net('ECONNRESET')) : Promise.resolve('sent')),
+      { sleep: () => Promise.resolve() },
     );
     expect(ok).toBe('sent');
   });

@@ -13,21 +13,20 @@ import { scopesFor as presetScopes } from '../../src/config/presets.js';
 import type { Profile } from '../../src/config/schema.js';
 import { DEFAULT_RETRY } from '../../src/config/schema.js';
 
-const profile = (p: Partial<Profile>): Profile =>
-  ({
-    provider: 'microsoft',
-    clientId: '11111111-1111-4111-8111-111111111111',
-    clientType: 'public',
-    flow: 'browser',
-    capabilities: ['send', 'read'],
-    sasl: 'auto',
-    storage: 'auto',
-    retry: { ...DEFAULT_RETRY },
-    scopes: presetScopes('microsoft', ['send', 'read'], 'browser'),
-    tenant: 'contoso.com',
-    user: 'alice@contoso.com',
-    ...p,
-  }) as Profile;
+const profile = (p: Partial<Profile>): Profile => ({
+  provider: 'microsoft',
+  clientId: '11111111-1111-4111-8111-111111111111',
+  clientType: 'public',
+  flow: 'browser',
+  capabilities: ['send', 'read'],
+  sasl: 'auto',
+  storage: 'auto',
+  retry: { ...DEFAULT_RETRY },
+  scopes: presetScopes('microsoft', ['send', 'read'], 'browser'),
+  tenant: 'contoso.com',
+  user: 'alice@contoso.com',
+  ...p,
+});
 
 describe('scope catalogue', () => {
   it('covers every scope a profile preset asks for, with why, what it allows and who grants it', () => {

@@ -112,9 +112,9 @@ describe('cross-process lock', () => {
     const held = withLock({ locksDir }, 'token-work', () => new Promise<void>((r) => (release = r)));
     await new Promise((r) => setTimeout(r, 50));
     const t0 = Date.now();
-    const err = await withLock({ locksDir }, 'token-work', async () => 'never', { timeoutMs: 300 }).catch(
-      (e) => e,
-    );
+    const err = await withLock({ locksDir }, 'token-work', () => Promise.resolve('never'), {
+      timeoutMs: 300,
+    }).catch((e) => e);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(290);
     expect(Date.now() - t0).toBeLessThan(2000);
     expect(err).toMatchObject({ code: 'lock_timeout', exitCode: ExitCode.TRANSIENT });
@@ -122,7 +122,9 @@ describe('cross-process lock', () => {
     release();
     await held;
     // released: the next one gets it at once
-    expect(await withLock({ locksDir }, 'token-work', async () => 'ok', { timeoutMs: 300 })).toBe('ok');
+    expect(await withLock({ locksDir }, 'token-work', () => Promise.resolve('ok'), { timeoutMs: 300 })).toBe(
+      'ok',
+    );
   });
 
   it('takes over a stale lock left by a killed holder', async () => {
@@ -130,9 +132,9 @@ describe('cross-process lock', () => {
     await fsp.mkdir(path.join(locksDir, 'token-work.lock'), { recursive: true });
     const old = new Date(Date.now() - 60_000);
     await fsp.utimes(path.join(locksDir, 'token-work.lock'), old, old);
-    expect(await withLock({ locksDir }, 'token-work', async () => 'got it', { timeoutMs: 2000 })).toBe(
-      'got it',
-    );
+    expect(
+      await withLock({ locksDir }, 'token-work', () => Promise.resolve('got it'), { timeoutMs: 2000 }),
+    ).toBe('got it');
   });
 
   it('releases the lock when fn throws, and rethrows its error', async () => {
@@ -144,7 +146,9 @@ describe('cross-process lock', () => {
   });
 
   it('rejects unsafe lock names', async () => {
-    await expect(withLock({ locksDir: path.join(root, 'l') }, '../x', async () => 1)).rejects.toMatchObject({
+    await expect(
+      withLock({ locksDir: path.join(root, 'l') }, '../x', () => Promise.resolve(1)),
+    ).rejects.toMatchObject({
       code: 'invalid_name',
     });
   });

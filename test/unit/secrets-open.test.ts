@@ -54,7 +54,7 @@ afterEach(async () => {
 describe('keychain store over keytar', () => {
   it('stores under service oauthmail, account <profile>/<kind>, splitting big values', async () => {
     const fk = fakeKeytar({ maxBytes: 2560 });
-    const kc = new KeychainStore({ loadKeytar: async () => fk.k, splitLimitBytes: 2560 });
+    const kc = new KeychainStore({ loadKeytar: () => Promise.resolve(fk.k), splitLimitBytes: 2560 });
     const big = 'é€😀x'.repeat(1200);
     await kc.set('work', 'token-cache', big);
     await kc.set('work', 'client-secret', 'cs-1234567890');
@@ -68,7 +68,7 @@ describe('keychain store over keytar', () => {
   it('turns a hung call into keychain_unavailable after the timeout, and counts it as pending', async () => {
     const fk = fakeKeytar({ hang: true });
     const kc = new KeychainStore({
-      loadKeytar: async () => fk.k,
+      loadKeytar: () => Promise.resolve(fk.k),
       env: { OAUTHMAIL_KEYCHAIN_TIMEOUT_MS: '150' },
     });
     expect(kc.timeoutMs).toBe(150);
@@ -87,7 +87,8 @@ describe('keychain store over keytar', () => {
 
   it('turns a D-Bus error into keychain_unavailable with the reason', async () => {
     const kc = new KeychainStore({
-      loadKeytar: async () => fakeKeytar({ fail: 'Could not connect: No such file or directory' }).k,
+      loadKeytar: () =>
+        Promise.resolve(fakeKeytar({ fail: 'Could not connect: No such file or directory' }).k),
     });
     await expect(kc.set('work', 'client-secret', 'x-1234567890')).rejects.toMatchObject({
       code: 'keychain_unavailable',
@@ -99,9 +100,10 @@ describe('keychain store over keytar', () => {
 
   it('a missing keytar module is "unavailable", not a crash', async () => {
     const kc = new KeychainStore({
-      loadKeytar: async () => {
-        throw Object.assign(new Error("Cannot find package 'keytar'"), { code: 'ERR_MODULE_NOT_FOUND' });
-      },
+      loadKeytar: () =>
+        Promise.reject(
+          Object.assign(new Error("Cannot find package 'keytar'"), { code: 'ERR_MODULE_NOT_FOUND' }),
+        ),
     });
     const p = await kc.probe();
     expect(p).toMatchObject({ ok: false, reason: expect.stringContaining('keytar') });
@@ -117,7 +119,7 @@ describe('openSecretStore', () => {
   });
 
   it('auto → the keychain when it answers, with no warning', async () => {
-    const keychain = new KeychainStore({ loadKeytar: async () => fakeKeytar().k });
+    const keychain = new KeychainStore({ loadKeytar: () => Promise.resolve(fakeKeytar().k) });
     const s = await openSecretStore({ storage: 'auto', paths, env: {}, warn, keychain });
     expect(s.kind).toBe('keychain');
     expect(warnings).toEqual([]);
@@ -126,7 +128,7 @@ describe('openSecretStore', () => {
   it('auto → the file store with one warning when the keychain hangs, within the timeout', async () => {
     const env = { DBUS_SESSION_BUS_ADDRESS: 'unix:path=/x' };
     const keychain = () =>
-      new KeychainStore({ loadKeytar: async () => fakeKeytar({ hang: true }).k, timeoutMs: 200 });
+      new KeychainStore({ loadKeytar: () => Promise.resolve(fakeKeytar({ hang: true }).k), timeoutMs: 200 });
     const t0 = Date.now();
     const s = await openSecretStore({ storage: 'auto', paths, env, warn, keychain: keychain() });
     expect(Date.now() - t0).toBeLessThan(1000);
@@ -146,7 +148,7 @@ describe('openSecretStore', () => {
 
   it('warns again when the reason changes, and after the keychain came back', async () => {
     const dead = () =>
-      new KeychainStore({ loadKeytar: async () => fakeKeytar({ fail: 'Could not connect' }).k });
+      new KeychainStore({ loadKeytar: () => Promise.resolve(fakeKeytar({ fail: 'Could not connect' }).k) });
     const s = await openSecretStore({ storage: 'auto', paths, env: {}, warn, keychain: dead() });
     expect(s.kind).toBe('file');
     expect(warnings[0]).toMatch(
@@ -169,7 +171,7 @@ describe('openSecretStore', () => {
       paths,
       env: {},
       warn,
-      keychain: new KeychainStore({ loadKeytar: async () => fakeKeytar().k }),
+      keychain: new KeychainStore({ loadKeytar: () => Promise.resolve(fakeKeytar().k) }),
     });
     await expect(fsp.stat(path.join(paths.dataDir, FALLBACK_MARKER))).rejects.toMatchObject({
       code: 'ENOENT',
@@ -186,7 +188,8 @@ describe('openSecretStore', () => {
 
   it('keychain → a clear error naming the reason and the fix when unavailable', async () => {
     const keychain = new KeychainStore({
-      loadKeytar: async () => fakeKeytar({ fail: 'Could not connect: No such file or directory' }).k,
+      loadKeytar: () =>
+        Promise.resolve(fakeKeytar({ fail: 'Could not connect: No such file or directory' }).k),
     });
     const err = await openSecretStore({
       storage: 'keychain',
@@ -209,7 +212,7 @@ describe('openSecretStore', () => {
 describe('locateSecret', () => {
   it('finds a secret in the keychain, the file store, or both', async () => {
     const fk = fakeKeytar();
-    const keychain = new KeychainStore({ loadKeytar: async () => fk.k });
+    const keychain = new KeychainStore({ loadKeytar: () => Promise.resolve(fk.k) });
     const file = new FileSecretStore({ secretsDir: paths.secretsDir });
     expect(await locateSecret({ paths, env: {}, keychain }, 'work', 'token-cache')).toEqual([]);
     await file.set('work', 'token-cache', 'v-1234567890');
@@ -228,7 +231,7 @@ describe('locateSecret', () => {
       passphrase: 'p-1234567890',
       kdf: { N: 1024, r: 8, p: 1 },
     }).set('home', 'client-secret', 'v');
-    const dead = new KeychainStore({ loadKeytar: async () => fakeKeytar({ fail: 'nope' }).k });
+    const dead = new KeychainStore({ loadKeytar: () => Promise.resolve(fakeKeytar({ fail: 'nope' }).k) });
     expect(
       (await locateSecret({ paths, env: {}, keychain: dead }, 'home', 'client-secret')).map((l) => l.kind),
     ).toEqual(['file']);

@@ -94,7 +94,7 @@ export function consentUrl(c: EntraErrorContext): string {
     code_challenge: throwawayChallenge(),
     code_challenge_method: 'S256',
   });
-  return `${base}/${tenant}/oauth2/v2.0/authorize?${q}`;
+  return `${base}/${tenant}/oauth2/v2.0/authorize?${q.toString()}`;
 }
 
 /** The v2.0 admin-consent URL (an administrator grants the permissions for the whole tenant). */
@@ -109,7 +109,7 @@ export function adminConsentUrl(c: EntraErrorContext): string {
     scope: `${resource}/.default`,
     redirect_uri: c.redirectUri ?? nativeClientRedirect(c.authority),
   });
-  return `${base}/${t}/v2.0/adminconsent?${q}`;
+  return `${base}/${t}/v2.0/adminconsent?${q.toString()}`;
 }
 
 const ADMIN_ROLES =

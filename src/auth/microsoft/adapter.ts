@@ -237,7 +237,7 @@ export class MicrosoftAdapter implements GrantAdapter {
           return await m.app.getAuthCodeUrl({
             scopes: this.scopes,
             redirectUri,
-            responseMode: responseMode as never,
+            responseMode: responseMode,
             codeChallenge: pkce.challenge,
             codeChallengeMethod: 'S256',
             state: pkce.state,
@@ -265,7 +265,7 @@ export class MicrosoftAdapter implements GrantAdapter {
                 state,
                 ...(response.client_info ? { client_info: response.client_info } : {}),
                 nonce,
-              } as never,
+              },
             ),
           { redirectUri },
         );

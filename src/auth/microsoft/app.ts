@@ -183,7 +183,7 @@ export class MsalSession {
       ) => {
         const r = await net.sendGetRequestAsync<T>(url, options, timeout);
         if (r.status >= 400 && /\/openid-configuration$/.test(new URL(url).pathname)) {
-          this.discoveryError = { status: r.status, body: (r.body ?? {}) as Record<string, unknown> };
+          this.discoveryError = { status: r.status, body: r.body ?? {} };
         }
         return r;
       },

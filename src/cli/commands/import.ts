@@ -39,7 +39,7 @@ export async function runImport(o: ImportOptions, ctx: Context): Promise<void> {
   try {
     const j: unknown = JSON.parse(text);
     if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new Error('not an object');
-    file = j as TokenFile;
+    file = j;
   } catch {
     // do not quote the file: it holds secrets
     throw new UsageError(`${o.file} is not a JSON token file`, {

@@ -183,7 +183,7 @@ Devices (each with a password shown once; mail goes out as the profile's mailbox
 Never an open relay: without AUTH only allowlisted addresses may send. SIGHUP reloads the users.`,
     )
     .action(async (flags: RelayFlags, cmd: Command) => {
-      const g = cmd.optsWithGlobals() as { profile?: string; json?: boolean };
+      const g = cmd.optsWithGlobals<{ profile?: string; json?: boolean }>();
       await runRelay(await relayOptions(flags, g), ctx);
     });
 

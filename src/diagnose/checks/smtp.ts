@@ -203,7 +203,7 @@ export async function checkSmtp(c: Ctx, r: CheckResult): Promise<string> {
     logger: d.logger(),
     transactionLog: true,
     customAuth: { [SASL_HANDLER]: sasl },
-  } as ConstructorParameters<typeof SMTPConnection>[0]);
+  });
   // a connection that fails or closes ends the check: a SASL exchange in flight would wait forever
   const ended = new Promise<never>((_resolve, reject) => {
     conn.on('error', reject);
@@ -213,9 +213,11 @@ export async function checkSmtp(c: Ctx, r: CheckResult): Promise<string> {
   });
   ended.catch(() => undefined);
   try {
-    await Promise.race([new Promise<void>((resolve) => conn.connect(() => resolve())), ended]).catch((e: unknown) => {
-      throw connectionFail(e as SmtpConnectionError, c, host, d);
-    });
+    await Promise.race([new Promise<void>((resolve) => conn.connect(() => resolve())), ended]).catch(
+      (e: unknown) => {
+        throw connectionFail(e as SmtpConnectionError, c, host, d);
+      },
+    );
     const steps = ['connect', ...(smtp.security === 'tls' ? ['TLS'] : []), 'EHLO'];
     if (d.upgraded) steps.push('STARTTLS');
     const sock = (conn as unknown as { _socket?: TLSSocket })._socket;
@@ -240,7 +242,7 @@ export async function checkSmtp(c: Ctx, r: CheckResult): Promise<string> {
     steps.push(`${mech} offered`);
     await Promise.race([
       new Promise<void>((resolve, reject) =>
-        conn.login({ method: SASL_HANDLER, user, pass: 'unused' } as never, (e) => (e ? reject(e) : resolve())),
+        conn.login({ method: SASL_HANDLER, user, pass: 'unused' }, (e) => (e ? reject(e) : resolve())),
       ),
       ended,
     ]).catch((e: unknown) => {

@@ -163,25 +163,31 @@ async function googleTokenInfo(c: Ctx, r: CheckResult): Promise<string> {
       'tokeninfo_network',
     );
   }
-  const body = (await res.json().catch(() => ({}))) as Record<string, unknown>;
+  // Google's token-info answer (or its error) is a flat object of strings
+  const body = (await res.json().catch(() => ({}))) as {
+    error?: string;
+    error_description?: string;
+    scope?: string;
+    email?: unknown;
+    aud?: string;
+    expires_in?: unknown;
+  };
   if (!res.ok) {
     throw new Fail(
-      `Google says the token is not valid (${String(body.error_description ?? body.error ?? `HTTP ${res.status}`)})`,
+      `Google says the token is not valid (${body.error_description ?? body.error ?? `HTTP ${res.status}`})`,
       'auth',
       `run: oauthmail login ${name}`,
       'token_invalid',
     );
   }
-  const scopes = String(body.scope ?? '')
-    .split(' ')
-    .filter(Boolean);
+  const scopes = (body.scope ?? '').split(' ').filter(Boolean);
   const email = typeof body.email === 'string' ? body.email : undefined;
   c.tokenUser = email;
   r.details = {
     format: 'opaque (token-info)',
     scopes,
     user: email ?? null,
-    audience: (body.aud as string) ?? null,
+    audience: body.aud ?? null,
     expiresIn: Number(body.expires_in ?? 0) || null,
   };
   if (!scopes.includes(GOOGLE_MAIL_SCOPE)) {
@@ -199,4 +205,3 @@ async function googleTokenInfo(c: Ctx, r: CheckResult): Promise<string> {
   }
   return `token for ${email ?? 'an unknown account'} with ${scopes.join(' ')} (from Google's token-info)`;
 }
-

@@ -2,7 +2,8 @@
 export class Inflight {
   private running = new Set<Promise<void>>();
   private bytes = 0;
-  private error: unknown;
+  /** The first job's failure (boxed: any value may be thrown). */
+  private failure: { error: unknown } | undefined;
   constructor(
     private readonly maxCount: number,
     private readonly maxBytes: number,
@@ -11,11 +12,11 @@ export class Inflight {
     while (this.running.size && (this.running.size >= this.maxCount || this.bytes + size > this.maxBytes)) {
       await Promise.race(this.running);
     }
-    if (this.error) throw this.error;
+    if (this.failure) throw this.failure.error;
     this.bytes += size;
     const p: Promise<void> = fn()
       .catch((e: unknown) => {
-        this.error ??= e;
+        this.failure ??= { error: e };
       })
       .finally(() => {
         this.bytes -= size;
@@ -25,6 +26,6 @@ export class Inflight {
   }
   async drain(): Promise<void> {
     await Promise.all(this.running);
-    if (this.error) throw this.error;
+    if (this.failure) throw this.failure.error;
   }
 }
