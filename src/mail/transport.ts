@@ -50,13 +50,10 @@ export interface SenderOptions extends SmtpOptions {
 export function transportOf(profile: Pick<Profile, 'transport'>, name?: string): TransportName {
   const t = profile.transport ?? 'smtp';
   if (t === 'auto')
-    throw new ConfigError(
-      'transport auto (SMTP, then Graph after a 5.7.139 refusal) is not available yet',
-      {
-        code: 'transport_not_yet',
-        hint: `oauthmail profile edit ${name ?? 'PROFILE'} --set transport=graph (or transport=smtp)`,
-      },
-    );
+    throw new ConfigError('transport auto (SMTP, then Graph after a 5.7.139 refusal) is not available yet', {
+      code: 'transport_not_yet',
+      hint: `oauthmail profile edit ${name ?? 'PROFILE'} --set transport=graph (or transport=smtp)`,
+    });
   return t;
 }
 
@@ -65,11 +62,7 @@ const messageIdOf = (raw: Buffer): string =>
 
 const seconds = (ms: number) => (ms < 10_000 ? (ms / 1000).toFixed(1) : String(Math.round(ms / 1000)));
 
-async function graphSender(
-  profile: Profile,
-  source: TokenSource,
-  opts: SenderOptions,
-): Promise<MailSender> {
+async function graphSender(profile: Profile, source: TokenSource, opts: SenderOptions): Promise<MailSender> {
   if (opts.caFile || opts.insecureTls)
     throw new UsageError(
       '--ca and --insecure-tls are for the SMTP server; this profile sends through Microsoft Graph (transport graph)',
@@ -87,9 +80,7 @@ async function graphSender(
     ...(opts.sleep ? { sleep: opts.sleep } : {}),
     ...(opts.connectionTimeoutMs !== undefined ? { timeoutMs: opts.connectionTimeoutMs } : {}),
     onRetry: (n) =>
-      (opts.onRetry ?? opts.debug)?.(
-        `retrying in ${seconds(n.waitMs)} s (${n.attempt + 1}): ${n.reason}`,
-      ),
+      (opts.onRetry ?? opts.debug)?.(`retrying in ${seconds(n.waitMs)} s (${n.attempt + 1}): ${n.reason}`),
     ...opts.graph,
   });
   const sendRaw = async (input: Buffer | string, envelope: Envelope): Promise<SendOutcome> => {
