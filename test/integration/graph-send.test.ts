@@ -8,13 +8,13 @@
  * `queue run` delivers it over Graph, and `--json` says accepted (202), not delivered.
  */
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { cliHome, type CliHome, type CliResult } from '../support/cli.js';
 import { addMicrosoftProfile, signInDeviceAtStack } from '../support/signin.js';
-import { graphAdmin, idpRequest } from '../support/stack-env.js';
-import { ALICE, BOB, CAROL, SHARED, graphBase } from './graph-support.js';
+import { fixtures, graphAdmin, idpRequest } from '../support/stack-env.js';
+import { ALICE, BOB, CAROL, DAEMON, SHARED, graphBase } from './graph-support.js';
 import { mailbox, stack, waitForMail, type Stack } from './send-support.js';
 
 let s: Stack;
@@ -302,5 +302,95 @@ describe('a profile with transport graph', () => {
     expect(sm.code, sm.stderr).toBe(69);
     expect(sm.stderr).not.toMatch(/queued/);
     expect(mailbox(s, BOB).filter((m) => m.text.includes(t))).toEqual([]);
+  });
+
+  it('send --batch over Graph, then --resume after a throttled line: every line delivered exactly once', async () => {
+    const t = tag();
+    const file = path.join(h.dir, `${t}.jsonl`);
+    writeFileSync(
+      file,
+      [1, 2, 3, 4, 5, 6]
+        .map((n) => JSON.stringify({ to: BOB, subject: `batch ${t} #${n}`, text: `n${n}` }))
+        .join('\n') + '\n',
+    );
+    // one send refused for longer than the client waits: that line fails (exit 6), the rest go
+    await graphAdmin('faults', {
+      status: 429,
+      retryAfter: 3600,
+      path: `/users/${ALICE}/sendMail`,
+      method: 'POST',
+      times: 1,
+    });
+    const first = await cli(['send', '-p', 'g', '--batch', file, '--connections', '1']);
+    expect(first.code, first.stderr).toBe(6);
+    const lines = first.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { status: string; line: number; error?: { code: string } });
+    expect(lines.filter((l) => l.status === 'sent')).toHaveLength(5);
+    expect(lines.filter((l) => l.status === 'failed').map((l) => l.error?.code)).toEqual(['graph_throttled']);
+    const again = await cli(['send', '-p', 'g', '--batch', file, '--resume']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toMatch(/batch: 1 sent, 0 failed, 5 already sent/);
+    for (let n = 1; n <= 6; n++)
+      expect(await waitForMail(s, BOB, `batch ${t} #${n}`, 1), `line ${n}`).toHaveLength(1);
+    // nothing twice: Graph took each line's message exactly once
+    const ids = readFileSync(`${file}.results.jsonl`, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { status: string; messageId?: string })
+      .filter((l) => l.status === 'sent')
+      .map((l) => l.messageId!);
+    expect(new Set(ids).size).toBe(6);
+    for (const id of ids) expect(await sent(id), id).toHaveLength(1);
+    for (let n = 1; n <= 6; n++)
+      expect(
+        mailbox(s, BOB).filter((m) => m.text.includes(`batch ${t} #${n}`)),
+        `line ${n}`,
+      ).toHaveLength(1);
+  });
+
+  it('app-only (client credentials): asks for graph .default and sends for the mailbox through Graph', async () => {
+    const t = tag();
+    const secret = fixtures.microsoft.clients[2]!.secret!;
+    const add = await cli(
+      [
+        'profile',
+        'add',
+        'gapp',
+        '--client-id',
+        DAEMON,
+        '--authority',
+        `${s.idpUrl}/${fixtures.microsoft.tenantId}/`,
+        '--flow',
+        'client-credentials',
+        '--client-type',
+        'secret',
+        '--client-secret-stdin',
+        '--user',
+        ALICE,
+        '--storage',
+        'file',
+        '--transport',
+        'graph',
+        '--graph-url',
+        graphBase(),
+      ],
+      { input: secret + '\n' },
+    );
+    expect(add.code, add.stderr).toBe(0);
+    expect(JSON.parse(readFileSync(h.configFile, 'utf8')).profiles.gapp.scopes).toEqual([
+      'https://graph.microsoft.com/.default',
+    ]);
+    const r = await cli(['send', '-p', 'gapp', '--json', '--to', BOB, '-s', `app-only ${t}`, '--body', t]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      transport: 'graph',
+      status: 202,
+      accepted: true,
+      delivered: false,
+    });
+    expect(await waitForMail(s, BOB, `app-only ${t}`, 1)).toHaveLength(1);
+    expect(transcript.join('\n')).not.toContain(secret);
   });
 });
