@@ -135,6 +135,15 @@ describe('a profile with transport graph', () => {
     };
     expect(claims.aud).toBe('https://graph.microsoft.com');
     expect(claims.scp.split(' ')).toEqual(expect.arrayContaining(['Mail.Send', 'Mail.ReadWrite']));
+    // `scopes` explains them; `test` (SMTP and IMAP checks) says plainly it does not check Graph yet
+    const sc = await cli(['scopes', '--provider', 'microsoft']);
+    expect(sc.stdout).toMatch(
+      /https:\/\/graph\.microsoft\.com\/Mail\.Send {2}\(delegated\)\n {4}why: +send mail with transport graph/,
+    );
+    expect(sc.stdout).toMatch(/https:\/\/graph\.microsoft\.com\/\.default {2}\(application\)/);
+    const test = await cli(['test', 'g']);
+    expect(test.code).toBe(2);
+    expect(test.stderr).toMatch(/oauthmail test does not check transport graph profiles yet/);
   });
 
   it('send: text, HTML, attachment, Bcc and UTF-8 arrive through Graph; no Bcc field in any copy; --json says accepted, not delivered', async () => {
