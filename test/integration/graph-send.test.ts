@@ -214,6 +214,58 @@ describe('a profile with transport graph', () => {
     expect((await requests(`/users/${ALICE}/sendMail`)).some((q) => q.status === 202)).toBe(true);
   });
 
+  it('send --attach 10 MB: through a draft and an upload session, to To and Bcc, the attachment intact', async () => {
+    const t = tag();
+    const data = randomBytes(10 * 1024 * 1024);
+    const att = path.join(h.dir, `${t}.bin`);
+    writeFileSync(att, data);
+    const before = (await requests(`/users/${ALICE}/`)).length;
+    const r = await cli([
+      'send',
+      '-p',
+      'g',
+      '--json',
+      '--to',
+      BOB,
+      '--bcc',
+      CAROL,
+      '-s',
+      `large ${t}`,
+      '--header',
+      `X-Tag: ${t}`,
+      '--body',
+      t,
+      '--attach',
+      att,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({
+      transport: 'graph',
+      status: 202,
+      accepted: true,
+      delivered: false,
+    });
+    const log = (await requests(`/users/${ALICE}/`))
+      .slice(before)
+      .map(
+        (q) =>
+          `${q.method} ${q.path.replace(/.*\/users\/[^/]+\//, '').replace(/messages\/[^/]+/, 'messages/ID')} ${q.status}`,
+      );
+    expect(log).toContain('POST messages/ID/attachments/createUploadSession 201');
+    expect(log).toContain('POST messages/ID/send 202');
+    expect(log.filter((l) => l.startsWith('POST sendMail'))).toEqual([]);
+    for (const who of [BOB, CAROL]) {
+      const got = await waitForMail(s, who, `X-Tag: ${t}`, 1, 30_000);
+      expect(got, who).toHaveLength(1);
+      expect(
+        headerOf(got[0]!.text).filter((l) => /^bcc:/i.test(l)),
+        who,
+      ).toEqual([]);
+      const a = parts(got[0]!.text).find((p) => /filename/i.test(p.head));
+      expect(a!.body.equals(data), who).toBe(true);
+    }
+  }, 60_000);
+
   it('sendmail -t: recipients from To and Bcc, delivered through Graph, the Bcc field removed', async () => {
     const t = tag();
     const input = [
