@@ -29,6 +29,16 @@ async function cli(args: string[], opts: { input?: string } = {}): Promise<CliRe
   return r;
 }
 
+/** The endpoint answers alice's next sendMail(s) with 429 and this Retry-After (seconds). */
+const throttleSendMail = (retryAfter: number, times: number | 'always') =>
+  graphAdmin('faults', { status: 429, retryAfter, path: `/users/${ALICE}/sendMail`, method: 'POST', times });
+
+/** What `send --json` says over Graph: 202, accepted for delivery, not delivered. */
+const ACCEPTED = { transport: 'graph', status: 202, accepted: true, delivered: false };
+
+/** `oauthmail send -p g --json ARGS...` */
+const sendJson = (...args: string[]) => cli(['send', '-p', 'g', '--json', ...args]);
+
 interface SentRecord {
   mailbox: string;
   from: string;
@@ -153,11 +163,7 @@ describe('a profile with transport graph', () => {
     const data = randomBytes(200 * 1024);
     const att = path.join(h.dir, 'Bericht-ü.bin');
     writeFileSync(att, data);
-    const r = await cli([
-      'send',
-      '-p',
-      'g',
-      '--json',
+    const r = await sendJson(
       '--to',
       BOB,
       '--cc',
@@ -174,10 +180,10 @@ describe('a profile with transport graph', () => {
       html,
       '--attach',
       att,
-    ]);
+    );
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout) as Record<string, unknown>;
-    expect(j).toMatchObject({ transport: 'graph', status: 202, accepted: true, delivered: false });
+    expect(j).toMatchObject(ACCEPTED);
     expect(j.messageId).toMatch(/^<[^<>\s]+@contoso\.test>$/);
     expect(r.stdout).not.toMatch(/"delivered":true/);
     // Graph got the Bcc recipient (from the Bcc field added for Graph only) ...
@@ -220,11 +226,7 @@ describe('a profile with transport graph', () => {
     const att = path.join(h.dir, `${t}.bin`);
     writeFileSync(att, data);
     const before = (await requests(`/users/${ALICE}/`)).length;
-    const r = await cli([
-      'send',
-      '-p',
-      'g',
-      '--json',
+    const r = await sendJson(
       '--to',
       BOB,
       '--bcc',
@@ -237,14 +239,9 @@ describe('a profile with transport graph', () => {
       t,
       '--attach',
       att,
-    ]);
+    );
     expect(r.code, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({
-      transport: 'graph',
-      status: 202,
-      accepted: true,
-      delivered: false,
-    });
+    expect(JSON.parse(r.stdout)).toMatchObject(ACCEPTED);
     const log = (await requests(`/users/${ALICE}/`))
       .slice(before)
       .map(
@@ -298,27 +295,16 @@ describe('a profile with transport graph', () => {
 
   it('a 429 with Retry-After is waited out, said on stderr, and the message sent once', async () => {
     const t = tag();
-    await graphAdmin('faults', {
-      status: 429,
-      retryAfter: 1,
-      path: `/users/${ALICE}/sendMail`,
-      method: 'POST',
-      times: 1,
-    });
+    await throttleSendMail(1, 1);
     const before = (await requests(`/users/${ALICE}/sendMail`)).length;
     const started = Date.now();
-    const r = await cli(['send', '-p', 'g', '--json', '--to', BOB, '-s', `throttled ${t}`, '--body', t]);
+    const r = await sendJson('--to', BOB, '-s', `throttled ${t}`, '--body', t);
     expect(r.code, r.stderr).toBe(0);
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
     expect(r.stderr).toMatch(
       /retrying in 1\.0 s \(2\): Microsoft Graph \(send, mailbox alice@contoso\.test\) is throttling requests: 429/,
     );
-    expect(JSON.parse(r.stdout)).toMatchObject({
-      transport: 'graph',
-      status: 202,
-      accepted: true,
-      delivered: false,
-    });
+    expect(JSON.parse(r.stdout)).toMatchObject(ACCEPTED);
     const log = (await requests(`/users/${ALICE}/sendMail`)).slice(before);
     expect(log.map((q) => q.status)).toEqual([429, 202]);
     expect(await waitForMail(s, BOB, `throttled ${t}`, 1)).toHaveLength(1);
@@ -326,13 +312,7 @@ describe('a profile with transport graph', () => {
 
   it('sendmail: throttling that outlasts the retries queues the message (exit 0); queue run delivers it over Graph', async () => {
     const t = tag();
-    await graphAdmin('faults', {
-      status: 429,
-      retryAfter: 0,
-      path: `/users/${ALICE}/sendMail`,
-      method: 'POST',
-      times: 'always',
-    });
+    await throttleSendMail(0, 'always');
     const input = `From: ${ALICE}\nTo: ${BOB}\nSubject: queued over graph ${t}\n\n${t}\n`;
     const r = await cli(['sendmail', '-t', '-i'], { input });
     expect(r.code, r.stderr).toBe(0);
@@ -375,13 +355,7 @@ describe('a profile with transport graph', () => {
         .join('\n') + '\n',
     );
     // one send refused for longer than the client waits: that line fails (exit 6), the rest go
-    await graphAdmin('faults', {
-      status: 429,
-      retryAfter: 3600,
-      path: `/users/${ALICE}/sendMail`,
-      method: 'POST',
-      times: 1,
-    });
+    await throttleSendMail(3600, 1);
     const first = await cli(['send', '-p', 'g', '--batch', file, '--connections', '1']);
     expect(first.code, first.stderr).toBe(6);
     const lines = first.stdout
@@ -416,26 +390,17 @@ describe('a profile with transport graph', () => {
     const secret = fixtures.microsoft.clients[2]!.secret!;
     const add = await cli(
       [
-        'profile',
-        'add',
-        'gapp',
-        '--client-id',
-        DAEMON,
-        '--authority',
-        `${s.idpUrl}/${fixtures.microsoft.tenantId}/`,
-        '--flow',
-        'client-credentials',
-        '--client-type',
-        'secret',
-        '--client-secret-stdin',
-        '--user',
-        ALICE,
-        '--storage',
-        'file',
-        '--transport',
-        'graph',
-        '--graph-url',
-        graphBase(),
+        ...['profile', 'add', 'gapp', '--client-id', DAEMON, '--user', ALICE, '--storage', 'file'],
+        ...['--authority', `${s.idpUrl}/${fixtures.microsoft.tenantId}/`, '--flow', 'client-credentials'],
+        ...[
+          '--client-type',
+          'secret',
+          '--client-secret-stdin',
+          '--transport',
+          'graph',
+          '--graph-url',
+          graphBase(),
+        ],
       ],
       { input: secret + '\n' },
     );
@@ -445,12 +410,7 @@ describe('a profile with transport graph', () => {
     ]);
     const r = await cli(['send', '-p', 'gapp', '--json', '--to', BOB, '-s', `app-only ${t}`, '--body', t]);
     expect(r.code, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout)).toMatchObject({
-      transport: 'graph',
-      status: 202,
-      accepted: true,
-      delivered: false,
-    });
+    expect(JSON.parse(r.stdout)).toMatchObject(ACCEPTED);
     expect(await waitForMail(s, BOB, `app-only ${t}`, 1)).toHaveLength(1);
     expect(transcript.join('\n')).not.toContain(secret);
   });
