@@ -72,15 +72,19 @@ async function graphSender(profile: Profile, source: TokenSource, opts: SenderOp
       },
     );
   const { GraphClient } = await import('./graph/client.js');
+  const { DEFAULT_HTTP } = await import('./graph/http.js');
   const single = opts.retry?.mode === 'none';
+  const attempts = single ? 1 : (opts.graph?.maxAttempts ?? DEFAULT_HTTP.maxAttempts);
   const client = new GraphClient({
     tokens: source,
     ...(profile.graphUrl ? { baseUrl: profile.graphUrl } : {}),
-    ...(single ? { maxAttempts: 1 } : {}),
+    maxAttempts: attempts,
     ...(opts.sleep ? { sleep: opts.sleep } : {}),
     ...(opts.connectionTimeoutMs !== undefined ? { timeoutMs: opts.connectionTimeoutMs } : {}),
     onRetry: (n) =>
-      (opts.onRetry ?? opts.debug)?.(`retrying in ${seconds(n.waitMs)} s (${n.attempt + 1}): ${n.reason}`),
+      (opts.onRetry ?? opts.debug)?.(
+        `retrying in ${seconds(n.waitMs)} s (${n.attempt + 1}/${attempts}): ${n.reason}`,
+      ),
     ...opts.graph,
   });
   const sendRaw = async (input: Buffer | string, envelope: Envelope): Promise<SendOutcome> => {

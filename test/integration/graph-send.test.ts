@@ -302,7 +302,7 @@ describe('a profile with transport graph', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
     expect(r.stderr).toMatch(
-      /retrying in 1\.0 s \(2\): Microsoft Graph \(send, mailbox alice@contoso\.test\) is throttling requests: 429/,
+      /retrying in 1\.0 s \(2\/5\): Microsoft Graph \(send, mailbox alice@contoso\.test\) is throttling requests: 429/,
     );
     expect(JSON.parse(r.stdout)).toMatchObject(ACCEPTED);
     const log = (await requests(`/users/${ALICE}/sendMail`)).slice(before);
