@@ -254,6 +254,16 @@ export const PROFILE_FIELDS = {
       flag: 'client secret expiry date, YYYY-MM-DD (warned 30 days ahead)',
     },
   ),
+  transport: opt(oneOf(['smtp', 'graph', 'auto'] as const), {
+    help: 'how send and sendmail hand over mail: smtp (default) or graph (Microsoft Graph sendMail)',
+    providers: MS,
+    flag: 'smtp (default) or graph (Microsoft Graph, for tenants without SMTP AUTH); picks the scopes',
+  }),
+  graphUrl: opt(httpsUrl(), {
+    help: 'Microsoft Graph API base URL (default https://graph.microsoft.com/v1.0; national clouds, tests)',
+    providers: MS,
+    flag: 'Microsoft Graph API base URL (default https://graph.microsoft.com/v1.0)',
+  }),
   queue: opt(oneOf(QUEUE_MODES), {
     help: 'on (default) or off: sendmail keeps a message it cannot send now in the local queue',
     show: false,
@@ -297,6 +307,17 @@ export const RULES: ReadonlyArray<(p: Profile) => Invalid | undefined> = [
       ? new Invalid(
           'clientType',
           'flow client-credentials needs a confidential app: set clientType to secret or certificate',
+        )
+      : undefined,
+  (p) =>
+    p.transport && p.transport !== 'smtp' && p.provider !== 'microsoft'
+      ? new Invalid('transport', `transport ${p.transport} (Microsoft Graph) is for Microsoft profiles only`)
+      : undefined,
+  (p) =>
+    p.transport === 'auto'
+      ? new Invalid(
+          'transport',
+          'transport auto (SMTP, then Graph after a 5.7.139 refusal) is not available yet: set transport to smtp or graph',
         )
       : undefined,
   (p) =>

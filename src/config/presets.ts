@@ -18,6 +18,19 @@ export const MICROSOFT_SCOPES: Record<Capability, string> = {
   send: 'https://outlook.office.com/SMTP.Send',
   read: 'https://outlook.office.com/IMAP.AccessAsUser.All',
 };
+/**
+ * Transport graph (Microsoft Graph sendMail, for tenants without SMTP AUTH): the token's audience
+ * is https://graph.microsoft.com, so a graph profile asks for Graph scopes only (one token has
+ * one audience). Mail.Send sends as the signed-in user; Mail.ReadWrite is for reading and for
+ * drafts (messages over Graph's 4 MB request limit go through a draft and upload sessions).
+ * App-only: the application permissions granted on Microsoft Graph (Mail.Send, Mail.ReadWrite).
+ */
+export const GRAPH_RESOURCE = 'https://graph.microsoft.com';
+export const GRAPH_SCOPES: Record<Capability, string> = {
+  send: `${GRAPH_RESOURCE}/Mail.Send`,
+  read: `${GRAPH_RESOURCE}/Mail.ReadWrite`,
+};
+export const GRAPH_APP_ONLY_SCOPE = `${GRAPH_RESOURCE}/.default`;
 export const MICROSOFT_BASE_SCOPES = ['offline_access', 'openid', 'profile', 'email'];
 export const MICROSOFT_APP_ONLY_SCOPE = 'https://outlook.office365.com/.default';
 
@@ -51,15 +64,21 @@ export const PRESETS: Record<Provider, ProviderPreset> = {
   custom: {},
 };
 
-/** The scopes a profile needs for its capabilities and flow (custom providers: none implied). */
+/**
+ * The scopes a profile needs for its capabilities, flow and transport (custom providers: none
+ * implied).
+ */
 export function scopesFor(
   provider: Provider,
   capabilities: readonly Capability[],
   flow: Profile['flow'],
+  transport?: Profile['transport'],
 ): string[] {
   if (provider === 'microsoft') {
-    if (flow === 'client-credentials') return [MICROSOFT_APP_ONLY_SCOPE];
-    return [...capabilities.map((c) => MICROSOFT_SCOPES[c]), ...MICROSOFT_BASE_SCOPES];
+    const graph = transport === 'graph';
+    if (flow === 'client-credentials') return [graph ? GRAPH_APP_ONLY_SCOPE : MICROSOFT_APP_ONLY_SCOPE];
+    const byCap = graph ? GRAPH_SCOPES : MICROSOFT_SCOPES;
+    return [...capabilities.map((c) => byCap[c]), ...MICROSOFT_BASE_SCOPES];
   }
   if (provider === 'google') return [GOOGLE_MAIL_SCOPE];
   return [];

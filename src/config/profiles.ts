@@ -65,6 +65,7 @@ export function buildProfile(settings: readonly Setting[]): Profile {
       draft.provider as Profile['provider'],
       (draft.capabilities as Profile['capabilities']) ?? [],
       draft.flow as Profile['flow'],
+      draft.transport as Profile['transport'],
     );
   }
   if (draft.clientId === undefined) {
@@ -95,13 +96,14 @@ export function editRawProfile(raw: unknown, settings: readonly Setting[]): Prof
 /** Apply settings to an existing profile; recompute default scopes when capabilities or flow change. */
 export function editProfile(existing: Profile, settings: readonly Setting[]): Profile {
   const draft = structuredClone(existing) as unknown as Record<string, unknown>;
-  const before = scopesFor(existing.provider, existing.capabilities, existing.flow);
+  const before = scopesFor(existing.provider, existing.capabilities, existing.flow, existing.transport);
   for (const [k, v] of settings) applySetting(draft, k, v);
   if (!givesKey(settings, 'scopes') && sameList(existing.scopes, before)) {
     draft.scopes = scopesFor(
       draft.provider as Profile['provider'],
       (draft.capabilities as Profile['capabilities']) ?? [],
       draft.flow as Profile['flow'],
+      draft.transport as Profile['transport'],
     );
   }
   return validate(draft);

@@ -45,7 +45,7 @@ export function redirectUriFor(
 function profileScopes(profile: Profile): string[] {
   return profile.scopes.length
     ? profile.scopes
-    : scopesFor(profile.provider, profile.capabilities, profile.flow);
+    : scopesFor(profile.provider, profile.capabilities, profile.flow, profile.transport);
 }
 
 /** Where a custom provider's authorization endpoint comes from: the profile, else discovery. */

@@ -132,6 +132,40 @@ export const SCOPES: readonly ScopeInfo[] = [
       'APIs my organization uses → Office 365 Exchange Online → Application permissions → SMTP.SendAsApp, IMAP.AccessAsApp',
   },
   {
+    scope: 'https://graph.microsoft.com/Mail.Send',
+    provider: 'microsoft',
+    type: 'delegated',
+    why: 'send mail with transport graph (Microsoft Graph sendMail, for tenants where SMTP AUTH is off)',
+    allows:
+      'send mail as the signed-in user through Microsoft Graph (Mail.Send.Shared adds mailboxes it has Send As rights on)',
+    grantedBy: USER_OR_ADMIN,
+    portalName: 'Microsoft Graph → Delegated → Mail.Send',
+    audience: 'https://graph.microsoft.com',
+  },
+  {
+    scope: 'https://graph.microsoft.com/Mail.ReadWrite',
+    provider: 'microsoft',
+    type: 'delegated',
+    why: 'transport graph with capability read; also needed to send messages over 4 MB (a draft and upload sessions)',
+    allows: "read, create, change and delete the signed-in user's mail through Microsoft Graph",
+    grantedBy: USER_OR_ADMIN,
+    portalName: 'Microsoft Graph → Delegated → Mail.ReadWrite',
+    audience: 'https://graph.microsoft.com',
+  },
+  {
+    scope: 'https://graph.microsoft.com/.default',
+    provider: 'microsoft',
+    type: 'application',
+    why: 'app-only sign-in (flow client-credentials) with transport graph',
+    allows:
+      'whatever application permissions were granted on Microsoft Graph: Mail.Send (send as any mailbox) and Mail.ReadWrite, for every mailbox unless an Application Access Policy or RBAC for Applications limits the app',
+    grantedBy: ADMIN_ONLY_APP.replace(
+      '; an Exchange administrator must also register the service principal and grant mailbox access (New-ServicePrincipal, Add-MailboxPermission)',
+      '; an Exchange administrator should limit the app to some mailboxes (New-ApplicationAccessPolicy, or RBAC for Applications)',
+    ),
+    portalName: 'Microsoft Graph → Application permissions → Mail.Send, Mail.ReadWrite',
+  },
+  {
     scope: 'https://mail.google.com/',
     provider: 'google',
     type: 'delegated',
@@ -192,7 +226,11 @@ export function renderScopes(list: readonly ScopeInfo[]): string {
     out.push(`    granted by: ${s.grantedBy}`);
     if (s.portalName) out.push(`    in portal:  ${s.portalName}`);
     if (s.audience)
-      out.push(`    audience:   ${s.audience} (a token for https://graph.microsoft.com is refused)`);
+      out.push(
+        s.audience === 'https://graph.microsoft.com'
+          ? `    audience:   ${s.audience} (profile key transport=graph; SMTP and IMAP refuse this token)`
+          : `    audience:   ${s.audience} (a token for https://graph.microsoft.com is refused)`,
+      );
   }
   note();
   return out.join('\n');

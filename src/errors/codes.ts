@@ -185,6 +185,7 @@ export const ERROR_CODES = [
   'graph_timeout',
   'graph_token_refused',
   'graph_unavailable',
+  'transport_not_yet',
   // `oauthmail relay` (src/relay)
   'bad_listen',
   'relay_config_invalid',

@@ -16,7 +16,7 @@ import type {
   PublicClientApplication,
 } from '@azure/msal-node';
 import type { Profile } from '../../config/schema.js';
-import { microsoftAuthority, scopesFor, MICROSOFT_APP_ONLY_SCOPE } from '../../config/presets.js';
+import { microsoftAuthority, scopesFor } from '../../config/presets.js';
 import { AuthError, ConfigError, InternalError, UsageError } from '../../errors/index.js';
 import { registerSecret } from '../../util/redact.js';
 import type { EntraErrorContext } from '../errors/aadsts.js';
@@ -59,9 +59,7 @@ export class MicrosoftAdapter implements GrantAdapter {
     this.appOnly = profile.flow === 'client-credentials';
     this.scopes = profile.scopes.length
       ? profile.scopes
-      : this.appOnly
-        ? [MICROSOFT_APP_ONLY_SCOPE]
-        : scopesFor('microsoft', profile.capabilities, profile.flow);
+      : scopesFor('microsoft', profile.capabilities, profile.flow, profile.transport);
     this.session = new MsalSession(profileName, profile, deps, this.authority);
     this.authorizationCode = this.codeGrant();
   }

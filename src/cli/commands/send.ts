@@ -153,9 +153,9 @@ export async function runSend(o: SendOptions, ctx: Context): Promise<void> {
       throw new UsageError(`--batch ${o.batch}: no such file`, { code: 'bad_batch_file', cause: e });
     });
     const { profile, source } = await ctx.tokenSource(o.profile, resolved);
-    const { SmtpClient } = await import('../../mail/smtp.js');
+    const { createSender } = await import('../../mail/transport.js');
     const conns = o.connections ?? 5;
-    const client = await SmtpClient.create(profile, source, {
+    const client = await createSender(profile, source, {
       ...smtpOpts,
       pool: true,
       maxConnections: conns,
@@ -217,12 +217,12 @@ export async function runSend(o: SendOptions, ctx: Context): Promise<void> {
 
   // validate addresses against the profile before any sign-in or connection
   const built = await buildMessage({ ...msg, to: o.to ?? [] }, resolved.profile);
-  let r: import('../../mail/smtp.js').SendResult;
-  let client: import('../../mail/smtp.js').SmtpClient | undefined;
+  let r: import('../../mail/transport.js').SendOutcome;
+  let client: import('../../mail/transport.js').MailSender | undefined;
   try {
     const { profile, source } = await ctx.tokenSource(o.profile, resolved);
-    const { SmtpClient } = await import('../../mail/smtp.js');
-    client = await SmtpClient.create(profile, source, {
+    const { createSender } = await import('../../mail/transport.js');
+    client = await createSender(profile, source, {
       ...smtpOpts,
       onRetry: (line: string) => io.err(line),
     });
@@ -233,8 +233,25 @@ export async function runSend(o: SendOptions, ctx: Context): Promise<void> {
     throw e;
   }
   try {
-    if (o.json) {
+    if (r.transport === 'graph') {
+      // 202: Graph accepted the message for delivery; it has not been delivered yet
+      if (o.json)
+        io.outJson({
+          transport: 'graph',
+          status: r.status,
+          accepted: true,
+          delivered: false,
+          messageId: r.messageId,
+          recipients: r.accepted,
+          envelope: r.envelope,
+        });
+      else {
+        io.out(r.messageId);
+        io.err(`accepted by Microsoft Graph for delivery (202): ${r.accepted.join(', ')}`);
+      }
+    } else if (o.json) {
       io.outJson({
+        transport: 'smtp',
         messageId: r.messageId,
         response: r.response,
         accepted: r.accepted,
@@ -265,7 +282,9 @@ export async function runSend(o: SendOptions, ctx: Context): Promise<void> {
 export function registerSend(program: Command, ctx: Context, runF = runSend): void {
   program
     .command('send')
-    .description("send a message (or a JSONL batch) over SMTP with the profile's OAuth token")
+    .description(
+      "send a message (or a JSONL batch) over SMTP, or Microsoft Graph (transport graph), with the profile's OAuth token",
+    )
     .option('--to <address>', 'recipient (repeat, or comma-separate)', collect)
     .option('--cc <address>', 'copy recipient (repeatable)', collect)
     .option('--bcc <address>', 'blind copy recipient (repeatable; never in the header)', collect)
@@ -312,6 +331,8 @@ Examples:
   $ oauthmail send --batch mails.jsonl --resume      # after a crash: sends only what is missing
 
 Prints the Message-ID on stdout (--json: message ID, server reply, accepted and rejected).
+With transport graph, --json says {"transport":"graph","status":202,"accepted":true,"delivered":false,...}:
+Graph's 202 means accepted for delivery, not delivered (a failure comes back as a bounce).
 Batch lines: {"to": "...", "cc": [...], "subject": "...", "text": "...", "html": "...",
 "attachments": ["file"], "headers": {"X-K": "v"}, ...fields for {{placeholders}}}.`,
     )

@@ -62,13 +62,13 @@ export async function runSendmail(o: SendmailOptions, ctx: Context): Promise<voi
       pending = { name, envelope: prepared.envelope, raw: prepared.raw };
     }
     const { source } = await ctx.tokenSource(name);
-    const { SmtpClient } = await import('../../mail/smtp.js');
-    const client = await SmtpClient.create(profile, source, {
+    const { createSender } = await import('../../mail/transport.js');
+    const client = await createSender(profile, source, {
       warn: (m) => ctx.io.warn(m),
       ...(ctx.io.verbose ? { debug: (m: string) => ctx.io.debug(m) } : {}),
     });
     try {
-      const r = await client.send({ mail: { raw: prepared.raw }, envelope: prepared.envelope, bcc: [] });
+      const r = await client.sendRaw(prepared.raw, prepared.envelope);
       ctx.io.debug(`sent to ${r.accepted.join(', ')}: ${r.response}`);
     } finally {
       client.close();
@@ -109,7 +109,7 @@ Options (sendmail's; others that sendmail accepts are ignored):
   -i, -oi         a line with a single dot does not end the message
   -f FROM         envelope sender (default: the profile's from, then its user)
   -F NAME         the sender's full name, for a From: that has none
-  -v              verbose (the SMTP dialogue on stderr, tokens redacted)
+  -v              verbose (the SMTP dialogue or the Graph answers on stderr, tokens redacted)
   --no-queue      exit 75 instead of queueing a message that cannot be sent now
   --queue         queue even when the profile says queue=off
   -p PROFILE      before "sendmail": the profile (default: OAUTHMAIL_PROFILE, then the default)

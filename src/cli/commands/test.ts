@@ -74,6 +74,15 @@ export async function runTest(o: TestOptions, ctx: Context): Promise<void> {
   const { runChecks, renderReport, checkFailure } = await import('../../diagnose/checks.js');
   const config = await ctx.config.load();
   const { name, profile } = resolveProfileName(config, o.profile, ctx.env);
+  if (profile.transport === 'graph')
+    // the checks below speak SMTP and IMAP with an Exchange token; a Graph token is refused there
+    throw new UsageError(
+      `oauthmail test does not check transport graph profiles yet (${name} sends through Microsoft Graph)`,
+      {
+        code: 'transport_not_yet',
+        hint: `check it with a real send: oauthmail send -p ${name} --to YOU@EXAMPLE --body test --json`,
+      },
+    );
   const report = await runChecks({
     name,
     profile,

@@ -1,10 +1,12 @@
 /**
- * Delivering queued messages over SMTP: one client per profile for the whole run, the message's
- * bytes and envelope exactly as queued.
+ * Delivering queued messages over the profile's transport (SMTP, or Microsoft Graph for
+ * transport graph): one sender per profile for the whole run, the message's bytes and envelope
+ * exactly as queued.
  */
 import type { Profile, RetryPolicy } from '../../config/schema.js';
 import { DEFAULT_RETRY } from '../../config/schema.js';
-import type { SmtpClient, SmtpOptions } from '../smtp.js';
+import type { SmtpOptions } from '../smtp.js';
+import type { MailSender } from '../transport.js';
 import type { TokenSource } from '../token-source.js';
 import type { QueueEntry } from './spool.js';
 
@@ -22,7 +24,7 @@ export function smtpDelivery(
     singleAttempt?: boolean;
   },
 ): SmtpDelivery {
-  const clients = new Map<string, Promise<{ client: SmtpClient; profile: Profile }>>();
+  const clients = new Map<string, Promise<{ client: MailSender; profile: Profile }>>();
   const policies = new Map<string, RetryPolicy>();
   const clientFor = (name: string) => {
     let c = clients.get(name);
@@ -30,9 +32,9 @@ export function smtpDelivery(
       c = (async () => {
         const { profile, source } = await sourceFor(name);
         policies.set(name, profile.retry ?? DEFAULT_RETRY);
-        const { SmtpClient } = await import('../smtp.js');
+        const { createSender } = await import('../transport.js');
         const { singleAttempt, ...rest } = opts;
-        const client = await SmtpClient.create(profile, source, {
+        const client = await createSender(profile, source, {
           ...rest,
           ...(singleAttempt ? { retry: { ...(profile.retry ?? DEFAULT_RETRY), mode: 'none' } } : {}),
         });
@@ -47,11 +49,7 @@ export function smtpDelivery(
   return {
     async deliver(entry) {
       const { client } = await clientFor(entry.meta.profile);
-      const r = await client.send({
-        mail: { raw: entry.raw },
-        envelope: entry.meta.envelope,
-        bcc: [],
-      });
+      const r = await client.sendRaw(entry.raw, entry.meta.envelope);
       return { response: r.response, ...(r.rejected.length ? { rejected: r.rejected } : {}) };
     },
     policyFor: (name) => policies.get(name) ?? DEFAULT_RETRY,
