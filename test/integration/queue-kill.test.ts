@@ -104,6 +104,7 @@ describe('queue run under SIGKILL', () => {
     let kills = 0;
     while (kills < KILLS) {
       if (queuedIds().length === 0) break;
+      const mark = postfixLog(s).length;
       const r = runner();
       // node start-up is ~0.4 s and every message takes > 1 s: kill anywhere in that span
       const at = 300 + Math.floor(Math.random() * 2200);
@@ -117,7 +118,7 @@ describe('queue run under SIGKILL', () => {
       kills++;
       const waiting = new Set(queuedIds().map(midOfFile));
       // Postfix logs asynchronously: wait until the killed session is logged as ended
-      await postfixSettled(s);
+      await postfixSettled(s, { since: mark });
       const accepted = acceptedByPostfix();
       if ([...waiting].some((m) => m && accepted.has(m))) windowHits++;
     }
@@ -165,6 +166,7 @@ describe('queue run under SIGKILL', () => {
       );
     }
     const err: string[] = ['', ''];
+    const mark = postfixLog(s).length;
     const runs = [0, 1].map((k) => {
       const child = spawn(process.execPath, [BIN, 'queue', 'run'], {
         env: h.env,
@@ -189,7 +191,7 @@ describe('queue run under SIGKILL', () => {
       await new Promise((res) => setTimeout(res, 200));
     }
     // a duplicate would still be on its way: wait until Postfix has delivered all it accepted
-    await postfixSettled(s);
+    await postfixSettled(s, { since: mark });
     got = mailbox(s, BOB)
       .filter((m) => m.text.includes(`two ${t}`))
       .map((m) => /^Message-ID: (<[^>]+>)/im.exec(m.text)![1]!);

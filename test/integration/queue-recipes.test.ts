@@ -19,7 +19,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { BIN, ROOT, cliHome, type CliHome } from '../support/cli.js';
-import { mailbox, postfixSettled, stack, waitForMail, type Stack } from './send-support.js';
+import { mailbox, postfixLog, postfixSettled, stack, waitForMail, type Stack } from './send-support.js';
 import { ALICE, type TestIdp } from '../support/signin.js';
 import { queueProfile, signInWork } from './queue-support.js';
 import { stackEnv } from '../support/stack-env.js';
@@ -238,8 +238,9 @@ describe('README: delivering the queue from cron', () => {
       ),
     ).toBe(true);
     expect(await waitForMail(s, BOB, `backup ${t}`, 1)).toHaveLength(1);
+    const mark = postfixLog(s).length;
     await sh(every5, vars);
-    await postfixSettled(s);
+    await postfixSettled(s, { since: mark });
     expect(mailbox(s, BOB).filter((m) => m.text.includes(`backup ${t}`))).toHaveLength(1);
   }, 120_000);
 });

@@ -147,7 +147,7 @@ describe('a refused access token', () => {
     expect(client.stats.refreshes).toBe(1);
     expect(await waitForMail(s, 'bob@contoso.test', `refresh ${t}`, 1)).toHaveLength(1);
     // Postfix counts AUTH commands per session: one refused + one accepted (logged at its end)
-    await postfixSettled(s);
+    await postfixSettled(s, { since: before });
     const sessions =
       postfixLog(s)
         .slice(before)

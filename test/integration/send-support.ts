@@ -172,21 +172,30 @@ function smtpdPids(s: Stack): number[] {
 }
 
 /**
- * Wait until Postfix has settled: nothing in its queue (all it accepted is delivered or bounced)
- * and every SMTP session it began logged as ended. Waits for a condition, never for a fixed time.
+ * Wait until Postfix has settled for what a test did after the log offset `since`: every SMTP
+ * session that began after it is logged as ended, and nothing is on its way to a mailbox (no
+ * message in the incoming or active queue; deferred ones are not on their way). Other test files
+ * share this Postfix, so their sessions from before `since` do not count. A wait for a condition,
+ * not for a time: after `timeoutMs` it returns and the caller's assertions decide.
  */
-export async function postfixSettled(s: Stack, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
+export async function postfixSettled(
+  s: Stack,
+  o: { since?: number; timeoutMs?: number } = {},
+): Promise<void> {
+  const end = Date.now() + (o.timeoutMs ?? 30_000);
   for (;;) {
-    const queue = execFileSync('postqueue', ['-c', s.postfixConf, '-j'], { encoding: 'utf8' }).trim();
-    const log = postfixLog(s);
-    const opened = log.match(/smtpd\[\d+\]: connect from /g)?.length ?? 0;
-    const closed = log.match(/smtpd\[\d+\]: disconnect from /g)?.length ?? 0;
-    if (queue === '' && opened === closed) return;
-    if (Date.now() > end)
-      throw new Error(
-        `Postfix did not settle in ${timeoutMs} ms (queue: ${queue || 'empty'}; sessions ${opened}/${closed})`,
-      );
+    const moving = execFileSync('postqueue', ['-c', s.postfixConf, '-j'], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean)
+      .filter((l) => /"queue_name":\s*"(incoming|active|maildrop)"/.test(l)).length;
+    const open = new Set<string>();
+    for (const m of postfixLog(s)
+      .slice(o.since ?? 0)
+      .matchAll(/smtpd\[(\d+)\]: (connect|disconnect) from /g)) {
+      if (m[2] === 'connect') open.add(m[1]!);
+      else open.delete(m[1]!);
+    }
+    if ((moving === 0 && open.size === 0) || Date.now() > end) return;
     await new Promise((r) => setTimeout(r, 50));
   }
 }
