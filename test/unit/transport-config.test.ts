@@ -119,9 +119,9 @@ describe('createSender', () => {
       ['graphUrl', 'https://graph.test/v1.0'],
     ]);
     const seen: Array<{ url: string; body: string }> = [];
-    const fetch = (async (url: string, init: RequestInit) => {
-      seen.push({ url, body: String(init.body) });
-      return new Response(null, { status: 202, headers: { 'request-id': 'r1' } });
+    const fetch = ((url: string, init: RequestInit) => {
+      seen.push({ url, body: typeof init.body === 'string' ? init.body : '' });
+      return Promise.resolve(new Response(null, { status: 202, headers: { 'request-id': 'r1' } }));
     }) as unknown as typeof globalThis.fetch;
     const sender = await createSender(p, staticTokenSource('a@contoso.com', 'tok'), { graph: { fetch } });
     expect(sender.transport).toBe('graph');
