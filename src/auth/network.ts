@@ -94,7 +94,8 @@ export function createNetworkModule(opts: NetworkOptions = {}): INetworkModule {
   };
 }
 
-function request(
+/** One HTTP(S) request on node:https; the answer is handed to noteProviderAnswer in its 'end' event. */
+export function request(
   method: string,
   url: string,
   headers: Record<string, string>,

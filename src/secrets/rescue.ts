@@ -148,6 +148,9 @@ export function withRescue(store: SecretStore, paths: Pick<StorePaths, 'dataDir'
       } catch {
         return () => undefined;
       }
+      // the first HKDF and AES-GCM of a process load their code (about 1-2 ms): do it now, not in
+      // the window after the answer
+      sealRescue(old, old);
       return (next) => {
         const tmp = `${file}.${process.pid}.tmp`;
         try {
