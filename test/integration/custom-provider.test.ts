@@ -4,44 +4,21 @@
 // and Postfix + Dovecot accepting the tokens (Dovecot lists the custom issuer, scope "mail").
 import { describe, it, expect, beforeEach } from 'vitest';
 import { type CliHome } from '../support/cli.js';
-import { fixtures } from '../support/stack-env.js';
+import { addCustomProfile as addCustom, CAROL, CUSTOM_CLIENT as CLIENT } from '../support/signin.js';
 import { cliSession } from '../support/cli-session.js';
 import { claims, providerChecks, signInOnPage, withBrowser } from '../support/provider-checks.js';
 
 const session = cliSession();
 const { url: idpUrl, adminGet, admin, home, cli, background } = session;
-const CLIENT = fixtures.google.clients[0]!;
-const CAROL = fixtures.google.users[0]! as { email: string; password: string };
 const secrets = new Set<string>([CLIENT.secret, CAROL.password]);
 const { token, refreshTokenOf, imapAccepts, smtpSends, expectNoSecretsPrinted } = providerChecks(
   session,
   secrets,
 );
 
+/** profile add through the session's recorded runner (its transcript feeds the leak check) */
 async function addCustomProfile(h: CliHome, name: string, extra: string[]) {
-  const r = await cli(
-    h,
-    [
-      'profile',
-      'add',
-      name,
-      '--provider',
-      'custom',
-      '--client-id',
-      CLIENT.clientId,
-      '--client-type',
-      'secret',
-      '--client-secret-stdin',
-      '--scopes',
-      'mail',
-      '--user',
-      CAROL.email,
-      '--storage',
-      'file',
-      ...extra,
-    ],
-    CLIENT.secret,
-  );
+  const r = await addCustom({ run: (args, o) => cli(h, args, o?.input) }, name, undefined, extra);
   expect(r.code, r.stderr).toBe(0);
 }
 

@@ -4,36 +4,25 @@
  * (exactly one refresh), and SIGKILL at random points during a refresh and during a config write.
  * Real CLI processes against a private fake Entra ID (stack keys, so Postfix accepts its tokens).
  */
-import { describe, it, expect, beforeAll, afterAll, beforeEach } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, cliHome, type CliHome } from '../support/cli.js';
-import { addMicrosoftProfile, signInDevice, startTestIdp, type TestIdp } from '../support/signin.js';
+import { addMicrosoftProfile, signInDevice, usePrivateIdp } from '../support/signin.js';
 
-let t: TestIdp;
+const idp = usePrivateIdp();
 const home = () => cliHome({ DISPLAY: '', WAYLAND_DISPLAY: '', BROWSER: '' });
-
-beforeAll(async () => {
-  t = await startTestIdp();
-}, 60_000);
-afterAll(async () => {
-  await t?.close();
-});
-beforeEach(async () => {
-  expect((await t.admin('reset', {})).status).toBe(200);
-  expect((await t.admin('config', { deviceCodeInterval: 1 })).status).toBe(200);
-});
 
 async function signedIn(extra: string[] = []): Promise<CliHome> {
   const h = home();
-  const add = await addMicrosoftProfile(h, 'work', t.url, extra);
+  const add = await addMicrosoftProfile(h, 'work', idp().url, extra);
   expect(add.code, add.stderr).toBe(0);
-  const login = await signInDevice(h, 'work', t);
+  const login = await signInDevice(h, 'work', idp());
   expect(login.code, login.stderr).toBe(0);
   return h;
 }
-const refreshes = async (): Promise<number> => (await t.admin('stats')).json?.token?.refresh_token ?? 0;
+const refreshes = async (): Promise<number> => (await idp().admin('stats')).json?.token?.refresh_token ?? 0;
 const noStack = (s: string) => expect(s).not.toMatch(/\n\s+at .+:\d+:\d+\)?/);
 
 /** Every JSON file under dir parses (the file store and the config are JSON). */
@@ -85,7 +74,7 @@ describe('retries at the identity provider', () => {
   it('429 with Retry-After twice, then success: three token calls, exit 0', async () => {
     const h = await signedIn();
     const before = await refreshes();
-    await t.admin('faults', {
+    await idp().admin('faults', {
       endpoint: 'token',
       grantType: 'refresh_token',
       status: 429,
@@ -104,7 +93,7 @@ describe('retries at the identity provider', () => {
     const shown = await h.run(['profile', 'show', 'work', '--json']);
     expect(shown.code, shown.stderr).toBe(0);
     const before = await refreshes();
-    await t.admin('faults', {
+    await idp().admin('faults', {
       endpoint: 'token',
       grantType: 'refresh_token',
       status: 503,
@@ -122,7 +111,7 @@ describe('retries at the identity provider', () => {
   it('429 for ever with the default policy: exit 6, four calls', async () => {
     const h = await signedIn();
     const before = await refreshes();
-    await t.admin('faults', {
+    await idp().admin('faults', {
       endpoint: 'token',
       grantType: 'refresh_token',
       status: 429,
@@ -143,7 +132,7 @@ describe('retries at the identity provider', () => {
   it('a Retry-After longer than a minute is not waited for: exit 6 at once, one call', async () => {
     const h = await signedIn();
     const before = await refreshes();
-    await t.admin('faults', {
+    await idp().admin('faults', {
       endpoint: 'token',
       grantType: 'refresh_token',
       status: 429,
@@ -158,7 +147,7 @@ describe('retries at the identity provider', () => {
   it('400 invalid_grant is never retried: one call, exit 4 with the login command', async () => {
     const h = await signedIn();
     const before = await refreshes();
-    await t.admin('faults', {
+    await idp().admin('faults', {
       endpoint: 'token',
       grantType: 'refresh_token',
       status: 400,
@@ -179,9 +168,9 @@ describe('concurrency', () => {
     const smtp = `${process.env.SMTP_HOST ?? 'localhost'}:${process.env.SMTP_PORT}`;
     // the access token from sign-in lives 299 s: under token's default --min-validity of 300 s
     // it counts as expired at once (no waiting for it); the refreshed one lives an hour.
-    expect((await t.admin('config', { accessTokenLifetime: 299 })).status).toBe(200);
+    expect((await idp().admin('config', { accessTokenLifetime: 299 })).status).toBe(200);
     const h = await signedIn(['--smtp', smtp, '--smtp-security', 'starttls']);
-    expect((await t.admin('config', { accessTokenLifetime: 3600 })).status).toBe(200);
+    expect((await idp().admin('config', { accessTokenLifetime: 3600 })).status).toBe(200);
     const before = await refreshes();
     const runs = Array.from({ length: 50 }, (_, i) =>
       i % 2
@@ -206,9 +195,9 @@ describe('crash safety', () => {
     // Real Entra keeps a redeemed refresh token valid for a while; a process killed after the
     // provider answered but before the cache was written would otherwise lose the sign-in
     // (no write order on our side can prevent that: the new token only exists in the answer).
-    expect((await t.admin('config', { rejectRotatedRefreshTokens: false })).status).toBe(200);
+    expect((await idp().admin('config', { rejectRotatedRefreshTokens: false })).status).toBe(200);
     const h = await signedIn();
-    await t.admin('faults', { endpoint: 'token', grantType: 'refresh_token', delayMs: 150, times: -1 });
+    await idp().admin('faults', { endpoint: 'token', grantType: 'refresh_token', delayMs: 150, times: -1 });
     let killed = 0;
     for (let i = 0; i < 25; i++) {
       const r = await killAfter(
@@ -222,7 +211,7 @@ describe('crash safety', () => {
       const st = await h.run(['status', 'work', '--json']);
       expect(st.code, st.stderr).toBe(0);
     }
-    await t.admin('faults', {}, 'DELETE');
+    await idp().admin('faults', {}, 'DELETE');
     const ok = await h.run(['token', 'work', '--force-refresh']);
     expect(ok.code, ok.stderr).toBe(0);
     expect(killed).toBeGreaterThan(0);
@@ -230,7 +219,7 @@ describe('crash safety', () => {
 
   it('SIGKILL at random points during 25 config writes: the config is the old or the new one', async () => {
     const h = home();
-    expect((await addMicrosoftProfile(h, 'work', t.url)).code).toBe(0);
+    expect((await addMicrosoftProfile(h, 'work', idp().url)).code).toBe(0);
     const values = ['one@contoso.test', 'two@contoso.test'];
     let killed = 0;
     for (let i = 0; i < 25; i++) {
@@ -242,7 +231,7 @@ describe('crash safety', () => {
       if (r.killed) killed++;
       else expect(r.code).toBe(0);
       const cfg = JSON.parse(readFileSync(h.configFile, 'utf8'));
-      expect(JSON.stringify(cfg)).toContain(t.url);
+      expect(JSON.stringify(cfg)).toContain(idp().url);
       const show = await h.run(['profile', 'show', 'work', '--json']);
       expect(show.code, show.stderr).toBe(0);
       expect([undefined, ...values]).toContain(JSON.parse(show.stdout).replyTo);

@@ -6,16 +6,9 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { cliHome, type CliHome } from '../support/cli.js';
-import {
-  ALICE,
-  addMicrosoftProfile,
-  fixtures,
-  signInDevice,
-  startTestIdp,
-  type TestIdp,
-} from '../support/signin.js';
+import { ALICE, addMicrosoftProfile, fixtures, signInDevice, usePrivateIdp } from '../support/signin.js';
 
 const require = createRequire(import.meta.url);
 type Keytar = {
@@ -24,21 +17,13 @@ type Keytar = {
   deletePassword(s: string, a: string): Promise<boolean>;
 };
 let keytar: Keytar;
-let t: TestIdp;
+const idp = usePrivateIdp();
 const BOB: string = fixtures.microsoft.users[1]!.upn;
 
-beforeAll(async () => {
+beforeAll(() => {
   if (!process.env.DBUS_SESSION_BUS_ADDRESS || process.env.OAUTHMAIL_STACK !== '1')
     throw new Error('these tests need the unlocked gnome-keyring of test/support/with-stack.sh');
   keytar = require('keytar') as Keytar;
-  t = await startTestIdp();
-}, 60_000);
-afterAll(async () => {
-  await t?.close();
-});
-beforeEach(async () => {
-  expect((await t.admin('reset', {})).status).toBe(200);
-  expect((await t.admin('config', { deviceCodeInterval: 1 })).status).toBe(200);
 });
 
 const home = () => cliHome({ DISPLAY: '', WAYLAND_DISPLAY: '', BROWSER: '' });
@@ -52,7 +37,7 @@ async function status(h: CliHome, name: string): Promise<{ signedIn: boolean; ac
 }
 
 async function keychainProfile(h: CliHome, name: string): Promise<void> {
-  const add = await addMicrosoftProfile(h, name, t.url, ['--storage', 'keychain']);
+  const add = await addMicrosoftProfile(h, name, idp().url, ['--storage', 'keychain']);
   expect(add.code, add.stderr).toBe(0);
 }
 
@@ -65,7 +50,7 @@ describe('keychain items per config folder', () => {
     const b = home();
     await keychainProfile(a, work);
     await keychainProfile(b, work);
-    const la = await signInDevice(a, work, t, ALICE.upn);
+    const la = await signInDevice(a, work, idp(), ALICE.upn);
     expect(la.code, la.stderr).toBe(0);
 
     // B never signed in: it does not see A's sign-in, and does not send with A's token
@@ -74,7 +59,7 @@ describe('keychain items per config folder', () => {
     expect(tb.code, tb.stderr).toBe(4);
     expect(tb.stdout).toBe('');
 
-    const lb = await signInDevice(b, work, t, BOB);
+    const lb = await signInDevice(b, work, idp(), BOB);
     expect(lb.code, lb.stderr).toBe(0);
     expect(await status(b, work)).toMatchObject({ signedIn: true, account: BOB });
     // A's refresh token survived B's sign-in
@@ -105,7 +90,7 @@ describe('keychain items per config folder', () => {
     const name = `legacy${Date.now().toString(36)}`;
     const a = home();
     await keychainProfile(a, name);
-    const login = await signInDevice(a, name, t, ALICE.upn);
+    const login = await signInDevice(a, name, idp(), ALICE.upn);
     expect(login.code, login.stderr).toBe(0);
     // turn it into what an older oauthmail left: the item under `<profile>/token-cache`, a
     // config without an ID

@@ -13,17 +13,18 @@
  * each kill the stored refresh token is read (as the CLI would) and checked at the IdP without
  * redeeming it: a burned one is a lost sign-in (counted, printed, and the lane signs in again).
  */
-import { describe, it, expect, beforeAll, afterAll, beforeEach } from 'vitest';
+import { describe, it, expect, beforeAll } from 'vitest';
 import { spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, cliHome, type CliHome } from '../support/cli.js';
 import {
+  addCustomProfile,
   addMicrosoftProfile,
-  fixtures,
+  CAROL,
+  CUSTOM_CLIENT,
   signInDevice,
-  startTestIdp,
-  type TestIdp,
+  usePrivateIdp,
 } from '../support/signin.js';
 import { decryptSecret, isEncryptedContent } from '../../src/secrets/file.js';
 import { KeychainStore } from '../../src/secrets/keychain.js';
@@ -35,9 +36,6 @@ const LANES = 6;
 const PASSPHRASE = 'kill-test-passphrase';
 const SIGNALS = ['SIGTERM', 'SIGINT', 'SIGKILL'] as const;
 type Sig = (typeof SIGNALS)[number];
-
-const CUSTOM_CLIENT = fixtures.google.clients[0] as { clientId: string; secret: string };
-const CAROL = fixtures.google.users[0] as { email: string };
 
 interface StoreCase {
   name: string;
@@ -57,18 +55,10 @@ const CASES: StoreCase[] = [
   },
 ];
 
-let t: TestIdp;
-beforeAll(async () => {
+const idp = usePrivateIdp();
+beforeAll(() => {
   if (!process.env.DBUS_SESSION_BUS_ADDRESS || process.env.OAUTHMAIL_STACK !== '1')
     throw new Error('these tests need the stack and its keyring: run through test/support/with-stack.sh');
-  t = await startTestIdp();
-}, 60_000);
-afterAll(async () => {
-  await t?.close();
-});
-beforeEach(async () => {
-  expect((await t.admin('reset', {})).status).toBe(200);
-  expect((await t.admin('config', { deviceCodeInterval: 1 })).status).toBe(200);
 });
 
 /** mulberry32: a small seeded generator, so that a failing run can be repeated. */
@@ -89,11 +79,11 @@ interface Lane {
 
 async function signIn(c: StoreCase, lane: Lane): Promise<void> {
   if (c.provider === 'microsoft') {
-    const r = await signInDevice(lane.h, lane.profile, t);
+    const r = await signInDevice(lane.h, lane.profile, idp());
     expect(r.code, r.stderr).toBe(0);
     return;
   }
-  const minted = await t.admin('mint', {
+  const minted = await idp().admin('mint', {
     provider: 'custom',
     user: CAROL.email,
     clientId: CUSTOM_CLIENT.clientId,
@@ -113,32 +103,10 @@ async function makeLane(c: StoreCase, i: number): Promise<Lane> {
   });
   const profile = `k${i}x${Date.now().toString(36)}`;
   if (c.provider === 'microsoft') {
-    const add = await addMicrosoftProfile(h, profile, t.url, ['--storage', c.storage]);
+    const add = await addMicrosoftProfile(h, profile, idp().url, ['--storage', c.storage]);
     expect(add.code, add.stderr).toBe(0);
   } else {
-    const add = await h.run(
-      [
-        'profile',
-        'add',
-        profile,
-        '--provider',
-        'custom',
-        '--client-id',
-        CUSTOM_CLIENT.clientId,
-        '--client-type',
-        'secret',
-        '--client-secret-stdin',
-        '--scopes',
-        'mail',
-        '--user',
-        CAROL.email,
-        '--issuer',
-        `${t.url}/custom`,
-        '--storage',
-        c.storage,
-      ],
-      { input: CUSTOM_CLIENT.secret },
-    );
+    const add = await addCustomProfile(h, profile, `${idp().url}/custom`, ['--storage', c.storage]);
     expect(add.code, add.stderr).toBe(0);
   }
   const lane = { h, profile };
@@ -186,7 +154,7 @@ async function storedRefreshToken(c: StoreCase, lane: Lane): Promise<string | un
 async function live(rt: string | undefined): Promise<{ live: boolean; answeredAt?: number }> {
   if (!rt) return { live: false };
   for (let i = 0; ; i++) {
-    const r = await t.admin('refresh-token', { token: rt });
+    const r = await idp().admin('refresh-token', { token: rt });
     expect(r.status).toBe(200);
     if (!r.json.pending) return { live: r.json.live === true, answeredAt: r.json.answeredAt ?? undefined };
     expect(i, 'a refresh request stays pending at the IdP').toBeLessThan(500);
@@ -263,7 +231,7 @@ describe.each(CASES)('a refresh stopped at random moments: $name', (c) => {
     // the signals over it
     const endpoint = c.provider === 'custom' ? 'custom.token' : 'token';
     expect(
-      (await t.admin('faults', { endpoint, grantType: 'refresh_token', delayMs: 150, times: -1 })).status,
+      (await idp().admin('faults', { endpoint, grantType: 'refresh_token', delayMs: 150, times: -1 })).status,
     ).toBe(200);
     const busy = await Promise.all(lanes.map((l) => refresh(l, undefined, 0)));
     for (const r of busy) expect(r.code, r.stderr).toBe(0);
@@ -277,10 +245,11 @@ describe.each(CASES)('a refresh stopped at random moments: $name', (c) => {
       // the request is in flight (they must wait for the answer and the write). SIGKILL: no
       // delay, because a process killed while its request is in flight loses a token the
       // provider burns at once whatever the client does; the window measured is the client's own.
-      await t.admin('faults', {}, 'DELETE');
+      await idp().admin('faults', {}, 'DELETE');
       if (phase[0] !== 'SIGKILL')
         expect(
-          (await t.admin('faults', { endpoint, grantType: 'refresh_token', delayMs: 150, times: -1 })).status,
+          (await idp().admin('faults', { endpoint, grantType: 'refresh_token', delayMs: 150, times: -1 }))
+            .status,
         ).toBe(200);
       const jobs: Array<{ sig: Sig; afterMs: number }> = [];
       for (let i = 0; i < RUNS; i++)
@@ -366,8 +335,14 @@ describe('a stop asked for during the refresh request', () => {
       const c = CASES[1]!; // plain file store
       const lane = await makeLane(c, 0);
       expect(
-        (await t.admin('faults', { endpoint: 'token', grantType: 'refresh_token', delayMs: 1500, times: 1 }))
-          .status,
+        (
+          await idp().admin('faults', {
+            endpoint: 'token',
+            grantType: 'refresh_token',
+            delayMs: 1500,
+            times: 1,
+          })
+        ).status,
       ).toBe(200);
       const before = await storedRefreshToken(c, lane);
       const child = spawn(process.execPath, [BIN, 'token', lane.profile, '--force-refresh', '--verbose'], {
@@ -381,7 +356,7 @@ describe('a stop asked for during the refresh request', () => {
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
       // the IdP holds the request 1.5 s: signal once it is there
-      for (let i = 0; !(await t.admin('refresh-token', { token: before })).json.pending; i++) {
+      for (let i = 0; !(await idp().admin('refresh-token', { token: before })).json.pending; i++) {
         expect(i, `the refresh request did not reach the IdP\n${stderr}`).toBeLessThan(1000);
         await new Promise((resolve) => setTimeout(resolve, 10));
       }

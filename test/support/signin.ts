@@ -7,7 +7,7 @@
  * another file's traffic.
  */
 import https from 'node:https';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, beforeEach, expect } from 'vitest';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -89,6 +89,65 @@ export async function addMicrosoftProfile(
     ...storage,
     ...extra,
   ]);
+}
+
+/** The custom (OpenID Connect) client and user of the fixtures, as the test IdP's /custom knows them. */
+export const CUSTOM_CLIENT = fixtures.google.clients[0] as { clientId: string; secret: string };
+export const CAROL = fixtures.google.users[0] as { email: string; password: string };
+
+/**
+ * `oauthmail profile add NAME --provider custom` for the fixtures' confidential client at an issuer
+ * (the client secret on stdin; no --issuer when `extra` gives the endpoints), file storage unless
+ * `extra` names one. `h` as for addMicrosoftProfile.
+ */
+export async function addCustomProfile(
+  h: Pick<CliHome, 'run'>,
+  name: string,
+  issuer: string | undefined,
+  extra: string[] = [],
+): Promise<CliResult> {
+  const storage = extra.includes('--storage') ? [] : ['--storage', 'file'];
+  return h.run(
+    [
+      'profile',
+      'add',
+      name,
+      '--provider',
+      'custom',
+      ...(issuer ? ['--issuer', issuer] : []),
+      '--client-id',
+      CUSTOM_CLIENT.clientId,
+      '--client-type',
+      'secret',
+      '--client-secret-stdin',
+      '--scopes',
+      'mail',
+      '--user',
+      CAROL.email,
+      ...storage,
+      ...extra,
+    ],
+    { input: CUSTOM_CLIENT.secret },
+  );
+}
+
+/**
+ * A private test IdP for the calling file: started before its tests, reset before each (device
+ * codes polled every second), closed after. Returns a getter (the IdP exists once beforeAll ran).
+ */
+export function usePrivateIdp(): () => TestIdp {
+  let t: TestIdp | undefined;
+  beforeAll(async () => {
+    t = await startTestIdp();
+  }, 60_000);
+  afterAll(async () => {
+    await t?.close();
+  });
+  beforeEach(async () => {
+    expect((await t!.admin('reset', {})).status).toBe(200);
+    expect((await t!.admin('config', { deviceCodeInterval: 1 })).status).toBe(200);
+  });
+  return () => t!;
 }
 
 /**
